@@ -1,0 +1,585 @@
+"""softBV bond-valence parameters, element data and working-ion models.
+
+The table ``data/softbv_params.json`` holds the softBV-derived Morse rows (Chen & Adams,
+IUCrJ 4 (2017) 614) and, per element, the principal quantum number n and covalent radii used by
+BVSE. It was extracted from the MIT-licensed ``bvlain`` and ``ions`` wheels by
+``benchmarks/extract_softbv_table.py``; ``data/README.md`` gives the provenance.
+
+Rows with alpha <= 0 are kept in the file, marked ``"rejected"``, and refused here: they are
+physically invalid (the Morse bond term grows with distance instead of binding).
+
+Typical use::
+
+    table = load_table()
+    ion = get_working_ion("Mg2+")
+    row = mobile_pair(table, ion, "O", -2)   # PairParams for Mg2+–O2-
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from dataclasses import replace as _replace
+from pathlib import Path
+from typing import Any
+
+from ionscreen.structures.errors import (
+    IonscreenError,
+    MissingParameterError,
+    UnsupportedIonError,
+)
+
+__all__ = [
+    "DEFAULT_TABLE_PATH",
+    "ElementParams",
+    "PairParams",
+    "ParamTable",
+    "WORKING_IONS",
+    "WorkingIon",
+    "get_working_ion",
+    "ion_label",
+    "load_table",
+    "mobile_pair",
+]
+
+DEFAULT_TABLE_PATH = Path(__file__).resolve().parent / "data" / "softbv_params.json"
+
+_PairKey = tuple[str, int, str, int]
+
+# Chemical order used when listing anions in messages: chalcogenides, halides, pnictides, H.
+_ANION_ORDER = ["O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N", "P", "As", "Sb", "H"]
+
+
+def ion_label(symbol: str, valence: int) -> str:
+    """``"Mg2+"``, ``"Li+"``, ``"O2-"``, ``"F-"`` (``"Ar0"`` for valence 0)."""
+    if valence == 0:
+        return f"{symbol}0"
+    sign = "+" if valence > 0 else "-"
+    mag = abs(valence)
+    return f"{symbol}{'' if mag == 1 else mag}{sign}"
+
+
+def _pair_label(cation: str, cation_valence: int, anion: str, anion_valence: int) -> str:
+    return f"{ion_label(cation, cation_valence)}–{ion_label(anion, anion_valence)}"
+
+
+def _normalise_symbol(symbol: str) -> str:
+    s = symbol.strip()
+    return s[:1].upper() + s[1:].lower()
+
+
+@dataclass(frozen=True)
+class PairParams:
+    """One softBV Morse row for a cation–anion pair.
+
+    Energy of the pair at distance R: ``(d0/2)·[(exp(alpha·(r_min − R)) − 1)² − 1]`` (eV, Å).
+    ``b = 1/alpha`` is the bond-valence softness; ``r0`` the bond-valence R0.
+    """
+
+    cation: str
+    cation_valence: int
+    anion: str
+    anion_valence: int
+    r0: float
+    b: float
+    alpha: float
+    d0: float
+    r_min: float
+    r_cutoff: float | None = None
+    nc: float | None = None
+
+    @property
+    def key(self) -> _PairKey:
+        """``(cation, cation_valence, anion, anion_valence)``."""
+        return (self.cation, self.cation_valence, self.anion, self.anion_valence)
+
+    def label(self) -> str:
+        """``"Mg2+–O2-"``."""
+        return _pair_label(*self.key)
+
+    def validation_errors(self) -> list[str]:
+        """Reasons the row is unusable (empty when it is valid)."""
+        errors = []
+        if self.cation_valence <= 0:
+            errors.append(f"cation_valence must be > 0 (got {self.cation_valence})")
+        if self.anion_valence >= 0:
+            errors.append(f"anion_valence must be < 0 (got {self.anion_valence})")
+        for name in ("r0", "b", "alpha", "d0", "r_min"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                errors.append(f"{name} must be a finite number (got {value!r})")
+        if errors:
+            return errors
+        if self.alpha <= 0:
+            errors.append(f"alpha <= 0 (alpha = {self.alpha}): physically invalid, the Morse "
+                          "bond term would grow with distance instead of binding")
+        if self.d0 <= 0:
+            errors.append(f"d0 must be > 0 (got {self.d0})")
+        if self.r_min <= 0:
+            errors.append(f"r_min must be > 0 (got {self.r_min})")
+        if self.alpha > 0 and abs(self.b * self.alpha - 1.0) > 1e-3:
+            errors.append(f"b must equal 1/alpha (b = {self.b}, 1/alpha = {1.0 / self.alpha:.6f})")
+        if self.r_cutoff is not None and not self.r_cutoff > 0:
+            errors.append(f"r_cutoff must be > 0 when given (got {self.r_cutoff})")
+        if self.nc is not None and not self.nc > 0:
+            errors.append(f"nc must be > 0 when given (got {self.nc})")
+        return errors
+
+    def morse(self, r: float) -> float:
+        """Bond (Morse) energy in eV at distance ``r`` (Å)."""
+        return 0.5 * self.d0 * ((math.exp(self.alpha * (self.r_min - r)) - 1.0) ** 2 - 1.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable row (optional fields only when set)."""
+        d = asdict(self)
+        for name in ("r_cutoff", "nc"):
+            if d[name] is None:
+                del d[name]
+        return d
+
+
+@dataclass(frozen=True)
+class ElementParams:
+    """What a framework ion needs: period n (principal quantum number), covalent radii.
+
+    ``covalent_radius_softbv`` is keyed by valence (softBV, Chen, Wong & Adams 2019);
+    ``covalent_radius_ase`` is ``ase.data.covalent_radii`` (bvlain's default).
+    """
+
+    symbol: str
+    z: int
+    period: int
+    covalent_radius_softbv: dict[int, float] = field(hash=False)
+    covalent_radius_ase: float
+
+    def covalent_radius(self, valence: int, source: str = "ase") -> float:
+        """Covalent radius (Å) for the Coulomb screening length.
+
+        ``source="ase"`` (bvlain's default) ignores the valence; ``source="softbv"`` needs a
+        softBV radius for that valence and raises :class:`MissingParameterError` otherwise.
+        """
+        if source == "ase":
+            return self.covalent_radius_ase
+        if source == "softbv":
+            try:
+                return self.covalent_radius_softbv[valence]
+            except KeyError:
+                have = ", ".join(ion_label(self.symbol, v)
+                                 for v in sorted(self.covalent_radius_softbv)) or "none"
+                raise MissingParameterError(
+                    f"no softBV covalent radius for {ion_label(self.symbol, valence)} "
+                    f"(softBV radii exist for: {have}); use source=\"ase\" (ASE covalent "
+                    f"radius {self.covalent_radius_ase} Å) or check the oxidation state"
+                ) from None
+        raise ValueError(f"unknown covalent-radius source {source!r}; use 'ase' or 'softbv'")
+
+
+class ParamTable:
+    """The softBV pair table plus element data.
+
+    ``pair`` refuses rejected rows (alpha <= 0) and names the missing pair with the options.
+    Tables from :func:`load_table` are independent copies: ``add_pair`` on one never changes
+    another.
+    """
+
+    def __init__(
+        self,
+        pairs: Iterable[PairParams],
+        elements: Mapping[str, ElementParams],
+        rejected: Mapping[_PairKey, str] | None = None,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._pairs: dict[_PairKey, PairParams] = {}
+        self._rejected: dict[_PairKey, str] = dict(rejected or {})
+        self._elements: dict[str, ElementParams] = dict(elements)
+        self.provenance: dict = dict(provenance or {})
+        self.user_pairs: list[str] = []
+        for p in pairs:
+            errors = p.validation_errors()
+            if errors:
+                self._rejected[p.key] = "; ".join(errors)
+            else:
+                self._pairs[p.key] = p
+                self._rejected.pop(p.key, None)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    @property
+    def rejected(self) -> list[tuple[str, str]]:
+        """``[(pair label such as "Mg2+–Se2-", reason), ...]`` for rows the table refuses."""
+        return [(_pair_label(*k), reason) for k, reason in sorted(self._rejected.items())]
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __iter__(self) -> Iterator[PairParams]:
+        return iter(self._pairs.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._pairs
+
+    def copy(self) -> ParamTable:
+        """An independent copy (rows are immutable and shared)."""
+        new = ParamTable([], self._elements, self._rejected, copy.deepcopy(self.provenance))
+        new._pairs = dict(self._pairs)
+        new.user_pairs = list(self.user_pairs)
+        return new
+
+    def has_pair(self, cation: str, cation_valence: int, anion: str, anion_valence: int) -> bool:
+        """True when a usable row exists."""
+        key = (_normalise_symbol(cation), int(cation_valence), _normalise_symbol(anion),
+               int(anion_valence))
+        return key in self._pairs
+
+    # -- look-ups ----------------------------------------------------------------------------
+
+    def pair(self, cation: str, cation_valence: int, anion: str, anion_valence: int) -> PairParams:
+        """The usable row for a cation–anion pair.
+
+        Raises :class:`MissingParameterError` naming the pair when there is no row or the row
+        is rejected; the message lists the anions the cation does have rows for and what the
+        user can do.
+        """
+        key = (_normalise_symbol(cation), int(cation_valence), _normalise_symbol(anion),
+               int(anion_valence))
+        try:
+            return self._pairs[key]
+        except KeyError:
+            pass
+        raise MissingParameterError(self._missing_message(key)) from None
+
+    def _missing_message(self, key: _PairKey) -> str:
+        cat, cv, an, av = key
+        label = _pair_label(*key)
+        cat_label = ion_label(cat, cv)
+        if key in self._rejected:
+            head = (f"softBV bond-valence parameters for {label} are rejected: "
+                    f"{self._rejected[key]}. The row is never used.")
+        else:
+            head = f"no softBV bond-valence parameters for {label}."
+        parts = [head]
+        if av > 0 or cv < 0:
+            parts.append("(pairs are given as cation with valence > 0, anion with valence < 0.)")
+        have = self.anions_for(cat, cv)
+        if have:
+            listing = ", ".join(ion_label(a, v) for a, v in have)
+            parts.append(f"{cat_label} has parameters for: {listing}.")
+        else:
+            valences = sorted({k[1] for k in self._pairs if k[0] == cat})
+            if valences:
+                other = ", ".join(ion_label(cat, v) for v in valences)
+                parts.append(f"{cat_label} has no rows at all; rows exist for {other} "
+                             "(check the oxidation state).")
+            else:
+                parts.append(f"{cat} has no rows in the table at all.")
+        rejected_here = [ion_label(a, v) for a, v in sorted(
+            ((k[2], k[3]) for k in self._rejected if k[:2] == (cat, cv) and k != key),
+            key=_anion_sort_key)]
+        if rejected_here:
+            parts.append(f"Rejected rows for {cat_label} (alpha <= 0 or otherwise invalid): "
+                         f"{', '.join(rejected_here)}.")
+        parts.append(
+            "Options: supply a row with ParamTable.add_pair(PairParams(...)) or a custom table "
+            "with load_table(path); or screen a different working ion, or hosts without "
+            f"{ion_label(an, av)}."
+        )
+        return " ".join(parts)
+
+    def element(self, symbol: str) -> ElementParams:
+        """Period n and covalent radii of an element (``"Mg"``)."""
+        sym = _normalise_symbol(symbol)
+        try:
+            return self._elements[sym]
+        except KeyError:
+            raise MissingParameterError(
+                f"no softBV element data (period n, covalent radius) for {symbol!r}; the table "
+                f"covers {len(self._elements)} elements. Supply it with a custom table "
+                "(load_table(path)) or remove the element from the host."
+            ) from None
+
+    @property
+    def elements(self) -> dict[str, ElementParams]:
+        """All element rows, by symbol (a copy)."""
+        return dict(self._elements)
+
+    def anions_for(self, cation: str, valence: int) -> list[tuple[str, int]]:
+        """``[(anion, anion_valence), ...]`` with usable rows for this cation (coverage)."""
+        cat = _normalise_symbol(cation)
+        found = [(k[2], k[3]) for k in self._pairs if k[0] == cat and k[1] == int(valence)]
+        return sorted(found, key=_anion_sort_key)
+
+    def cations_for(self, anion: str, valence: int) -> list[tuple[str, int]]:
+        """``[(cation, cation_valence), ...]`` with usable rows for this anion (coverage for a
+        mobile anion; every row serves both roles)."""
+        an = _normalise_symbol(anion)
+        found = [(k[0], k[1]) for k in self._pairs if k[2] == an and k[3] == int(valence)]
+        z = {s: e.z for s, e in self._elements.items()}
+        return sorted(found, key=lambda cv: (z.get(cv[0], 999), cv[0], cv[1]))
+
+    # -- user rows ---------------------------------------------------------------------------
+
+    def add_pair(self, params: PairParams, *, replace: bool = False) -> None:
+        """Add a user-supplied row (validated: alpha > 0, d0 > 0, r_min > 0, b = 1/alpha).
+
+        A rejected row may be replaced freely; replacing a usable row needs ``replace=True``.
+        Raises :class:`MissingParameterError` for an invalid row.
+        """
+        p = _normalised(params)
+        errors = p.validation_errors()
+        if errors:
+            raise MissingParameterError(
+                f"invalid user-supplied parameters for {p.label()}: {'; '.join(errors)}"
+            )
+        if p.key in self._pairs and not replace:
+            raise IonscreenError(
+                f"the table already has a row for {p.label()}; pass replace=True to override it"
+            )
+        self._pairs[p.key] = p
+        self._rejected.pop(p.key, None)
+        self.user_pairs.append(p.label())
+
+
+def _normalised(p: PairParams) -> PairParams:
+    """The row with element symbols normalised (``"mg"`` -> ``"Mg"``)."""
+    cat, an = _normalise_symbol(p.cation), _normalise_symbol(p.anion)
+    if (cat, an) == (p.cation, p.anion):
+        return p
+    return _replace(p, cation=cat, anion=an)
+
+
+def _anion_sort_key(av: tuple[str, int]) -> tuple[int, str, int]:
+    a, v = av
+    rank = _ANION_ORDER.index(a) if a in _ANION_ORDER else len(_ANION_ORDER)
+    return (rank, a, v)
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def _parse_table(doc: Mapping[str, Any], source: str) -> ParamTable:
+    try:
+        raw_pairs = doc["pairs"]
+        raw_elements = doc["elements"]
+    except (KeyError, TypeError):
+        raise MissingParameterError(
+            f"{source}: a parameter table needs 'pairs' and 'elements' (see "
+            "screening/data/README.md for the format)"
+        ) from None
+    elements = {}
+    for sym, e in raw_elements.items():
+        elements[sym] = ElementParams(
+            symbol=sym,
+            z=int(e["z"]),
+            period=int(e["period"]),
+            covalent_radius_softbv={int(v): float(r)
+                                    for v, r in e.get("covalent_radius_softbv", {}).items()},
+            covalent_radius_ase=float(e["covalent_radius_ase"]),
+        )
+    pairs = []
+    rejected: dict[_PairKey, str] = {}
+    for i, row in enumerate(raw_pairs):
+        try:
+            alpha = float(row["alpha"]) if "alpha" in row else 1.0 / float(row["b"])
+            b = float(row["b"]) if "b" in row else 1.0 / alpha
+            p = PairParams(
+                cation=_normalise_symbol(row["cation"]),
+                cation_valence=int(row["cation_valence"]),
+                anion=_normalise_symbol(row["anion"]),
+                anion_valence=int(row["anion_valence"]),
+                r0=float(row["r0"]),
+                b=b,
+                alpha=alpha,
+                d0=float(row["d0"]),
+                r_min=float(row["r_min"]),
+                r_cutoff=None if row.get("r_cutoff") is None else float(row["r_cutoff"]),
+                nc=None if row.get("nc") is None else float(row["nc"]),
+            )
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise MissingParameterError(
+                f"{source}: pair row {i} is incomplete or malformed ({exc!r}): {row!r}"
+            ) from None
+        if row.get("rejected"):
+            rejected[p.key] = str(row["rejected"])
+            continue
+        errors = p.validation_errors()
+        if errors:  # never silently use an invalid row, even if the file does not mark it
+            rejected[p.key] = "; ".join(errors)
+            continue
+        pairs.append(p)
+    return ParamTable(pairs, elements, rejected, doc.get("provenance", {"source": source}))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str) -> ParamTable:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise MissingParameterError(f"parameter table {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise MissingParameterError(f"parameter table {path} cannot be read: {exc}") from None
+    table = _parse_table(doc, str(p))
+    table.provenance.setdefault("path", str(p))
+    return table
+
+
+def load_table(path: str | None = None) -> ParamTable:
+    """Load the parameter table (the packaged softBV table by default).
+
+    Parsing is cached per path; each call returns an independent copy, so ``add_pair`` on the
+    result never leaks into other callers. A custom JSON file uses the packaged file's format
+    ("elements" and "pairs"; see ``screening/data/README.md``).
+    """
+    resolved = str(Path(path).resolve()) if path is not None else str(DEFAULT_TABLE_PATH)
+    return _load_cached(resolved).copy()
+
+
+# -- working ions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkingIon:
+    """A mobile (working) ion and how it is modelled.
+
+    ``element`` names the element whose softBV rows, period and covalent radius are used; for
+    the NH4+ pseudo-ion it is the parent element (K). ``model`` is shown in every result.
+    """
+
+    name: str
+    element: str
+    charge: int
+    approximate: bool
+    model: str
+    r_min_shift: float = 0.0
+    radius_override: float | None = None
+
+    def label(self) -> str:
+        """``"Mg2+"``, ``"NH4+"``."""
+        return ion_label(self.name, self.charge)
+
+    def covalent_radius(self, table: ParamTable, source: str = "ase") -> float:
+        """Covalent radius (Å) for the Coulomb screening length: ``radius_override`` when the
+        model sets it, else the element's radius from ``table``."""
+        if self.radius_override is not None:
+            return self.radius_override
+        return table.element(self.element).covalent_radius(self.charge, source)
+
+    def period(self, table: ParamTable) -> int:
+        """Principal quantum number n used for q = V/√n (the parent element's for a model)."""
+        return table.element(self.element).period
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description, for result documents."""
+        d = asdict(self)
+        d["label"] = self.label()
+        return d
+
+
+# NH4+ pseudo-ion: K+ rows with r_min and r0 shifted by r(NH4+) − r(K+) = 1.48 − 1.38 Å.
+# Justification and numbers: screening/data/README.md.
+NH4_RADIUS_SHIFT = 0.10
+_K_SOFTBV_RADIUS = 2.06  # softBV covalent radius of K+ (Å)
+
+
+def _plain(symbol: str, charge: int) -> WorkingIon:
+    return WorkingIon(
+        name=symbol,
+        element=symbol,
+        charge=charge,
+        approximate=False,
+        model=f"{ion_label(symbol, charge)} with softBV parameters (Chen & Adams 2017)",
+    )
+
+
+WORKING_IONS: dict[str, WorkingIon] = {
+    "Mg": _plain("Mg", 2),
+    "Ca": _plain("Ca", 2),
+    "Zn": _plain("Zn", 2),
+    "Al": _plain("Al", 3),
+    "NH4": WorkingIon(
+        name="NH4",
+        element="K",
+        charge=1,
+        approximate=True,
+        model=(f"NH4+ as a K+-like pseudo-ion (softBV K+ rows, r_min and r0 "
+               f"+{NH4_RADIUS_SHIFT:.2f} Å); approximate: no N–H···X hydrogen bonding, "
+               "spherical ion"),
+        r_min_shift=NH4_RADIUS_SHIFT,
+        radius_override=round(_K_SOFTBV_RADIUS + NH4_RADIUS_SHIFT, 2),
+    ),
+    "Sr": _plain("Sr", 2),
+    "Ba": _plain("Ba", 2),
+    "Li": _plain("Li", 1),
+    "Na": _plain("Na", 1),
+}
+
+_ALIASES = {
+    "magnesium": "Mg", "calcium": "Ca", "zinc": "Zn", "aluminium": "Al", "aluminum": "Al",
+    "ammonium": "NH4", "strontium": "Sr", "barium": "Ba", "lithium": "Li", "sodium": "Na",
+}
+_UNICODE = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹₀₁₂₃₄₅₆₇₈₉⁺⁻−", "0123456789" * 2 + "+--")
+_ION_RE = re.compile(r"^(?P<name>[a-z]+?(?:4)?)(?:\^?(?P<num>\d*)(?P<sign>[+-]))?$")
+
+
+def get_working_ion(name: str | WorkingIon) -> WorkingIon:
+    """The working ion for ``"Mg"``, ``"mg"``, ``"Mg2+"``, ``"NH4"``, ``"NH4+"``, ``"ammonium"``...
+
+    Raises :class:`UnsupportedIonError` listing the supported ions otherwise (also for a charge
+    that is not the one modelled, e.g. ``"Mg+"``).
+    """
+    if isinstance(name, WorkingIon):
+        return name
+    supported = ", ".join(ion.label() for ion in WORKING_IONS.values())
+    text = str(name).strip().translate(_UNICODE).replace(" ", "").lower()
+    if text.startswith("[") and "]" in text:  # "[NH4]+"
+        text = text[1:].replace("]", "", 1)
+    m = _ION_RE.match(text)
+    key = None
+    if m:
+        base = m.group("name")
+        key = _ALIASES.get(base) or next((k for k in WORKING_IONS if k.lower() == base), None)
+    if key is None:
+        raise UnsupportedIonError(
+            f"unsupported working ion {name!r}; supported: {supported}. Other ions need "
+            "softBV rows (check ParamTable.anions_for) and a WorkingIon(...) definition."
+        )
+    ion = WORKING_IONS[key]
+    if m and m.group("sign"):
+        charge = int(m.group("num") or 1) * (1 if m.group("sign") == "+" else -1)
+        if charge != ion.charge:
+            raise UnsupportedIonError(
+                f"unsupported working ion {name!r}: ionscreen models {key} as {ion.label()} "
+                f"only; supported: {supported}"
+            )
+    return ion
+
+
+def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: int) -> PairParams:
+    """The Morse row of the working ion against one anion, with the ion's model applied.
+
+    For a plain ion this is ``table.pair(ion.element, ion.charge, ...)``. For a modelled ion
+    (NH4+) the parent element's row is shifted (r_min and r0 by ``r_min_shift``) and relabelled
+    with the ion's name.
+    """
+    try:
+        parent = table.pair(ion.element, ion.charge, anion, anion_valence)
+    except MissingParameterError as exc:
+        if ion.name == ion.element:
+            raise
+        raise MissingParameterError(
+            f"{ion.label()} is modelled from {ion_label(ion.element, ion.charge)} rows "
+            f"({ion.model}), and: {exc}"
+        ) from None
+    if ion.name == ion.element and ion.r_min_shift == 0.0:
+        return parent
+    return _replace(
+        parent,
+        cation=ion.name,
+        r_min=parent.r_min + ion.r_min_shift,
+        r0=parent.r0 + ion.r_min_shift,
+    )
