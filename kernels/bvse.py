@@ -146,7 +146,7 @@ def _grid_energies(
     return out, pairs.sum()
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True)
 def _points_energy(points, img_pos, img_sp, kind, params, wall2, wall_energy, cutoff, want_hess):
     """Energy, gradient and (optionally) Hessian at arbitrary Cartesian points, exact mode."""
     npt = points.shape[0]
@@ -154,7 +154,7 @@ def _points_energy(points, img_pos, img_sp, kind, params, wall2, wall_energy, cu
     grad = np.zeros((npt, 3))
     hess = np.zeros((npt, 3, 3))
     rc2 = cutoff * cutoff
-    for p in nb.prange(npt):
+    for p in range(npt):  # serial: called for a few points at a time, thread start-up would dominate
         for a in range(img_pos.shape[0]):
             d0 = img_pos[a, 0] - points[p, 0]
             d1 = img_pos[a, 1] - points[p, 1]

@@ -195,28 +195,36 @@ def _lowest_neighbour(energy, p, na, nb_, nc, dirs, shift_out):
 
 
 @nb.njit(cache=True, parallel=True)
-def _steepest_descent(energy, shape, dirs):
-    """Lowest neighbour of every point (itself at a minimum) and the lattice shift to it."""
+def _steepest_descent(energy, shape, dirs, emax):
+    """Lowest neighbour of every point up to ``emax`` (itself at a minimum, -1 above ``emax``)."""
     na, nb_, nc = shape[0], shape[1], shape[2]
     n = energy.shape[0]
     down = np.empty(n, np.int64)
     shift = np.zeros((n, 3), np.int64)
     for p in nb.prange(n):
-        down[p] = _lowest_neighbour(energy, p, na, nb_, nc, dirs, shift[p])
+        if energy[p] > emax:
+            down[p] = -1
+        else:
+            down[p] = _lowest_neighbour(energy, p, na, nb_, nc, dirs, shift[p])
     return down, shift
 
 
 @nb.njit(cache=True)
 def _label_basins(order, down, shift):
-    """Basin label of every point and the lattice cell of the basin copy it belongs to."""
+    """Basin label of every point and the lattice cell of the basin copy it belongs to.
+
+    Points above the energy cap (``down == -1``) get label -1.
+    """
     n = order.shape[0]
-    label = np.empty(n, np.int64)
+    label = np.full(n, -1, np.int64)
     cellof = np.zeros((n, 3), np.int64)
     nbasins = 0
     minima = np.empty(n, np.int64)
     for t in range(n):
         p = order[t]  # lower points first, so the point below is already labelled
         q = down[p]
+        if q < 0:
+            break
         if q == p:
             label[p] = nbasins
             minima[nbasins] = p
@@ -436,12 +444,17 @@ def percolation_thresholds(
     return th - emin
 
 
-def basins(energy: np.ndarray, connectivity: int = 26, order: np.ndarray | None = None):
-    """Steepest-descent basins: (label, cell offset, minima indices, down pointer, down shift)."""
+def basins(
+    energy: np.ndarray, connectivity: int = 26, order: np.ndarray | None = None, emax: float = np.inf
+):
+    """Steepest-descent basins: (label, cell offset, minima indices, down pointer, down shift).
+
+    Points above ``emax`` (absolute energy) are left out: label -1, down -1.
+    """
     flat, shape = _check_grid(energy)
     if order is None:
         order = np.argsort(flat, kind="stable")
-    down, shift = _steepest_descent(flat, shape, neighbour_directions(connectivity))
+    down, shift = _steepest_descent(flat, shape, neighbour_directions(connectivity), float(emax))
     label, cellof, minima = _label_basins(order, down, shift)
     return label, cellof, minima, down, shift
 

@@ -1,0 +1,667 @@
+"""BVSE driver: host structure + working ion -> energy landscape, percolation barriers, sites, hops.
+
+The physics (softBV convention, as in bvlain and CAVD/SPSE):
+
+    E(x) = sum_anions D0/2 [(exp(alpha (Rmin - R)) - 1)^2 - 1]
+         + sum_cations 14.4 q_m q_i erfc(R / rho) / R,   q = V / sqrt(n),  rho = f (r_m + r_i)
+
+Every number this module returns is a BVSE number: it ranks and filters hosts, it does not
+predict absolute barriers (see ../shared/notes/bvse.md, "Accuracy"). Results say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+from pymatgen.core import Structure
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from ionscreen.kernels import bvse as kbvse
+from ionscreen.kernels import percolation as kperc
+from ionscreen.structures.errors import GridMemoryError, StructureValidationError
+from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
+
+from .params import ParamTable, WorkingIon, get_working_ion, load_table, mobile_pair
+
+METHOD = "BVSE"
+KB_EV = 8.617333262e-5
+BYTES_PER_POINT = 320  # energies, sort order, union-find state, basins (measured layout, rounded up)
+DIMS = ("1D", "2D", "3D")
+
+
+@dataclass
+class BVSESettings:
+    """Settings of one BVSE calculation (all part of the result's identity)."""
+
+    resolution: float = 0.1
+    """Largest grid step along each lattice vector (Å)."""
+    cutoff: float = 7.0
+    """Interaction cutoff (Å); 7 Å is within 0.5 meV of 10–12 Å on LiFePO4 and MgCr2O4."""
+    mode: str = "table"
+    """"exact" (exp/erfc per pair) or "table" (tabulated in r², ≤ 1e-4 eV from exact)."""
+    screening_factor: float = 0.74
+    """f in rho = f (r_m + r_i)."""
+    radii: str = "ase"
+    """Covalent radii for rho: "ase" (bvlain's default) or "softbv"."""
+    convention: str = "bvlain"
+    """"bvlain" (no charge rescaling) or "spse" (cation charges rescaled to neutrality, hard wall)."""
+    hard_wall_energy: float = 100.0
+    """Energy added inside a framework cation's covalent radius ("spse" convention only)."""
+    connectivity: int = 26
+    """Grid neighbours for percolation (26 as in bvlain; 6 or 18 possible)."""
+    encut: float = 5.0
+    """Energies above minimum + encut are not explored: barriers above it are reported as inf."""
+    refine: bool = True
+    """Refine site and saddle energies off the grid (Newton on the exact potential)."""
+    threads: int | None = None
+    """Numba threads for the grid (None: numba's default)."""
+    memory_fraction: float = 0.5
+    """Refuse a grid that would need more than this fraction of the available memory."""
+
+    def validate(self) -> None:
+        checks = [
+            (self.resolution > 0.005, "resolution must be > 0.005 Å (try 0.1 or 0.2)"),
+            (1.0 <= self.cutoff <= 30.0, "cutoff must be between 1 and 30 Å (6–10 is typical)"),
+            (self.mode in ("exact", "table"), "mode must be 'exact' or 'table'"),
+            (0 < self.screening_factor <= 5, "screening_factor must be in (0, 5]"),
+            (self.radii in ("ase", "softbv"), "radii must be 'ase' or 'softbv'"),
+            (self.convention in ("bvlain", "spse"), "convention must be 'bvlain' or 'spse'"),
+            (self.connectivity in (6, 18, 26), "connectivity must be 6, 18 or 26"),
+            (self.encut > 0, "encut must be positive"),
+            (0 < self.memory_fraction <= 1, "memory_fraction must be in (0, 1]"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"invalid BVSE setting: {msg}")
+
+
+@dataclass
+class Site:
+    """An insertion site: a minimum of the landscape."""
+
+    index: int
+    frac: list[float]
+    energy: float  # eV relative to the lowest site (refined when refinement succeeded)
+    energy_grid: float  # eV relative to the grid minimum, at the grid point
+    distinct: int  # index of its symmetry class
+    multiplicity: int  # number of sites of that class in the unit cell
+
+
+@dataclass
+class Hop:
+    """A hop between two sites (site_j in lattice cell ``image`` relative to site_i)."""
+
+    site_i: int
+    site_j: int
+    image: list[int]
+    length: float  # Å between the two sites
+    barrier: float  # eV, max(E_s - E_i, E_s - E_j) with refined energies when available
+    barrier_grid: float  # eV, the same from grid values only
+    saddle_energy: float  # eV relative to the lowest site
+    saddle_frac: list[float]
+    refined: bool
+    distinct: int
+    multiplicity: int
+    percolation: str | None  # lowest dimension ("1D"...) whose percolating cluster uses this hop
+    path_frac: list[list[float]] = field(default_factory=list)  # grid path site_i -> site_j
+    path_energy: list[float] = field(default_factory=list)  # eV along it, relative to lowest site
+
+
+@dataclass
+class BVSEResult:
+    """Energy landscape of one working ion in one host, with what produced it."""
+
+    formula: str
+    ion: str
+    method: str
+    model: str
+    approximate: bool
+    barriers: dict[str, float]
+    sites: list[Site]
+    hops: list[Hop]
+    grid_shape: list[int]
+    grid_step: list[float]
+    lattice: list[list[float]]
+    energy_min: float  # absolute minimum of the grid (eV) — other energies are relative to it
+    settings: dict[str, Any]
+    timings: dict[str, float]
+    pair_evaluations: int
+    parameters: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    energy: np.ndarray | None = field(default=None, repr=False)
+    structure: Structure | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ derived views
+    @property
+    def distinct_sites(self) -> list[Site]:
+        seen: dict[int, Site] = {}
+        for s in self.sites:
+            seen.setdefault(s.distinct, s)
+        return list(seen.values())
+
+    @property
+    def distinct_hops(self) -> list[Hop]:
+        seen: dict[int, Hop] = {}
+        for h in self.hops:
+            seen.setdefault(h.distinct, h)
+        return sorted(seen.values(), key=lambda h: h.barrier)
+
+    @property
+    def dimensionality(self) -> int:
+        """Highest dimension that percolates below encut (0 if none)."""
+        return sum(math.isfinite(self.barriers[d]) for d in DIMS)
+
+    def diffusivity(self, dim: str = "1D", temperature: float = 300.0, attempt_hz: float = 1e13) -> float:
+        """Order-of-magnitude D (cm²/s) from the percolation barrier: D = ν a² exp(-E/kT) / (2d).
+
+        ``a`` is the mean length of the hops that make up the percolating cluster. A BVSE
+        estimate to compare with measurements, not a prediction.
+        """
+        e = self.barriers[dim]
+        hops = [h for h in self.hops if h.percolation is not None and DIMS.index(h.percolation) <= DIMS.index(dim)]
+        if not math.isfinite(e) or not hops:
+            return 0.0
+        a = float(np.mean([h.length for h in hops])) * 1e-8  # Å -> cm
+        d = DIMS.index(dim) + 1
+        return attempt_hz * a * a * math.exp(-e / (KB_EV * temperature)) / (2 * d)
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("energy")
+        d.pop("structure")
+        d["barriers"] = {k: (None if not math.isfinite(v) else v) for k, v in self.barriers.items()}
+        d["dimensionality"] = self.dimensionality
+        d["diffusivity_300K_cm2_s"] = {
+            k: self.diffusivity(k) for k in DIMS if math.isfinite(self.barriers[k])
+        }
+        d["diffusivity_note"] = "BVSE estimate: nu = 1e13 Hz, mean percolating hop length, T = 300 K"
+        if self.structure is not None:
+            d["structure"] = self.structure.as_dict()
+        return d
+
+    def to_json(self, path: str | Path | None = None, indent: int | None = 1) -> str:
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BVSEResult:
+        d = dict(d)
+        d.pop("dimensionality", None)
+        d.pop("diffusivity_300K_cm2_s", None)
+        d.pop("diffusivity_note", None)
+        st = d.pop("structure", None)
+        d["barriers"] = {k: (math.inf if v is None else v) for k, v in d["barriers"].items()}
+        d["sites"] = [Site(**s) for s in d["sites"]]
+        d["hops"] = [Hop(**h) for h in d["hops"]]
+        res = cls(**d)
+        if st is not None:
+            res.structure = Structure.from_dict(st)
+        return res
+
+    def write_cube(self, path: str | Path) -> None:
+        """Gaussian cube file of the landscape (eV relative to the minimum) for VESTA/OVITO."""
+        if self.energy is None or self.structure is None:
+            raise ValueError("this result carries no grid (it was loaded from JSON); recompute it")
+        from ase.io.cube import write_cube
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        atoms = AseAtomsAdaptor.get_atoms(_plain(self.structure))
+        data = np.minimum(self.energy - self.energy_min, 1e3)
+        with open(path, "w") as fh:
+            write_cube(fh, atoms, data=data, comment=f"{METHOD} landscape of {self.ion} in {self.formula}, eV")
+
+    def summary(self) -> str:
+        b = ", ".join(f"E{k}={'inf' if not math.isfinite(v) else f'{v:.3f}'}" for k, v in self.barriers.items())
+        return (
+            f"{self.formula} {self.ion} [{self.method}]: {b} eV; {len(self.distinct_sites)} distinct "
+            f"sites, {len(self.distinct_hops)} distinct hops"
+        )
+
+
+def _wrap(frac: np.ndarray) -> np.ndarray:
+    """Fractional coordinates in [0, 1), with values a hair below 1 sent to 0."""
+    f = np.asarray(frac, dtype=float) % 1.0
+    return np.where(f > 1.0 - 1e-7, 0.0, f)
+
+
+def _plain(structure: Structure) -> Structure:
+    s = structure.copy()
+    s.remove_oxidation_states()
+    return s
+
+
+# ---------------------------------------------------------------------- preparation
+
+
+@dataclass
+class PreparedHost:
+    """The framework as the kernels need it, with the parameters that were used."""
+
+    structure: Structure  # full structure, oxidation-state decorated
+    framework: Structure  # without the mobile ions
+    ion: WorkingIon
+    species: list[str]  # species labels, index = kernel species id
+    model: kbvse.PairModel
+    parameters: dict[str, Any]
+
+
+def _mobile_sites(structure: Structure, ion: WorkingIon) -> list[int]:
+    """Indices of the working ions already in the host (removed from the framework)."""
+    if ion.name == "NH4":
+        # an ammonium N has >= 3 H within 1.25 Å; remove it with its H
+        out: list[int] = []
+        for i, site in enumerate(structure):
+            if site.specie.symbol != "N":
+                continue
+            hs = [n.index for n in structure.get_neighbors(site, 1.25) if n.specie.symbol == "H"]
+            if len(hs) >= 3:
+                out += [i, *hs]
+        return sorted(set(out))
+    return [
+        i for i, s in enumerate(structure)
+        if s.specie.symbol == ion.element and getattr(s.specie, "oxi_state", None) == ion.charge
+    ]
+
+
+def prepare_host(
+    structure: Structure,
+    ion: str | WorkingIon,
+    settings: BVSESettings | None = None,
+    oxidation_states: dict[str, float] | None = None,
+    table: ParamTable | None = None,
+) -> PreparedHost:
+    """Validate the host, assign oxidation states and build the per-species pair model."""
+    settings = settings or BVSESettings()
+    ion = get_working_ion(ion)
+    table = table or load_table()
+    structure = assign_oxidation_states(structure, oxidation_states)
+    validate_structure(structure)
+    require_anion(structure)
+    mobile = set(_mobile_sites(structure, ion))
+    framework = Structure.from_sites([s for i, s in enumerate(structure) if i not in mobile])
+    if len(framework) == 0:
+        raise StructureValidationError(
+            f"{structure.composition.reduced_formula}: nothing is left once the {ion.label()} ions are removed"
+        )
+    labels = sorted({str(s.specie) for s in framework})
+    q_m = ion.charge / math.sqrt(ion.period(table))
+    r_m = ion.covalent_radius(table, settings.radii)
+    # the "spse" convention scales cation charges so that q sums to zero over the input structure
+    scale = 1.0
+    if settings.convention == "spse":
+        qs = [
+            s.specie.oxi_state / math.sqrt(table.element(s.specie.symbol).period) for s in structure
+        ]
+        pos = sum(q for q in qs if q > 0)
+        neg = -sum(q for q in qs if q < 0)
+        scale = neg / pos if pos > 0 else 1.0
+    kind, params, wall = [], [], []
+    used: dict[str, Any] = {}
+    for lab in labels:
+        sp = next(s.specie for s in framework if str(s.specie) == lab)
+        v = sp.oxi_state
+        if v * ion.charge < 0:
+            p = mobile_pair(table, ion, sp.symbol, int(round(v)))
+            kind.append(kbvse.MORSE)
+            params.append((p.d0, p.alpha, p.r_min))
+            wall.append(0.0)
+            used[lab] = {"term": "Morse", "d0": p.d0, "alpha": p.alpha, "r_min": p.r_min, "r0": p.r0}
+        elif v * ion.charge > 0:
+            el = table.element(sp.symbol)
+            r_i = el.covalent_radius(int(round(v)), settings.radii)
+            q_i = v / math.sqrt(el.period)
+            pref = 14.4 * q_m * q_i * (scale * scale if settings.convention == "spse" else 1.0)
+            rho = settings.screening_factor * (r_m + r_i)
+            kind.append(kbvse.COULOMB)
+            params.append((pref, 1.0 / rho, 0.0))
+            wall.append(r_i if settings.convention == "spse" else 0.0)
+            used[lab] = {"term": "Coulomb", "prefactor_eV_A": pref, "rho": rho}
+        else:
+            kind.append(kbvse.NONE)
+            params.append((0.0, 0.0, 0.0))
+            wall.append(0.0)
+            used[lab] = {"term": "none (zero oxidation state)"}
+    model = kbvse.PairModel(
+        np.array(kind), np.array(params), np.array(wall),
+        settings.hard_wall_energy if settings.convention == "spse" else 0.0,
+    )
+    parameters = {
+        "table": "softBV (Chen & Adams, IUCrJ 4 (2017) 614)",
+        "convention": settings.convention,
+        "charge_scale": scale,
+        "mobile": {"label": ion.label(), "q": q_m, "covalent_radius": r_m, "model": ion.model},
+        "species": used,
+    }
+    return PreparedHost(structure, framework, ion, labels, model, parameters)
+
+
+def grid_shape(structure: Structure, resolution: float) -> tuple[int, int, int]:
+    """Points per axis so that the step along each lattice vector is at most ``resolution``."""
+    return tuple(max(2, math.ceil(x / resolution - 1e-9)) for x in structure.lattice.abc)  # type: ignore[return-value]
+
+
+def check_memory(shape: tuple[int, int, int], fraction: float) -> int:
+    """Refuse, before allocating, a grid that would not fit; return the estimate in bytes."""
+    import psutil
+
+    n = int(np.prod(shape))
+    need = n * BYTES_PER_POINT
+    avail = psutil.virtual_memory().available
+    if need > fraction * avail:
+        raise GridMemoryError(
+            f"a grid of {shape[0]}×{shape[1]}×{shape[2]} = {n:,} points needs about "
+            f"{need / 2**30:.1f} GiB, but only {fraction * avail / 2**30:.1f} GiB may be used "
+            f"({fraction:.0%} of {avail / 2**30:.1f} GiB available). Use a coarser resolution "
+            f"(--resolution; doubling it needs 8× less memory) or a smaller cell."
+        )
+    return need
+
+
+# ---------------------------------------------------------------------- refinement
+
+
+def _newton(framework, model, x0: np.ndarray, want_index: int, max_step: float, max_dist: float):
+    """Newton iterations on the gradient from ``x0``; returns (x, E) or None if it fails.
+
+    ``want_index`` is the number of negative Hessian eigenvalues expected at the end (0 for a
+    minimum, 1 for a saddle). Steps are taken in the Hessian eigenbasis with the sign needed
+    for that index, so the iteration walks uphill along one mode and downhill along the rest.
+    """
+    x = x0.copy()
+    for _ in range(50):
+        e, g, h = kbvse.point_energies(framework, model, x[None, :], hessian=True)
+        g, h = g[0], h[0]
+        w, v = np.linalg.eigh(h)
+        coef = -(v.T @ g) / (np.abs(w) + 1e-6)
+        if want_index == 1:
+            coef[0] = -coef[0]  # uphill along the softest mode, downhill along the others
+        step = v @ coef
+        n = np.linalg.norm(step)
+        if n > max_step:
+            step *= max_step / n
+        x = x + step
+        if np.linalg.norm(x - x0) > max_dist:
+            return None
+        if np.linalg.norm(g) < 1e-4 and n < 1e-5:
+            break
+    e, g, h = kbvse.point_energies(framework, model, x[None, :], hessian=True)
+    w = np.linalg.eigvalsh(h[0])
+    if np.linalg.norm(g[0]) > 1e-3 or int((w < 0).sum()) != want_index:
+        return None
+    return x, float(e[0])
+
+
+# ---------------------------------------------------------------------- symmetry
+
+
+def _symmetry_ops(framework: Structure) -> list[tuple[np.ndarray, np.ndarray]]:
+    try:
+        sga = SpacegroupAnalyzer(framework, symprec=0.01)
+        ops = sga.get_symmetry_operations(cartesian=False)
+        return [(op.rotation_matrix, op.translation_vector) for op in ops]
+    except Exception:  # symmetry is a convenience: an unanalysable cell is treated as P1
+        return [(np.eye(3), np.zeros(3))]
+
+
+def _same_point(a: np.ndarray, b: np.ndarray, lattice: np.ndarray, tol: float) -> bool:
+    d = (a - b + 0.5) % 1.0 - 0.5
+    return float(np.linalg.norm(d @ lattice)) < tol
+
+
+def _classify_sites(frac: np.ndarray, ops, lattice: np.ndarray, tol: float) -> np.ndarray:
+    cls = -np.ones(len(frac), dtype=int)
+    c = 0
+    for i in range(len(frac)):
+        if cls[i] >= 0:
+            continue
+        images = [(r @ frac[i] + t) for r, t in ops]
+        for j in range(i, len(frac)):
+            if cls[j] < 0 and any(_same_point(im, frac[j], lattice, tol) for im in images):
+                cls[j] = c
+        c += 1
+    return cls
+
+
+def _classify_hops(ends: list[tuple[np.ndarray, np.ndarray]], ops, lattice, tol) -> np.ndarray:
+    """Hops (a, b) in fractional coordinates, equal under a symmetry op + lattice translation."""
+    cls = -np.ones(len(ends), dtype=int)
+    c = 0
+    for i in range(len(ends)):
+        if cls[i] >= 0:
+            continue
+        a, b = ends[i]
+        images = [(r @ a + t, r @ b + t) for r, t in ops]
+        for j in range(i, len(ends)):
+            if cls[j] >= 0:
+                continue
+            pa, pb = ends[j]
+            for ia, ib in images:
+                for x, y in ((pa, pb), (pb, pa)):
+                    shift = np.round(x - ia)
+                    if _same_point(ia + shift, x, lattice, tol) and _same_point(ib + shift, y, lattice, tol):
+                        d = (ib + shift) - y
+                        if np.allclose(d, np.round(d), atol=1e-6) and np.linalg.norm(
+                            ((ib + shift) - y) @ lattice
+                        ) < tol:
+                            cls[j] = c
+                            break
+                if cls[j] >= 0:
+                    break
+        c += 1
+    return cls
+
+
+# ---------------------------------------------------------------------- the calculation
+
+
+def compute_landscape(
+    structure: Structure,
+    ion: str | WorkingIon,
+    resolution: float | None = None,
+    settings: BVSESettings | None = None,
+    oxidation_states: dict[str, float] | None = None,
+    table: ParamTable | None = None,
+    keep_grid: bool = True,
+    shape: tuple[int, int, int] | None = None,
+) -> BVSEResult:
+    """BVSE landscape of ``ion`` in ``structure``: barriers, insertion sites and hops.
+
+    ``structure`` may carry oxidation states; otherwise ``oxidation_states`` (element ->
+    state) or pymatgen's BVAnalyzer supply them. Ions of the working-ion species already in
+    the structure are removed from the framework. ``shape`` overrides the grid from
+    ``resolution``. Raises an :class:`~ionscreen.structures.errors.IonscreenError` subclass
+    for anything the user can fix.
+    """
+    settings = settings or BVSESettings()
+    if resolution is not None:
+        settings = BVSESettings(**{**asdict(settings), "resolution": float(resolution)})
+    settings.validate()
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    host = prepare_host(structure, ion, settings, oxidation_states, table)
+    fw = host.framework
+    lattice = fw.lattice.matrix
+    shape = tuple(int(x) for x in shape) if shape is not None else grid_shape(fw, settings.resolution)
+    check_memory(shape, settings.memory_fraction)
+    sp_index = {lab: i for i, lab in enumerate(host.species)}
+    species = np.array([sp_index[str(s.specie)] for s in fw])
+    framework = kbvse.Framework(lattice, fw.frac_coords, species, settings.cutoff)
+    timings["prepare"] = time.perf_counter() - t0
+
+    old_threads = numba.get_num_threads()
+    if settings.threads:
+        numba.set_num_threads(min(settings.threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        t = time.perf_counter()
+        energy, pairs = kbvse.grid_energies(framework, host.model, shape, mode=settings.mode, return_pairs=True)
+        timings["grid"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        flat = energy.ravel()
+        order = np.argsort(flat, kind="stable")
+        emin = float(flat[order[0]])
+        thresholds = kperc.percolation_thresholds(energy, settings.connectivity, settings.encut, order)
+        barriers = {d: float(v) for d, v in zip(DIMS, thresholds)}
+        timings["percolation"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        emax = emin + settings.encut
+        label, cellof, minima, down, dshift = kperc.basins(energy, settings.connectivity, order, emax)
+        ea, eb, et, es, ep, eq, eshift = kperc.boundary_saddles(
+            energy, label, cellof, len(minima), settings.connectivity, emax
+        )
+        timings["basins"] = time.perf_counter() - t
+    finally:
+        numba.set_num_threads(old_threads)
+
+    t = time.perf_counter()
+    sites, hops, warnings = _sites_and_hops(
+        framework, host.model, fw, energy, shape, emin, minima, ea, eb, et, es, ep, eq, eshift,
+        down, dshift, barriers, settings,
+    )
+    timings["sites_hops"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    if host.ion.approximate:
+        warnings.insert(0, f"approximate ion model: {host.ion.model}")
+    method = f"{METHOD} (softBV, {settings.convention} convention, {settings.mode} mode)"
+    return BVSEResult(
+        formula=host.structure.composition.reduced_formula,
+        ion=host.ion.label(),
+        method=method,
+        model=host.ion.model,
+        approximate=host.ion.approximate,
+        barriers=barriers,
+        sites=sites,
+        hops=hops,
+        grid_shape=list(shape),
+        grid_step=[float(x) for x in np.array(fw.lattice.abc) / np.array(shape)],
+        lattice=lattice.tolist(),
+        energy_min=emin,
+        settings=asdict(settings),
+        timings=timings,
+        pair_evaluations=pairs,
+        parameters=host.parameters,
+        warnings=warnings,
+        energy=energy if keep_grid else None,
+        structure=host.structure,
+    )
+
+
+def _sites_and_hops(
+    framework, model, fw: Structure, energy, shape, emin, minima, ea, eb, et, es, ep, eq, eshift,
+    down, dshift, barriers, settings: BVSESettings,
+):
+    """Turn basins and boundary saddles into symmetry-classified sites and hops."""
+    warnings: list[str] = []
+    flat = energy.ravel()
+    shape_a = np.array(shape)
+    lattice = fw.lattice.matrix
+    step = float(np.max(np.array(fw.lattice.abc) / shape_a))
+
+    def frac_of(p: int) -> np.ndarray:
+        return np.array(np.unravel_index(p, shape), dtype=float) / shape_a
+
+    # sites: basins whose minimum lies below encut; the hop graph can only touch those
+    keep_basin = flat[minima] - emin <= settings.encut
+    node_of = -np.ones(len(minima), dtype=int)
+    node_of[keep_basin] = np.arange(int(keep_basin.sum()))
+    site_pts = minima[keep_basin]
+    site_frac = np.array([frac_of(p) for p in site_pts]).reshape(-1, 3)
+    site_eg = flat[site_pts] - emin
+    site_e = site_eg.copy()
+    site_x = site_frac @ lattice
+    if settings.refine:
+        for i, x0 in enumerate(site_x):
+            r = _newton(framework, model, x0, 0, 0.2 * step, 2.0 * step)
+            if r is not None and r[1] - emin <= site_eg[i] + 1e-9:
+                site_x[i] = r[0]
+                site_e[i] = r[1] - emin
+    site_frac_ref = _wrap(site_x @ np.linalg.inv(lattice))
+    # refined positions unwrapped next to their grid points, so that hop vectors stay short
+    site_u = site_frac_ref + np.round(site_frac - site_frac_ref)
+
+    # hop graph: drop edges made redundant by lower paths, classify the rest
+    a, b = node_of[ea], node_of[eb]
+    ok = (a >= 0) & (b >= 0)
+    a, b, et, es, ep, eq, eshift = a[ok], b[ok], et[ok], es[ok], ep[ok], eq[ok], eshift[ok]
+    n_nodes = len(site_pts)
+    if len(a):
+        ess = kperc.essential_edges(n_nodes, a, b, et, es, tol=1e-7)
+        a, b, et, es, ep, eq, eshift = a[ess], b[ess], et[ess], es[ess], ep[ess], eq[ess], eshift[ess]
+    # which percolating cluster uses each hop (lowest dimension first)
+    perc = [None] * len(a)
+    for d, name in enumerate(DIMS):
+        thr = barriers[name]
+        if not math.isfinite(thr) or not len(a):
+            continue
+        mask = es - emin <= thr + 1e-9
+        roots, rank = kperc.graph_components(n_nodes, a, b, et, mask)
+        for k in range(len(a)):
+            if perc[k] is None and mask[k] and rank[roots[a[k]]] >= d + 1:
+                perc[k] = name
+
+    ops = _symmetry_ops(fw)
+    tol = max(0.5 * step, 0.05) * 1.5
+    site_cls = _classify_sites(site_frac_ref, ops, lattice, tol) if n_nodes else np.zeros(0, int)
+    e_lowest = float(site_e.min()) if n_nodes else 0.0
+    site_mult = np.bincount(site_cls) if n_nodes else np.zeros(0, int)
+    sites = [
+        Site(i, site_frac_ref[i].round(6).tolist(), float(site_e[i] - e_lowest), float(site_eg[i]),
+             int(site_cls[i]), int(site_mult[site_cls[i]]))
+        for i in range(n_nodes)
+    ]
+
+    hops: list[Hop] = []
+    ends = []
+    for k in range(len(a)):
+        i, j = int(a[k]), int(b[k])
+        t = et[k]
+        # grid path: descend from both sides of the saddle edge, unwrapped across cells
+        pa, ca = kperc.descent_path(int(ep[k]), down, dshift)
+        pb, cb = kperc.descent_path(int(eq[k]), down, dshift)
+        fa = np.array([frac_of(p) for p in pa]) + ca
+        fb = np.array([frac_of(p) for p in pb]) + cb + eshift[k]
+        path = np.vstack([fa[::-1], fb])
+        path -= np.floor(path[0] + 1e-9)  # start in cell 0
+        pe = np.concatenate([flat[pa[::-1]], flat[pb]]) - emin
+        saddle_x = 0.5 * (path[len(pa) - 1] + path[len(pa)]) @ lattice
+        es_grid = float(es[k] - emin)
+        es_ref = es_grid
+        refined = False
+        if settings.refine:
+            r = _newton(framework, model, saddle_x, 1, 0.2 * step, 2.0 * step)
+            if r is not None:
+                e_r = r[1] - emin
+                # the continuous saddle may lie above the grid's minimax value, never below the sites
+                if max(site_e[i], site_e[j]) <= e_r + 1e-9 and abs(e_r - es_grid) < 0.1:
+                    saddle_x, es_ref, refined = r[0], e_r, True
+        length = float(np.linalg.norm((site_u[j] + t - site_u[i]) @ lattice))
+        barrier = max(es_ref - site_e[i], es_ref - site_e[j])
+        barrier_grid = max(es_grid - site_eg[i], es_grid - site_eg[j])
+        ends.append((site_u[i], site_u[j] + t))
+        hops.append(Hop(
+            site_i=i, site_j=j, image=[int(x) for x in t], length=round(length, 4),
+            barrier=float(barrier), barrier_grid=float(barrier_grid),
+            saddle_energy=float(es_ref - e_lowest),
+            saddle_frac=_wrap(saddle_x @ np.linalg.inv(lattice)).round(6).tolist(),
+            refined=refined, distinct=-1, multiplicity=0, percolation=perc[k],
+            path_frac=path.round(5).tolist(), path_energy=(pe - e_lowest).round(5).tolist(),
+        ))
+    if hops:
+        hop_cls = _classify_hops(ends, ops, lattice, tol)
+        mult = np.bincount(hop_cls)
+        for h, c in zip(hops, hop_cls):
+            h.distinct, h.multiplicity = int(c), int(mult[c])
+    if n_nodes == 0:
+        warnings.append("no insertion site below encut")
+    return sites, hops, warnings

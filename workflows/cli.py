@@ -1,0 +1,284 @@
+"""The ``ionscreen`` command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ionscreen.structures.errors import IonscreenError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_IONS = ("Mg", "Ca", "Zn", "Al", "NH4")
+
+
+class _GreedyOption(click.Option):
+    """An option that takes every following word up to the next option: ``--ions Mg Ca Zn``."""
+
+    def add_to_parser(self, parser, ctx):  # type: ignore[no-untyped-def]
+        super().add_to_parser(parser, ctx)
+        for name in self.opts:
+            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
+            if opt is None:
+                continue
+            original = opt.process
+
+            def process(value, state, _orig=original):  # type: ignore[no-untyped-def]
+                values = [value]
+                while state.rargs and not state.rargs[0].startswith("-"):
+                    values.append(state.rargs.pop(0))
+                _orig(" ".join(values), state)
+
+            opt.process = process
+
+
+def _split_words(values) -> list[str]:  # type: ignore[no-untyped-def]
+    out: list[str] = []
+    for v in values or ():
+        out += [w for w in v.replace(",", " ").split() if w]
+    return out
+
+
+def _parse_oxi(text: str | None) -> dict[str, float] | None:
+    """``Fe=2,P=5,O=-2`` -> {"Fe": 2, "P": 5, "O": -2}."""
+    if not text:
+        return None
+    out: dict[str, float] = {}
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        if "=" not in part:
+            raise click.BadParameter(f"'{part}' is not ELEMENT=STATE (example: --oxi Fe=2,P=5,O=-2)")
+        el, val = part.split("=", 1)
+        try:
+            out[el] = float(val)
+        except ValueError as exc:
+            raise click.BadParameter(f"'{val}' is not a number in '{part}'") from exc
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def _settings(resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
+    from ionscreen.screening.bvse import BVSESettings
+
+    s = BVSESettings(
+        resolution=resolution, cutoff=cutoff, mode=mode, convention=convention, radii=radii,
+        threads=threads, encut=encut,
+    )
+    try:
+        s.validate()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return s
+
+
+_common = [
+    click.option("--cutoff", type=float, default=7.0, show_default=True, help="Interaction cutoff (Å)."),
+    click.option("--mode", type=click.Choice(["table", "exact"]), default="table", show_default=True,
+                 help="Pair terms tabulated in r² (fast, ≤1e-4 eV) or exact exp/erfc."),
+    click.option("--convention", type=click.Choice(["bvlain", "spse"]), default="bvlain", show_default=True,
+                 help="bvlain: no charge rescaling; spse: cation charges rescaled, hard wall."),
+    click.option("--radii", type=click.Choice(["ase", "softbv"]), default="ase", show_default=True,
+                 help="Covalent radii for the Coulomb screening length."),
+    click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)."),
+    click.option("--encut", type=float, default=5.0, show_default=True,
+                 help="Explore energies up to this much above the minimum (eV)."),
+]
+
+
+def _with_common(resolution: float):  # type: ignore[no-untyped-def]
+    """Attach the BVSE options; ``resolution`` is the command's default grid step."""
+
+    def deco(f):  # type: ignore[no-untyped-def]
+        for opt in reversed(_common):
+            f = opt(f)
+        return click.option("--resolution", type=float, default=resolution, show_default=True,
+                            help="Grid step (Å).")(f)
+
+    return deco
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ionscreen")
+def app() -> None:
+    """ionscreen: screen battery electrode hosts for Mg, Ca, Zn, Al, NH4 (and Sr, Ba, Li, Na).
+
+    Every number printed says what produced it: BVSE numbers rank and filter hosts; they are
+    not absolute migration barriers.
+    """
+
+
+@app.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--ion", required=True, help="Working ion: Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
+@click.option("--oxi", default=None, help="Oxidation states, e.g. Fe=2,P=5,O=-2 (else guessed).")
+@click.option("--cube", "cube", type=click.Path(dir_okay=False), default=None, help="Write the landscape as a cube file.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
+@_with_common(0.1)
+def bvse(file, ion, oxi, cube, json_out, resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
+    """BVSE landscape of one working ion in the host in FILE (CIF, POSCAR, extxyz)."""
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.structures.io import read_structure
+
+    settings = _settings(resolution, cutoff, mode, convention, radii, threads, encut)
+    try:
+        structure = read_structure(file)
+        with console.status(f"BVSE: {ion} in {Path(file).name} ..."):
+            res = compute_landscape(structure, ion, settings=settings, oxidation_states=_parse_oxi(oxi))
+    except IonscreenError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    _print_result(res)
+    if cube:
+        res.write_cube(cube)
+        console.print(f"landscape written to {cube}")
+    if json_out:
+        res.to_json(json_out)
+        console.print(f"result written to {json_out}")
+
+
+def _print_result(res) -> None:  # type: ignore[no-untyped-def]
+    console.print(f"[bold]{res.formula}[/], working ion [bold]{res.ion}[/] — {res.method}")
+    for w in res.warnings:
+        console.print(f"[yellow]note:[/] {w}")
+    t = Table(title="Percolation barriers (BVSE, eV above the lowest site)")
+    for d in res.barriers:
+        t.add_column(f"E{d}", justify="right")
+    t.add_row(*[_fmt(v) for v in res.barriers.values()])
+    console.print(t)
+    st = Table(title=f"Insertion sites (BVSE minima; {len(res.sites)} in the cell)")
+    for c in ("class", "frac x", "frac y", "frac z", "E (eV)", "multiplicity"):
+        st.add_column(c, justify="right")
+    for s in sorted(res.distinct_sites, key=lambda s: s.energy):
+        st.add_row(str(s.distinct), *[f"{x:.4f}" for x in s.frac], f"{s.energy:.3f}", str(s.multiplicity))
+    console.print(st)
+    ht = Table(title="Distinct hops (BVSE)")
+    for c in ("hop", "sites", "length (Å)", "barrier (eV)", "grid barrier", "multiplicity", "percolates in"):
+        ht.add_column(c, justify="right")
+    for h in res.distinct_hops[:20]:
+        ht.add_row(
+            str(h.distinct), f"{h.site_i}→{h.site_j}{tuple(h.image)}", f"{h.length:.3f}", _fmt(h.barrier),
+            _fmt(h.barrier_grid), str(h.multiplicity), h.percolation or "—",
+        )
+    console.print(ht)
+    tm = res.timings
+    console.print(
+        f"grid {res.grid_shape[0]}×{res.grid_shape[1]}×{res.grid_shape[2]} "
+        f"(step ≤ {max(res.grid_step):.3f} Å), {res.pair_evaluations:,} pair terms; "
+        f"time {tm['total']:.2f} s (grid {tm['grid']:.2f} s, percolation {tm['percolation']:.2f} s)"
+    )
+
+
+@app.command()
+def hosts() -> None:
+    """List the built-in example hosts."""
+    from ionscreen.structures.prototypes import list_prototypes
+
+    t = Table(title="Built-in hosts")
+    for c in ("id", "name", "framework", "space group", "citation"):
+        t.add_column(c)
+    for p in list_prototypes():
+        t.add_row(p.id, p.name, p.framework, str(p.spacegroup), str(p.citation)[:70])
+    console.print(t)
+
+
+@app.command()
+@click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
+              help="Working ions (space or comma separated). Default: Mg Ca Zn Al NH4.")
+@click.option("--out", type=click.Path(file_okay=False), default="run", show_default=True,
+              help="Output folder.")
+@_with_common(0.2)
+def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
+    """Screen the built-in hosts for every working ion (BVSE tier) and rank them per ion.
+
+    Each host–ion pair is one job; a job that fails (e.g. missing bond-valence parameters)
+    is reported with its reason and the others go on.
+    """
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.params import get_working_ion
+    from ionscreen.structures.prototypes import example_hosts
+
+    ion_names = _split_words(ions) or list(DEFAULT_IONS)
+    try:
+        ion_list = [get_working_ion(i) for i in ion_names]
+    except IonscreenError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    settings = _settings(resolution, cutoff, mode, convention, radii, threads, encut)
+    host_map = example_hosts()
+    jobs = [(hid, st, ion) for hid, st in host_map.items() for ion in ion_list]
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    results, failures = [], []
+    t0 = time.perf_counter()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("BVSE", total=len(jobs))
+        for hid, st, ion in jobs:
+            progress.update(task, description=f"BVSE {ion.label():5s} in {hid:12s}")
+            try:
+                res = compute_landscape(st, ion, settings=settings, keep_grid=False)
+                doc = res.to_dict()
+                doc.pop("structure", None)
+                doc["host"] = hid
+                results.append(doc)
+            except IonscreenError as exc:
+                failures.append({"host": hid, "ion": ion.label(), "reason": str(exc)})
+            progress.advance(task)
+    elapsed = time.perf_counter() - t0
+    (outdir / "bvse_results.json").write_text(json.dumps({"results": results, "failures": failures}, indent=1))
+    for ion in ion_list:
+        rows = sorted(
+            (r for r in results if r["ion"] == ion.label()),
+            key=lambda r: (r["barriers"]["1D"] is None, r["barriers"]["1D"] or 0.0),
+        )
+        t = Table(title=f"{ion.label()}: hosts ranked by BVSE 1D percolation barrier (eV)"
+                  + (" — approximate ion model" if ion.approximate else ""))
+        for c in ("rank", "host", "formula", "E1D", "E2D", "E3D", "sites", "hops"):
+            t.add_column(c, justify="right" if c not in ("host", "formula") else "left")
+        for k, r in enumerate(rows, 1):
+            b = r["barriers"]
+            t.add_row(str(k), r["host"], r["formula"], *[_fmt(b[d] if b[d] is not None else math.inf) for d in ("1D", "2D", "3D")],
+                      str(len(r["sites"])), str(len(r["hops"])))
+        console.print(t)
+    if failures:
+        t = Table(title="Failed jobs (reason stored in bvse_results.json)")
+        t.add_column("host")
+        t.add_column("ion")
+        t.add_column("reason")
+        for f in failures:
+            t.add_row(f["host"], f["ion"], f["reason"])
+        console.print(t)
+    n = len(jobs)
+    console.print(
+        f"{n} host–ion pairs in {elapsed:.1f} s on {settings.threads or os.cpu_count()} thread(s): "
+        f"{len(results)} done, {len(failures)} failed; results in {outdir / 'bvse_results.json'}"
+    )
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
