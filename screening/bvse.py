@@ -660,8 +660,16 @@ def _sites_and_hops(
     if hops:
         hop_cls = _classify_hops(ends, ops, lattice, tol)
         mult = np.bincount(hop_cls)
+        # symmetry-equivalent hops share the label of the lowest percolating dimension any of
+        # them reaches: the grid samples equivalent channels slightly differently
+        best: dict[int, int] = {}
         for h, c in zip(hops, hop_cls):
             h.distinct, h.multiplicity = int(c), int(mult[c])
+            if h.percolation is not None:
+                best[c] = min(best.get(c, 3), DIMS.index(h.percolation))
+        for h in hops:
+            if h.distinct in best:
+                h.percolation = DIMS[best[h.distinct]]
     if n_nodes == 0:
         warnings.append("no insertion site below encut")
     return sites, hops, warnings
