@@ -23,7 +23,8 @@ from rich.table import Table
 
 from ionscreen.structures.errors import IonscreenError
 
-console = Console()
+# wide enough for the ranking tables when the output is a file or a pipe (batch jobs)
+console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
 DEFAULT_IONS = ("Mg", "Ca", "Zn", "Al", "NH4")
@@ -216,7 +217,7 @@ def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encu
     """
     from ionscreen.screening.bvse import compute_landscape
     from ionscreen.screening.params import get_working_ion
-    from ionscreen.structures.prototypes import example_hosts
+    from ionscreen.structures.prototypes import host_for_ion, list_prototypes
 
     ion_names = _split_words(ions) or list(DEFAULT_IONS)
     try:
@@ -224,8 +225,11 @@ def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encu
     except IonscreenError as exc:
         raise click.BadParameter(str(exc)) from exc
     settings = _settings(resolution, cutoff, mode, convention, radii, threads, encut)
-    host_map = example_hosts()
-    jobs = [(hid, st, ion) for hid, st in host_map.items() for ion in ion_list]
+    jobs = []
+    for proto in list_prototypes():
+        for ion in ion_list:
+            st, state = host_for_ion(proto, ion.name)
+            jobs.append((proto.id, st, state, ion))
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     results, failures = [], []
@@ -234,16 +238,17 @@ def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encu
                TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("BVSE", total=len(jobs))
-        for hid, st, ion in jobs:
+        for hid, st, state, ion in jobs:
             progress.update(task, description=f"BVSE {ion.label():5s} in {hid:12s}")
             try:
                 res = compute_landscape(st, ion, settings=settings, keep_grid=False)
                 doc = res.to_dict()
                 doc.pop("structure", None)
                 doc["host"] = hid
+                doc["host_state"] = state
                 results.append(doc)
             except IonscreenError as exc:
-                failures.append({"host": hid, "ion": ion.label(), "reason": str(exc)})
+                failures.append({"host": hid, "host_state": state, "ion": ion.label(), "reason": str(exc)})
             progress.advance(task)
     elapsed = time.perf_counter() - t0
     (outdir / "bvse_results.json").write_text(json.dumps({"results": results, "failures": failures}, indent=1))
@@ -254,11 +259,11 @@ def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encu
         )
         t = Table(title=f"{ion.label()}: hosts ranked by BVSE 1D percolation barrier (eV)"
                   + (" — approximate ion model" if ion.approximate else ""))
-        for c in ("rank", "host", "formula", "E1D", "E2D", "E3D", "sites", "hops"):
-            t.add_column(c, justify="right" if c not in ("host", "formula") else "left")
+        for c in ("rank", "host", "state", "formula", "E1D", "E2D", "E3D", "sites", "hops"):
+            t.add_column(c, justify="right" if c not in ("host", "state", "formula") else "left")
         for k, r in enumerate(rows, 1):
             b = r["barriers"]
-            t.add_row(str(k), r["host"], r["formula"], *[_fmt(b[d] if b[d] is not None else math.inf) for d in ("1D", "2D", "3D")],
+            t.add_row(str(k), r["host"], r["host_state"], r["formula"], *[_fmt(b[d] if b[d] is not None else math.inf) for d in ("1D", "2D", "3D")],
                       str(len(r["sites"])), str(len(r["hops"])))
         console.print(t)
     if failures:

@@ -1,0 +1,246 @@
+"""Tests of the prototype host library: every entry builds into a sensible crystal.
+
+The expectations below (formulae, bond-length windows, densities) are written down here,
+independently of data/prototypes.json, so that a wrong coordinate or setting in the data file
+makes a test fail.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import numpy as np
+import pytest
+from pymatgen.core import Species
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from ionscreen.structures.io import anions, check_charge_balance, validate_structure
+from ionscreen.structures.prototypes import (
+    Prototype,
+    example_hosts,
+    get_prototype,
+    list_prototypes,
+)
+
+# id -> native reduced formula, empty-host reduced formula,
+#       {(cation, anion): (lo, hi)} window for the shortest cation-anion distance (A)
+EXPECTED: dict[str, tuple[str, str, dict[tuple[str, str], tuple[float, float]]]] = {
+    "LiFePO4": (
+        "LiFePO4",
+        "FePO4",
+        {("Fe", "O"): (2.03, 2.10), ("P", "O"): (1.50, 1.54), ("Li", "O"): (2.05, 2.12)},
+    ),
+    "MgCr2O4": ("MgCr2O4", "CrO2", {("Mg", "O"): (1.95, 1.99), ("Cr", "O"): (1.98, 2.01)}),
+    "LiMn2O4": ("LiMn2O4", "MnO2", {("Li", "O"): (1.94, 2.00), ("Mn", "O"): (1.93, 1.99)}),
+    "TiS2": ("TiS2", "TiS2", {("Ti", "S"): (2.40, 2.46)}),
+    "V2O5": ("V2O5", "V2O5", {("V", "O"): (1.55, 1.61)}),
+    "LiCoO2": ("LiCoO2", "CoO2", {("Co", "O"): (1.89, 1.95), ("Li", "O"): (2.06, 2.12)}),
+    "MnO2-beta": ("MnO2", "MnO2", {("Mn", "O"): (1.86, 1.91)}),
+    "TiO2-anatase": ("TiO2", "TiO2", {("Ti", "O"): (1.91, 1.96)}),
+    "TiO2-rutile": ("TiO2", "TiO2", {("Ti", "O"): (1.93, 1.97)}),
+}
+
+# Space groups with two origin choices in the International Tables: the data file must name
+# the one it uses, since pymatgen's default for the bare symbol is not guaranteed.
+TWO_ORIGIN_GROUPS = {48, 50, 59, 68, 70, 85, 86, 88, 125, 126, 129, 130, 133, 134, 137, 138}
+TWO_ORIGIN_GROUPS |= {141, 142, 201, 203, 222, 224, 227, 228}
+
+IDS = [p.id for p in list_prototypes()]
+
+
+def _forms(proto: Prototype) -> list[str | None]:
+    """Empty host, cited compound, and every working ion the host can take on its sites."""
+    forms: list[str | None] = [None, "native"]
+    if proto.ion_sites:
+        for ion in ("Li", "Na", "Mg", "Ca", "Zn", "Al"):
+            try:
+                proto.build(ion)
+            except ValueError as exc:
+                assert "oxidation state" in str(exc)  # only redox limits may refuse an ion
+            else:
+                forms.append(ion)
+        assert len(forms) > 2, proto.id
+    return forms
+
+
+def _shortest(structure, a: str, b: str) -> float:
+    """Shortest a-b distance over all periodic images."""
+    centers, neighbors, _, dists = structure.get_neighbor_list(r=4.0)
+    best = np.inf
+    for c, n, d in zip(centers, neighbors, dists):
+        if structure[int(c)].specie.symbol == a and structure[int(n)].specie.symbol == b:
+            best = min(best, d)
+    return float(best)
+
+
+def test_library_covers_expectations():
+    """A prototype added without expectations here (or removed) must be noticed."""
+    assert set(IDS) == set(EXPECTED)
+    assert len(IDS) == len(set(IDS))
+    assert len(IDS) >= 8
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_prototype_builds_sane(pid):
+    proto = get_prototype(pid)
+    native_formula, empty_formula, windows = EXPECTED[pid]
+    for form in _forms(proto):
+        s = proto.build(form)
+        assert len(s) > 0
+        assert s.is_ordered, (pid, form)
+        assert all(isinstance(sp, Species) for sp in s.species), (pid, form)
+        # no atoms closer than 1.2 A, checked over all periodic images
+        assert len(s.get_neighbor_list(r=1.2)[0]) == 0, (pid, form)
+        validate_structure(s, min_distance=1.2)
+        check_charge_balance(s)
+        assert anions(s), (pid, form)
+        # every cation has an anion neighbour at a bonding distance
+        for cation in {sp.symbol for sp in s.species if sp.oxi_state > 0}:
+            d = min(_shortest(s, cation, an.rstrip("+-0123456789.")) for an in anions(s))
+            assert 1.4 < d < 2.8, (pid, form, cation, d)
+    native = proto.build("native")
+    assert len(set(native.labels)) == len(native)  # unique, as CIF requires
+    assert native.composition.reduced_formula == native_formula
+    assert proto.build(None).composition.reduced_formula == empty_formula
+    assert proto.formula == native_formula
+    for (a, b), (lo, hi) in windows.items():
+        d = _shortest(native, a, b)
+        assert lo <= d <= hi, (pid, a, b, d)
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_prototype_symmetry_and_density(pid):
+    proto = get_prototype(pid)
+    native = proto.build("native")
+    sga = SpacegroupAnalyzer(native, symprec=1e-3)
+    assert sga.get_space_group_number() == proto.spacegroup_number
+    if proto.spacegroup_number in TWO_ORIGIN_GROUPS:
+        assert proto.setting.endswith((":1", ":2")), proto.setting
+    assert proto.density is not None
+    assert native.density == pytest.approx(proto.density, rel=0.10)
+
+
+@pytest.mark.parametrize("pid", IDS)
+def test_prototype_citation(pid):
+    proto = get_prototype(pid)
+    c = proto.citation
+    assert c.authors and all(a.strip() for a in c.authors)
+    assert c.title and c.journal and c.volume and c.pages
+    assert 1900 < c.year <= 2030
+    assert c.doi == "citation to verify" or c.doi.startswith("10.")
+    assert proto.framework and proto.name
+    assert str(c)
+
+
+def test_lifepo4_olivine():
+    proto = get_prototype("LiFePO4")
+    assert (proto.spacegroup, proto.spacegroup_number) == ("Pnma", 62)
+    s = proto.build("native")
+    assert s.lattice.abc == pytest.approx((10.329, 6.0065, 4.6908))
+    assert s.composition.element_composition.as_dict() == {"Li": 4, "Fe": 4, "P": 4, "O": 16}
+    li = sorted(
+        tuple(np.round(site.frac_coords % 1, 6)) for site in s if site.specie.symbol == "Li"
+    )
+    assert li == sorted([(0, 0, 0), (0, 0.5, 0), (0.5, 0, 0.5), (0.5, 0.5, 0.5)])
+    for i, site in enumerate(s):
+        el = site.specie.symbol
+        if el not in ("Fe", "P"):
+            continue
+        oxygens = sorted(
+            n.nn_distance for n in s.get_neighbors(site, 2.4) if n.specie.symbol == "O"
+        )
+        if el == "Fe":  # FeO6 octahedron
+            assert len(oxygens) == 6, (i, oxygens)
+            assert 2.0 <= oxygens[0] and oxygens[-1] <= 2.26
+        else:  # PO4 tetrahedron
+            assert len(oxygens) == 4, (i, oxygens)
+            assert 1.51 <= oxygens[0] and oxygens[-1] <= 1.57
+    assert {str(sp) for sp in s.species} == {"Li+", "Fe2+", "P5+", "O2-"}
+    assert {"Li_4", "Fe_4", "O3_8"} <= set(s.labels)  # labels keep the Wyckoff site
+    empty = proto.build()
+    assert {str(sp) for sp in empty.species} == {"Fe3+", "P5+", "O2-"}
+
+
+def test_mgcr2o4_spinel_origin_choice():
+    proto = get_prototype("MgCr2O4")
+    s = proto.build("native")
+    assert s.composition.element_composition.as_dict() == {"Mg": 8, "Cr": 16, "O": 32}
+    assert s.lattice.abc == pytest.approx((8.333,) * 3)
+    assert any(np.allclose(site.frac_coords % 1, 0) for site in s if site.specie.symbol == "Mg")
+    for site in s:
+        el = site.specie.symbol
+        if el == "O":
+            continue
+        oxygens = [n.nn_distance for n in s.get_neighbors(site, 2.3) if n.specie.symbol == "O"]
+        if el == "Mg":  # tetrahedral 8a
+            assert len(oxygens) == 4
+            assert oxygens == pytest.approx([1.966] * 4, abs=0.01)
+        else:  # octahedral 16d
+            assert len(oxygens) == 6
+            assert oxygens == pytest.approx([1.994] * 6, abs=0.01)
+    assert SpacegroupAnalyzer(s, symprec=1e-3).get_space_group_number() == 227
+
+
+def test_with_ion_changes_redox_state():
+    spinel = get_prototype("LiMn2O4")
+    mg = spinel.build("Mg")
+    assert mg.composition.reduced_formula == "MgMn2O4"
+    assert {str(sp) for sp in mg.species} == {"Mg2+", "Mn3+", "O2-"}
+    assert {str(sp) for sp in spinel.build().species} == {"Mn4+", "O2-"}
+    native = spinel.build("native")
+    mn = {sp.oxi_state for sp in native.species if sp.symbol == "Mn"}
+    assert mn == {3.5}
+    check_charge_balance(native)
+    # Mg sits on the tetrahedral 8a site: 4 O neighbours
+    for site in mg:
+        if site.specie.symbol == "Mg":
+            assert len([n for n in mg.get_neighbors(site, 2.2) if n.specie.symbol == "O"]) == 4
+    # the native ion's symbol is the same as "native"
+    assert get_prototype("LiFePO4").build("Li") == get_prototype("LiFePO4").build("native")
+    tis2 = get_prototype("TiS2").build("Zn")
+    assert tis2.composition.element_composition.as_dict() == {"Zn": 1, "Ti": 1, "S": 2}
+    assert {str(sp) for sp in tis2.species} == {"Zn2+", "Ti2+", "S2-"}
+    check_charge_balance(tis2)
+
+
+def test_build_refusals():
+    with pytest.raises(ValueError, match="Fe in oxidation state 1"):
+        get_prototype("LiFePO4").build("Mg")  # would need Fe+
+    with pytest.raises(ValueError, match="no tabulated ion sites"):
+        get_prototype("V2O5").build("Mg")
+    with pytest.raises(ValueError, match="single-atom working ions"):
+        get_prototype("MgCr2O4").build("NH4")
+    with pytest.raises(ValueError) as info:
+        get_prototype("NoSuchHost")
+    assert "NoSuchHost" in str(info.value)
+    for pid in IDS:
+        assert pid in str(info.value)
+
+
+def test_build_is_repeatable_and_independent():
+    proto = get_prototype("MgCr2O4")
+    a = proto.build("native")
+    a.remove_species(["Mg"])
+    b = proto.build("native")
+    assert b.composition["Mg"] == 8
+
+
+def test_example_hosts():
+    hosts = example_hosts()
+    assert set(hosts) == {"LiFePO4", "MgCr2O4"}
+    assert hosts["LiFePO4"].composition.reduced_formula == "LiFePO4"
+    assert hosts["MgCr2O4"].composition.reduced_formula == "MgCr2O4"
+    for s in hosts.values():
+        check_charge_balance(s)
+
+
+def test_data_file_is_ordered_and_complete():
+    text = resources.files("ionscreen.structures").joinpath("data", "prototypes.json").read_text()
+    data = json.loads(text)
+    for entry in data["prototypes"]:
+        for site in entry["sites"] + entry["ion_sites"]:
+            assert site["occupancy"] == 1.0, (entry["id"], site["label"])
+            assert len(site["coords"]) == 3
+        assert {"id", "name", "framework", "spacegroup", "lattice", "citation"} <= set(entry)
+        assert {"symbol", "number"} <= set(entry["spacegroup"])
