@@ -42,17 +42,30 @@ def half_directions(connectivity: int) -> np.ndarray:
 
 
 @nb.njit(cache=True, inline="always")
-def _neighbour(p, d, na, nb_, nc):
-    """Flat index of the neighbour of ``p`` along ``d`` and the lattice shift crossed."""
+def _wrap1(x, n):
+    """Wrap an index that is at most one period outside [0, n); return (index, shift)."""
+    if x < 0:
+        return x + n, -1
+    if x >= n:
+        return x - n, 1
+    return x, 0
+
+
+@nb.njit(cache=True, inline="always")
+def _ijk(p, nb_, nc):
     i = p // (nb_ * nc)
-    j = (p // nc) % nb_
-    k = p % nc
-    ii, jj, kk = i + d[0], j + d[1], k + d[2]
-    s0 = ii // na
-    s1 = jj // nb_
-    s2 = kk // nc
-    q = ((ii - s0 * na) * nb_ + (jj - s1 * nb_)) * nc + (kk - s2 * nc)
-    return q, s0, s1, s2
+    r = p - i * (nb_ * nc)
+    j = r // nc
+    return i, j, r - j * nc
+
+
+@nb.njit(cache=True, inline="always")
+def _neighbour(i, j, k, d, na, nb_, nc):
+    """Flat index of the neighbour of grid point (i, j, k) along ``d`` and the shift crossed."""
+    ii, s0 = _wrap1(i + d[0], na)
+    jj, s1 = _wrap1(j + d[1], nb_)
+    kk, s2 = _wrap1(k + d[2], nc)
+    return (ii * nb_ + jj) * nc + kk, s0, s1, s2
 
 
 @nb.njit(cache=True)
@@ -161,8 +174,9 @@ def _percolation_sweep(energy, order, shape, dirs, emax):
             break
         active[p] = True
         parent[p] = p
+        i, j, k = _ijk(p, nb_, nc)
         for d in range(dirs.shape[0]):
-            q, s0, s1, s2 = _neighbour(p, dirs[d], na, nb_, nc)
+            q, s0, s1, s2 = _neighbour(i, j, k, dirs[d], na, nb_, nc)
             if active[q]:
                 rank = _union(parent, rel, size, nwrap, wraps, p, q, s0, s1, s2, tmp_p, tmp_q)
                 while best < rank:
@@ -181,8 +195,9 @@ def _lowest_neighbour(energy, p, na, nb_, nc, dirs, shift_out):
     shift_out[0] = 0
     shift_out[1] = 0
     shift_out[2] = 0
+    i, j, k = _ijk(p, nb_, nc)
     for d in range(dirs.shape[0]):
-        q, s0, s1, s2 = _neighbour(p, dirs[d], na, nb_, nc)
+        q, s0, s1, s2 = _neighbour(i, j, k, dirs[d], na, nb_, nc)
         eq = energy[q]
         # a strict total order so that plateaus cannot form cycles
         if eq < be or (eq == be and q < best):
@@ -259,8 +274,9 @@ def _boundary_saddles(energy, shape, half_dirs, label, cellof, emax, nbasins):
         ep = energy[p]
         if ep > emax:
             continue
+        i, j, k = _ijk(p, nb_, nc)
         for d in range(half_dirs.shape[0]):
-            q, s0, s1, s2 = _neighbour(p, half_dirs[d], na, nb_, nc)
+            q, s0, s1, s2 = _neighbour(i, j, k, half_dirs[d], na, nb_, nc)
             eq = energy[q]
             if eq > emax:
                 continue
