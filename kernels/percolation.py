@@ -300,11 +300,11 @@ def _boundary_saddles(energy, shape, half_dirs, label, cellof, emax, nbasins):
             key = ((a * nbasins + b) * 61 + (t0 + 30)) * 61 * 61 + (t1 + 30) * 61 + (t2 + 30)
             e = max(ep, eq)
             if key in index:
-                k = index[key]
-                if e < ke[k]:
-                    ke[k] = e
-                    kp[k], kq[k] = pp, qq
-                    ks[k, 0], ks[k, 1], ks[k, 2] = ss0, ss1, ss2
+                slot = index[key]
+                if e < ke[slot]:
+                    ke[slot] = e
+                    kp[slot], kq[slot] = pp, qq
+                    ks[slot, 0], ks[slot, 1], ks[slot, 2] = ss0, ss1, ss2
             else:
                 if m == cap:
                     cap *= 2

@@ -413,50 +413,52 @@ def _symmetry_ops(framework: Structure) -> list[tuple[np.ndarray, np.ndarray]]:
         return [(np.eye(3), np.zeros(3))]
 
 
-def _same_point(a: np.ndarray, b: np.ndarray, lattice: np.ndarray, tol: float) -> bool:
-    d = (a - b + 0.5) % 1.0 - 0.5
-    return float(np.linalg.norm(d @ lattice)) < tol
+def _rot_trans(ops) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([r for r, _ in ops]), np.array([t for _, t in ops])
+
+
+def _cart_err(d: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """Cartesian length of fractional differences after removing whole lattice vectors."""
+    return np.linalg.norm((d - np.round(d)) @ lattice, axis=-1)
 
 
 def _classify_sites(frac: np.ndarray, ops, lattice: np.ndarray, tol: float) -> np.ndarray:
+    """Symmetry class of each site: images of a representative under every op, vectorised."""
+    rot, tr = _rot_trans(ops)
     cls = -np.ones(len(frac), dtype=int)
     c = 0
     for i in range(len(frac)):
         if cls[i] >= 0:
             continue
-        images = [(r @ frac[i] + t) for r, t in ops]
-        for j in range(i, len(frac)):
-            if cls[j] < 0 and any(_same_point(im, frac[j], lattice, tol) for im in images):
-                cls[j] = c
+        images = np.einsum("oij,j->oi", rot, frac[i]) + tr  # (ops, 3)
+        err = _cart_err(images[:, None, :] - frac[None, :, :], lattice).min(axis=0)
+        cls[(err < tol) & (cls < 0)] = c
+        cls[i] = c
         c += 1
     return cls
 
 
 def _classify_hops(ends: list[tuple[np.ndarray, np.ndarray]], ops, lattice, tol) -> np.ndarray:
-    """Hops (a, b) in fractional coordinates, equal under a symmetry op + lattice translation."""
+    """Hops (a, b) in fractional coordinates, equal under a symmetry op + one lattice translation."""
+    rot, tr = _rot_trans(ops)
+    a = np.array([e[0] for e in ends])
+    b = np.array([e[1] for e in ends])
     cls = -np.ones(len(ends), dtype=int)
     c = 0
     for i in range(len(ends)):
         if cls[i] >= 0:
             continue
-        a, b = ends[i]
-        images = [(r @ a + t, r @ b + t) for r, t in ops]
-        for j in range(i, len(ends)):
-            if cls[j] >= 0:
-                continue
-            pa, pb = ends[j]
-            for ia, ib in images:
-                for x, y in ((pa, pb), (pb, pa)):
-                    shift = np.round(x - ia)
-                    if _same_point(ia + shift, x, lattice, tol) and _same_point(ib + shift, y, lattice, tol):
-                        d = (ib + shift) - y
-                        if np.allclose(d, np.round(d), atol=1e-6) and np.linalg.norm(
-                            ((ib + shift) - y) @ lattice
-                        ) < tol:
-                            cls[j] = c
-                            break
-                if cls[j] >= 0:
-                    break
+        ia = np.einsum("oij,j->oi", rot, a[i]) + tr
+        ib = np.einsum("oij,j->oi", rot, b[i]) + tr
+        match = np.zeros(len(ends), dtype=bool)
+        for x, y in ((a, b), (b, a)):  # both orientations of the candidate hop
+            d1 = ia[:, None, :] - x[None, :, :]
+            shift = np.round(d1)
+            ok1 = np.linalg.norm((d1 - shift) @ lattice, axis=-1) < tol
+            ok2 = np.linalg.norm((ib[:, None, :] - shift - y[None, :, :]) @ lattice, axis=-1) < tol
+            match |= (ok1 & ok2).any(axis=0)
+        cls[match & (cls < 0)] = c
+        cls[i] = c
         c += 1
     return cls
 
