@@ -168,7 +168,7 @@ def _percolation_sweep(energy, order, shape, dirs, emax):
     tmp_q = np.zeros(3, np.int64)
     thresholds = np.full(3, np.inf)
     best = 0
-    for t in range(n):
+    for t in range(order.shape[0]):
         p = order[t]
         if energy[p] > emax:
             break
@@ -230,12 +230,12 @@ def _label_basins(order, down, shift):
 
     Points above the energy cap (``down == -1``) get label -1.
     """
-    n = order.shape[0]
+    n = down.shape[0]
     label = np.full(n, -1, np.int64)
     cellof = np.zeros((n, 3), np.int64)
     nbasins = 0
     minima = np.empty(n, np.int64)
-    for t in range(n):
+    for t in range(order.shape[0]):
         p = order[t]  # lower points first, so the point below is already labelled
         q = down[p]
         if q < 0:
@@ -448,13 +448,27 @@ def _check_grid(energy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat, np.asarray(energy.shape, dtype=np.int64)
 
 
+def sorted_below(energy: np.ndarray, emax: float = np.inf) -> np.ndarray:
+    """Flat indices of the points with energy <= ``emax``, sorted by (energy, index).
+
+    The kernels accept such a truncated order wherever they take one: sorting only the part of
+    the grid that can matter is the cheap half of a sort.
+    """
+    flat = np.asarray(energy, dtype=np.float64).ravel()
+    idx = np.flatnonzero(flat <= emax) if np.isfinite(emax) else np.arange(flat.size)
+    return idx[np.argsort(flat[idx], kind="stable")]
+
+
 def percolation_thresholds(
     energy: np.ndarray, connectivity: int = 26, encut: float = np.inf, order: np.ndarray | None = None
 ) -> np.ndarray:
-    """E1D, E2D, E3D relative to the grid minimum (eV); inf where none appears below ``encut``."""
+    """E1D, E2D, E3D relative to the grid minimum (eV); inf where none appears below ``encut``.
+
+    ``order`` (optional) is ``sorted_below(energy, ...)`` or a full stable argsort.
+    """
     flat, shape = _check_grid(energy)
     if order is None:
-        order = np.argsort(flat, kind="stable")
+        order = sorted_below(flat, flat.min() + encut)
     emin = flat[order[0]]
     th = _percolation_sweep(flat, order, shape, neighbour_directions(connectivity), emin + encut)
     return th - emin
@@ -465,11 +479,12 @@ def basins(
 ):
     """Steepest-descent basins: (label, cell offset, minima indices, down pointer, down shift).
 
-    Points above ``emax`` (absolute energy) are left out: label -1, down -1.
+    Points above ``emax`` (absolute energy) are left out: label -1, down -1. ``order`` must
+    cover at least every point up to ``emax``.
     """
     flat, shape = _check_grid(energy)
     if order is None:
-        order = np.argsort(flat, kind="stable")
+        order = sorted_below(flat, emax)
     down, shift = _steepest_descent(flat, shape, neighbour_directions(connectivity), float(emax))
     label, cellof, minima = _label_basins(order, down, shift)
     return label, cellof, minima, down, shift

@@ -510,8 +510,8 @@ def compute_landscape(
 
         t = time.perf_counter()
         flat = energy.ravel()
-        order = np.argsort(flat, kind="stable")
-        emin = float(flat[order[0]])
+        emin = float(flat.min())
+        order = kperc.sorted_below(flat, emin + settings.encut)
         thresholds = kperc.percolation_thresholds(energy, settings.connectivity, settings.encut, order)
         barriers = {d: float(v) for d, v in zip(DIMS, thresholds)}
         timings["percolation"] = time.perf_counter() - t
