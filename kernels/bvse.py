@@ -61,15 +61,19 @@ def _pair_derivatives(kind: int, p0: float, p1: float, p2: float, r: float):
 @nb.njit(cache=True, parallel=True)
 def _grid_energies(
     cell, shape, tile, img_pos, img_sp, kind, params, wall2, wall_energy, cutoff,
-    table, table_r2lo, table_inv_dr2, use_table, origin, bin_size, nbins, start, order,
+    table, table_r2lo, table_inv_dr2, use_table, origin, bin_size, nbins, start, order, mask,
 ):
-    """Energies on the fractional grid ``i/na, j/nb, k/nc`` (C order), tile by tile."""
+    """Energies on the fractional grid ``i/na, j/nb, k/nc`` (C order), tile by tile.
+
+    With a non-empty ``mask`` only points where it is set are computed (the others are 0).
+    """
     na, nb_, nc = shape[0], shape[1], shape[2]
     ta, tb, tc = tile[0], tile[1], tile[2]
     nta = (na + ta - 1) // ta
     ntb = (nb_ + tb - 1) // tb
     ntc = (nc + tc - 1) // tc
-    out = np.empty(na * nb_ * nc, np.float64)
+    out = np.zeros(na * nb_ * nc, np.float64)
+    use_mask = mask.shape[0] > 0
     pairs = np.zeros(nta * ntb * ntc, np.int64)  # pair evaluations per tile, for benchmarks
     rc2 = cutoff * cutoff
     ntab = table.shape[1]
@@ -80,6 +84,14 @@ def _grid_energies(
         tk = t % ntc
         i0, j0, k0 = ti * ta, tj * tb, tk * tc
         i1, j1, k1 = min(i0 + ta, na), min(j0 + tb, nb_), min(k0 + tc, nc)
+        if use_mask:
+            todo = 0
+            for i in range(i0, i1):
+                for j in range(j0, j1):
+                    for k in range(k0, k1):
+                        todo += mask[(i * nb_ + j) * nc + k]
+            if todo == 0:
+                continue
         # bounding sphere of the tile: centre and farthest corner
         fc = np.empty(3)
         fc[0] = 0.5 * (i0 + i1 - 1) / na
@@ -112,6 +124,8 @@ def _grid_energies(
         for i in range(i0, i1):
             for j in range(j0, j1):
                 for k in range(k0, k1):
+                    if use_mask and mask[(i * nb_ + j) * nc + k] == 0:
+                        continue
                     fa, fb, fcc = i / na, j / nb_, k / nc
                     px = fa * cell[0, 0] + fb * cell[1, 0] + fcc * cell[2, 0]
                     py = fa * cell[0, 1] + fb * cell[1, 1] + fcc * cell[2, 1]
@@ -292,12 +306,15 @@ def grid_energies(
     table_size: int = 16384,
     tile_length: float = 1.0,
     return_pairs: bool = False,
+    mask: np.ndarray | None = None,
 ):
     """BVSE energy (eV) of the mobile ion at every point of a periodic fractional grid.
 
     The grid has ``shape`` points per axis at ``i / n`` (no duplicated planes). ``mode`` is
     ``"exact"`` (exp/erfc per pair) or ``"table"`` (per-species tables in r², faster).
     Returns an array of ``shape`` (and the number of pair evaluations if ``return_pairs``).
+    ``mask`` (bool, same size as the grid) restricts the work to the points where it is set;
+    the others are returned as 0.
     """
     shape_arr = np.asarray(shape, dtype=np.int64)
     if shape_arr.shape != (3,) or (shape_arr < 1).any():
@@ -310,12 +327,18 @@ def grid_energies(
         table, r2lo, inv = make_table(model, framework.cutoff, table_size)
     else:
         table, r2lo, inv = np.zeros((model.n_species, 2)), 0.0, 1.0
+    if mask is None:
+        mask_arr = np.zeros(0, dtype=np.uint8)
+    else:
+        mask_arr = np.ascontiguousarray(np.asarray(mask).ravel(), dtype=np.uint8)
+        if mask_arr.size != int(np.prod(shape_arr)):
+            raise ValueError("mask must have one entry per grid point")
     c = framework.cells
     out, pairs = _grid_energies(
         framework.cell, shape_arr, tile_shape(framework.cell, tuple(shape_arr), tile_length),
         framework.img_pos, framework.img_species, model.kind, model.params, model.wall2,
         model.wall_energy, framework.cutoff, table, r2lo, inv, mode == "table",
-        c.origin, c.bin_size, c.nbins, c.start, c.order,
+        c.origin, c.bin_size, c.nbins, c.start, c.order, mask_arr,
     )
     energy = out.reshape(tuple(shape_arr))
     return (energy, int(pairs)) if return_pairs else energy

@@ -155,30 +155,36 @@ def _union(parent, rel, size, nwrap, wraps, p, q, s0, s1, s2, tmp_p, tmp_q):
 
 @nb.njit(cache=True)
 def _percolation_sweep(energy, order, shape, dirs, emax):
-    """Energies at which the first 1D, 2D and 3D wrapping clusters appear (inf if none <= emax)."""
+    """Energies at which the first 1D, 2D and 3D wrapping clusters appear (inf if none <= emax).
+
+    Union-find nodes are numbered by activation (position in ``order``), so its arrays are
+    only as large as the part of the grid that is swept.
+    """
     na, nb_, nc = shape[0], shape[1], shape[2]
     n = energy.shape[0]
-    parent = np.empty(n, np.int64)
-    rel = np.zeros((n, 3), np.int64)
-    size = np.ones(n, np.int64)
-    nwrap = np.zeros(n, np.int64)
-    wraps = np.zeros((n, 3, 3), np.int64)
-    active = np.zeros(n, np.bool_)
+    m = order.shape[0]
+    node = np.full(n, -1, np.int64)  # grid point -> union-find node, -1 while inactive
+    parent = np.empty(m, np.int64)
+    rel = np.zeros((m, 3), np.int64)
+    size = np.ones(m, np.int64)
+    nwrap = np.zeros(m, np.int64)
+    wraps = np.zeros((m, 3, 3), np.int64)
     tmp_p = np.zeros(3, np.int64)
     tmp_q = np.zeros(3, np.int64)
     thresholds = np.full(3, np.inf)
     best = 0
-    for t in range(order.shape[0]):
+    for t in range(m):
         p = order[t]
         if energy[p] > emax:
             break
-        active[p] = True
-        parent[p] = p
+        node[p] = t
+        parent[t] = t
         i, j, k = _ijk(p, nb_, nc)
         for d in range(dirs.shape[0]):
             q, s0, s1, s2 = _neighbour(i, j, k, dirs[d], na, nb_, nc)
-            if active[q]:
-                rank = _union(parent, rel, size, nwrap, wraps, p, q, s0, s1, s2, tmp_p, tmp_q)
+            nq = node[q]
+            if nq >= 0:
+                rank = _union(parent, rel, size, nwrap, wraps, t, nq, s0, s1, s2, tmp_p, tmp_q)
                 while best < rank:
                     thresholds[best] = energy[p]
                     best += 1

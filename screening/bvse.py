@@ -24,6 +24,7 @@ from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from ionscreen.kernels import bvse as kbvse
+from ionscreen.kernels import gridsym
 from ionscreen.kernels import percolation as kperc
 from ionscreen.structures.errors import GridMemoryError, StructureValidationError
 from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
@@ -60,6 +61,8 @@ class BVSESettings:
     """Energies above minimum + encut are not explored: barriers above it are reported as inf."""
     refine: bool = True
     """Refine site and saddle energies off the grid (Newton on the exact potential)."""
+    use_symmetry: bool = True
+    """Compute one grid point per symmetry orbit (grid rounded up to fit the space group)."""
     threads: int | None = None
     """Numba threads for the grid (None: numba's default)."""
     memory_fraction: float = 0.5
@@ -133,6 +136,7 @@ class BVSEResult:
     settings: dict[str, Any]
     timings: dict[str, float]
     pair_evaluations: int
+    grid_points_computed: int  # fewer than the grid when symmetry orbits were used
     parameters: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
     energy: np.ndarray | None = field(default=None, repr=False)
@@ -404,9 +408,9 @@ def _newton(framework, model, x0: np.ndarray, want_index: int, max_step: float, 
 # ---------------------------------------------------------------------- symmetry
 
 
-def _symmetry_ops(framework: Structure) -> list[tuple[np.ndarray, np.ndarray]]:
+def _symmetry_ops(framework: Structure, symprec: float = 0.01) -> list[tuple[np.ndarray, np.ndarray]]:
     try:
-        sga = SpacegroupAnalyzer(framework, symprec=0.01)
+        sga = SpacegroupAnalyzer(framework, symprec=symprec)
         ops = sga.get_symmetry_operations(cartesian=False)
         return [(op.rotation_matrix, op.translation_vector) for op in ops]
     except Exception:  # symmetry is a convenience: an unanalysable cell is treated as P1
@@ -466,6 +470,50 @@ def _classify_hops(ends: list[tuple[np.ndarray, np.ndarray]], ops, lattice, tol)
 # ---------------------------------------------------------------------- the calculation
 
 
+def _symmetric_grid(fw: Structure, shape: tuple[int, int, int], explicit: bool, memory_fraction: float):
+    """A grid that the space group maps onto itself, and each point's orbit representative.
+
+    An explicit shape is kept (symmetry used only if it already fits); otherwise the grid is
+    rounded up to the nearest fitting one. Returns (shape, rep or None).
+    """
+    ops = _symmetry_ops(fw, symprec=1e-3)
+    if len(ops) <= 1:
+        return shape, None
+    rot = np.array([r for r, _ in ops])
+    tr = np.array([t for _, t in ops])
+    new = shape if explicit else gridsym.compatible_shape(shape, rot, tr)
+    if new is None:
+        return shape, None
+    ints = gridsym.integer_operations(new, rot, tr)
+    if ints is None:
+        return shape, None
+    check_memory(new, memory_fraction)  # the rounded-up grid, before anything is allocated
+    return new, gridsym.representatives(new, *ints)
+
+
+def _grid(framework, model, shape, mode: str, rep: np.ndarray | None):
+    """Grid energies, on orbit representatives when ``rep`` is given, checked on a sample."""
+    if rep is None:
+        energy, pairs = kbvse.grid_energies(framework, model, shape, mode=mode, return_pairs=True)
+        return energy, pairs, ""
+    idx = np.arange(rep.size)
+    is_rep = rep == idx
+    energy, pairs = kbvse.grid_energies(framework, model, shape, mode=mode, return_pairs=True, mask=is_rep)
+    flat = energy.ravel()
+    flat[:] = flat[rep]
+    # a direct check on a sample of copied points guards against a symmetry that is not exact
+    others = idx[~is_rep]
+    if others.size:
+        sample = np.random.default_rng(0).choice(others, size=min(64, others.size), replace=False)
+        mask = np.zeros(rep.size, dtype=bool)
+        mask[sample] = True
+        check = kbvse.grid_energies(framework, model, shape, mode=mode, mask=mask).ravel()
+        if np.max(np.abs(check[sample] - flat[sample])) > 1e-6:
+            energy, pairs = kbvse.grid_energies(framework, model, shape, mode=mode, return_pairs=True)
+            return energy, pairs, "symmetry did not hold on the grid to 1e-6 eV; the full grid was computed"
+    return energy, pairs, ""
+
+
 def compute_landscape(
     structure: Structure,
     ion: str | WorkingIon,
@@ -493,8 +541,13 @@ def compute_landscape(
     host = prepare_host(structure, ion, settings, oxidation_states, table)
     fw = host.framework
     lattice = fw.lattice.matrix
-    shape = tuple(int(x) for x in shape) if shape is not None else grid_shape(fw, settings.resolution)
+    explicit = shape is not None
+    shape = tuple(int(x) for x in shape) if explicit else grid_shape(fw, settings.resolution)
     check_memory(shape, settings.memory_fraction)
+    rep = None
+    if settings.use_symmetry:
+        # exact symmetry only (tight symprec): energies are copied between orbit members
+        shape, rep = _symmetric_grid(fw, shape, explicit, settings.memory_fraction)
     sp_index = {lab: i for i, lab in enumerate(host.species)}
     species = np.array([sp_index[str(s.specie)] for s in fw])
     framework = kbvse.Framework(lattice, fw.frac_coords, species, settings.cutoff)
@@ -505,7 +558,7 @@ def compute_landscape(
         numba.set_num_threads(min(settings.threads, numba.config.NUMBA_NUM_THREADS))
     try:
         t = time.perf_counter()
-        energy, pairs = kbvse.grid_energies(framework, host.model, shape, mode=settings.mode, return_pairs=True)
+        energy, pairs, grid_note = _grid(framework, host.model, shape, settings.mode, rep)
         timings["grid"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -531,6 +584,8 @@ def compute_landscape(
         framework, host.model, fw, energy, shape, emin, minima, ea, eb, et, es, ep, eq, eshift,
         down, dshift, barriers, settings,
     )
+    if grid_note:
+        warnings.append(grid_note)
     timings["sites_hops"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     if host.ion.approximate:
@@ -552,6 +607,7 @@ def compute_landscape(
         settings=asdict(settings),
         timings=timings,
         pair_evaluations=pairs,
+        grid_points_computed=int(np.prod(shape)) if rep is None or grid_note else int((rep == np.arange(rep.size)).sum()),
         parameters=host.parameters,
         warnings=warnings,
         energy=energy if keep_grid else None,
