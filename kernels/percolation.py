@@ -353,15 +353,19 @@ def _grow_i2(x, cap):
 
 
 @nb.njit(cache=True)
+def _uf_state(n_nodes):
+    """Fresh union-find state for ``n_nodes`` singleton clusters (and two scratch vectors)."""
+    return (
+        np.arange(n_nodes), np.zeros((n_nodes, 3), np.int64), np.ones(n_nodes, np.int64),
+        np.zeros(n_nodes, np.int64), np.zeros((n_nodes, 3, 3), np.int64),
+        np.zeros(3, np.int64), np.zeros(3, np.int64),
+    )
+
+
+@nb.njit(cache=True)
 def _graph_percolation(n_nodes, a, b, t, order):
     """Percolation on an edge list with lattice vectors: the edge index at which rank 1, 2, 3 appear."""
-    parent = np.arange(n_nodes)
-    rel = np.zeros((n_nodes, 3), np.int64)
-    size = np.ones(n_nodes, np.int64)
-    nwrap = np.zeros(n_nodes, np.int64)
-    wraps = np.zeros((n_nodes, 3, 3), np.int64)
-    tmp_p = np.zeros(3, np.int64)
-    tmp_q = np.zeros(3, np.int64)
+    parent, rel, size, nwrap, wraps, tmp_p, tmp_q = _uf_state(n_nodes)
     at = np.full(3, -1, np.int64)
     best = 0
     for k in range(order.shape[0]):
@@ -382,13 +386,7 @@ def _essential_edges(n_nodes, a, b, t, weight, order, tol):
     Edges of equal weight (within ``tol``) are judged together against the state before the
     group, so symmetry-equivalent hops are kept or dropped together.
     """
-    parent = np.arange(n_nodes)
-    rel = np.zeros((n_nodes, 3), np.int64)
-    size = np.ones(n_nodes, np.int64)
-    nwrap = np.zeros(n_nodes, np.int64)
-    wraps = np.zeros((n_nodes, 3, 3), np.int64)
-    tmp_p = np.zeros(3, np.int64)
-    tmp_q = np.zeros(3, np.int64)
+    parent, rel, size, nwrap, wraps, tmp_p, tmp_q = _uf_state(n_nodes)
     keep = np.zeros(order.shape[0], np.bool_)
     m = order.shape[0]
     g0 = 0
@@ -423,13 +421,7 @@ def _essential_edges(n_nodes, a, b, t, weight, order, tol):
 @nb.njit(cache=True)
 def _graph_components(n_nodes, a, b, t, mask):
     """Root of every node and rank of every root, using the edges where ``mask`` is set."""
-    parent = np.arange(n_nodes)
-    rel = np.zeros((n_nodes, 3), np.int64)
-    size = np.ones(n_nodes, np.int64)
-    nwrap = np.zeros(n_nodes, np.int64)
-    wraps = np.zeros((n_nodes, 3, 3), np.int64)
-    tmp_p = np.zeros(3, np.int64)
-    tmp_q = np.zeros(3, np.int64)
+    parent, rel, size, nwrap, wraps, tmp_p, tmp_q = _uf_state(n_nodes)
     for e in range(a.shape[0]):
         if mask[e]:
             _union(parent, rel, size, nwrap, wraps, a[e], b[e], t[e, 0], t[e, 1], t[e, 2], tmp_p, tmp_q)
@@ -512,14 +504,11 @@ def boundary_saddles(
 
 def graph_percolation(n_nodes: int, a: np.ndarray, b: np.ndarray, t: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Edge indices (in ``a``/``b``/``t``) at which 1D, 2D and 3D percolation appear (-1 if never)."""
-    a = np.ascontiguousarray(a, dtype=np.int64)
-    b = np.ascontiguousarray(b, dtype=np.int64)
-    t = np.ascontiguousarray(t, dtype=np.int64).reshape(-1, 3)
-    if not (a.shape == b.shape == weight.shape == (t.shape[0],)):
-        raise ValueError("edge arrays must have the same length")
-    if a.size and (min(a.min(), b.min()) < 0 or max(a.max(), b.max()) >= n_nodes):
-        raise ValueError("edge endpoint out of range")
-    order = np.argsort(np.asarray(weight, dtype=np.float64), kind="stable")
+    a, b, t = _check_edges(n_nodes, a, b, t)
+    weight = np.asarray(weight, dtype=np.float64)
+    if weight.shape != a.shape:
+        raise ValueError("weight must have one value per edge")
+    order = np.argsort(weight, kind="stable")
     return _graph_percolation(int(n_nodes), a, b, t, order)
 
 
