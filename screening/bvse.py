@@ -224,6 +224,47 @@ class BVSEResult:
         with open(path, "w") as fh:
             write_cube(fh, atoms, data=data, comment=f"{METHOD} landscape of {self.ion} in {self.formula}, eV")
 
+    def plot(self, path: str | Path, max_hops: int = 6) -> None:
+        """PNG: energy profile along the distinct hops, and a slice of the landscape.
+
+        The slice is the grid plane (constant third index) through the lowest site, energies
+        clipped at E3D (or encut) so that the channels stand out.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        lattice = np.array(self.lattice)
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.4))
+        for h in self.distinct_hops[:max_hops]:
+            pts = np.array(h.path_frac) @ lattice
+            x = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+            ax1.plot(x, h.path_energy, marker=".", ms=3,
+                     label=f"hop {h.distinct}: {h.length:.2f} Å, {h.barrier:.2f} eV ({h.percolation or '—'})")
+        ax1.set_xlabel("distance along grid path (Å)")
+        ax1.set_ylabel("energy above lowest site (eV)")
+        ax1.set_title(f"{self.ion} in {self.formula}: hop profiles ({METHOD})")
+        ax1.legend(fontsize=7)
+        if self.energy is not None and self.sites:
+            low = min(self.sites, key=lambda s: s.energy)
+            k = int(round(low.frac[2] * self.grid_shape[2])) % self.grid_shape[2]
+            cap = next((v for v in reversed(list(self.barriers.values())) if math.isfinite(v)), 2.0)
+            data = np.minimum(self.energy[:, :, k] - self.energy_min, cap + 0.5).T
+            im = ax2.imshow(data, origin="lower", extent=(0, 1, 0, 1), aspect="auto", cmap="viridis")
+            fig.colorbar(im, ax=ax2, label="eV above minimum")
+            for s in self.sites:
+                if abs(((s.frac[2] - low.frac[2] + 0.5) % 1.0) - 0.5) < 0.5 / self.grid_shape[2]:
+                    ax2.plot(s.frac[0], s.frac[1], "w+" if s.distinct == low.distinct else "wx", ms=8)
+            ax2.set_xlabel("a (fractional)")
+            ax2.set_ylabel("b (fractional)")
+            ax2.set_title(f"slice c = {k / self.grid_shape[2]:.3f} (sites: + lowest, x other)")
+        else:
+            ax2.set_axis_off()
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
     def summary(self) -> str:
         b = ", ".join(f"E{k}={'inf' if not math.isfinite(v) else f'{v:.3f}'}" for k, v in self.barriers.items())
         return (

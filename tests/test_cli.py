@@ -23,14 +23,17 @@ def spinel_cif(tmp_path):
 def test_bvse_command_writes_json_and_cube(tmp_path, spinel_cif):
     out = tmp_path / "r.json"
     cube = tmp_path / "r.cube"
+    png = tmp_path / "r.png"
     res = CliRunner().invoke(
-        app, ["bvse", str(spinel_cif), "--ion", "Mg", "--resolution", "0.3", "--json", str(out), "--cube", str(cube)]
+        app, ["bvse", str(spinel_cif), "--ion", "Mg", "--resolution", "0.3", "--json", str(out), "--cube", str(cube),
+              "--plot", str(png)]
     )
     assert res.exit_code == 0, res.output
     assert "BVSE" in res.output and "E1D" in res.output
     doc = json.loads(out.read_text())
     assert doc["ion"] == "Mg2+" and 0.5 < doc["barriers"]["1D"] < 0.75
     assert cube.stat().st_size > 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 
 
 def test_bvse_command_bad_file_is_a_message_not_a_traceback(tmp_path):

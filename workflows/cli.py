@@ -135,8 +135,10 @@ def app() -> None:
 @click.option("--oxi", default=None, help="Oxidation states, e.g. Fe=2,P=5,O=-2 (else guessed).")
 @click.option("--cube", "cube", type=click.Path(dir_okay=False), default=None, help="Write the landscape as a cube file.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of the hop energy profiles and a landscape slice.")
 @_with_common(0.1)
-def bvse(file, ion, oxi, cube, json_out, resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
+def bvse(file, ion, oxi, cube, json_out, plot_out, resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
     """BVSE landscape of one working ion in the host in FILE (CIF, POSCAR, extxyz)."""
     from ionscreen.screening.bvse import compute_landscape
     from ionscreen.structures.io import read_structure
@@ -156,6 +158,9 @@ def bvse(file, ion, oxi, cube, json_out, resolution, cutoff, mode, convention, r
     if json_out:
         res.to_json(json_out)
         console.print(f"result written to {json_out}")
+    if plot_out:
+        res.plot(plot_out)
+        console.print(f"plot written to {plot_out}")
 
 
 def _print_result(res) -> None:  # type: ignore[no-untyped-def]
@@ -185,7 +190,8 @@ def _print_result(res) -> None:  # type: ignore[no-untyped-def]
     tm = res.timings
     console.print(
         f"grid {res.grid_shape[0]}×{res.grid_shape[1]}×{res.grid_shape[2]} "
-        f"(step ≤ {max(res.grid_step):.3f} Å), {res.pair_evaluations:,} pair terms; "
+        f"(step ≤ {max(res.grid_step):.3f} Å; {res.grid_points_computed:,} points computed, the rest by "
+        f"symmetry), {res.pair_evaluations:,} pair terms; "
         f"time {tm['total']:.2f} s (grid {tm['grid']:.2f} s, percolation {tm['percolation']:.2f} s)"
     )
 
