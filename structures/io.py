@@ -178,6 +178,15 @@ def read_structure(path: str | os.PathLike) -> Structure:
         ) from None
     if len(structure) == 0:
         raise StructureReadError(f"{p}: the structure contains no atoms.")
+    # pymatgen turns unknown symbols starting with X into dummy species: refuse them here
+    unknown = sorted(
+        {sp.symbol for sp in structure.composition if not Element.is_valid_symbol(getattr(sp, "symbol", ""))}
+    )
+    if unknown:
+        raise StructureReadError(
+            f"{p}: unknown element(s) {', '.join(unknown)}. Use element symbols of the periodic "
+            "table (labels such as 'Fe1' are fine, symbols such as 'X' or 'Va' are not)."
+        )
     return structure
 
 

@@ -1,0 +1,184 @@
+"""Candidates: a host structure, the working ion it is screened for, and where it came from.
+
+A :class:`Candidate` is what the rest of the pipeline screens. Every candidate carries its
+provenance (prototype and citation, substitution applied, builder and seed, or file path) and
+a deterministic id: a hash of the structure and the working ion, so that the same host reached
+by two routes is one candidate and a re-submitted job finds its earlier result.
+
+Capacity needs the discharged (ion-containing) formula and the electrons it takes; generators
+record those chemical facts here (``discharged_formula``, ``electrons``); the numbers in mAh/g
+and mAh/cm³ are computed by :mod:`ionscreen.screening.descriptors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymatgen.core import Structure
+
+from .errors import IonscreenError
+from .io import load_host
+
+STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".extxyz", ".xyz")  # what io.read_structure reads
+ION_CHARGES = {"Li": 1, "Na": 1, "K": 1, "NH4": 1, "Mg": 2, "Ca": 2, "Zn": 2, "Sr": 2, "Ba": 2, "Al": 3}
+
+
+def structure_fingerprint(structure: Structure) -> str:
+    """A text that is equal for equal structures (species, lattice, sorted sites, to 1e-4)."""
+    lat = np.round(structure.lattice.matrix, 4).tolist()
+    sites = sorted(
+        (str(s.specie), *[round(float(x) % 1.0, 4) % 1.0 for x in s.frac_coords]) for s in structure
+    )
+    return json.dumps({"lattice": lat, "sites": sites})
+
+
+def candidate_id(structure: Structure, working_ion: str) -> str:
+    """Deterministic id: sha256 of the structure fingerprint and the working ion (16 hex)."""
+    h = hashlib.sha256()
+    h.update(structure_fingerprint(structure).encode())
+    h.update(working_ion.encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Candidate:
+    """One host–ion pair to screen, with its provenance."""
+
+    id: str
+    formula: str
+    working_ion: str
+    source: str  # "prototype:<id>", "substitution:<parent> <label>", "file:<path>", "polymer:<...>"
+    citation: str
+    state: str  # "charged" (empty host), "discharged" (ion on its sites) or "as given" (user file)
+    structure: Structure
+    provenance: dict[str, Any] = field(default_factory=dict)
+    discharged_formula: str | None = None  # formula the capacity refers to
+    electrons: float | None = None  # electrons taken by discharged_formula (as written)
+    discharged_density: float | None = None  # g/cm³ of the discharged structure, when built
+    capacity_mAh_g: float | None = None
+    capacity_mAh_cm3: float | None = None
+    capacity_note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["structure"] = self.structure.as_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Candidate:
+        d = dict(d)
+        d["structure"] = Structure.from_dict(d["structure"])
+        return cls(**d)
+
+
+def make_candidate(
+    structure: Structure,
+    working_ion: str,
+    source: str,
+    citation: str = "",
+    state: str = "as given",
+    provenance: dict[str, Any] | None = None,
+    discharged: Structure | None = None,
+    n_ions: float | None = None,
+) -> Candidate:
+    """Assemble a candidate; ``discharged`` + ``n_ions`` (ions in it) record the capacity facts."""
+    cand = Candidate(
+        id=candidate_id(structure, working_ion),
+        formula=structure.composition.reduced_formula,
+        working_ion=working_ion,
+        source=source,
+        citation=citation,
+        state=state,
+        structure=structure,
+        provenance=dict(provenance or {}),
+    )
+    if discharged is not None and n_ions:
+        cand.discharged_formula = discharged.composition.formula.replace(" ", "")
+        cand.electrons = float(n_ions) * ION_CHARGES[working_ion]
+        cand.discharged_density = float(discharged.density)
+    return cand
+
+
+def _count_ions(structure: Structure, ion: str) -> float:
+    if ion == "NH4":
+        return float(structure.composition["N"]) if "H" in structure.composition else 0.0
+    return float(structure.composition[ion]) if ion in structure.composition else 0.0
+
+
+# ---------------------------------------------------------------------- sources
+
+
+def from_prototypes(ions: Iterable[str], ids: Iterable[str] | None = None) -> Iterator[Candidate]:
+    """Built-in hosts, discharged with the ion on its known sites where possible, else empty."""
+    from .prototypes import get_prototype, host_for_ion, list_prototypes
+
+    protos = [get_prototype(i) for i in ids] if ids else list_prototypes()
+    for proto in protos:
+        for ion in ions:
+            st, state = host_for_ion(proto, ion)
+            n = _count_ions(st, ion) if state == "discharged" else 0.0
+            yield make_candidate(
+                st, ion, f"prototype:{proto.id}", citation=str(proto.citation), state=state,
+                provenance={"prototype": proto.id, "framework": proto.framework,
+                            "spacegroup": proto.spacegroup},
+                discharged=st if n else None, n_ions=n or None,
+            )
+
+
+def iter_structure_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Files given, and supported structure files found (recursively) in folders given."""
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and _looks_supported(f):
+                    yield f
+        else:
+            yield path  # missing or odd files are reported by the reader, with the reason
+
+
+def _looks_supported(path: Path) -> bool:
+    name = path.name.lower()
+    return name.startswith(("poscar", "contcar")) or name.endswith(STRUCTURE_SUFFIXES)
+
+
+def from_files(
+    paths: Iterable[str | os.PathLike],
+    ions: Iterable[str],
+    oxidation_states: dict[str, float] | None = None,
+) -> tuple[list[Candidate], list[dict[str, str]]]:
+    """User structures (files or folders). A bad file is reported with its reason; the rest go on."""
+    ions = list(ions)
+    cands: list[Candidate] = []
+    failures: list[dict[str, str]] = []
+    for f in iter_structure_files(paths):
+        try:
+            st = load_host(f, oxidation_states=oxidation_states)
+        except IonscreenError as exc:
+            failures.append({"path": str(f), "reason": str(exc)})
+            continue
+        for ion in ions:
+            n = _count_ions(st, ion)
+            cands.append(make_candidate(
+                st, ion, f"file:{f}", citation="user structure", state="discharged" if n else "as given",
+                provenance={"path": str(f)}, discharged=st if n else None, n_ions=n or None,
+            ))
+    return cands, failures
+
+
+def unique(candidates: Iterable[Candidate]) -> list[Candidate]:
+    """Drop repeated ids (the same structure and ion reached by two routes), keeping the first."""
+    seen: set[str] = set()
+    out = []
+    for c in candidates:
+        if c.id not in seen:
+            seen.add(c.id)
+            out.append(c)
+    return out

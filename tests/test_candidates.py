@@ -1,0 +1,86 @@
+"""Candidate records: ids, provenance, user files (good and bad) and the built-in hosts."""
+
+from __future__ import annotations
+
+from ase.io import write as ase_write
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.ase import AseAtomsAdaptor
+
+from ionscreen.structures.candidates import (
+    Candidate,
+    candidate_id,
+    from_files,
+    from_prototypes,
+    iter_structure_files,
+    unique,
+)
+from ionscreen.structures.prototypes import get_prototype, list_prototypes
+
+
+def _rocksalt() -> Structure:
+    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def test_ids_are_deterministic_and_depend_on_structure_and_ion():
+    a = get_prototype("MgCr2O4").build("native")
+    b = get_prototype("MgCr2O4").build("native")
+    assert candidate_id(a, "Mg") == candidate_id(b, "Mg")
+    assert candidate_id(a, "Mg") != candidate_id(a, "Ca")
+    c = a.copy()
+    c.translate_sites([0], [0.01, 0, 0])
+    assert candidate_id(c, "Mg") != candidate_id(a, "Mg")
+    # site order does not matter
+    d = Structure.from_sites(list(reversed(a.sites)))
+    assert candidate_id(d, "Mg") == candidate_id(a, "Mg")
+
+
+def test_prototype_candidates_carry_provenance_and_round_trip():
+    cands = list(from_prototypes(["Mg", "Zn"]))
+    assert len(cands) == 2 * len(list_prototypes())
+    for c in cands:
+        assert c.source.startswith("prototype:") and c.citation
+        assert c.state in ("charged", "discharged")
+        assert c.provenance["prototype"] in c.source
+        back = Candidate.from_dict(c.to_dict())
+        assert back.id == c.id and back.structure == c.structure
+    spinel = next(c for c in cands if c.source == "prototype:MgCr2O4" and c.working_ion == "Mg")
+    assert spinel.state == "discharged"
+    assert spinel.discharged_formula == "Mg8Cr16O32" and spinel.electrons == 16.0
+
+
+def test_user_folder_good_and_bad_files(tmp_path):
+    good = _rocksalt()
+    good.to(filename=str(tmp_path / "MgO.cif"))
+    good.to(filename=str(tmp_path / "POSCAR"))
+    ase_write(str(tmp_path / "mgo.extxyz"), AseAtomsAdaptor.get_atoms(good))
+    (tmp_path / "broken.cif").write_text("data_broken\n_cell_length_a 4.2\nloop_\n_atom_site_label\nzzz\n")
+    unknown = tmp_path / "unknown.cif"
+    unknown.write_text(
+        (tmp_path / "MgO.cif").read_text().replace(" Mg ", " Xq ").replace("Mg1", "Xq1").replace("Mg ", "Xq ")
+    )
+    Structure(Lattice.cubic(4.2), ["Mg", "Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(tmp_path / "imbalanced.vasp")
+    )
+    Structure(Lattice.cubic(4.2), [{"Mg": 0.5, "Ca": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(tmp_path / "disordered.cif")
+    )
+    (tmp_path / "notes.txt").write_text("not a structure")
+    files = {p.name for p in iter_structure_files([tmp_path])}
+    assert "notes.txt" not in files and "POSCAR" in files
+    cands, failures = from_files([tmp_path], ["Mg", "Ca"])
+    bad = {f["path"].split("/")[-1]: f["reason"] for f in failures}
+    assert set(bad) == {"broken.cif", "unknown.cif", "imbalanced.vasp", "disordered.cif"}
+    assert "charge" in bad["imbalanced.vasp"].lower()
+    assert "partial" in bad["disordered.cif"].lower() or "disorder" in bad["disordered.cif"].lower()
+    for reason in bad.values():
+        assert len(reason) > 20
+    # the three good files, each for both ions; MgO contains Mg: discharged for Mg
+    assert len(cands) == 6
+    mg = [c for c in cands if c.working_ion == "Mg"]
+    assert all(c.state == "discharged" and c.electrons == 8.0 for c in mg)  # Mg4O4 cell, 2 e- each
+    assert len(unique(cands)) == 2  # the same MgO three times, for two ions
+
+
+def test_missing_path_is_a_failure_not_a_crash(tmp_path):
+    cands, failures = from_files([tmp_path / "nope.cif"], ["Mg"])
+    assert not cands and "nope.cif" in failures[0]["reason"]
