@@ -29,6 +29,7 @@ from typing import Any
 from pymatgen.core import Composition, DummySpecies, Element, Species, Structure
 
 from ionscreen.screening.params import get_working_ion
+from ionscreen.structures.candidates import Candidate
 from ionscreen.structures.errors import (
     IonscreenError,
     OxidationStateError,
@@ -40,9 +41,11 @@ __all__ = [
     "FARADAY",
     "MAH_PER_MOL_ELECTRONS",
     "DescriptorError",
+    "annotate_capacity",
     "capacity_for_ion",
     "gravimetric_capacity",
     "max_ions_from_redox",
+    "one_electron_floor",
     "redox_floor",
     "volumetric_capacity",
 ]
@@ -293,3 +296,59 @@ def max_ions_from_redox(
     if ion_sites is not None:
         n = min(n, float(ion_sites))
     return n
+
+
+def one_electron_floor(charged: Structure) -> dict[str, float]:
+    """Redox floors for a one-electron reduction of every transition-metal cation.
+
+    The screening default for empty hosts: each transition metal gives at most one electron
+    (Fe3+ -> Fe2+, Mn4+ -> Mn3+, V5+ -> V4+ ...), never below its lowest known state. Fractional
+    states (Mn3.5+) go down by one as well.
+    """
+    floors: dict[str, float] = {}
+    for site in charged:
+        for sp in site.species:
+            q = getattr(sp, "oxi_state", None)
+            if q is None or q <= 0 or not Element(sp.symbol).is_transition_metal:
+                continue
+            lo = max(float(redox_floor(sp.symbol)), float(q) - 1.0)
+            floors[sp.symbol] = min(floors.get(sp.symbol, lo), lo)
+    return floors
+
+
+def annotate_capacity(candidate: Candidate) -> Candidate:
+    """Fill ``capacity_mAh_g`` / ``capacity_mAh_cm3`` / ``capacity_note`` of a candidate.
+
+    Where the candidate records its discharged formula and electrons (a host built with the
+    ion on its sites, a polymer, a user file that contains the ion), those are used with the
+    discharged density. For an empty host the ion uptake is the one-electron reduction of its
+    transition metals (:func:`one_electron_floor`), with the density estimated from the empty
+    host's volume. A host with no redox centre gets 0 and says so.
+    """
+    ion = candidate.working_ion
+    if candidate.discharged_formula and candidate.electrons:
+        grav = gravimetric_capacity(candidate.discharged_formula, candidate.electrons)
+        candidate.capacity_mAh_g = grav
+        candidate.capacity_mAh_cm3 = grav * candidate.discharged_density if candidate.discharged_density else None
+        candidate.capacity_note = (
+            f"{candidate.discharged_formula} taking {candidate.electrons:g} e-; per mass and volume of "
+            "the discharged compound"
+        )
+        return candidate
+    wi = get_working_ion(ion)
+    n = max_ions_from_redox(candidate.structure, ion, wi.charge, floor=one_electron_floor(candidate.structure))
+    if n <= 0:
+        candidate.capacity_mAh_g = 0.0
+        candidate.capacity_mAh_cm3 = 0.0
+        candidate.capacity_note = "no reducible transition-metal cation: no intercalation capacity (formal)"
+        return candidate
+    cap = capacity_for_ion(candidate.structure, ion, n)
+    candidate.discharged_formula = cap["discharged_formula"]
+    candidate.electrons = cap["electrons"]
+    candidate.capacity_mAh_g = cap["gravimetric_mAh_g"]
+    candidate.capacity_mAh_cm3 = cap["volumetric_mAh_cm3"]
+    candidate.capacity_note = (
+        f"empty host: {n:g} {wi.label()} per cell from one-electron reduction of each transition "
+        f"metal; {cap['volumetric_basis']}"
+    )
+    return candidate

@@ -356,15 +356,33 @@ def example_hosts() -> dict[str, Structure]:
     return {p.id: p.build("native") for p in list_prototypes() if p.example}
 
 
-def host_for_ion(prototype: Prototype, ion: str) -> tuple[Structure, str]:
-    """The structure to screen ``ion`` in: discharged where the ion sites allow it, else empty.
+def _mean_oxidation_states(structure: Structure) -> dict[str, float]:
+    tot: dict[str, float] = {}
+    cnt: dict[str, float] = {}
+    for site in structure:
+        for sp, occ in site.species.items():
+            tot[sp.symbol] = tot.get(sp.symbol, 0.0) + float(sp.oxi_state) * occ
+            cnt[sp.symbol] = cnt.get(sp.symbol, 0.0) + occ
+    return {el: tot[el] / cnt[el] for el in tot}
 
-    Returns the structure and its state, ``"discharged"`` (the ion on its known sites, the
-    framework reduced accordingly) or ``"charged"`` (the empty host, when the prototype lists
-    no ion sites or filling them would need an impossible oxidation state, e.g. Mg on every Li
-    site of LiFePO4).
+
+def host_for_ion(prototype: Prototype, ion: str, max_reduction: float = 1.0) -> tuple[Structure, str]:
+    """The structure to screen ``ion`` in: discharged where that is chemically sensible, else empty.
+
+    Returns the structure and its state: ``"discharged"`` (the ion on every one of its known
+    sites, the framework reduced accordingly) when that reduces no framework element by more
+    than ``max_reduction`` (one electron per redox centre by default: MgMn2O4 from λ-MnO2 is
+    fine, "MgTiS2" with Ti2+ is not), else ``"charged"`` (the empty host). Also the empty host
+    when the prototype lists no ion sites or filling them needs an impossible oxidation state.
     """
+    charged = prototype.build(None)
     try:
-        return prototype.build(ion), "discharged"
+        discharged = prototype.build(ion)
     except ValueError:
-        return prototype.build(None), "charged"
+        return charged, "charged"
+    before = _mean_oxidation_states(charged)
+    after = _mean_oxidation_states(discharged)
+    drop = max((before[el] - after[el] for el in before if el in after), default=0.0)
+    if drop > max_reduction + 1e-6:
+        return charged, "charged"
+    return discharged, "discharged"
