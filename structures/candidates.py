@@ -132,6 +132,50 @@ def from_prototypes(ions: Iterable[str], ids: Iterable[str] | None = None) -> It
             )
 
 
+def from_substitutions(
+    ions: Iterable[str],
+    ids: Iterable[str] | None = None,
+    cation_options: dict[str, list[str]] | None = None,
+    anion_options: dict[str, list[str]] | None = None,
+    radius_tolerance: float = 0.15,
+) -> tuple[list[Candidate], list[dict[str, str]]]:
+    """Substituted built-in hosts (framework cations and anions; see :mod:`.substitution`).
+
+    Each prototype is substituted in the state it is screened in for that ion (discharged or
+    empty). Returns the candidates and the rejected substitutions with their reasons.
+    """
+    from .prototypes import get_prototype, host_for_ion, list_prototypes
+    from .substitution import enumerate_substitutions
+
+    protos = [get_prototype(i) for i in ids] if ids else list_prototypes()
+    cands: list[Candidate] = []
+    rejected_out: list[dict[str, str]] = []
+    for proto in protos:
+        for ion in ions:
+            base, state = host_for_ion(proto, ion)
+            rejected: list = []
+            subs = enumerate_substitutions(
+                base, cation_options, anion_options, radius_tolerance=radius_tolerance, rejected=rejected
+            )
+            for sub, st, info in subs:
+                n = _count_ions(st, ion) if state == "discharged" else 0.0
+                cands.append(make_candidate(
+                    st, ion, f"substitution:{proto.id} {sub.label}",
+                    citation=f"{proto.citation} (parent structure; substituted by ionscreen)", state=state,
+                    provenance={
+                        "parent": proto.id, "substitution": sub.label,
+                        "rescale_factor": info.get("rescale_factor"), "rescale_rule": info.get("rescale_rule"),
+                        "max_cation_mismatch": info.get("max_cation_mismatch"),
+                        "redox_adjustment": info.get("redox_adjustment"),
+                    },
+                    discharged=st if n else None, n_ions=n or None,
+                ))
+            for sub, info in rejected:
+                rejected_out.append({"parent": proto.id, "ion": ion, "substitution": sub.label,
+                                     "reason": str(info.get("reason", ""))})
+    return cands, rejected_out
+
+
 def iter_structure_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     """Files given, and supported structure files found (recursively) in folders given."""
     for p in paths:

@@ -287,6 +287,100 @@ def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encu
     )
 
 
+def _parse_substitute(words: list[str]) -> tuple[dict[str, list[str]] | None, dict[str, list[str]] | None]:
+    """``default`` or ``Mn:Fe,Co O:S,Se`` -> (cation_options, anion_options); None = defaults."""
+    if not words or words == ["default"]:
+        return None, None
+    from pymatgen.core import Element
+
+    cat: dict[str, list[str]] = {}
+    an: dict[str, list[str]] = {}
+    for w in words:
+        if ":" not in w:
+            raise click.BadParameter(f"'{w}' is not OLD:NEW[,NEW] (example: --substitute Mn:Fe,Co O:S)")
+        old, new = w.split(":", 1)
+        targets = [x for x in new.split(",") if x]
+        for el in (old, *targets):
+            if not Element.is_valid_symbol(el):
+                raise click.BadParameter(f"'{el}' in '{w}' is not an element symbol")
+        # anions of the hosts we substitute: chalcogens, halogens, nitrogen
+        (an if old in ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N") else cat)[old] = targets
+    return cat, an
+
+
+@app.command()
+@click.option("--hosts", default="builtin", show_default=True,
+              help="'builtin' (all prototypes), 'none', or prototype ids separated by commas.")
+@click.option("--substitute", cls=_GreedyOption, multiple=True, default=None,
+              help="Substituted built-in hosts: 'default' or rules such as 'Mn:Fe,Co O:S,Se'.")
+@click.option("--cps", is_flag=True, help="Add DI–M–ligand coordination polymers (ordered + disordered).")
+@click.option("--cp-models", type=int, default=2, show_default=True, help="Disordered models per polymer.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the disordered polymer models.")
+@click.option("--files", cls=_GreedyOption, multiple=True, default=None,
+              help="Structure files or folders (CIF, POSCAR, extxyz).")
+@click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2.")
+@click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
+              help="Working ions (space or comma separated). Default: Mg Ca Zn Al NH4.")
+@click.option("--out", type=click.Path(dir_okay=False), default="candidates.json", show_default=True)
+def candidates(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out):  # type: ignore[no-untyped-def]
+    """Generate candidate hosts with provenance and theoretical capacity; write them as JSON."""
+    from ionscreen.screening.descriptors import annotate_capacity
+    from ionscreen.screening.params import get_working_ion
+    from ionscreen.structures import candidates as cgen
+
+    ion_names = _split_words(ions) or list(DEFAULT_IONS)
+    try:
+        ion_list = [get_working_ion(i).name for i in ion_names]
+    except IonscreenError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    ids = None if hosts in ("builtin", "all") else ([] if hosts == "none" else hosts.split(","))
+    found: list = []
+    failures: list[dict] = []
+    rejected: list[dict] = []
+    try:
+        with console.status("generating candidates ..."):
+            if ids != []:
+                found += list(cgen.from_prototypes(ion_list, ids))
+            if substitute:
+                cat, an = _parse_substitute(" ".join(substitute).split())
+                subs, rejected = cgen.from_substitutions(ion_list, ids or None, cat, an)
+                found += subs
+            if cps:
+                found += cgen.from_polymers(ion_list, n_disordered=cp_models, seed=seed)
+            if files:
+                fc, failures = cgen.from_files(_split_words(files), ion_list, _parse_oxi(oxi))
+                found += fc
+    except ValueError as exc:  # unknown prototype id and the like
+        raise click.BadParameter(str(exc)) from exc
+    found = cgen.unique(found)
+    records = []
+    for c in found:
+        try:
+            annotate_capacity(c)
+        except IonscreenError as exc:
+            c.capacity_note = f"capacity not computed: {exc}"
+        records.append(c.to_dict())
+    Path(out).write_text(json.dumps(
+        {"candidates": records, "failures": failures, "rejected_substitutions": rejected}, indent=1
+    ))
+    t = Table(title=f"{len(records)} candidates")
+    for c in ("source", "ions", "count", "capacity mAh/g (range)"):
+        t.add_column(c)
+    groups: dict[str, list] = {}
+    for c in found:
+        groups.setdefault(c.source.split(":")[0], []).append(c)
+    for src, cs in groups.items():
+        caps = [c.capacity_mAh_g for c in cs if c.capacity_mAh_g is not None]
+        rng = f"{min(caps):.0f}–{max(caps):.0f}" if caps else "—"
+        t.add_row(src, " ".join(sorted({c.working_ion for c in cs})), str(len(cs)), rng)
+    console.print(t)
+    for f in failures:
+        console.print(f"[yellow]skipped[/] {f['path']}: {f['reason']}")
+    if rejected:
+        console.print(f"{len(rejected)} substitutions rejected (reasons in {out})")
+    console.print(f"written to {out}")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 
