@@ -84,3 +84,28 @@ def test_user_folder_good_and_bad_files(tmp_path):
 def test_missing_path_is_a_failure_not_a_crash(tmp_path):
     cands, failures = from_files([tmp_path / "nope.cif"], ["Mg"])
     assert not cands and "nope.cif" in failures[0]["reason"]
+
+
+def test_bvse_runs_on_every_builtin_candidate_for_every_ion():
+    """Prototypes and their default substitutions × all nine working ions: each job either
+    computes or fails with a clear IonscreenError (e.g. a missing bond-valence pair)."""
+    from ionscreen.screening.bvse import BVSESettings, compute_landscape
+    from ionscreen.screening.params import WORKING_IONS
+    from ionscreen.structures.candidates import from_substitutions
+    from ionscreen.structures.errors import IonscreenError, MissingParameterError
+
+    ions = list(WORKING_IONS)
+    cands = list(from_prototypes(ions)) + from_substitutions(ions)[0]
+    settings = BVSESettings(resolution=0.5, refine=False)
+    done, failed = 0, {}
+    for c in unique(cands):
+        try:
+            compute_landscape(c.structure, c.working_ion, settings=settings, keep_grid=False)
+            done += 1
+        except IonscreenError as exc:
+            failed[(c.source, c.working_ion)] = exc
+    assert done > 0.8 * len(unique(cands))
+    for (_, ion), exc in failed.items():
+        assert str(exc)
+        if isinstance(exc, MissingParameterError):
+            assert ion in str(exc) or "NH4" in str(exc)
