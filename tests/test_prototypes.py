@@ -47,6 +47,7 @@ EXPECTED: dict[str, tuple[str, str, dict[tuple[str, str], tuple[float, float]]]]
     "MnO2-delta": ("MnO2", "MnO2", {("Mn", "O"): (1.82, 1.88)}),
     "MoO3": ("MoO3", "MoO3", {("Mo", "O"): (1.64, 1.70)}),
     "MoS2-3R": ("MoS2", "MoS2", {("Mo", "S"): (2.33, 2.42)}),
+    "WO3-hexagonal": ("WO3", "WO3", {("W", "O"): (1.86, 1.91)}),
     "PBA-MnCr": (
         "MnCr(CN)6",
         "MnCr(CN)6",
