@@ -312,9 +312,12 @@ def _mobile_sites(structure: Structure, ion: WorkingIon) -> list[int]:
             if len(hs) >= 3:
                 out += [i, *hs]
         return sorted(set(out))
+    # a builder may tag sites with their role (coordination polymers: "DI" stored ion, "M" node);
+    # then only the DI sites are mobile, even where the node metal is the same element (ZnZn(L))
     return [
         i for i, s in enumerate(structure)
         if s.specie.symbol == ion.element and getattr(s.specie, "oxi_state", None) == ion.charge
+        and s.properties.get("role", "DI") == "DI"
     ]
 
 

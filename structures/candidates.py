@@ -176,6 +176,44 @@ def from_substitutions(
     return cands, rejected_out
 
 
+def from_polymers(
+    ions: Iterable[str],
+    ligand: str = "PTtSA",
+    metals: Iterable[str] | None = None,
+    n_disordered: int = 2,
+    seed: int = 0,
+) -> list[Candidate]:
+    """DI–M–ligand coordination polymers for the storage cations among ``ions``.
+
+    One ordered model and ``n_disordered`` disordered ("amorphous") models per (DI, M); the
+    polymer is its own discharged form, DI M L taking 2 e- per formula unit.
+    """
+    from . import polymers
+
+    metals = list(metals or polymers.NODE_METALS)
+    out: list[Candidate] = []
+    for di in ions:
+        if di not in polymers.DI_CATIONS:
+            continue
+        for m in metals:
+            models = [("ordered", polymers.build_ordered(di, m, ligand))]
+            models += [(f"disordered {k}", st) for k, st in
+                       enumerate(polymers.build_disordered(di, m, ligand, n_models=n_disordered, seed=seed))]
+            for kind, st in models:
+                prov = dict(st.properties.get("provenance", {}))
+                fu = float(st.properties.get("formula_units", 1))
+                cand = make_candidate(
+                    st, di, f"polymer:{di}-{m}-{ligand} {kind}",
+                    citation=f"ionscreen coordination-polymer builder ({polymers.BUILDER} {polymers.BUILDER_VERSION})",
+                    state="discharged", provenance=prov,
+                )
+                cand.discharged_formula = st.composition.formula.replace(" ", "")
+                cand.electrons = polymers.ELECTRONS_PER_FORMULA_UNIT * fu
+                cand.discharged_density = float(st.density)
+                out.append(cand)
+    return out
+
+
 def iter_structure_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
     """Files given, and supported structure files found (recursively) in folders given."""
     for p in paths:
