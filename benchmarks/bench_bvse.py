@@ -69,6 +69,22 @@ DIMS = ("1D", "2D", "3D")
 
 # ---------------------------------------------------------------------------------- workers
 
+RSS_BASELINE = r'''
+def rss_baseline():
+    # Resident set after imports, then reset the high-water mark so that ru_maxrss measures
+    # the computation (Linux /proc/self/clear_refs "5"); fall back to ru_maxrss as the baseline.
+    imports_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        current = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return current, imports_peak, "VmRSS after imports; high-water mark reset, peak = ru_maxrss"
+    except (OSError, StopIteration):
+        return imports_peak, imports_peak, "ru_maxrss after imports (no reset available)"
+'''
+
+# Both workers run in their own interpreters (bvlain in its venv), so the shared helper is
+# spliced into their sources rather than imported.
 BVLAIN_WORKER = r"""
 import json, resource, sys, time, importlib.util
 real_stdout = sys.stdout
@@ -85,17 +101,7 @@ k = int(sys.argv[7]) if len(sys.argv) > 7 else 100
 step, r_cut, encut = float(step), float(r_cut), float(encut)
 st = Structure.from_dict(json.loads(open(structure_json).read()))
 
-def rss_baseline():
-    # Resident set after imports, then reset the high-water mark so that ru_maxrss measures
-    # the computation (Linux /proc/self/clear_refs "5"); fall back to ru_maxrss as the baseline.
-    imports_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        current = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return current, imports_peak, "VmRSS after imports; high-water mark reset, peak = ru_maxrss"
-    except (OSError, StopIteration):
-        return imports_peak, imports_peak, "ru_maxrss after imports (no reset available)"
+#@RSS_BASELINE@
 
 
 base_kb, imports_peak_kb, rss_method = rss_baseline()
@@ -152,17 +158,7 @@ settings = BVSESettings(resolution=cfg["resolution"], cutoff=cfg["cutoff"], mode
                         encut=cfg["encut"], threads=1)
 shape = tuple(cfg["shape"]) if cfg.get("shape") else None
 
-def rss_baseline():
-    # Resident set after imports, then reset the high-water mark so that ru_maxrss measures
-    # the computation (Linux /proc/self/clear_refs "5"); fall back to ru_maxrss as the baseline.
-    imports_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    try:
-        current = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:"))
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return current, imports_peak, "VmRSS after imports; high-water mark reset, peak = ru_maxrss"
-    except (OSError, StopIteration):
-        return imports_peak, imports_peak, "ru_maxrss after imports (no reset available)"
+#@RSS_BASELINE@
 
 
 base_kb, imports_peak_kb, rss_method = rss_baseline()
@@ -584,8 +580,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_bvse_") as tmp:
         tmpd = Path(tmp)
         bv_script, is_script = tmpd / "bvlain_worker.py", tmpd / "ionscreen_worker.py"
-        bv_script.write_text(textwrap.dedent(BVLAIN_WORKER))
-        is_script.write_text(textwrap.dedent(IONSCREEN_WORKER))
+        bv_script.write_text(textwrap.dedent(BVLAIN_WORKER).replace("#@RSS_BASELINE@", RSS_BASELINE))
+        is_script.write_text(textwrap.dedent(IONSCREEN_WORKER).replace("#@RSS_BASELINE@", RSS_BASELINE))
 
         structure_files = {}
         for proto, _, _ in CASES:
