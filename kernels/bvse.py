@@ -229,8 +229,11 @@ class PairModel:
     def n_species(self) -> int:
         return int(self.kind.shape[0])
 
-    def pair_energy(self, species: int, r: np.ndarray) -> np.ndarray:
-        """Exact pair energy of one species at distances ``r`` (NumPy, for tables and plots)."""
+    def pair_energy(self, species: int, r: np.ndarray, wall: bool = True) -> np.ndarray:
+        """Exact pair energy of one species at distances ``r`` (NumPy, for tables and plots).
+
+        ``wall=False`` leaves out the hard wall (the grid kernel adds it separately).
+        """
         r = np.maximum(np.asarray(r, dtype=np.float64), math.sqrt(_R2_FLOOR))
         k = self.kind[species]
         p0, p1, p2 = self.params[species]
@@ -243,6 +246,8 @@ class PairModel:
             e = p0 * erfc(r * p1) / r
         else:
             e = np.zeros_like(r)
+        if not wall:
+            return e
         return e + np.where(r * r < self.wall2[species], self.wall_energy, 0.0)
 
 
@@ -277,17 +282,7 @@ def make_table(model: PairModel, cutoff: float, n: int = 16384, r_min: float = 0
     r = np.sqrt(r2)
     table = np.empty((model.n_species, n))
     for s in range(model.n_species):
-        k = model.kind[s]
-        p0, p1, p2 = model.params[s]
-        if k == MORSE:
-            ex = np.exp(p1 * (p2 - r))
-            table[s] = 0.5 * p0 * (ex * ex - 2.0 * ex)
-        elif k == COULOMB:
-            from scipy.special import erfc
-
-            table[s] = p0 * erfc(r * p1) / r
-        else:
-            table[s] = 0.0
+        table[s] = model.pair_energy(s, r, wall=False)
     return np.ascontiguousarray(table), float(r2[0]), float((n - 1) / (r2[-1] - r2[0]))
 
 
