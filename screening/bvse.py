@@ -33,7 +33,7 @@ from .params import ParamTable, WorkingIon, get_working_ion, load_table, mobile_
 
 METHOD = "BVSE"
 KB_EV = 8.617333262e-5
-BYTES_PER_POINT = 320  # energies, sort order, union-find state, basins (measured layout, rounded up)
+BYTES_PER_POINT = 320  # energies, sort order, union-find state, basins: array layout, rounded up
 DIMS = ("1D", "2D", "3D")
 
 
@@ -523,8 +523,7 @@ def _symmetric_grid(fw: Structure, shape: tuple[int, int, int], explicit: bool, 
     ops = _symmetry_ops(fw, symprec=1e-3)
     if len(ops) <= 1:
         return shape, None
-    rot = np.array([r for r, _ in ops])
-    tr = np.array([t for _, t in ops])
+    rot, tr = _rot_trans(ops)
     new = shape if explicit else gridsym.compatible_shape(shape, rot, tr)
     if new is None:
         return shape, None
