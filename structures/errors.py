@@ -34,3 +34,12 @@ class UnsupportedIonError(IonscreenError):
 
 class GridMemoryError(IonscreenError):
     """The requested energy grid would not fit in the memory available."""
+
+
+class MissingDependencyError(IonscreenError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+class CalculationError(IonscreenError):
+    """A calculation ran but did not give a usable result (e.g. a NEB that did not converge
+    and was asked to be strict, identical endpoints, a rank/image mismatch)."""
