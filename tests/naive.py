@@ -446,3 +446,67 @@ def naive_essential_edges(n_nodes: int, a, b, t, weight, tol: float) -> np.ndarr
         new = np.vstack([base, pos[a[e]] + t[e] - pos[b[e]]])
         keep[e] = np.linalg.matrix_rank(new) > (np.linalg.matrix_rank(base) if base.size else 0)
     return keep
+
+
+# ----------------------------------------------------------------------------- force field
+
+
+def naive_bvff_energy(cell, positions, species, kind, params, cutoff, shifted=True) -> float:
+    """Total pair energy of a periodic cell, by brute force over a block of translations.
+
+    E = ½ Σ_i Σ_(j, T) ≠ (i, 0), r < cutoff  [u_ij(r) − u_ij(cutoff) if shifted], with the pair
+    kind and parameters of the two species (kernels/bvff.py docstring).
+    """
+    cell = np.asarray(cell, dtype=float)
+    pos = np.asarray(positions, dtype=float)
+    species = np.asarray(species)
+    frac = pos @ np.linalg.inv(cell)
+    shifts = translation_block(cell, frac, frac, cutoff)
+    total = 0.0
+    for i in range(pos.shape[0]):
+        for j in range(pos.shape[0]):
+            k = int(kind[species[i], species[j]])
+            if k == NONE:
+                continue
+            p = np.asarray(params[species[i], species[j]], dtype=float)
+            d = pos[j][None, :] + shifts @ cell - pos[i][None, :]
+            r = np.sqrt((d * d).sum(axis=1))
+            r = r[(r < cutoff) & (r > 1e-9)]
+            e = pair_terms(k, p, r)
+            if shifted:
+                e = e - pair_terms(k, p, np.array([cutoff]))[0]
+            total += 0.5 * e.sum()
+    return total
+
+
+def naive_bvff_forces(cell, positions, species, kind, params, cutoff, h=1e-5) -> np.ndarray:
+    """Forces as central finite differences of the naive energy."""
+    pos = np.asarray(positions, dtype=float)
+    out = np.zeros_like(pos)
+    for i in range(pos.shape[0]):
+        for x in range(3):
+            p1, p2 = pos.copy(), pos.copy()
+            p1[i, x] += h
+            p2[i, x] -= h
+            e1 = naive_bvff_energy(cell, p1, species, kind, params, cutoff)
+            e2 = naive_bvff_energy(cell, p2, species, kind, params, cutoff)
+            out[i, x] = -(e1 - e2) / (2 * h)
+    return out
+
+
+def naive_bvff_stress(cell, positions, species, kind, params, cutoff, h=1e-5) -> np.ndarray:
+    """Stress (1/V) dE/dε by central differences of a symmetric strain of cell and atoms."""
+    cell = np.asarray(cell, dtype=float)
+    pos = np.asarray(positions, dtype=float)
+    out = np.zeros((3, 3))
+    for a in range(3):
+        for b in range(3):
+            eps = np.zeros((3, 3))
+            eps[a, b] += 0.5 * h
+            eps[b, a] += 0.5 * h
+            es = []
+            for sign in (1, -1):
+                m = np.eye(3) + sign * eps
+                es.append(naive_bvff_energy(cell @ m, pos @ m, species, kind, params, cutoff))
+            out[a, b] = (es[0] - es[1]) / (2 * h) / abs(np.linalg.det(cell))
+    return out
