@@ -53,6 +53,16 @@ EXPECTED: dict[str, tuple[str, str, dict[tuple[str, str], tuple[float, float]]]]
         "MnCr(CN)6",
         {("Mn", "N"): (2.17, 2.23), ("Cr", "C"): (2.03, 2.09), ("C", "N"): (1.10, 1.15)},
     ),
+    "NaTi2(PO4)3-NASICON": (
+        "NaTi2(PO4)3",
+        "NaTi2(PO4)3",
+        {("Ti", "O"): (1.90, 1.95), ("P", "O"): (1.51, 1.56), ("Na", "O"): (2.40, 2.55)},
+    ),
+    "CaMn2O4-marokite": (
+        "CaMn2O4",
+        "MnO2",
+        {("Mn", "O"): (1.86, 1.92), ("Ca", "O"): (2.25, 2.35)},
+    ),
 }
 
 # Atoms closer than 1.2 A mean overlapping or duplicated sites in an ionic framework, with one
@@ -123,7 +133,7 @@ def test_library_covers_expectations():
     """A prototype added without expectations here (or removed) must be noticed."""
     assert set(IDS) == set(EXPECTED)
     assert len(IDS) == len(set(IDS))
-    assert len(IDS) >= 15
+    assert len(IDS) >= 18
 
 
 @pytest.mark.parametrize("pid", IDS)
@@ -214,6 +224,66 @@ def test_lifepo4_olivine():
     assert {"Li_4", "Fe_4", "O3_8"} <= set(s.labels)  # labels keep the Wyckoff site
     empty = proto.build()
     assert {str(sp) for sp in empty.species} == {"Fe3+", "P5+", "O2-"}
+
+
+def _oxygen_shell(s, site, cutoff):
+    return sorted(n.nn_distance for n in s.get_neighbors(site, cutoff) if n.specie.symbol == "O")
+
+
+def test_nasicon_framework():
+    proto = get_prototype("NaTi2(PO4)3-NASICON")
+    assert (proto.spacegroup, proto.spacegroup_number, proto.setting) == ("R-3c", 167, "R-3c:H")
+    s = proto.build("native")
+    assert s.composition.element_composition.as_dict() == {"Na": 6, "Ti": 12, "P": 18, "O": 72}
+    assert s.lattice.abc == pytest.approx((8.61677, 8.61677, 22.02154))
+    assert s.lattice.angles == pytest.approx((90.0, 90.0, 120.0))
+    # Na on M1 (6b) at the origin, between two TiO6 octahedra of a lantern along c
+    assert any(np.allclose(site.frac_coords % 1, 0) for site in s if site.specie.symbol == "Na")
+    for site in s:
+        el = site.specie.symbol
+        if el == "Ti":  # TiO6 octahedron, 3 + 3 distances
+            d = _oxygen_shell(s, site, 2.3)
+            assert len(d) == 6 and 1.90 <= d[0] and d[-1] <= 2.02, d
+        elif el == "P":  # PO4 tetrahedron
+            d = _oxygen_shell(s, site, 2.0)
+            assert len(d) == 4 and 1.51 <= d[0] and d[-1] <= 1.57, d
+        elif el == "Na":  # M1: trigonal antiprism of 6 O
+            d = _oxygen_shell(s, site, 2.8)
+            assert d == pytest.approx([2.478] * 6, abs=0.01)
+    # PO4 tetrahedra share corners only with TiO6 octahedra: every O bonds to one P and one Ti
+    for site in s:
+        if site.specie.symbol == "O":
+            near = {n.specie.symbol for n in s.get_neighbors(site, 2.05)}
+            assert near == {"P", "Ti"}, near
+    assert {str(sp) for sp in s.species} == {"Na+", "Ti4+", "P5+", "O2-"}
+    assert proto.build() == s  # M1 Na is framework: the empty host is NaTi2(PO4)3 itself
+    assert not proto.ion_sites and proto.native_ion is None
+    structure, state = host_for_ion(proto, "Mg")
+    assert state == "charged" and structure.composition.reduced_formula == "NaTi2(PO4)3"
+
+
+def test_marokite_ca_host():
+    proto = get_prototype("CaMn2O4-marokite")
+    assert (proto.spacegroup, proto.spacegroup_number) == ("Pbcm", 57)
+    s = proto.build("native")
+    assert s.composition.element_composition.as_dict() == {"Ca": 4, "Mn": 8, "O": 16}
+    assert s.lattice.abc == pytest.approx((3.146239, 9.976702, 9.659762))
+    assert {str(sp) for sp in s.species} == {"Ca2+", "Mn3+", "O2-"}
+    for site in s:
+        el = site.specie.symbol
+        if el == "Mn":  # Jahn-Teller MnO6: four short, two long
+            d = _oxygen_shell(s, site, 2.6)
+            assert len(d) == 6
+            assert all(1.86 <= x <= 1.98 for x in d[:4]) and all(2.3 <= x <= 2.5 for x in d[4:]), d
+        elif el == "Ca":  # eight-coordinate channel site
+            d = _oxygen_shell(s, site, 2.8)
+            assert len(d) == 8 and d[0] >= 2.25, d
+    empty = proto.build()
+    assert {str(sp) for sp in empty.species} == {"Mn4+", "O2-"}
+    mg = proto.build("Mg")
+    assert {str(sp) for sp in mg.species} == {"Mg2+", "Mn3+", "O2-"}
+    structure, state = host_for_ion(proto, "Ca")
+    assert state == "discharged" and structure.composition.reduced_formula == "CaMn2O4"
 
 
 def test_mgcr2o4_spinel_origin_choice():
