@@ -387,3 +387,8 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+from .cli_neb import neb  # noqa: E402  (the command module imports helpers defined above)
+
+app.add_command(neb)

@@ -1,0 +1,174 @@
+"""NEB tier: BVFF CI-NEB seeded from BVSE, serial and over MPI ranks, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ionscreen.screening.bvse import BVSESettings, compute_landscape
+from ionscreen.screening.neb import NEBSettings, neb_hop, percolating_hops, run_neb, supercell_for
+from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
+from ionscreen.structures.prototypes import get_prototype
+
+
+@pytest.fixture(scope="module")
+def lfp():
+    s = get_prototype("LiFePO4").build(with_ion="Li")
+    return s, compute_landscape(s, "Li", resolution=0.1)
+
+
+@pytest.fixture(scope="module")
+def lfp_report(lfp):
+    s, b = lfp
+    return run_neb(s, "Li", bvse=b)
+
+
+def test_olivine_finds_the_1d_path_along_b(lfp, lfp_report, tmp_path):
+    s, b = lfp
+    rep = lfp_report
+    assert rep.dimension == "1D" and rep.bvse["barrier"] == pytest.approx(b.barriers["1D"])
+    assert rep.hops and all(h.converged for h in rep.hops)
+    assert rep.barrier == max(h.barrier for h in rep.hops)
+    assert 0.05 < rep.barrier < 0.6
+    # the hops of the path run along b (olivine's channel): the ion moves mostly along y
+    for h in rep.hops:
+        d = np.array(h.ion_path[-1]) - np.array(h.ion_path[0])
+        assert abs(d[1]) > max(abs(d[0]), abs(d[2]))
+        assert h.tier == "BVFF" and "BVFF" in h.calculator
+        assert h.ion_image_distance >= 8.0 and h.supercell == supercell_for(s.lattice.matrix, 8.0)
+        assert h.energies[0] == 0.0 or min(h.energies) == 0.0
+        assert max(h.energies) == pytest.approx(h.barrier)
+        assert len(h.energies) == 9 and len(h.images) == 9
+    png = tmp_path / "profile.png"
+    rep.plot(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    d = json.loads(rep.to_json(with_images=True))
+    assert d["barrier_label"].startswith("BVFF CI-NEB") and len(d["hops"][0]["images"]["positions"]) == 9
+
+
+def test_fixed_host_bvff_neb_reproduces_the_bvse_hop():
+    """With the host fixed, the BVFF energy of the ion is the BVSE energy (same radii), so the
+    NEB's continuous saddle must match BVSE's refined hop barrier."""
+    s = get_prototype("LiFePO4").build(with_ion="Li")
+    b = compute_landscape(s, "Li", settings=BVSESettings(resolution=0.1, radii="softbv"))
+    dim, hops = percolating_hops(b)
+    hop = next(h for h in b.distinct_hops if h.distinct == hops[0])
+    r = neb_hop(s, "Li", hop, b, settings=NEBSettings(relax_host=False, nudge=0.0, fmax=0.01))
+    assert r.converged
+    assert r.barrier == pytest.approx(hop.barrier, abs=0.02)
+
+
+def test_dilute_vacancy_limit_runs(lfp):
+    s, b = lfp
+    rep = run_neb(s, "Li", bvse=b, settings=NEBSettings(limit="dilute-vacancy", images=5))
+    assert rep.barrier is not None and rep.hops[0].n_atoms == 111  # 112 atoms less one vacancy
+    assert rep.hops[0].formula == "Fe16P16O64Li15"
+
+
+def test_unconverged_band_is_not_a_barrier(lfp):
+    s, b = lfp
+    rep = run_neb(s, "Li", bvse=b, settings=NEBSettings(steps=2))
+    assert rep.barrier is None and rep.rate_limiting_hop is None
+    h = rep.hops[0]
+    assert not h.converged and h.barrier is None and h.status.startswith("not converged")
+    assert "barrier" not in h.status.split(":")[0]
+
+
+def test_too_close_endpoints_are_refused(lfp):
+    s, b = lfp
+    hop = b.distinct_hops[0]
+    same = replace(hop, path_frac=[hop.path_frac[0], hop.path_frac[0]])
+    with pytest.raises(CalculationError, match="too-close endpoints"):
+        neb_hop(s, "Li", same, b)
+    with pytest.raises(CalculationError, match="too-close endpoints"):
+        neb_hop(s, "Li", hop, b, settings=NEBSettings(min_endpoint_distance=5.0))
+
+
+def test_bad_settings_and_hops(lfp):
+    s, b = lfp
+    with pytest.raises(ValueError, match="method"):
+        NEBSettings(method="nonsense").validate()
+    with pytest.raises(IonscreenError, match="hop 999 does not exist"):
+        run_neb(s, "Li", hop=999, bvse=b)
+    with pytest.raises(StructureValidationError, match="another cell"):
+        neb_hop(get_prototype("MgCr2O4").build(), "Li", b.distinct_hops[0], b)
+
+
+def test_too_many_ranks_are_refused():
+    class FakeComm:  # only the size matters to the check, which runs before any MPI call
+        def Get_size(self):
+            return 4
+
+    from ionscreen.screening.neb import check_ranks
+
+    with pytest.raises(CalculationError, match="4 MPI ranks for 3 inner NEB images"):
+        check_ranks(3, FakeComm())
+    check_ranks(4, FakeComm())
+
+
+# ---------------------------------------------------------------------------- MPI, through the CLI
+
+
+def _mpiexec() -> str:
+    exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+    assert Path(exe).exists(), "mpiexec not found: pip install mpich (the test extra installs it)"
+    return exe
+
+
+def _cli(args, tmp_path, ranks: int | None = None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "ionscreen.workflows", "neb", *args]
+    if ranks:
+        cmd = [_mpiexec(), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def lfp_cif(tmp_path_factory):
+    p = tmp_path_factory.mktemp("neb") / "lfp.cif"
+    get_prototype("LiFePO4").build(with_ion="Li").to(filename=str(p))
+    return p
+
+
+def test_mpi_two_ranks_gives_the_serial_barrier(lfp_cif, tmp_path):
+    serial = _cli([str(lfp_cif), "--ion", "Li", "--images", "4", "--json", "serial.json"], tmp_path)
+    assert serial.returncode == 0, serial.stderr
+    par = _cli([str(lfp_cif), "--ion", "Li", "--images", "4", "--json", "mpi.json"], tmp_path, ranks=2)
+    assert par.returncode == 0, par.stderr + par.stdout
+    a = json.loads((tmp_path / "serial.json").read_text())
+    b = json.loads((tmp_path / "mpi.json").read_text())
+    assert a["barrier"] is not None
+    assert b["barrier"] == pytest.approx(a["barrier"], abs=1e-6)
+    assert b["hops"][0]["steps"] == a["hops"][0]["steps"]
+    assert par.stdout.count("BVFF CI-NEB barrier") == 1  # rank 0 reports, once
+
+
+def test_mpi_wrong_rank_count_is_refused(lfp_cif, tmp_path):
+    r = _cli([str(lfp_cif), "--ion", "Li", "--images", "1"], tmp_path, ranks=2)
+    assert r.returncode == 2
+    assert "2 MPI ranks for 1 inner NEB images" in r.stderr
+
+
+def test_mpi_batch_shares_pairs_and_keeps_failures(lfp_cif, tmp_path):
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_x\n_cell_length_a 3\n")
+    r = _cli([str(lfp_cif), str(bad), "--ion", "Li", "--images", "3", "--out", "batch"], tmp_path, ranks=2)
+    assert r.returncode == 0, r.stderr + r.stdout
+    docs = json.loads((tmp_path / "batch" / "neb_results.json").read_text())
+    assert [d["status"] for d in docs] == ["done", "failed"]
+    assert docs[0]["report"]["barrier"] is not None and docs[1]["error"] == "StructureReadError"
+    assert "[rank 0]" in r.stdout and "[rank 1]" in r.stdout
+
+
+def test_cli_unconverged_exit_code_and_message(lfp_cif, tmp_path):
+    r = _cli([str(lfp_cif), "--ion", "Li", "--steps", "2"], tmp_path)
+    assert r.returncode == 3
+    assert "NOT converged" in r.stdout and "no barrier is reported" in r.stdout

@@ -1,0 +1,177 @@
+"""``ionscreen neb``: CI-NEB seeded from BVSE, serial or over MPI ranks."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from ionscreen.structures.errors import IonscreenError
+
+from . import mpi
+from .cli import _GreedyOption, _parse_oxi, _split_words, console, err_console
+
+
+def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]
+    t = Table(title=f"{rep.formula}, {rep.ion}: {rep.tier} CI-NEB beside BVSE (eV)")
+    for c in ("hop", "length (Å)", "BVSE hop barrier", f"{rep.tier} NEB barrier", "status", "steps", "time (s)"):
+        t.add_column(c, justify="right")
+    for h in rep.hops:
+        b = "—" if h.barrier is None else f"{h.barrier:.3f}"
+        t.add_row(str(h.hop["index"]), f"{h.hop['length']:.3f}", f"{h.hop['bvse_barrier']:.3f}", b,
+                  "converged" if h.converged else "NOT converged", str(sum(h.steps.values())),
+                  f"{h.timings['total']:.1f}")
+    for f in rep.failures:
+        t.add_row(str(f["hop"]), "", "", "—", f"failed: {f['error']}", "", "")
+    return t
+
+
+def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
+    console.print(_report_table(rep))
+    bv = rep.bvse.get("barrier")
+    b = "not available (a hop did not converge or failed)" if rep.barrier is None else f"{rep.barrier:.3f} eV"
+    console.print(f"[bold]{rep.tier} CI-NEB barrier[/] (rate-limiting hop {rep.rate_limiting_hop}): {b}   "
+                  f"[bold]BVSE E{rep.dimension or '?'}[/]: {'—' if bv is None else f'{bv:.3f} eV'}")
+    console.print(f"calculator: {rep.calculator}")
+    for h in rep.hops:
+        for w in h.warnings:
+            console.print(f"[yellow]note (hop {h.hop['index']}):[/] {w}")
+        if not h.converged:
+            console.print(f"[red]hop {h.hop['index']}: {h.status}[/] — no barrier is reported for it")
+    for f in rep.failures:
+        console.print(f"[red]hop {f['hop']} failed:[/] {f['reason']}")
+
+
+def _one(job: dict[str, Any]) -> dict[str, Any]:
+    """One host–ion NEB for a batch: a document with the report or the reason it failed."""
+    from ionscreen.screening.neb import NEBSettings, run_neb
+    from ionscreen.structures.io import read_structure
+
+    t0 = time.perf_counter()
+    try:
+        s = read_structure(job["file"])
+        rep = run_neb(s, job["ion"], job["calculator"], job["hop"], NEBSettings(**job["settings"]),
+                      oxidation_states=job["oxi"])
+        return {"file": job["file"], "ion": job["ion"], "status": "done", "report": rep.to_dict(),
+                "seconds": time.perf_counter() - t0}
+    except IonscreenError as exc:
+        return {"file": job["file"], "ion": job["ion"], "status": "failed", "error": type(exc).__name__,
+                "reason": str(exc), "seconds": time.perf_counter() - t0}
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--ion", "ions", cls=_GreedyOption, multiple=True, required=True,
+              help="Working ion(s): Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
+@click.option("--calculator", default="bvff", show_default=True,
+              help="bvff, chgnet[:model] (pip install \"ionscreen[mlip]\"), or module:Class (any ASE calculator).")
+@click.option("--images", type=int, default=7, show_default=True, help="Inner NEB images.")
+@click.option("--hop", type=int, default=None,
+              help="Run one hop (its class in the BVSE hop table). Default: every distinct hop of the "
+                   "lowest-barrier percolating path.")
+@click.option("--list-hops", is_flag=True, help="Print the BVSE hops and stop.")
+@click.option("--fixed-host", is_flag=True, help="Keep the host atoms fixed (only the ion moves).")
+@click.option("--limit", type=click.Choice(["dilute-ion", "dilute-vacancy"]), default="dilute-ion",
+              show_default=True, help="One ion in the empty host, or one vacancy in the full host.")
+@click.option("--path", "path_kind", type=click.Choice(["bvse", "idpp", "linear"]), default="bvse",
+              show_default=True, help="Initial band.")
+@click.option("--fmax", type=float, default=0.05, show_default=True, help="Climbing-image convergence (eV/Å).")
+@click.option("--steps", type=int, default=1000, show_default=True, help="Most optimiser steps per stage.")
+@click.option("--min-distance", type=float, default=8.0, show_default=True,
+              help="Smallest distance between periodic images of the ion (Å); sets the supercell.")
+@click.option("--resolution", type=float, default=0.1, show_default=True, help="BVSE grid step for the seed path (Å).")
+@click.option("--oxi", default=None, help="Oxidation states, e.g. Fe=2,P=5,O=-2 (else guessed).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write the energy profiles (PNG).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Batch of several files/ions: folder for neb_results.json.")
+def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
+        min_distance, resolution, oxi, json_out, plot_out, out_dir):
+    """Climbing-image NEB of the working ion in each host FILE, seeded from BVSE.
+
+    Under `mpiexec -n N`: one host and ion share the NEB images over the ranks; several
+    hosts or ions are shared out over the ranks, one NEB each.
+    """
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.neb import NEBSettings, run_neb
+    from ionscreen.structures.io import read_structure
+
+    ions = _split_words(ions)
+    try:
+        comm = mpi.world()
+    except IonscreenError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    root = mpi.rank(comm) == 0
+    settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
+                    fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance)
+    try:
+        NEBSettings(**settings).validate()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    oxs = _parse_oxi(oxi)
+    pairs = [(f, i) for f in files for i in ions]
+
+    if len(pairs) > 1:  # a batch: pairs over ranks, each NEB serial
+        jobs = [{"file": f, "ion": i, "calculator": calculator, "hop": hop, "settings": settings, "oxi": oxs}
+                for f, i in pairs]
+
+        def done(k: int, doc: dict[str, Any]) -> None:
+            rep = doc.get("report")
+            msg = (f"{rep['barrier_label']}: {rep['barrier']}" if rep else f"failed: {doc['reason']}")
+            console.print(f"[rank {mpi.rank(comm)}] {Path(doc['file']).name} {doc['ion']}: {msg}", markup=False)
+
+        docs = mpi.map_over_ranks(_one, jobs, comm, done)
+        if root and docs is not None:
+            out = Path(out_dir or ".")
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "neb_results.json").write_text(json.dumps(docs, indent=1, default=str))
+            n_bad = sum(d["status"] != "done" for d in docs)
+            console.print(f"{len(docs) - n_bad} NEB jobs done, {n_bad} failed; results in {out / 'neb_results.json'}")
+        return
+
+    file, ion = pairs[0]
+    try:
+        structure = read_structure(file)
+        with console.status(f"BVSE seed: {ion} in {Path(file).name} ...") if root else _null():
+            seed = compute_landscape(structure, ion, resolution=resolution, oxidation_states=oxs)
+        if list_hops:
+            if root:
+                from .cli import _print_result
+
+                _print_result(seed)
+            return
+
+        def progress(msg: str) -> None:
+            if root:
+                console.print(f"NEB {msg}")
+
+        rep = run_neb(structure, ion, calculator, hop, NEBSettings(**settings), bvse=seed, comm=comm,
+                      oxidation_states=oxs, progress=progress)
+    except IonscreenError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        sys.exit(2)
+    if not root:
+        return
+    _print_report(rep)
+    if json_out:
+        rep.to_json(json_out, with_images=True)
+        console.print(f"result written to {json_out}")
+    if plot_out:
+        rep.plot(plot_out)
+        console.print(f"plot written to {plot_out}")
+    if rep.barrier is None:
+        sys.exit(3)
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
