@@ -24,7 +24,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from bench_throughput import cpu_model  # noqa: E402
 
 from ionscreen.screening.bvse import compute_landscape  # noqa: E402
-from ionscreen.screening.neb import NEBSettings, run_neb  # noqa: E402
+from ionscreen.screening.neb import run_neb  # noqa: E402
 from ionscreen.structures.prototypes import get_prototype, host_for_ion  # noqa: E402
 
 OUT = Path(__file__).parent / "out"

@@ -147,14 +147,17 @@ class _CachedCalculator(Calculator):
         self.cache: tuple[np.ndarray, float, np.ndarray] | None = None
         self.evaluations = 0
 
+    def holds(self, positions: np.ndarray) -> bool:
+        c = self.cache
+        return c is not None and c[0].shape == positions.shape and np.array_equal(c[0], positions)
+
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        c = self.cache
-        if c is not None and c[0].shape == self.atoms.positions.shape and np.array_equal(c[0], self.atoms.positions):
-            e, f = c[1], c[2]
-        else:
+        if not self.holds(self.atoms.positions):
             e, f = _evaluate(self.inner, self.atoms)
+            self.cache = (self.atoms.positions.copy(), e, f)
             self.evaluations += 1
+        _, e, f = self.cache
         self.results = {"energy": e, "free_energy": e, "forces": f}
 
 
@@ -175,11 +178,14 @@ class _DistributedNEB(NEB):
     def get_forces(self):
         inner = self.images[1:-1]
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
-        mine = {k: _evaluate(inner[k].calc.inner, inner[k]) for k in range(len(inner)) if k % size == rank}
-        for part in self.comm.allgather(mine):
-            for k, (e, f) in part.items():
-                inner[k].calc.cache = (inner[k].positions.copy(), e, f)
-                inner[k].calc.evaluations += int(k % size == rank)
+        # every rank holds the same band, so every rank agrees on which images moved
+        todo = [k for k in range(len(inner)) if not inner[k].calc.holds(inner[k].positions)]
+        if todo:
+            mine = {k: _evaluate(inner[k].calc.inner, inner[k]) for k in todo if k % size == rank}
+            for part in self.comm.allgather(mine):
+                for k, (e, f) in part.items():
+                    inner[k].calc.cache = (inner[k].positions.copy(), e, f)
+                    inner[k].calc.evaluations += 1
         return super().get_forces()
 
 
@@ -628,6 +634,9 @@ def run_neb(
             raise CalculationError(
                 f"BVSE found no percolating path for {ion.label()} below encut in "
                 f"{bvse.formula}; choose a hop with --hop N (see --list-hops)")
+    if isinstance(calculator, str) and calculator.lower() != "bvff":
+        # load an ML model once for all hops; a missing extra stops here, not per hop
+        calculator = choose_calculator(calculator, None, ion)  # type: ignore[arg-type]
     results: list[NEBResult] = []
     failures: list[dict[str, Any]] = []
     for k in chosen:

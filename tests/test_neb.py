@@ -172,3 +172,42 @@ def test_cli_unconverged_exit_code_and_message(lfp_cif, tmp_path):
     r = _cli([str(lfp_cif), "--ion", "Li", "--steps", "2"], tmp_path)
     assert r.returncode == 3
     assert "NOT converged" in r.stdout and "no barrier is reported" in r.stdout
+
+
+# ---------------------------------------------------------------------------- ML tier
+
+
+@pytest.mark.slow
+def test_chgnet_neb_of_mg_in_spinel_runs_offline():
+    """CHGNet CI-NEB of Mg in MgMn2O4 (56-atom cubic cell: Mg images 8.2 Å apart), fixed host,
+    3 images: runs with the weights from the wheel, converges, and is labelled MLIP."""
+    from ionscreen.structures.prototypes import host_for_ion
+
+    s, state = host_for_ion(get_prototype("LiMn2O4"), "Mg")
+    assert state == "discharged" and s.composition.reduced_formula == "MgMn2O4"
+    rep = run_neb(s, "Mg", calculator="chgnet",
+                  settings=NEBSettings(images=3, relax_host=False, fmax=0.1))
+    assert rep.tier == "MLIP" and rep.calculator.startswith("CHGNet")
+    h = rep.hops[0]
+    assert h.converged and h.supercell == [1, 1, 1] and h.n_atoms == 49
+    assert 0.1 < rep.barrier < 2.0
+    assert "soft" in h.note  # the known softening of universal ML potentials is stated
+
+
+def test_missing_ml_extra_names_the_extra(lfp, monkeypatch):
+    from ionscreen.structures.errors import MissingDependencyError
+
+    s, b = lfp
+    monkeypatch.setitem(sys.modules, "chgnet", None)
+    monkeypatch.setitem(sys.modules, "chgnet.model", None)
+    with pytest.raises(MissingDependencyError, match=r"ionscreen\[mlip\]"):
+        run_neb(s, "Li", calculator="chgnet", bvse=b)
+
+
+def test_nh4_needs_the_bvff(lfp):
+    s, b = lfp
+    with pytest.raises(IonscreenError, match="only the BVFF"):
+        from ionscreen.screening.neb import choose_calculator
+        from ionscreen.screening.params import get_working_ion
+
+        choose_calculator("chgnet", None, get_working_ion("NH4"))
