@@ -1,0 +1,437 @@
+"""Average insertion voltage and volume change from the ML-potential tier.
+
+For a host that takes up x working ions of charge z per cell,
+
+    V = −[E(host + x ion) − E(host) − x·μ(ion)] / (z·x)          (volts; energies in eV)
+
+with E the total energies of the two cells, each relaxed (positions and cell) with the same
+model, and μ(ion) the ion's reference chemical potential computed with that same model
+(:func:`ion_reference`). The relative volume change is (V_inserted − V_empty) / V_empty of the
+relaxed cells (positive: the host swells when the ions go in).
+
+Ion references (μ, eV per ion), each relaxed with the model, cell included, starting from the
+experimental room-temperature lattice constants in :data:`METAL_REFERENCES`:
+
+* Li (bcc), Na (bcc), Mg (hcp), Ca (fcc), Sr (fcc), Ba (bcc), Zn (hcp), Al (fcc): energy per
+  atom of the bulk metal, i.e. the voltage against the metal anode.
+* NH4 (approximate): μ(NH4) = E(NH3) + ½ E(H2), two isolated molecules relaxed in a 15 Å box.
+  There is no NH4 metal; this neutral-NH4 reference is a convention so that NH4+ hosts can be
+  compared with each other. It is not the potential of a real electrode (aqueous NH4+ cells
+  are referenced to a hydrogen or Zn electrode, with solvation), and ML potentials trained on
+  crystals are extrapolating for small molecules. Results using it say so.
+
+The voltage is the average between the two given compositions: intermediate phases, ion
+ordering and entropy are not included. Universal ML potentials also run soft (see
+:mod:`ionscreen.screening.mlip`); every number here is labelled with the model that made it,
+and a model's numbers are never combined with another model's.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymatgen.core import Composition, Lattice, Structure
+
+from ionscreen.screening.mlip import CalculatorFactory, calculator_factory
+from ionscreen.screening.mlip import relax as _relax
+from ionscreen.screening.params import WorkingIon, get_working_ion
+from ionscreen.structures.errors import (
+    CalculationError,
+    IonscreenError,
+    StructureValidationError,
+    UnsupportedIonError,
+)
+
+__all__ = [
+    "METAL_REFERENCES",
+    "NH4_BOX",
+    "SWELLING_WARNING",
+    "InsertionResult",
+    "clear_reference_cache",
+    "insertion_voltage",
+    "ion_reference",
+]
+
+#: Bulk-metal references: ion -> (structure, a [Å], c [Å] or None). Experimental lattice
+#: constants near room temperature (Kittel, Introduction to Solid State Physics, 8th ed.;
+#: CRC Handbook), used only as starting points: each metal is relaxed with the model.
+METAL_REFERENCES: dict[str, tuple[str, float, float | None]] = {
+    "Li": ("bcc", 3.51, None),
+    "Na": ("bcc", 4.29, None),
+    "Mg": ("hcp", 3.209, 5.211),
+    "Ca": ("fcc", 5.588, None),
+    "Sr": ("fcc", 6.084, None),
+    "Ba": ("bcc", 5.028, None),
+    "Zn": ("hcp", 2.665, 4.947),
+    "Al": ("fcc", 4.050, None),
+}
+
+#: Edge (Å) of the cubic box for the NH3 and H2 molecules of the NH4 reference.
+NH4_BOX = 15.0
+
+#: A relaxed cell whose volume moved by more than this fraction is flagged in the result.
+SWELLING_WARNING = 0.15
+
+_REFERENCE_FMAX = 0.01  # eV/Å (and scaled stress): the references are small and cheap
+_REFERENCE_CACHE: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def clear_reference_cache() -> None:
+    """Forget the ion references computed in this process."""
+    _REFERENCE_CACHE.clear()
+
+
+def _as_factory(factory: CalculatorFactory | str) -> CalculatorFactory:
+    if isinstance(factory, CalculatorFactory):
+        return factory
+    if isinstance(factory, str):
+        return calculator_factory(factory)
+    raise IonscreenError(
+        f"expected a CalculatorFactory or a calculator spec string, got {type(factory).__name__}"
+    )
+
+
+def _ion_composition(ion: WorkingIon) -> Composition:
+    return Composition("NH4") if ion.name == "NH4" else Composition(ion.element)
+
+
+def ion_reference(ion: str | WorkingIon, factory: CalculatorFactory | str) -> tuple[float, str]:
+    """The reference chemical potential μ (eV per ion) of ``ion`` with ``factory``'s model.
+
+    Returns ``(mu, description)``; the description names the reference, the model, and for
+    NH4 that it is an approximation. Computed once per (model identity, ion) in a process.
+    """
+    from ase.build import bulk, molecule
+
+    ion = get_working_ion(ion)
+    factory = _as_factory(factory)
+    key = (factory.identity, ion.name)
+    if key in _REFERENCE_CACHE:
+        return _REFERENCE_CACHE[key]
+
+    if ion.name in METAL_REFERENCES:
+        crystal, a, c = METAL_REFERENCES[ion.name]
+        atoms = bulk(ion.name, crystal, a=a, c=c) if c else bulk(ion.name, crystal, a=a)
+        relaxed, converged, _ = _relax(atoms, factory(), fmax=_REFERENCE_FMAX, cell=True)
+        mu = float(relaxed.get_potential_energy()) / len(relaxed)
+        lat = f"a={a} Å" + (f", c={c} Å" if c else "")
+        desc = (f"μ({ion.name}) = energy per atom of {crystal} {ion.name} metal (started from "
+                f"the experimental {lat}; relaxed with cell"
+                f"{'' if converged else ', NOT converged'}) with {factory.identity}")
+    elif ion.name == "NH4":
+        energies = {}
+        conv = True
+        for name in ("NH3", "H2"):
+            mol = molecule(name)
+            mol.set_cell([NH4_BOX] * 3)
+            mol.center()
+            mol.pbc = True
+            relaxed, converged, _ = _relax(mol, factory(), fmax=_REFERENCE_FMAX, cell=False)
+            energies[name] = float(relaxed.get_potential_energy())
+            conv = conv and converged
+        mu = energies["NH3"] + 0.5 * energies["H2"]
+        desc = (f"μ(NH4) = E(NH3) + ½ E(H2) of isolated molecules in a {NH4_BOX:g} Å box "
+                f"(relaxed{'' if conv else ', NOT converged'}) with {factory.identity}; "
+                "APPROXIMATE: a neutral-NH4 convention for comparing NH4+ hosts with each "
+                "other, not a real electrode potential, and a crystal-trained ML potential "
+                "extrapolates for small molecules")
+    else:  # pragma: no cover - every WorkingIon is covered above
+        raise UnsupportedIonError(f"no reference chemical potential defined for {ion.label()}")
+    if not math.isfinite(mu):
+        raise CalculationError(f"{factory.identity} gave a non-finite energy for the {ion.name} "
+                               "reference")
+    _REFERENCE_CACHE[key] = (mu, desc)
+    return mu, desc
+
+
+# -- structures <-> atoms --------------------------------------------------------------------
+
+
+def _to_atoms(structure: Structure, what: str) -> Any:
+    from ase import Atoms
+
+    if not isinstance(structure, Structure):
+        raise IonscreenError(f"{what}: expected a pymatgen Structure, got "
+                             f"{type(structure).__name__}")
+    if not structure.is_ordered:
+        raise StructureValidationError(
+            f"{what} ({structure.composition.reduced_formula}) has partial occupancies; an "
+            "ML potential needs an ordered cell (order it first, e.g. with pymatgen's "
+            "OrderDisorderedStructureTransformation)"
+        )
+    symbols = [site.specie.symbol for site in structure]
+    return Atoms(symbols, positions=structure.cart_coords, cell=structure.lattice.matrix,
+                 pbc=True)
+
+
+def _to_structure(atoms: Any) -> Structure:
+    return Structure(Lattice(atoms.cell[:]), atoms.get_chemical_symbols(), atoms.positions,
+                     coords_are_cartesian=True)
+
+
+def _ions_inserted(empty: Structure, inserted: Structure, ion: WorkingIon) -> float:
+    """x: how many ions ``inserted`` has over ``empty``; refuse if anything else differs."""
+    before = empty.composition.element_composition
+    after = inserted.composition.element_composition
+    unit = _ion_composition(ion)
+    lead = next(iter(unit.elements))
+    x = (after[lead] - before[lead]) / unit[lead]
+    elements = set(before.elements) | set(after.elements)
+    diff = {str(el): after[el] - before[el] for el in elements}
+    bad = {el: d for el, d in diff.items()
+           if abs(d - x * unit[el]) > 1e-6}  # unit[el] is 0 for framework elements
+    if bad:
+        shown = ", ".join(f"{el} {d:+g}" for el, d in sorted(diff.items()) if abs(d) > 1e-9)
+        raise StructureValidationError(
+            f"the frameworks differ: inserted ({after.formula}) minus empty ({before.formula}) "
+            f"is {shown or 'nothing'}, not x × {unit.formula.replace(' ', '')} for the working "
+            f"ion {ion.label()}. Give the same framework cell with and without the ions (build "
+            "supercells of the same size, e.g. Prototype.build() and Prototype.build(with_ion=...))"
+        )
+    if x <= 1e-9:
+        raise StructureValidationError(
+            f"the inserted host ({after.formula}) has no more {ion.label()} than the empty host "
+            f"({before.formula}) (x = {x:g}); pass the ion-containing cell as 'inserted'"
+        )
+    return float(x)
+
+
+# -- result ----------------------------------------------------------------------------------
+
+
+@dataclass
+class InsertionResult:
+    """Average insertion voltage and volume change of one host–ion pair with one model.
+
+    Energies in eV (per cell), volumes in Å³ (per cell), voltage in V, all from ``model``.
+    ``volume_change`` is relative ((V_inserted − V_empty) / V_empty of the relaxed cells).
+    """
+
+    ion: str
+    ion_charge: int
+    x: float
+    formula_empty: str
+    formula_inserted: str
+    voltage_V: float
+    energy_empty_eV: float
+    energy_inserted_eV: float
+    mu_ion_eV: float
+    mu_reference: str
+    reference_approximate: bool
+    volume_empty_A3: float
+    volume_inserted_A3: float
+    volume_empty_initial_A3: float
+    volume_inserted_initial_A3: float
+    volume_change: float
+    volume_warning: bool
+    relaxed: bool
+    converged_empty: bool
+    converged_inserted: bool
+    steps_empty: int
+    steps_inserted: int
+    fmax: float
+    model: str
+    tier: str
+    notes: list[str] = field(default_factory=list)
+    empty_structure: Structure | None = field(default=None, repr=False)
+    inserted_structure: Structure | None = field(default=None, repr=False)
+
+    @property
+    def converged(self) -> bool:
+        return self.converged_empty and self.converged_inserted
+
+    @property
+    def volume_change_percent(self) -> float:
+        return 100.0 * self.volume_change
+
+    def summary(self) -> str:
+        """One line, with the model that produced the numbers."""
+        flag = "" if self.converged or not self.relaxed else " (relaxation NOT converged)"
+        if self.volume_warning:
+            flag += " (a cell changed volume by > 15 % on relaxation: see notes)"
+        approx = " (approximate ion reference)" if self.reference_approximate else ""
+        return (f"{self.ion} in {self.formula_empty} → {self.formula_inserted}: "
+                f"V = {self.voltage_V:.3f} V{approx}, ΔV/V = {self.volume_change_percent:+.2f} % "
+                f"[{self.model}, {self.tier} tier]{flag}")
+
+    def to_dict(self, structures: bool = False) -> dict[str, Any]:
+        """JSON-serialisable document; ``structures=True`` adds the relaxed cells."""
+        d = {
+            "model": self.model,
+            "tier": self.tier,
+            "produced_by": f"{self.model} ({self.tier} tier)",
+            "ion": self.ion,
+            "ion_charge": self.ion_charge,
+            "x": self.x,
+            "formula_empty": self.formula_empty,
+            "formula_inserted": self.formula_inserted,
+            "voltage_V": self.voltage_V,
+            "energy_empty_eV": self.energy_empty_eV,
+            "energy_inserted_eV": self.energy_inserted_eV,
+            "mu_ion_eV": self.mu_ion_eV,
+            "mu_reference": self.mu_reference,
+            "reference_approximate": self.reference_approximate,
+            "volume_empty_A3": self.volume_empty_A3,
+            "volume_inserted_A3": self.volume_inserted_A3,
+            "volume_empty_initial_A3": self.volume_empty_initial_A3,
+            "volume_inserted_initial_A3": self.volume_inserted_initial_A3,
+            "volume_change": self.volume_change,
+            "volume_change_percent": self.volume_change_percent,
+            "volume_warning": self.volume_warning,
+            "relaxed": self.relaxed,
+            "converged_empty": self.converged_empty,
+            "converged_inserted": self.converged_inserted,
+            "steps_empty": self.steps_empty,
+            "steps_inserted": self.steps_inserted,
+            "fmax_eV_A": self.fmax,
+            "formula": "V = -[E(host + x ion) - E(host) - x*mu(ion)] / (z*x)",
+            "units": {"energy": "eV per cell", "volume": "Å^3 per cell", "voltage": "V",
+                      "volume_change": "relative (inserted - empty) / empty"},
+            "notes": list(self.notes),
+        }
+        if structures:
+            d["empty_structure"] = (self.empty_structure.as_dict()
+                                    if self.empty_structure is not None else None)
+            d["inserted_structure"] = (self.inserted_structure.as_dict()
+                                       if self.inserted_structure is not None else None)
+        return d
+
+
+# -- the calculation -------------------------------------------------------------------------
+
+
+def _energy(atoms: Any, calc: Any, what: str) -> float:
+    if calc is not None:  # else: use the calculator (and cached results) the atoms carry
+        atoms = atoms.copy()
+        atoms.calc = calc
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
+            e = float(atoms.get_potential_energy())
+    except Exception as err:  # a third-party calculator can raise anything
+        raise CalculationError(f"energy of the {what} failed in the calculator: "
+                               f"{type(err).__name__}: {err}") from err
+    return e
+
+
+def insertion_voltage(
+    empty: Structure,
+    inserted: Structure,
+    ion: str | WorkingIon,
+    factory: CalculatorFactory | str,
+    relax: bool = True,
+    fmax: float = 0.05,
+    steps: int = 500,
+    optimizer: str = "BFGS",
+    smax: float | None = 5e-4,
+    rattle: float = 0.02,
+    strict: bool = False,
+) -> InsertionResult:
+    """Average insertion voltage and relative volume change of ``ion`` in a host.
+
+    ``empty`` and ``inserted`` are the same framework cell without and with the ions (e.g.
+    ``proto.build()`` and ``proto.build(with_ion="Mg")``); x is the difference in ion count.
+    With ``relax=True`` both are relaxed (positions and cell, ``fmax`` eV/Å, at most ``steps``
+    steps) with a calculator from ``factory`` (a :class:`CalculatorFactory` or a spec such as
+    ``"chgnet"``), the stress to about ``smax`` eV/Å³ (5e-4 ≈ 0.08 GPa; ``None``: ASE's looser
+    default), after a seeded random displacement of ``rattle`` Å so that a symmetric starting
+    point that is a saddle of the model can relax (see
+    :func:`ionscreen.screening.mlip.relax`); with ``relax=False`` the given geometries are used
+    as they are. A cell whose volume moves by more than 15 % is flagged
+    (``volume_warning``). μ(ion) comes
+    from :func:`ion_reference` with the same model. A relaxation that does not converge is
+    flagged in the result (``converged_*`` and a note), or raises :class:`CalculationError`
+    when ``strict``. Frameworks that differ, or x ≤ 0, raise
+    :class:`StructureValidationError`.
+    """
+    ion = get_working_ion(ion)
+    factory = _as_factory(factory)
+    x = _ions_inserted(empty, inserted, ion)
+    atoms_empty = _to_atoms(empty, "empty host")
+    atoms_ins = _to_atoms(inserted, "inserted host")
+    vol0_empty, vol0_ins = float(atoms_empty.get_volume()), float(atoms_ins.get_volume())
+
+    notes: list[str] = []
+    results = {}
+    for what, atoms in (("empty host", atoms_empty), ("inserted host", atoms_ins)):
+        if relax:
+            done, converged, nsteps = _relax(atoms, factory(), fmax=fmax, steps=steps,
+                                             cell=True, optimizer=optimizer, smax=smax,
+                                             rattle=rattle)
+            energy = _energy(done, None, what)
+            if not converged:
+                msg = (f"relaxation of the {what} ({atoms.get_chemical_formula()}) did not "
+                       f"reach fmax={fmax} eV/Å in {nsteps} steps")
+                if strict:
+                    raise CalculationError(msg + f" with {factory.identity}")
+                notes.append(msg + "; its energy and volume are less reliable")
+        else:
+            done, converged, nsteps = atoms, True, 0
+            energy = _energy(atoms, factory(), what)
+        results[what] = (done, energy, converged, nsteps)
+
+    mu, mu_desc = ion_reference(ion, factory)
+    done_e, e_empty, conv_e, n_e = results["empty host"]
+    done_i, e_ins, conv_i, n_i = results["inserted host"]
+    z = ion.charge
+    voltage = -(e_ins - e_empty - x * mu) / (z * x)
+    vol_e, vol_i = float(done_e.get_volume()), float(done_i.get_volume())
+    if not all(math.isfinite(v) for v in (voltage, vol_e, vol_i)):
+        raise CalculationError(f"{factory.identity} gave a non-finite voltage or volume")
+
+    notes.insert(0, f"Average voltage between the two cells (x = {x:g} {ion.label()} per cell, "
+                    "against the ion reference below); intermediate phases, ion ordering and "
+                    "entropy are not included.")
+    swelling = {what: float(done.get_volume() / atoms.get_volume() - 1.0)
+                for what, atoms, done in (("empty host", atoms_empty, done_e),
+                                          ("inserted host", atoms_ins, done_i))}
+    volume_warning = False
+    for what, change in swelling.items():
+        if abs(change) > SWELLING_WARNING:
+            volume_warning = True
+            notes.append(
+                f"The {what}'s volume changed by {100 * change:+.1f} % on relaxation; check "
+                "the relaxed cell: in a layered host this usually means the model, which has "
+                "no dispersion (van der Waals) binding, lets the layers drift apart, and the "
+                "volume change is then unreliable (the voltage much less so); in a 3D "
+                "framework it is a large strain that the host may not survive.")
+    if not relax:
+        notes.append("Unrelaxed: energies and volumes of the given geometries.")
+    if ion.approximate or ion.name == "NH4":
+        notes.append("The NH4 reference μ(NH4) = E(NH3) + ½E(H2) is an approximation: compare "
+                     "NH4+ voltages between hosts, not with a measured cell voltage.")
+    notes.append(factory.note)
+
+    return InsertionResult(
+        ion=ion.label(),
+        ion_charge=z,
+        x=x,
+        formula_empty=empty.composition.element_composition.formula.replace(" ", ""),
+        formula_inserted=inserted.composition.element_composition.formula.replace(" ", ""),
+        voltage_V=float(voltage),
+        energy_empty_eV=e_empty,
+        energy_inserted_eV=e_ins,
+        mu_ion_eV=mu,
+        mu_reference=mu_desc,
+        reference_approximate=ion.name == "NH4",
+        volume_empty_A3=vol_e,
+        volume_inserted_A3=vol_i,
+        volume_empty_initial_A3=vol0_empty,
+        volume_inserted_initial_A3=vol0_ins,
+        volume_change=(vol_i - vol_e) / vol_e,
+        volume_warning=volume_warning,
+        relaxed=relax,
+        converged_empty=conv_e,
+        converged_inserted=conv_i,
+        steps_empty=n_e,
+        steps_inserted=n_i,
+        fmax=fmax,
+        model=factory.identity,
+        tier=factory.tier,
+        notes=notes,
+        empty_structure=_to_structure(done_e),
+        inserted_structure=_to_structure(done_i),
+    )

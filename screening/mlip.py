@@ -1,0 +1,352 @@
+"""ML-potential tier: name an ASE calculator with one string, and relax structures with it.
+
+Specs accepted by :func:`calculator_factory`:
+
+* ``"chgnet"`` — CHGNet with the default model of the installed ``chgnet`` package
+  (0.3.0 for chgnet 0.4.x); ``"chgnet:0.3.0"``, ``"chgnet:0.2.0"``, ``"chgnet:r2scan"`` pick a
+  model. The weights ship inside the ``chgnet`` wheel, so nothing is downloaded. Needs the
+  optional extra: ``python3 -m pip install -c constraints.txt "ionscreen[mlip]"``.
+* ``"package.module:ClassName"`` — any ASE calculator class, instantiated without arguments
+  (``"ase.calculators.emt:EMT"``), or with simple keyword arguments after a ``?``:
+  ``"package.module:ClassName?key=value&other=1.5"`` (values are read as Python literals —
+  numbers, True/False/None, quoted strings — and otherwise kept as plain strings).
+
+A :class:`CalculatorFactory` loads the model once; every call returns a **new** calculator that
+shares it, because a NEB needs one calculator per image (sharing one calculator across images
+made each NEB step about five times dearer: every image was recomputed). For a
+``module:Class`` spec each call builds a new instance of the class (ionscreen cannot know how
+to share that class's internals).
+
+Universal ML potentials run soft: large multivalent migration barriers came out 0.3–0.6 eV
+below DFT-NEB in the cases measured, and absolute energies of different models differ by up to
+~0.9 eV/atom. Every result of this tier therefore names the model (``factory.identity``) and
+the tier; never combine energies from two factories with different identities.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib
+import io
+import re
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ionscreen.structures.errors import CalculationError, IonscreenError, MissingDependencyError
+
+__all__ = [
+    "CHGNET_MODELS",
+    "INSTALL_HINT",
+    "CalculatorFactory",
+    "calculator_factory",
+    "relax",
+    "set_threads",
+]
+
+INSTALL_HINT = (
+    'python3 -m pip install -c constraints.txt "ionscreen[mlip]" '
+    "(constraints.txt, at the top of the ionscreen repository, pins torch==2.13.0, the CPU "
+    "build; without it pip may pull a multi-GB CUDA torch)"
+)
+
+#: CHGNet models whose weights ship in the chgnet 0.4.x wheel.
+CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")
+
+_ACCEPTED = (
+    '"chgnet" (default CHGNet model), "chgnet:MODEL" with MODEL one of '
+    + ", ".join(CHGNET_MODELS)
+    + ', or "package.module:ClassName" naming an ASE calculator class, optionally with '
+    'keyword arguments "package.module:ClassName?key=value&key2=value2"'
+)
+
+_SOFT_NOTE = (
+    "Universal ML potentials run soft: in the cases measured (spinel, olivine, layered oxides), "
+    "large multivalent migration barriers came out 0.3–0.6 eV lower than DFT-NEB, so barriers "
+    "from this tier rank hosts but underestimate absolute values. Energies from different "
+    "models (or CHGNet versions) have different references: never mix them in one voltage or "
+    "hull."
+)
+
+_CHGNET_MODEL_NOTES = {
+    "0.3.0": "CHGNet 0.3.0 is trained on MPtrj (PBE/PBE+U with MP2020 energy corrections).",
+    "0.2.0": "CHGNet 0.2.0 is an older MPtrj model, kept for backward compatibility.",
+    "r2scan": "CHGNet r2scan is transfer-learned on MP r2SCAN data; its energies are on a "
+              "different reference from the PBE models.",
+}
+
+_CHGNET_WARNING = "Converting a tensor with requires_grad=True to a scalar"
+
+
+def _missing(what: str, err: BaseException) -> MissingDependencyError:
+    return MissingDependencyError(
+        f"{what} needs the optional 'mlip' extra (chgnet with torch), which is not installed "
+        f"or cannot be imported ({err}). Install it with: {INSTALL_HINT}."
+    )
+
+
+def set_threads(threads: int) -> int:
+    """Set the number of torch intra-op threads (if torch is imported) and return it.
+
+    One thread per process (or MPI rank) is the default of this tier: on a busy two-core
+    machine two threads made CHGNet calls 2–25× slower.
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise IonscreenError(f"threads must be a positive integer, got {threads!r}")
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+    return threads
+
+
+@dataclass
+class CalculatorFactory:
+    """Makes ASE calculators for one model. Call it to get a new calculator.
+
+    Attributes: ``spec`` (as given), ``identity`` (the model, e.g. ``"CHGNet 0.3.0 (chgnet
+    0.4.2)"``, shown with every number it produced), ``tier`` (``"MLIP"`` or
+    ``"ASE calculator"``), ``note`` (caveats of the model), ``threads``.
+    """
+
+    spec: str
+    identity: str
+    tier: str
+    note: str
+    threads: int
+    _make: Callable[[], Any] = field(repr=False)
+    model: Any = field(default=None, repr=False)
+
+    def __call__(self) -> Any:
+        """A new ASE calculator (sharing the loaded model where there is one)."""
+        return self._make()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description, for result documents."""
+        return {
+            "spec": self.spec,
+            "identity": self.identity,
+            "tier": self.tier,
+            "note": self.note,
+            "threads": self.threads,
+        }
+
+
+def calculator_factory(spec: str = "chgnet", threads: int = 1) -> CalculatorFactory:
+    """A :class:`CalculatorFactory` for ``spec`` (see the module docstring for the forms).
+
+    ``threads`` sets torch's thread count for this process (default 1).
+
+    Raises :class:`MissingDependencyError` (naming the ``mlip`` extra) when a CHGNet spec is
+    asked for and chgnet/torch cannot be imported, and :class:`IonscreenError` saying what is
+    accepted for an unknown spec, module or class.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise IonscreenError(f"calculator spec {spec!r} is empty; accepted: {_ACCEPTED}")
+    text = spec.strip()
+    set_threads(threads)
+    head, _, rest = text.partition(":")
+    if head.strip().lower() == "chgnet":
+        return _chgnet_factory(text, rest.strip() or None, threads)
+    if ":" not in text:
+        raise IonscreenError(f"unknown calculator spec {spec!r}; accepted: {_ACCEPTED}")
+    return _class_factory(text, threads)
+
+
+# -- CHGNet -----------------------------------------------------------------------------------
+
+
+def _chgnet_factory(spec: str, model_name: str | None, threads: int) -> CalculatorFactory:
+    if model_name is not None:
+        key = model_name.lower()
+        if key not in CHGNET_MODELS:
+            raise IonscreenError(
+                f"unknown CHGNet model {model_name!r} in spec {spec!r}; the chgnet wheel ships "
+                f"{', '.join(CHGNET_MODELS)}. Accepted specs: {_ACCEPTED}"
+            )
+        model_name = key
+    try:
+        # Import the top-level package first: it is what is missing when the extra is not
+        # installed (and ``from chgnet.model import ...`` alone could find a cached submodule).
+        import chgnet
+        import torch
+        from chgnet.model import CHGNet
+        from chgnet.model.dynamics import CHGNetCalculator
+    except ImportError as err:
+        raise _missing("The CHGNet calculator", err) from err
+
+    torch.set_num_threads(threads)
+    kwargs = {"model_name": model_name} if model_name else {}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = CHGNet.load(verbose=False, **kwargs)
+    except (ValueError, OSError, RuntimeError) as err:
+        raise CalculationError(f"could not load CHGNet model {model_name or 'default'}: {err}") from err
+    version = getattr(model, "version", None) or model_name or "default"
+    identity = f"CHGNet {version} (chgnet {getattr(chgnet, '__version__', '?')})"
+    note = " ".join(filter(None, [_CHGNET_MODEL_NOTES.get(str(version), ""), _SOFT_NOTE]))
+
+    def make() -> Any:
+        # CHGNetCalculator prints the device on every construction; keep batch logs quiet.
+        with contextlib.redirect_stdout(io.StringIO()):
+            return CHGNetCalculator(model=model)
+
+    return CalculatorFactory(spec=spec, identity=identity, tier="MLIP", note=note,
+                             threads=threads, _make=make, model=model)
+
+
+# -- module:Class ------------------------------------------------------------------------------
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def _literal(value: str) -> Any:
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _parse_kwargs(spec: str, query: str) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if not query:
+        return kwargs
+    for part in query.split("&"):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not key.isidentifier():
+            raise IonscreenError(
+                f"cannot read keyword argument {part!r} in calculator spec {spec!r}; write "
+                "key=value pairs joined by '&', e.g. 'package.module:Class?model=x&cutoff=5.0'"
+            )
+        kwargs[key] = _literal(value.strip())
+    return kwargs
+
+
+def _class_factory(spec: str, threads: int) -> CalculatorFactory:
+    target, _, query = spec.partition("?")
+    module_name, _, class_name = target.partition(":")
+    module_name, class_name = module_name.strip(), class_name.strip()
+    if not _IDENT.match(module_name) or not _IDENT.match(class_name):
+        raise IonscreenError(f"cannot read calculator spec {spec!r}; accepted: {_ACCEPTED}")
+    kwargs = _parse_kwargs(spec, query)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise IonscreenError(
+            f"calculator spec {spec!r}: cannot import module {module_name!r} ({err}); install "
+            f"the package that provides it, or use one of: {_ACCEPTED}"
+        ) from err
+    cls: Any = module
+    for part in class_name.split("."):
+        cls = getattr(cls, part, None)
+        if cls is None:
+            raise IonscreenError(
+                f"calculator spec {spec!r}: module {module_name!r} has no {class_name!r}; "
+                f"accepted: {_ACCEPTED}"
+            )
+    if not callable(cls):
+        raise IonscreenError(f"calculator spec {spec!r}: {class_name!r} is not a class")
+
+    def build() -> Any:
+        try:
+            calc = cls(**kwargs)
+        except Exception as err:  # a third-party constructor can raise anything
+            raise IonscreenError(
+                f"calculator spec {spec!r}: {module_name}.{class_name}(**{kwargs}) failed: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+        if not hasattr(calc, "get_potential_energy") and not hasattr(calc, "calculate"):
+            raise IonscreenError(
+                f"calculator spec {spec!r}: {module_name}.{class_name} is not an ASE calculator "
+                "(no calculate/get_potential_energy method)"
+            )
+        return calc
+
+    probe = [build()]  # fail now, not inside a NEB; hand the probe out first
+
+    def make() -> Any:
+        return probe.pop() if probe else build()
+
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+    identity = f"{module_name}.{class_name}" + (f"({args})" if args else "")
+    set_threads(threads)  # the class may have imported torch
+    note = (f"{identity} used as an ASE calculator; ionscreen knows nothing of its accuracy. "
+            "If it is a universal ML potential, expect it to run soft (CHGNet put large "
+            "multivalent barriers 0.3–0.6 eV below DFT-NEB). Never mix its energies with "
+            "another model's.")
+    return CalculatorFactory(spec=spec, identity=identity, tier="ASE calculator", note=note,
+                             threads=threads, _make=make)
+
+
+# -- relaxation ---------------------------------------------------------------------------------
+
+
+def relax(
+    atoms: Any,
+    calc: Any,
+    fmax: float = 0.05,
+    steps: int = 500,
+    cell: bool = False,
+    optimizer: str = "BFGS",
+    smax: float | None = None,
+    rattle: float = 0.0,
+    seed: int = 0,
+) -> tuple[Any, bool, int]:
+    """Relax a copy of ``atoms`` with ``calc``; return ``(relaxed_atoms, converged, steps)``.
+
+    ``cell=True`` relaxes the cell too, through ``ase.filters.FrechetCellFilter`` (the
+    calculator must give stress). ``optimizer`` is ``"BFGS"`` (default; fewest steps from a
+    near-equilibrium experimental structure) or ``"FIRE"`` (more robust from a rough start).
+    ``fmax`` is in eV/Å. ASE's cell criterion alone is |stress| ≲ fmax·N/V, loose for small
+    cells (0.7 GPa for 9-atom LiCoO2 at fmax 0.05); with ``smax`` (eV/Å³; 0.0006 eV/Å³ ≈
+    0.1 GPa) a second stage tightens the force criterion to fmax·min(1, smax·V/(N·fmax)) until
+    the stress is below about ``smax`` (the filter keeps its default, well-conditioned cell
+    scaling). ``rattle`` (Å) displaces the atoms randomly (seeded by ``seed``) first, so that a
+    high-symmetry starting point that is a saddle of the model is left. ``steps`` bounds the
+    total. The returned atoms carry ``calc``. A calculator that fails raises
+    :class:`CalculationError`.
+    """
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS, FIRE
+
+    optimizers = {"BFGS": BFGS, "FIRE": FIRE}
+    opt_cls = optimizers.get(str(optimizer).upper())
+    if opt_cls is None:
+        raise IonscreenError(f"unknown optimizer {optimizer!r}; accepted: BFGS, FIRE")
+    if fmax <= 0 or steps < 0:
+        raise IonscreenError(f"fmax must be > 0 and steps >= 0 (got fmax={fmax}, steps={steps})")
+    if smax is not None and smax <= 0:
+        raise IonscreenError(f"smax must be > 0 eV/Å³ (got {smax})")
+    work = atoms.copy()
+    if rattle > 0:
+        work.rattle(stdev=rattle, seed=seed)
+    work.calc = calc
+
+    def stage(f: float, budget: int) -> tuple[bool, int]:
+        target = FrechetCellFilter(work) if cell else work
+        opt = opt_cls(target, logfile=None)
+        return bool(opt.run(fmax=f, steps=budget)), int(opt.nsteps)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CHGNET_WARNING)
+            # FrechetCellFilter's matrix logarithm warns at round-off level (~1e-13): harmless
+            warnings.filterwarnings("ignore", message="logm result may be inaccurate")
+            converged, done = stage(fmax, steps)
+            if cell and smax is not None and converged:
+                # The filter's cell "forces" are virial / N, i.e. |stress| <~ fmax * N / V.
+                fmax2 = min(fmax, smax * work.get_volume() / len(work))
+                if fmax2 < fmax and abs(work.get_stress()).max() > smax:
+                    converged, more = stage(fmax2, max(steps - done, 0))
+                    done += more
+    except MemoryError:
+        raise
+    except Exception as err:  # a third-party calculator can raise anything
+        raise CalculationError(
+            f"relaxation of {work.get_chemical_formula()} failed: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    return work, converged, done
