@@ -476,24 +476,34 @@ def neb_hop(
     rng = np.random.default_rng(settings.seed)
     warnings: list[str] = []
 
-    # endpoints: nudge, relax
+    # endpoints: nudge, relax (under MPI the two relaxations run on different ranks)
+    kicks = [rng.normal(size=3) for _ in range(2)]
+    size, rank = (1, 0) if comm is None else (comm.Get_size(), comm.Get_rank())
     ends = []
-    steps: dict[str, int] = {}
-    for name, pos in (("initial", st.start), ("final", st.end)):
+    done: dict[int, tuple[np.ndarray, bool, int]] = {}
+    for k, pos in enumerate((st.start, st.end)):
         a = _with_ion(st.host, pos, ion)
         if settings.nudge > 0:
-            v = rng.normal(size=3)
-            a.positions[n_ion] += settings.nudge * v / np.linalg.norm(v)
+            a.positions[n_ion] += settings.nudge * kicks[k] / np.linalg.norm(kicks[k])
         if fixed:
             a.set_constraint(FixAtoms(indices=fixed))
-        ok, n = _relax(a, choice.make(), settings.fmax_endpoints, settings.steps, settings.optimizer)
+        ends.append(a)
+        if k % size == rank:
+            ok, n = _relax(a, choice.make(), settings.fmax_endpoints, settings.steps, settings.optimizer)
+            done[k] = (a.positions.copy(), ok, n)
+    if size > 1:
+        for part in comm.allgather(done):
+            done.update(part)
+    steps: dict[str, int] = {}
+    for k, name in enumerate(("initial", "final")):
+        pos_k, ok, n = done[k]
+        ends[k].positions = pos_k
         steps[f"relax_{name}"] = n
         if not ok:
             warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
-        moved = float(np.linalg.norm(a.positions[n_ion] - pos))
+        moved = float(np.linalg.norm(pos_k[n_ion] - (st.start, st.end)[k]))
         if moved > 1.0:
             warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its BVSE site on relaxing")
-        ends.append(a)
     sep = float(np.linalg.norm(ends[1].positions[n_ion] - ends[0].positions[n_ion]))
     if sep < settings.min_endpoint_distance:
         raise CalculationError(
