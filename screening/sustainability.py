@@ -1,0 +1,238 @@
+"""Sustainability descriptors of a host composition: supply concentration (HHI), crustal
+abundance, toxic and critical elements, and one combined score.
+
+What each number is
+-------------------
+``hhi_production``, ``hhi_reserve``
+    Herfindahl–Hirschman index (0–10 000; higher = supply more concentrated in few countries)
+    of the element's production and of its known reserves, from pymatgen's
+    :class:`pymatgen.analysis.hhi.HHIModel` table (Gaultois et al., *Chem. Mater.* 25 (2013)
+    2911). The compound value is the **weight-fraction-weighted mean** of the element values,
+    exactly what ``HHIModel().get_hhi(composition)`` computes. pymatgen has no value for some
+    elements (notably H); elements without a value are left out and the mean is taken over the
+    rest, renormalised, when they make up at most 5 % of the mass (``hhi_coverage`` is the
+    mass fraction covered, and a note names them); above 5 % the HHI is ``None``.
+``abundance_min_ppm``, ``abundance_min_element``
+    Upper-continental-crust abundance (ppm by mass) of the scarcest element of the composition
+    — the supply bottleneck.
+``abundance_weighted_ppm``
+    Mass-weighted **geometric** mean of the element abundances, exp(Σ wᵢ ln aᵢ): abundances
+    span nine orders of magnitude, and an arithmetic mean would only reflect oxygen and silicon.
+    Data: Rudnick & Gao (2003), Treatise on Geochemistry vol. 3, Table 1 (upper crust); H, C,
+    O, Rh, Te from the CRC Handbook (whole crust). See ``data/sustainability.json`` for the
+    table, its sources and the values marked uncertain.
+``toxic``, ``toxic_elements``
+    Any element of the documented list (Be, Cd, Hg, Pb, As, Tl, Se, Te, Sb, Os and the
+    radioactive Tc, Pm, Th, U): their compounds are, as a class, acutely toxic, carcinogenic,
+    RoHS-restricted or radioactive. Cr counts only when the composition carries Cr6+ (Cr(VI)
+    is the toxic, RoHS-restricted form; a plain formula does not say, and a note says so).
+    Ni, Co, V, Mn, Cu compounds carry hazard classes too but are standard battery chemistry
+    and are not flagged: read the safety data sheet.
+``critical``, ``critical_elements``, ``critical_raw_materials``
+    Elements whose raw material is on the EU 2023 list of 34 critical raw materials (Annex II
+    of the Critical Raw Materials Act, Regulation (EU) 2024/1252). Mapped per element whatever
+    its form in the host (so Si and Ti count although the list names the metals); coking coal
+    and natural graphite (C), feldspar and helium are not mapped. The full map is in the data
+    file (:data:`CRITICAL_ELEMENTS`).
+
+``sustainability_score`` (0–1, higher = better)::
+
+    s_hhi   = 1 − (HHI_production + HHI_reserve) / 2 / 10 000
+    s_abund = clip((log10(abundance_min_ppm) + 3) / 7, 0, 1)     # 1e-3 ppm → 0, 1e4 ppm → 1
+    score   = clip(0.5 s_hhi + 0.5 s_abund − 0.25 [toxic] − 0.2 w_critical, 0, 1)
+
+with ``w_critical`` the mass fraction of critical elements. ``None`` (with a note) when the HHI
+or an abundance is unknown. Units: HHI dimensionless, abundances ppm (mg/kg).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from pymatgen.core import Composition, DummySpecies, Species, Structure
+
+__all__ = [
+    "CRITICAL_ELEMENTS",
+    "HHI_MAX_MISSING_FRACTION",
+    "SCORE_FORMULA",
+    "TOXIC_ELEMENTS",
+    "abundance_ppm",
+    "load_data",
+    "sustainability",
+]
+
+#: Mass fraction of elements without an HHI value up to which the HHI is still given.
+HHI_MAX_MISSING_FRACTION = 0.05
+HHI_METHOD = ("pymatgen HHIModel (Gaultois et al., Chem. Mater. 2013), weight-fraction-weighted "
+              "mean over elements")
+SCORE_FORMULA = (
+    "score = clip(0.5*(1 - mean(HHI_production, HHI_reserve)/10000) "
+    "+ 0.5*clip((log10(min element crustal abundance in ppm) + 3)/7, 0, 1) "
+    "- 0.25*[toxic] - 0.2*(mass fraction of EU-2023-critical elements), 0, 1)"
+)
+_W_HHI = 0.5
+_W_ABUND = 0.5
+_TOXIC_PENALTY = 0.25
+_CRITICAL_PENALTY = 0.2
+_LOG_PPM_LO, _LOG_PPM_HI = -3.0, 4.0
+
+
+@lru_cache(maxsize=1)
+def load_data() -> dict[str, Any]:
+    """The packaged element data (``data/sustainability.json``), parsed once."""
+    text = resources.files("ionscreen.screening").joinpath("data/sustainability.json").read_text()
+    return json.loads(text)
+
+
+def _abundances() -> dict[str, float]:
+    return load_data()["abundance"]["ppm"]
+
+
+TOXIC_ELEMENTS: dict[str, str] = dict(load_data()["toxic"]["elements"])
+CRITICAL_ELEMENTS: dict[str, str] = dict(load_data()["critical"]["element_map"])
+
+
+def abundance_ppm(symbol: str) -> float | None:
+    """Upper-crust abundance of one element in ppm, or ``None`` if the table has none."""
+    v = _abundances().get(str(symbol))
+    return None if v is None else float(v)
+
+
+@lru_cache(maxsize=1)
+def _hhi_table() -> dict[str, tuple[float, float]]:
+    from pymatgen.analysis.hhi import HHIModel
+
+    return dict(HHIModel().symbol_hhip_hhir)
+
+
+def _to_composition(composition: Any) -> Composition:
+    if isinstance(composition, Structure):
+        return composition.composition
+    if isinstance(composition, Composition):
+        return composition
+    if isinstance(composition, Mapping) and "lattice" in composition and "sites" in composition:
+        return Structure.from_dict(composition).composition
+    try:
+        return Composition(composition)
+    except Exception as exc:  # pymatgen raises several types for bad formulae
+        raise ValueError(f"sustainability: cannot read {composition!r} as a composition ({exc}); "
+                         "give e.g. 'LiFePO4', a pymatgen Composition or Structure") from None
+
+
+def _nan_free(x: float | None, ndigits: int | None = None) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return round(x, ndigits) if ndigits is not None else float(x)
+
+
+def sustainability(composition: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """Sustainability descriptors of a composition (see the module docstring for definitions).
+
+    ``composition``: a formula, :class:`~pymatgen.core.Composition`, :class:`~pymatgen.core.Structure`
+    or ``Structure.as_dict()``. ``exclude``: element symbols to leave out first (the ranking
+    leaves out the working ion, so that charged and discharged hosts compare alike).
+
+    Returns a JSON-able dict; values that cannot be computed are ``None`` and ``notes`` says
+    why. Unknown elements never raise; an unreadable formula raises :class:`ValueError`.
+    """
+    comp = _to_composition(composition)
+    notes: list[str] = []
+    out: dict[str, Any] = {
+        "formula": None, "hhi_production": None, "hhi_reserve": None, "hhi_method": HHI_METHOD,
+        "hhi_coverage": None, "abundance_min_ppm": None, "abundance_min_element": None,
+        "abundance_weighted_ppm": None, "abundance_source": "Rudnick & Gao 2003 upper crust "
+        "(H, C, O, Rh, Te: CRC Handbook)", "toxic": False, "toxic_elements": [],
+        "critical": False, "critical_elements": [], "critical_raw_materials": [],
+        "critical_mass_fraction": None, "sustainability_score": None, "score_components": {},
+        "score_formula": SCORE_FORMULA, "notes": notes,
+    }
+
+    # Cr(VI) must be seen before oxidation states are dropped.
+    cr6 = any(isinstance(sp, Species) and sp.symbol == "Cr" and (sp.oxi_state or 0) >= 6
+              for sp in comp)
+    dummies = sorted({str(sp) for sp in comp if isinstance(sp, DummySpecies)})
+    if dummies:
+        notes.append(f"unknown species {', '.join(dummies)} (no element data): all values None")
+        return out
+    elem = comp.element_composition
+    excluded = {str(e) for e in exclude}
+    if excluded & {str(e) for e in elem.elements}:
+        elem = Composition({e: n for e, n in elem.items() if str(e) not in excluded})
+        notes.append(f"evaluated without {', '.join(sorted(excluded))} (the working ion)")
+    if elem.num_atoms <= 0:
+        notes.append("nothing left to evaluate (empty composition)")
+        return out
+    out["formula"] = elem.reduced_formula
+    symbols = [str(e) for e in elem.elements]
+    wt = {str(e): float(elem.get_wt_fraction(e)) for e in elem.elements}
+
+    # -- HHI (pymatgen's table, weight-fraction-weighted as pymatgen does)
+    table = _hhi_table()
+    missing = [s for s in symbols if s not in table]
+    covered = sum(wt[s] for s in symbols if s in table)
+    out["hhi_coverage"] = round(covered, 6)
+    if 1.0 - covered <= HHI_MAX_MISSING_FRACTION and covered > 0:
+        hp = sum(wt[s] * table[s][0] for s in symbols if s in table) / covered
+        hr = sum(wt[s] * table[s][1] for s in symbols if s in table) / covered
+        out["hhi_production"], out["hhi_reserve"] = _nan_free(hp, 2), _nan_free(hr, 2)
+        if missing:
+            notes.append(f"HHI: no pymatgen value for {', '.join(missing)} ({100 * (1 - covered):.1f} "
+                         "wt%); mean taken over the other elements")
+    else:
+        notes.append(f"HHI: no pymatgen value for {', '.join(missing)} ({100 * (1 - covered):.1f} wt% "
+                     f"> {100 * HHI_MAX_MISSING_FRACTION:.0f}%): HHI unknown")
+
+    # -- crustal abundance
+    ab = {s: abundance_ppm(s) for s in symbols}
+    no_ab = [s for s in symbols if ab[s] is None or ab[s] <= 0]
+    if no_ab:
+        why = load_data()["abundance"].get("no_value", {})
+        reasons = "; ".join(f"{s}: {why.get(s, 'not in the table')}" for s in no_ab)
+        notes.append(f"crustal abundance unknown for {reasons}")
+    else:
+        scarce = min(symbols, key=lambda s: ab[s])
+        out["abundance_min_ppm"] = _nan_free(ab[scarce])
+        out["abundance_min_element"] = scarce
+        out["abundance_weighted_ppm"] = _nan_free(
+            math.exp(sum(wt[s] * math.log(ab[s]) for s in symbols)), 6)
+        uncertain = load_data()["abundance"].get("uncertain", {})
+        if scarce in uncertain:
+            notes.append(f"abundance of {scarce} is uncertain: {uncertain[scarce]}")
+
+    # -- flags
+    toxic = sorted(s for s in symbols if s in TOXIC_ELEMENTS)
+    if "Cr" in symbols:
+        if cr6:
+            toxic.append("Cr")
+        else:
+            notes.append("Cr counted as non-toxic: only Cr(VI) is flagged and no Cr6+ oxidation "
+                         "state was given")
+    out["toxic_elements"] = toxic
+    out["toxic"] = bool(toxic)
+    crit = sorted(s for s in symbols if s in CRITICAL_ELEMENTS)
+    out["critical_elements"] = crit
+    out["critical"] = bool(crit)
+    out["critical_raw_materials"] = sorted({CRITICAL_ELEMENTS[s] for s in crit})
+    w_crit = sum(wt[s] for s in crit)
+    out["critical_mass_fraction"] = round(w_crit, 6)
+
+    # -- combined score
+    if out["hhi_production"] is None or out["abundance_min_ppm"] is None:
+        notes.append("sustainability_score unknown (needs HHI and crustal abundance)")
+        return out
+    s_hhi = 1.0 - 0.5 * (out["hhi_production"] + out["hhi_reserve"]) / 10000.0
+    s_ab = (math.log10(out["abundance_min_ppm"]) - _LOG_PPM_LO) / (_LOG_PPM_HI - _LOG_PPM_LO)
+    s_ab = min(1.0, max(0.0, s_ab))
+    penalty_t = _TOXIC_PENALTY if out["toxic"] else 0.0
+    penalty_c = _CRITICAL_PENALTY * w_crit
+    score = _W_HHI * s_hhi + _W_ABUND * s_ab - penalty_t - penalty_c
+    out["sustainability_score"] = round(min(1.0, max(0.0, score)), 6)
+    out["score_components"] = {"s_hhi": round(s_hhi, 6), "s_abundance": round(s_ab, 6),
+                               "toxic_penalty": penalty_t, "critical_penalty": round(penalty_c, 6)}
+    return out
+
