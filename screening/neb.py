@@ -42,6 +42,11 @@ from .calculators import MOBILE_TAG, BVFFCalculator, BVFFModel, mobile_symbol, s
 from .params import WorkingIon, get_working_ion
 
 LIMITS = ("dilute-ion", "dilute-vacancy")
+
+
+class MergedEndpointsError(CalculationError):
+    """Both endpoints of a hop relaxed into the same minimum: for this calculator it is no hop."""
+
 PATHS = ("bvse", "idpp", "linear")
 METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
 
@@ -80,6 +85,10 @@ class NEBSettings:
     nudge: float = 0.1
     """Endpoints are moved this far (Å, seeded direction) before relaxing, off any symmetric saddle."""
     seed: int = 0
+    diverge_fmax: float = 5.0
+    """A band whose largest force exceeds this (eV/Å) after 10 steps has diverged: stop."""
+    fallback_fixed_host: bool = True
+    """When the band diverges with the host relaxing, redo the hop with the host fixed (said so)."""
     min_endpoint_distance: float = 0.5
     """Endpoints closer than this (Å, mobile ion) are refused."""
 
@@ -256,6 +265,7 @@ class NEBReport:
     hops: list[NEBResult]
     bvse: dict[str, Any]
     failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
 
     def to_dict(self, with_images: bool = False) -> dict[str, Any]:
@@ -355,6 +365,22 @@ def _resample(points: np.ndarray, n: int) -> np.ndarray:
 
 def _optimizer(name: str, atoms):
     return (FIRE if name == "FIRE" else BFGS)(atoms, logfile=None)
+
+
+def _run_band(band: NEB, name: str, fmax: float, steps: int, diverge: float) -> tuple[bool, int, bool]:
+    """Optimise the band; stop early when it diverges (max force above ``diverge`` after 10 steps).
+
+    Returns (converged, steps, diverged).
+    """
+    opt = _optimizer(name, band)
+    n = 0
+    for converged in opt.irun(fmax=fmax, steps=steps):
+        if converged:
+            return True, int(opt.nsteps), False
+        n += 1
+        if n > 10 and float(np.sqrt((band.get_forces() ** 2).sum(axis=1).max())) > diverge:
+            return False, int(opt.nsteps), True
+    return False, int(opt.nsteps), False
 
 
 def _relax(atoms: Atoms, calc: Calculator, fmax: float, steps: int, name: str) -> tuple[bool, int]:
@@ -506,7 +532,7 @@ def neb_hop(
             warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its BVSE site on relaxing")
     sep = float(np.linalg.norm(ends[1].positions[n_ion] - ends[0].positions[n_ion]))
     if sep < settings.min_endpoint_distance:
-        raise CalculationError(
+        raise MergedEndpointsError(
             f"after relaxation both endpoints hold the ion within {sep:.2f} Å of each other: the "
             "hop's two sites are the same minimum for this calculator; try another hop or "
             "a fixed host (--fixed-host)")
@@ -537,16 +563,27 @@ def neb_hop(
     if settings.path in ("linear", "idpp"):
         band.interpolate(method=settings.path, mic=True, apply_constraint=False)
 
-    opt = _optimizer(settings.optimizer, band)
-    ok_pre = bool(opt.run(fmax=settings.fmax_pre, steps=settings.steps))
-    steps["pre"] = int(opt.nsteps)
-    if settings.climb:
-        band.climb = True
-    opt = _optimizer(settings.optimizer, band)
-    converged = bool(opt.run(fmax=settings.fmax, steps=settings.steps))
-    steps["climb" if settings.climb else "final"] = int(opt.nsteps)
+    ok_pre, n_pre, div = _run_band(band, settings.optimizer, settings.fmax_pre, settings.steps,
+                                   settings.diverge_fmax)
+    steps["pre"] = n_pre
+    converged, n_climb = False, 0
+    if not div:
+        if settings.climb:
+            band.climb = True
+        converged, n_climb, div = _run_band(band, settings.optimizer, settings.fmax, settings.steps,
+                                            settings.diverge_fmax)
+    steps["climb" if settings.climb else "final"] = n_climb
     fmax_final = float(np.sqrt((band.get_forces() ** 2).sum(axis=1).max()))
-    if not ok_pre:
+    if div and settings.relax_host and settings.fallback_fixed_host:
+        # the force field does not hold this host around the ion: redo the hop with the host fixed
+        fixed_settings = NEBSettings(**{**asdict(settings), "relax_host": False})
+        res = neb_hop(structure, ion, hop, bvse, choice, fixed_settings, comm, oxidation_states, hop_index)
+        res.warnings.insert(0, f"with the host relaxing, the band diverged (fmax {fmax_final:.1f} eV/Å "
+                               "after " + f"{n_pre + n_climb} steps): this hop was computed with the host "
+                               "fixed (only the ion moves)")
+        res.settings["fallback_from_relaxed_host"] = True
+        return res
+    if not ok_pre and not div:
         warnings.append(f"pre-relaxation did not reach fmax {settings.fmax_pre} in {steps['pre']} steps")
     t_band = time.perf_counter()
 
@@ -559,7 +596,12 @@ def neb_hop(
     note = "barrier = highest image minus lowest image on the band"
     if abs(barrier - fwd) > 1e-3:
         note += f"; it differs from highest minus initial endpoint ({fwd:.3f} eV)"
-    status = "converged" if converged else f"not converged: fmax {fmax_final:.3f} > {settings.fmax} eV/Å after {settings.steps} steps"
+    if converged:
+        status = "converged"
+    elif div:
+        status = f"not converged: the band diverged (fmax {fmax_final:.1f} eV/Å)"
+    else:
+        status = f"not converged: fmax {fmax_final:.3f} > {settings.fmax} eV/Å after {settings.steps} steps"
     bvse_len = _path_length(st.grid_path)
     evals = sum(getattr(im.calc, "evaluations", 0) for im in images)
     return NEBResult(
@@ -649,16 +691,30 @@ def run_neb(
         calculator = choose_calculator(calculator, None, ion)  # type: ignore[arg-type]
     results: list[NEBResult] = []
     failures: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    if hop is None:
+        # split sites (two minima closer than an NEB can resolve) are no hop to compute
+        for k in list(chosen):
+            if distinct[k].length < settings.min_endpoint_distance:
+                chosen.remove(k)
+                skipped.append({"hop": k, "length": distinct[k].length, "bvse_barrier": distinct[k].barrier,
+                                "reason": f"sites {distinct[k].length:.2f} Å apart (a split site), "
+                                          f"below min_endpoint_distance {settings.min_endpoint_distance} Å"})
     for k in chosen:
         if progress:
             progress(f"hop {k}: {distinct[k].length:.2f} Å, BVSE {distinct[k].barrier:.3f} eV")
         try:
             results.append(neb_hop(structure, ion, distinct[k], bvse, calculator, settings, comm,
                                    oxidation_states, hop_index=k))
+        except MergedEndpointsError as exc:
+            if hop is not None:
+                raise
+            skipped.append({"hop": k, "length": distinct[k].length, "bvse_barrier": distinct[k].barrier,
+                            "reason": str(exc)})
         except IonscreenError as exc:
             failures.append({"hop": k, "error": type(exc).__name__, "reason": str(exc)})
     done = [r for r in results if r.barrier is not None]
-    ok = bool(done) and len(done) == len(chosen)
+    ok = bool(done) and len(done) == len(results) and not failures
     worst = max(range(len(results)), key=lambda i: results[i].barrier or -1.0) if done else None
     calc_id = results[0].calculator if results else str(calculator)
     tier = results[0].tier if results else str(calculator)
@@ -675,6 +731,7 @@ def run_neb(
         bvse={"method": bvse.method, "dimension": dim, "barrier": bv, "barriers": dict(bvse.barriers),
               "hop_barriers": [distinct[k].barrier for k in chosen]},
         failures=failures,
+        skipped=skipped,
         note=("overall barrier = the highest hop barrier (the rate-limiting hop); only given when "
               "every hop converged" if hop is None else "one hop, chosen with hop="),
     )

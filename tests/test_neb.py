@@ -211,3 +211,22 @@ def test_nh4_needs_the_bvff(lfp):
         from ionscreen.screening.params import get_working_ion
 
         choose_calculator("chgnet", None, get_working_ion("NH4"))
+
+
+def test_diverging_band_falls_back_to_a_fixed_host_and_says_so():
+    """Layered delta-MnO2 with Mg: with the host relaxing, the BVFF band blows up (forces of
+    10+ eV/Å); the hop is redone with the host fixed, and the result says so."""
+    from ionscreen.structures.prototypes import host_for_ion
+
+    s, _ = host_for_ion(get_prototype("MnO2-delta"), "Mg")
+    rep = run_neb(s, "Mg", settings=NEBSettings(images=5, steps=300))
+    assert rep.hops and all(h.converged for h in rep.hops)
+    fell_back = [h for h in rep.hops if h.settings.get("fallback_from_relaxed_host")]
+    assert fell_back and all("band diverged" in h.warnings[0] for h in fell_back)
+    assert all(h.settings["relax_host"] is False for h in fell_back)
+    # a hop whose two sites relax into one minimum is skipped with its reason, not a failure
+    assert not rep.failures and rep.barrier is not None
+    assert all("reason" in k for k in rep.skipped)
+    no_fallback = run_neb(s, "Mg", hop=fell_back[0].hop["index"],
+                          settings=NEBSettings(images=5, steps=300, fallback_fixed_host=False))
+    assert no_fallback.barrier is None and "diverged" in no_fallback.hops[0].status
