@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import time
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
 from ionscreen.structures.errors import IonscreenError
@@ -209,84 +199,6 @@ def hosts() -> None:
     console.print(t)
 
 
-@app.command()
-@click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
-              help="Working ions (space or comma separated). Default: Mg Ca Zn Al NH4.")
-@click.option("--out", type=click.Path(file_okay=False), default="run", show_default=True,
-              help="Output folder.")
-@_with_common(0.2)
-def screen(ions, out, resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
-    """Screen the built-in hosts for every working ion (BVSE tier) and rank them per ion.
-
-    Each host–ion pair is one job; a job that fails (e.g. missing bond-valence parameters)
-    is reported with its reason and the others go on.
-    """
-    from ionscreen.screening.bvse import compute_landscape
-    from ionscreen.screening.params import get_working_ion
-    from ionscreen.structures.prototypes import host_for_ion, list_prototypes
-
-    ion_names = _split_words(ions) or list(DEFAULT_IONS)
-    try:
-        ion_list = [get_working_ion(i) for i in ion_names]
-    except IonscreenError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    settings = _settings(resolution, cutoff, mode, convention, radii, threads, encut)
-    jobs = []
-    for proto in list_prototypes():
-        for ion in ion_list:
-            st, state = host_for_ion(proto, ion.name)
-            jobs.append((proto.id, st, state, ion))
-    outdir = Path(out)
-    outdir.mkdir(parents=True, exist_ok=True)
-    results, failures = [], []
-    t0 = time.perf_counter()
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("BVSE", total=len(jobs))
-        for hid, st, state, ion in jobs:
-            progress.update(task, description=f"BVSE {ion.label():5s} in {hid:12s}")
-            try:
-                res = compute_landscape(st, ion, settings=settings, keep_grid=False)
-                doc = res.to_dict()
-                doc.pop("structure", None)
-                doc["host"] = hid
-                doc["host_state"] = state
-                results.append(doc)
-            except IonscreenError as exc:
-                failures.append({"host": hid, "host_state": state, "ion": ion.label(), "reason": str(exc)})
-            progress.advance(task)
-    elapsed = time.perf_counter() - t0
-    (outdir / "bvse_results.json").write_text(json.dumps({"results": results, "failures": failures}, indent=1))
-    for ion in ion_list:
-        rows = sorted(
-            (r for r in results if r["ion"] == ion.label()),
-            key=lambda r: (r["barriers"]["1D"] is None, r["barriers"]["1D"] or 0.0),
-        )
-        t = Table(title=f"{ion.label()}: hosts ranked by BVSE 1D percolation barrier (eV)"
-                  + (" — approximate ion model" if ion.approximate else ""))
-        for c in ("rank", "host", "state", "formula", "E1D", "E2D", "E3D", "sites", "hops"):
-            t.add_column(c, justify="right" if c not in ("host", "state", "formula") else "left")
-        for k, r in enumerate(rows, 1):
-            b = r["barriers"]
-            t.add_row(str(k), r["host"], r["host_state"], r["formula"], *[_fmt(b[d] if b[d] is not None else math.inf) for d in ("1D", "2D", "3D")],
-                      str(len(r["sites"])), str(len(r["hops"])))
-        console.print(t)
-    if failures:
-        t = Table(title="Failed jobs (reason stored in bvse_results.json)")
-        t.add_column("host")
-        t.add_column("ion")
-        t.add_column("reason")
-        for f in failures:
-            t.add_row(f["host"], f["ion"], f["reason"])
-        console.print(t)
-    n = len(jobs)
-    console.print(
-        f"{n} host–ion pairs in {elapsed:.1f} s on {settings.threads or os.cpu_count()} thread(s): "
-        f"{len(results)} done, {len(failures)} failed; results in {outdir / 'bvse_results.json'}"
-    )
-
-
 def _parse_substitute(words: list[str]) -> tuple[dict[str, list[str]] | None, dict[str, list[str]] | None]:
     """``default`` or ``Mn:Fe,Co O:S,Se`` -> (cation_options, anion_options); None = defaults."""
     if not words or words == ["default"]:
@@ -389,6 +301,9 @@ if __name__ == "__main__":  # pragma: no cover
     main()
 
 
-from .cli_neb import neb  # noqa: E402  (the command module imports helpers defined above)
+# the command modules import the helpers defined above
+from .cli_neb import neb  # noqa: E402
+from .cli_screen import export_cmd, rank, screen  # noqa: E402
 
-app.add_command(neb)
+for _cmd in (screen, rank, export_cmd, neb):
+    app.add_command(_cmd)

@@ -1,0 +1,242 @@
+"""The main job: candidates -> BVSE -> BVFF-NEB on the top N per ion -> descriptors -> rank -> export.
+
+``ScreenMaker(...).make()`` builds the stages (in the manner of atomate2's Makers); any engine
+runs them. The local engine commits every finished job to a SQLite store, so a killed screen
+resumes where it stopped; ``collect_rows`` and ``export`` work on a finished (or running)
+store, which is what ``ionscreen rank`` and ``ionscreen export`` do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .local import Step
+from .steps import STEP_VERSIONS, bvse_step, descriptor_row, insertion_step, neb_step
+from .store import ResultStore
+
+STORE_NAME = "ionscreen.sqlite"
+
+
+def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
+    """``{"path", "ion", "oxi"}`` -> one validated candidate from a user file (bad files fail here)."""
+    from ionscreen.screening.descriptors import annotate_capacity
+    from ionscreen.structures.candidates import _count_ions, make_candidate
+    from ionscreen.structures.errors import IonscreenError
+    from ionscreen.structures.io import load_host
+
+    path, ion = doc["path"], doc["ion"]
+    st = load_host(path, oxidation_states=doc.get("oxi"))
+    n = _count_ions(st, ion)
+    cand = make_candidate(st, ion, f"file:{path}", citation="user structure",
+                          state="discharged" if n else "as given", provenance={"path": path},
+                          discharged=st if n else None, n_ions=n or None)
+    try:
+        annotate_capacity(cand)
+    except IonscreenError as exc:
+        cand.capacity_note = f"capacity not computed: {exc}"
+    return cand.to_dict()
+
+
+STEPS = {
+    "candidate": Step("candidate", candidate_step, "1"),
+    "bvse": Step("bvse", bvse_step, STEP_VERSIONS["bvse"]),
+    "neb": Step("neb", neb_step, STEP_VERSIONS["neb"]),
+    "insertion": Step("insertion", insertion_step, STEP_VERSIONS["insertion"]),
+}
+
+
+def best_bvse_barrier(summary: dict[str, Any] | None) -> float:
+    """Lowest finite percolation barrier (the easiest dimension), inf when none percolates."""
+    if not summary:
+        return math.inf
+    vals = [summary.get(k) for k in ("E1D", "E2D", "E3D")]
+    vals = [v for v in vals if v is not None and math.isfinite(v)]
+    return min(vals) if vals else math.inf
+
+
+@dataclass
+class ScreenMaker:
+    """What to screen and how; ``make()`` returns the stages of the run."""
+
+    ions: list[str] = field(default_factory=lambda: ["Mg", "Ca", "Zn", "Al", "NH4"])
+    hosts: str = "builtin"
+    """"builtin" (all prototypes), "none", or prototype ids separated by commas."""
+    substitute: list[str] | None = None
+    """None (no substitutions), ["default"], or rules such as ["Mn:Fe,Co", "O:S"]."""
+    cps: bool = False
+    cp_models: int = 1
+    seed: int = 0
+    files: list[str] = field(default_factory=list)
+    oxi: dict[str, float] | None = None
+    resolution: float = 0.2
+    bvse: dict[str, Any] = field(default_factory=dict)
+    """Other BVSESettings fields (resolution is set above)."""
+    neb_top: int = 3
+    """BVFF-NEB on this many best BVSE candidates per ion (0: none)."""
+    neb_calculator: str = "bvff"
+    neb: dict[str, Any] = field(default_factory=lambda: {"images": 5, "steps": 300})
+    """NEBSettings fields; 300 steps per stage bound the time a band that will not converge takes."""
+    voltage_calculator: str | None = None
+    """An ML calculator ("chgnet") for voltage and volume change of the top discharged hosts."""
+    voltage_top: int = 3
+
+    # ---- candidates
+    def builtin_candidates(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+        """Prototypes, substitutions and polymers as candidate documents (+ rejected substitutions)."""
+        from ionscreen.screening.descriptors import annotate_capacity
+        from ionscreen.structures import candidates as cgen
+        from ionscreen.structures.errors import IonscreenError
+
+        ids = None if self.hosts in ("builtin", "all") else ([] if self.hosts == "none" else
+                                                              [h for h in self.hosts.split(",") if h])
+        found: list = []
+        rejected: list[dict[str, str]] = []
+        if ids != []:
+            found += list(cgen.from_prototypes(self.ions, ids))
+        if self.substitute:
+            cat, an = _substitution_rules(self.substitute)
+            subs, rejected = cgen.from_substitutions(self.ions, ids or None, cat, an)
+            found += subs
+        if self.cps:
+            found += cgen.from_polymers(self.ions, n_disordered=self.cp_models, seed=self.seed)
+        docs = []
+        for c in cgen.unique(found):
+            try:
+                annotate_capacity(c)
+            except IonscreenError as exc:
+                c.capacity_note = f"capacity not computed: {exc}"
+            docs.append(c.to_dict())
+        return docs, rejected
+
+    def bvse_settings(self) -> dict[str, Any]:
+        from ionscreen.screening.bvse import BVSESettings
+
+        s = BVSESettings(**{**self.bvse, "resolution": self.resolution})
+        s.validate()
+        d = asdict(s)
+        d["threads"] = None  # not part of the result's identity
+        return d
+
+    def make(self) -> list[Any]:
+        """Stages: [user files ->] BVSE -> NEB on the top N per ion [-> ML voltage]."""
+        from ionscreen.structures.candidates import iter_structure_files
+
+        builtin, _ = self.builtin_candidates()
+        settings = self.bvse_settings()
+        stages: list[Any] = []
+        if self.files:
+            paths = [str(p) for p in iter_structure_files(self.files)]
+            stages.append([(STEPS["candidate"], {"path": p, "ion": ion, "oxi": self.oxi})
+                           for p in paths for ion in self.ions])
+
+        def bvse_jobs(store: ResultStore) -> list:
+            cands = list(builtin)
+            cands += [r.result for r in store.results("candidate")]
+            return [(STEPS["bvse"], {"candidate": c, "settings": settings}) for c in cands]
+
+        stages.append(bvse_jobs)
+        if self.neb_top > 0:
+            stages.append(self._top_jobs("neb", self.neb_top, lambda job, rec: {
+                "candidate": job["candidate"], "bvse": rec.result["result"],
+                "settings": self.neb, "calculator": self.neb_calculator}))
+        if self.voltage_calculator:
+            stages.append(self._top_jobs("insertion", self.voltage_top, lambda job, rec: {
+                "candidate": job["candidate"], "calculator": self.voltage_calculator},
+                only_discharged=True))
+        return stages
+
+    def _top_jobs(self, step: str, n: int, doc: Callable[[dict, Any], dict],
+                  only_discharged: bool = False) -> Callable[[ResultStore], list]:
+        def make_jobs(store: ResultStore) -> list:
+            by_ion: dict[str, list] = {}
+            for rec in store.results("bvse"):
+                cand = rec.input["candidate"]
+                if only_discharged and cand.get("state") != "discharged":
+                    continue
+                b = best_bvse_barrier(rec.result["summary"])
+                if math.isfinite(b):
+                    by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
+            jobs = []
+            for _ion, lst in sorted(by_ion.items()):
+                for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]:
+                    jobs.append((STEPS[step], doc(rec.input, rec)))
+            return jobs
+
+        return make_jobs
+
+
+def _substitution_rules(words: list[str]) -> tuple[dict | None, dict | None]:
+    if not words or words == ["default"]:
+        return None, None
+    cat: dict[str, list[str]] = {}
+    an: dict[str, list[str]] = {}
+    for w in words:
+        if ":" not in w:
+            raise ValueError(f"'{w}' is not OLD:NEW[,NEW] (example: --substitute Mn:Fe,Co O:S)")
+        old, new = w.split(":", 1)
+        (an if old in ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N") else cat)[old] = \
+            [x for x in new.split(",") if x]
+    return cat, an
+
+
+# --------------------------------------------------------------------------- rows from a store
+
+
+def collect_rows(store: ResultStore) -> list[dict[str, Any]]:
+    """One descriptor row per BVSE job (done or failed) and per user file that failed to load."""
+    nebs: dict[str, Any] = {}
+    for rec in store.results("neb", state=None):
+        cid = rec.input["candidate"]["id"]
+        if rec.state == "done":
+            nebs[cid] = rec.result
+    ins = {rec.input["candidate"]["id"]: rec.result for rec in store.results("insertion")}
+    rows = []
+    for rec in store.results("bvse", state=None):
+        if rec.state not in ("done", "failed"):
+            continue
+        cand = rec.input["candidate"]
+        failure = {"error": rec.error, "reason": rec.reason} if rec.state == "failed" else None
+        rows.append(descriptor_row(cand, rec.id, rec.result if rec.state == "done" else None,
+                                   nebs.get(cand["id"]), ins.get(cand["id"]), failure))
+    for rec in store.results("candidate", state="failed"):
+        rows.append({"job_id": rec.id, "candidate_id": None, "formula": Path(rec.input["path"]).name,
+                     "working_ion": rec.input["ion"], "source": f"file:{rec.input['path']}",
+                     "citation": "user structure", "status": "failed", "error": rec.error,
+                     "reason": rec.reason, "structure": None, "notes": []})
+    return rows
+
+
+def landscapes_for(rows: list[dict[str, Any]], per_ion: int = 3, resolution: float = 0.2) -> dict[str, Any]:
+    """BVSE grids of the best hosts per ion (recomputed: grids are not stored), for the report."""
+    from pymatgen.core import Structure
+
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.structures.errors import IonscreenError
+
+    out: dict[str, Any] = {}
+    by_ion: dict[str, list] = {}
+    for r in rows:
+        if r["status"] == "done" and math.isfinite(best_bvse_barrier(r.get("bvse"))):
+            by_ion.setdefault(r["working_ion"], []).append(r)
+    for lst in by_ion.values():
+        for r in sorted(lst, key=lambda r: best_bvse_barrier(r["bvse"]))[:per_ion]:
+            try:
+                out[r["job_id"]] = compute_landscape(Structure.from_dict(r["structure"]), r["working_ion"],
+                                                     resolution=resolution)
+            except IonscreenError:
+                continue
+    return out
+
+
+def export(store: ResultStore, out_dir: str | Path, top_n: int = 10, weights: Any = None,
+           landscapes: bool = True) -> dict[str, Path]:
+    """Rank and write every export of a store (ranked CSV/JSON per ion, CIF zip, HTML report)."""
+    from ionscreen.screening.export import export_run
+
+    rows = collect_rows(store)
+    lands = landscapes_for(rows) if landscapes else None
+    return export_run(rows, out_dir, top_n=top_n, weights=weights, landscapes=lands)
