@@ -65,18 +65,3 @@ def test_oxi_flag_parsing():
     assert _parse_oxi(None) is None
     with pytest.raises(Exception, match="ELEMENT=STATE"):
         _parse_oxi("Fe2")
-
-
-def test_screen_ranks_hosts_and_stores_failures(tmp_path):
-    res = CliRunner().invoke(
-        app, ["screen", "--ions", "Mg", "Li", "--resolution", "0.4", "--out", str(tmp_path / "run")]
-    )
-    assert res.exit_code == 0, res.output
-    doc = json.loads((tmp_path / "run" / "bvse_results.json").read_text())
-    ions = {r["ion"] for r in doc["results"]}
-    assert ions == {"Mg2+", "Li+"}
-    hosts = {r["host"] for r in doc["results"]} | {f["host"] for f in doc["failures"]}
-    assert {"LiFePO4", "MgCr2O4"} <= hosts
-    for f in doc["failures"]:
-        assert f["reason"]
-    assert "ranked by BVSE" in res.output

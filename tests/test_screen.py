@@ -1,0 +1,152 @@
+"""The main job end to end: ``ionscreen screen`` on the local engine, killed and resumed,
+under MPI, with bad inputs, and ``rank`` / ``export`` on its store."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ionscreen.structures.prototypes import get_prototype
+
+SMALL = ["--hosts", "LiFePO4,MgCr2O4,TiS2,TiO2-anatase", "--ions", "Mg", "Li", "--neb-top", "1"]
+
+
+def _cli(args, cwd, ranks: int | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "ionscreen.workflows", *args]
+    if ranks:
+        from test_neb import _mpiexec
+
+        cmd = [_mpiexec(), "-n", str(ranks), *cmd]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _jobs(run: Path) -> list[tuple]:
+    db = sqlite3.connect(f"file:{run / 'ionscreen.sqlite'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT id, step, state, attempts, finished, result FROM jobs ORDER BY id").fetchall()
+    finally:
+        db.close()
+
+
+def _ranked(run: Path, ion: str) -> list[tuple]:
+    doc = json.loads((run / f"ranked_{ion}.json").read_text())
+    return [(r["rank"], r["formula"], r["source"], round(r["barrier_eV"], 6) if r["barrier_eV"] is not None else None,
+             r["barrier_tier"]) for r in doc["rows"]]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("screen")
+    r = _cli(["screen", *SMALL, "--out", "run"], d)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return d / "run", r
+
+
+def test_small_screen_writes_every_export(small_run):
+    run, r = small_run
+    for name in ("ranked_Mg.csv", "ranked_Mg.json", "ranked_Li.csv", "ranked_Li.json", "failures.csv",
+                 "top_cifs.zip", "report.html", "run.log", "ionscreen.sqlite"):
+        assert (run / name).exists(), name
+    rows = list(csv.DictReader((run / "ranked_Li.csv").open()))
+    assert len(rows) == 4 and {row["formula"] for row in rows} >= {"LiFePO4", "LiTiS2"}
+    li = _ranked(run, "Li")
+    assert [x[0] for x in li] == [1, 2, 3, 4]
+    # the NEB stage ran on the best BVSE host per ion, and its row says which tier produced it
+    assert sum("CI-NEB" in x[4] for x in li) == 1 and sum(x[4].startswith("BVSE") for x in li) == 3
+    with zipfile.ZipFile(run / "top_cifs.zip") as z:
+        assert any(n.endswith(".cif") for n in z.namelist())
+    html = (run / "report.html").read_text()
+    assert "<table" in html and "data:image/png;base64," in html and "LiFePO4" in html
+    assert "Mg" in r.stdout and "ranked hosts" in r.stdout
+    states = {(s, st) for _, s, st, *_ in _jobs(run)}
+    assert states == {("bvse", "done"), ("neb", "done")}
+
+
+def test_rerun_computes_nothing_and_rank_export_read_the_store(small_run, tmp_path):
+    run, _ = small_run
+    before = _jobs(run)
+    r = _cli(["screen", *SMALL, "--out", str(run)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "0 done" in r.stdout and "already done" in r.stdout
+    assert _jobs(run) == before  # same finished times: nothing recomputed
+    rk = _cli(["rank", "--store", str(run)], tmp_path)
+    assert rk.returncode == 0 and "LiFePO4" in rk.stdout and "bvse: " in rk.stdout
+    ex = _cli(["export", "--store", str(run), "--out", "again", "--no-landscapes"], tmp_path)
+    assert ex.returncode == 0, ex.stderr
+    assert _ranked(tmp_path / "again", "Li") == _ranked(run, "Li")
+
+
+def test_mpi_two_ranks_give_the_serial_ranking(small_run, tmp_path):
+    run, _ = small_run
+    r = _cli(["screen", *SMALL, "--out", "mpi"], tmp_path, ranks=2)
+    assert r.returncode == 0, r.stderr + r.stdout
+    for ion in ("Mg", "Li"):
+        assert _ranked(tmp_path / "mpi", ion) == _ranked(run, ion)
+    assert "mpi(2 ranks)" in r.stdout
+    workers = {w for (w,) in sqlite3.connect(f"file:{tmp_path / 'mpi' / 'ionscreen.sqlite'}?mode=ro", uri=True)
+               .execute("SELECT DISTINCT worker FROM jobs")}
+    assert workers and all(w is not None for w in workers)
+
+
+def test_sigkill_mid_run_then_resume_finishes_every_job_exactly_once(tmp_path):
+    args = ["screen", "--ions", "Mg", "Ca", "Zn", "--neb-top", "2", "--out", "run"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([sys.executable, "-m", "ionscreen.workflows", *args], cwd=tmp_path, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = tmp_path / "run"
+    deadline = time.time() + 300
+    done_before: list[tuple] = []
+    while time.time() < deadline:
+        time.sleep(0.3)
+        if (run / "ionscreen.sqlite").exists():
+            try:
+                done_before = [j for j in _jobs(run) if j[2] == "done"]
+            except sqlite3.OperationalError:
+                continue
+            if len(done_before) >= 12:
+                break
+    assert p.poll() is None, "the screen finished before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    killed = {j[0]: j for j in _jobs(run)}
+    assert any(j[2] in ("queued", "running") for j in killed.values()) or len(killed) < 54
+    r = _cli(args, tmp_path)
+    assert r.returncode == 0, r.stderr
+    after = {j[0]: j for j in _jobs(run)}
+    assert all(j[2] in ("done", "failed") for j in after.values())
+    for jid, j in killed.items():
+        if j[2] == "done":  # committed before the kill: kept as it was, not recomputed
+            assert after[jid] == j
+    assert all(j[3] <= 2 for j in after.values())  # only the job running at the kill ran twice
+    assert sum(j[3] == 2 for j in after.values()) <= 1
+    assert len(after) == 3 * 18 + 3 * 2  # every BVSE job and the NEB jobs, once each (primary key)
+    assert "re-run" in r.stdout or "interrupted" in r.stdout
+
+
+def test_batch_of_good_and_bad_files(tmp_path):
+    good = tmp_path / "lfp.cif"
+    get_prototype("LiFePO4").build(with_ion="Li").to(filename=str(good))
+    (tmp_path / "broken.cif").write_text("data_broken\n_cell_length_a 4\nloop_\n_atom_site_label\n")
+    (tmp_path / "unknown.cif").write_text(good.read_text().replace(" Fe ", " Xq ").replace("Fe", "Xq"))
+    r = _cli(["screen", "--hosts", "none", "--files", str(good), str(tmp_path / "broken.cif"),
+              str(tmp_path / "unknown.cif"), str(tmp_path / "missing.cif"), "--ions", "Li",
+              "--neb-top", "0", "--out", "run"], tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    fails = list(csv.DictReader((tmp_path / "run" / "failures.csv").open()))
+    assert len(fails) == 3
+    assert all(f["reason"] for f in fails)
+    assert {Path(f["source"].split(":", 1)[1]).name for f in fails} == {"broken.cif", "unknown.cif", "missing.cif"}
+    ranked = _ranked(tmp_path / "run", "Li")
+    assert [x[1] for x in ranked] == ["LiFePO4"]
+    assert "3 failed" in r.stdout and "missing.cif" in r.stdout
