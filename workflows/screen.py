@@ -160,11 +160,12 @@ class ScreenMaker:
                 b = best_bvse_barrier(rec.result["summary"])
                 if math.isfinite(b):
                     by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
-            jobs = []
+            picked = []
             for _ion, lst in sorted(by_ion.items()):
-                for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]:
-                    jobs.append((STEPS[step], doc(rec.input, rec)))
-            return jobs
+                picked += [rec for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]]
+            # largest cells first, so that a pool or MPI run does not end waiting on one big job
+            picked.sort(key=lambda rec: (-len(rec.input["candidate"]["structure"]["sites"]), rec.id))
+            return [(STEPS[step], doc(rec.input, rec)) for rec in picked]
 
         return make_jobs
 

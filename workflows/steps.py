@@ -122,6 +122,9 @@ def descriptor_row(candidate: dict[str, Any], job_id: str, bvse: dict[str, Any] 
     }
     if bvse and bvse["summary"].get("approximate"):
         notes.append(f"approximate ion model: {bvse['summary']['model']}")
+    if insertion:
+        notes += [f"{insertion.get('model')}: {n}" for n in insertion.get("notes", [])
+                  if insertion.get("volume_warning") and "volume" in n.lower()][:1]
     if neb and not neb["summary"]["converged"]:
         notes.append(f"NEB not converged ({neb['summary']['status'][:120]}); barrier from BVSE")
     return row
