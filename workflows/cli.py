@@ -3,70 +3,23 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ionscreen.structures.errors import IonscreenError
 
-# wide enough for the ranking tables when the output is a file or a pipe (batch jobs)
-console = Console(width=None if sys.stdout.isatty() else 140)
-err_console = Console(stderr=True)
-
-DEFAULT_IONS = ("Mg", "Ca", "Zn", "Al", "NH4")
-
-
-class _GreedyOption(click.Option):
-    """An option that takes every following word up to the next option: ``--ions Mg Ca Zn``."""
-
-    def add_to_parser(self, parser, ctx):  # type: ignore[no-untyped-def]
-        super().add_to_parser(parser, ctx)
-        for name in self.opts:
-            opt = parser._long_opt.get(name) or parser._short_opt.get(name)
-            if opt is None:
-                continue
-            original = opt.process
-
-            def process(value, state, _orig=original):  # type: ignore[no-untyped-def]
-                values = [value]
-                while state.rargs and not state.rargs[0].startswith("-"):
-                    values.append(state.rargs.pop(0))
-                _orig(" ".join(values), state)
-
-            opt.process = process
-
-
-def _split_words(values) -> list[str]:  # type: ignore[no-untyped-def]
-    out: list[str] = []
-    for v in values or ():
-        out += [w for w in v.replace(",", " ").split() if w]
-    return out
-
-
-def _parse_oxi(text: str | None) -> dict[str, float] | None:
-    """``Fe=2,P=5,O=-2`` -> {"Fe": 2, "P": 5, "O": -2}."""
-    if not text:
-        return None
-    out: dict[str, float] = {}
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            continue
-        if "=" not in part:
-            raise click.BadParameter(f"'{part}' is not ELEMENT=STATE (example: --oxi Fe=2,P=5,O=-2)")
-        el, val = part.split("=", 1)
-        try:
-            out[el] = float(val)
-        except ValueError as exc:
-            raise click.BadParameter(f"'{val}' is not a number in '{part}'") from exc
-    return out
-
-
-def _fmt(x: float) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:.3f}"
+from .cli_common import (  # noqa: F401  (re-exported for the command modules and tests)
+    DEFAULT_IONS,
+    _fmt,
+    _GreedyOption,
+    _parse_oxi,
+    _split_words,
+    console,
+    err_console,
+)
 
 
 def _settings(resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
@@ -302,8 +255,10 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # the command modules import the helpers defined above
+from .cli_dashboard import dashboard  # noqa: E402
+from .cli_fireworks import submit  # noqa: E402
 from .cli_neb import neb  # noqa: E402
 from .cli_screen import export_cmd, rank, screen  # noqa: E402
 
-for _cmd in (screen, rank, export_cmd, neb):
+for _cmd in (screen, rank, export_cmd, neb, submit, dashboard):
     app.add_command(_cmd)

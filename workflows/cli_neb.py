@@ -14,7 +14,7 @@ from rich.table import Table
 from ionscreen.structures.errors import IonscreenError
 
 from . import mpi
-from .cli import _GreedyOption, _parse_oxi, _split_words, console, err_console
+from .cli_common import _GreedyOption, _parse_oxi, _split_words, console, err_console
 
 
 def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]

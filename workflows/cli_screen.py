@@ -13,18 +13,25 @@ from rich.table import Table
 from ionscreen.structures.errors import IonscreenError
 
 from . import mpi
-from .cli import DEFAULT_IONS, _fmt, _GreedyOption, _parse_oxi, _split_words, console, err_console
+from .cli_common import (
+    DEFAULT_IONS,
+    _fmt,
+    _GreedyOption,
+    _parse_oxi,
+    _split_words,
+    console,
+    err_console,
+)
 
 
-def _open_store(path: str | Path, readonly: bool = True):  # type: ignore[no-untyped-def]
-    from .store import SQLiteStore
+def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-untyped-def]
+    """``--store``: a screen folder / its sqlite, a ``mongodb://`` URI or a launchpad yaml."""
+    from .store_mongo import open_store
 
-    p = Path(path)
-    if p.is_dir():
-        p = p / "ionscreen.sqlite"
-    if not p.exists():
-        raise click.BadParameter(f"no result store at {p} (run `ionscreen screen --out DIR` first)")
-    return SQLiteStore.open_readonly(p) if readonly else SQLiteStore(p)
+    try:
+        return open_store(spec, readonly=readonly)
+    except IonscreenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from exc
 
 
 def _print_ranked(rows: list[dict[str, Any]], top: int, weights: Any) -> None:
@@ -156,7 +163,8 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
 
 @click.command()
 @click.option("--store", "store_path", required=True, type=click.Path(),
-              help="A screen's output folder or its ionscreen.sqlite.")
+              help="A screen's output folder or its ionscreen.sqlite, a mongodb:// URI "
+                   "(?collection=NAME, default ionscreen_jobs) or a FireWorks launchpad yaml.")
 @click.option("--top", type=int, default=10, show_default=True)
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
 def rank(store_path, top, weights):  # type: ignore[no-untyped-def]
@@ -174,7 +182,8 @@ def rank(store_path, top, weights):  # type: ignore[no-untyped-def]
 
 @click.command(name="export")
 @click.option("--store", "store_path", required=True, type=click.Path(),
-              help="A screen's output folder or its ionscreen.sqlite.")
+              help="A screen's output folder or its ionscreen.sqlite, a mongodb:// URI "
+                   "(?collection=NAME, default ionscreen_jobs) or a FireWorks launchpad yaml.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the exports.")
 @click.option("--top", type=int, default=10, show_default=True)
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)

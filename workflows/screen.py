@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .local import Step
-from .steps import STEP_VERSIONS, bvse_step, descriptor_row, insertion_step, neb_step
+from .steps import (
+    STEP_VERSIONS,
+    bvse_for_neb,
+    bvse_step,
+    descriptor_row,
+    insertion_step,
+    neb_step,
+)
 from .store import ResultStore
 
 STORE_NAME = "ionscreen.sqlite"
@@ -141,7 +148,7 @@ class ScreenMaker:
         stages.append(bvse_jobs)
         if self.neb_top > 0:
             stages.append(self._top_jobs("neb", self.neb_top, lambda job, rec: {
-                "candidate": job["candidate"], "bvse": rec.result["result"],
+                "candidate": job["candidate"], "bvse": bvse_for_neb(rec.result["result"]),
                 "settings": self.neb, "calculator": self.neb_calculator}))
         if self.voltage_calculator:
             stages.append(self._top_jobs("insertion", self.voltage_top, lambda job, rec: {

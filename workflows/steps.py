@@ -51,6 +51,12 @@ def bvse_step(doc: dict[str, Any]) -> dict[str, Any]:
     return {"summary": summary, "result": full}
 
 
+def bvse_for_neb(result: dict[str, Any]) -> dict[str, Any]:
+    """The BVSE result document as a NEB job's input: without wall times, so that the NEB job id
+    depends on the physics only (the same in every store and engine)."""
+    return {**result, "timings": {}}
+
+
 def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"candidate", "bvse": BVSE result document, "settings": NEBSettings fields,
     "calculator": "bvff"}`` -> NEB report document with a short summary."""
