@@ -21,7 +21,7 @@ from pathlib import Path
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from bench_throughput import cpu_model  # noqa: E402
+from machine import cpu_model, usable_cores  # noqa: E402
 
 from ionscreen.screening.bvse import compute_landscape  # noqa: E402
 from ionscreen.screening.neb import run_neb  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--skip-chgnet", action="store_true")
     args = ap.parse_args()
-    res: dict = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": sys.version.split()[0]}}
+    res: dict = {"machine": {"cpu": cpu_model(), "cores": usable_cores(), "python": sys.version.split()[0]}}
     res["bvff_neb"] = [bvff_neb("LiFePO4", "Li"), bvff_neb("LiMn2O4", "Mg"), bvff_neb("MgCr2O4", "Mg")]
     for r in res["bvff_neb"]:
         print(f"BVFF NEB {r['host']} {r['ion']}: {r['atoms']} atoms, {r['hops']} hop(s), "

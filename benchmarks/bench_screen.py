@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_throughput import cpu_model
+from machine import cpu_model, usable_cores
 
 OUT = Path(__file__).parent / "out"
 
@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--ions", nargs="+", default=["Mg", "Ca", "Zn", "Al", "NH4"])
     ap.add_argument("--variants", nargs="+", default=["serial", "pool2", "mpi2", "mpi3"])
     args = ap.parse_args()
-    res = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count()}, "runs": []}
+    res = {"machine": {"cpu": cpu_model(), "cores": usable_cores()}, "runs": []}
     for v in args.variants:
         r = run(v, args.ions)
         res["runs"].append(r)

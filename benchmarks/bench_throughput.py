@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,22 +21,13 @@ if hasattr(os, "sched_setaffinity"):
 
 import numba  # noqa: E402
 import numpy  # noqa: E402
+from machine import cpu_model  # noqa: E402
 
 from ionscreen.screening.bvse import BVSESettings, compute_landscape  # noqa: E402
 from ionscreen.structures.errors import IonscreenError  # noqa: E402
 from ionscreen.structures.prototypes import host_for_ion, list_prototypes  # noqa: E402
 
 IONS = ("Mg", "Ca", "Zn", "Al", "NH4")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
