@@ -24,8 +24,9 @@ from machine import cpu_model, usable_cores
 OUT = Path(__file__).parent / "out"
 
 
-def run(variant: str, ions: list[str]) -> dict:
-    base = [sys.executable, "-m", "ionscreen.workflows", "screen", "--ions", *ions, "--out", "run"]
+def run(variant: str, ions: list[str], hosts: str) -> dict:
+    base = [sys.executable, "-m", "ionscreen.workflows", "screen", "--hosts", hosts, "--ions", *ions,
+            "--out", "run"]
     mpiexec = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
     cmd = {"serial": base, "pool2": [*base, "--workers", "2"],
            "mpi2": [mpiexec, "-n", "2", *base], "mpi3": [mpiexec, "-n", "3", *base]}[variant]
@@ -49,11 +50,14 @@ def run(variant: str, ions: list[str]) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--ions", nargs="+", default=["Mg", "Ca", "Zn", "Al", "NH4"])
+    ap.add_argument("--hosts", default="builtin",
+                    help="as `ionscreen screen --hosts` (default: every built-in host)")
     ap.add_argument("--variants", nargs="+", default=["serial", "pool2", "mpi2", "mpi3"])
     args = ap.parse_args()
-    res = {"machine": {"cpu": cpu_model(), "cores": usable_cores()}, "runs": []}
+    res = {"machine": {"cpu": cpu_model(), "cores": usable_cores()}, "hosts": args.hosts,
+           "ions": args.ions, "runs": []}
     for v in args.variants:
-        r = run(v, args.ions)
+        r = run(v, args.ions, args.hosts)
         res["runs"].append(r)
         print(r)
     OUT.mkdir(exist_ok=True)
