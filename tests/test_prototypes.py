@@ -63,6 +63,8 @@ EXPECTED: dict[str, tuple[str, str, dict[tuple[str, str], tuple[float, float]]]]
         "MnO2",
         {("Mn", "O"): (1.86, 1.92), ("Ca", "O"): (2.25, 2.35)},
     ),
+    "MnO2-alpha": ("MnO2", "MnO2", {("Mn", "O"): (1.85, 1.91)}),
+    "V2O5-delta": ("LiV2O5", "V2O5", {("V", "O"): (1.57, 1.63), ("Li", "O"): (1.98, 2.06)}),
 }
 
 # Atoms closer than 1.2 A mean overlapping or duplicated sites in an ionic framework, with one
@@ -133,7 +135,7 @@ def test_library_covers_expectations():
     """A prototype added without expectations here (or removed) must be noticed."""
     assert set(IDS) == set(EXPECTED)
     assert len(IDS) == len(set(IDS))
-    assert len(IDS) >= 18
+    assert len(IDS) >= 20
 
 
 @pytest.mark.parametrize("pid", IDS)
@@ -284,6 +286,49 @@ def test_marokite_ca_host():
     assert {str(sp) for sp in mg.species} == {"Mg2+", "Mn3+", "O2-"}
     structure, state = host_for_ion(proto, "Ca")
     assert state == "discharged" and structure.composition.reduced_formula == "CaMn2O4"
+
+
+def test_alpha_mno2_hollandite():
+    proto = get_prototype("MnO2-alpha")
+    assert (proto.spacegroup, proto.spacegroup_number) == ("I4/m", 87)
+    s = proto.build("native")
+    assert s.composition.element_composition.as_dict() == {"Mn": 8, "O": 16}
+    assert s.lattice.abc == pytest.approx((9.815, 9.815, 2.847))
+    assert {str(sp) for sp in s.species} == {"Mn4+", "O2-"}
+    for site in s:
+        if site.specie.symbol == "Mn":  # MnO6 octahedra, nearly regular for Mn4+
+            d = _oxygen_shell(s, site, 2.3)
+            assert len(d) == 6 and 1.86 <= d[0] and d[-1] <= 1.92, d
+    # the 2x2 tunnel along c is empty: nothing within 2.5 A of its axis at (0, 0, z)
+    for z in (0.0, 0.25, 0.5):
+        centre = s.lattice.get_cartesian_coords([0.0, 0.0, z])
+        assert min(np.linalg.norm(site.coords - centre) for site in s) > 2.5
+    assert not proto.ion_sites and proto.native_ion is None
+    structure, state = host_for_ion(proto, "Mg")
+    assert state == "charged" and structure.composition.reduced_formula == "MnO2"
+
+
+def test_delta_v2o5_layers_and_ion_site():
+    proto = get_prototype("V2O5-delta")
+    assert (proto.spacegroup, proto.spacegroup_number) == ("Cmcm", 63)
+    s = proto.build("native")
+    assert s.composition.element_composition.as_dict() == {"Li": 4, "V": 8, "O": 20}
+    assert s.lattice.abc == pytest.approx((3.6047, 9.9157, 11.2479))
+    assert {sp.oxi_state for sp in s.species if sp.symbol == "V"} == {4.5}
+    for site in s:
+        el = site.specie.symbol
+        if el == "V":  # VO5 square pyramid: one vanadyl bond, four basal bonds
+            d = _oxygen_shell(s, site, 2.4)
+            assert len(d) == 5 and d[0] < 1.65 and all(1.8 <= x <= 2.05 for x in d[1:]), d
+        elif el == "Li":  # between the layers, six O neighbours
+            d = _oxygen_shell(s, site, 2.6)
+            assert len(d) == 6 and d[0] >= 1.98, d
+    assert {str(sp) for sp in proto.build().species} == {"V5+", "O2-"}
+    mg = proto.build("Mg")
+    assert mg.composition.reduced_formula == "MgV2O5"
+    assert {str(sp) for sp in mg.species} == {"Mg2+", "V4+", "O2-"}
+    structure, state = host_for_ion(proto, "Mg")
+    assert state == "discharged" and structure.composition.reduced_formula == "MgV2O5"
 
 
 def test_mgcr2o4_spinel_origin_choice():
