@@ -398,6 +398,8 @@ tr.pareto td:first-child{border-left:4px solid crimson}
 .note{color:#555;font-size:.85em}.small{font-size:.75em;color:#555}
 .missing{color:#a33;font-style:italic}figure{display:inline-block;margin:.4em 1em .4em 0}
 figcaption{font-size:.8em;color:#444;max-width:40em}
+.scroll{overflow-x:auto}table.ranked td:nth-child(3){min-width:14em}
+table.ranked td:last-child{min-width:24em}abbr{text-decoration:underline dotted}
 """
 
 
@@ -417,6 +419,17 @@ def _fmt(v: Any, nd: int = 3) -> str:
 def _sig(v: Any) -> str:
     n = _num(v)
     return "—" if n is None else f"{n:.3g}"
+
+
+def _short_tier(tier: Any) -> str:
+    """'BVFF CI-NEB (softBV Morse + ...)' -> 'BVFF CI-NEB': the full text goes in a tooltip."""
+    return str(tier).split(" (", 1)[0]
+
+
+def _tier_cell(tier: Any) -> str:
+    if not tier:
+        return "—"
+    return f"<abbr title='{_e(tier)}'>{_e(_short_tier(tier))}</abbr>"
 
 
 def _table(headers: list[str], rows: list[list[tuple[str, bool]]], row_classes: list[str] | None = None,
@@ -445,7 +458,7 @@ def _ranked_table(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         rec = flat_record(r)
         neb = ("—" if rec["neb_barrier_eV"] is None and not rec["neb_calculator"]
-               else f"{_fmt(rec['neb_barrier_eV'])} [{_e(rec['neb_tier'])}: {_e(rec['neb_calculator'])}"
+               else f"{_fmt(rec['neb_barrier_eV'])} [{_tier_cell(rec['neb_calculator'])}"
                     f"{'' if rec['neb_converged'] in (True, None) else ', not converged'}]")
         ml = f" [{_e(rec['ml_model'])}]" if rec["ml_model"] else ""
         tox = ", ".join(filter(None, [
@@ -460,7 +473,7 @@ def _ranked_table(rows: list[dict[str, Any]]) -> str:
              f"{_e((rec['candidate_id'] or '')[:8])}</span>", False),
             (f"{_e(rec['source'])}<br><span class='small'>{_e(rec['citation'])}</span>", False),
             (_fmt(rec["barrier_eV"]), True),
-            (_e(rec["barrier_tier"] or "—"), False),
+            (_tier_cell(rec["barrier_tier"]), False),
             (" / ".join(_fmt(rec[k]) for k in ("E1D_eV", "E2D_eV", "E3D_eV")), True),
             (_e(rec["dimensionality"] if rec["dimensionality"] is not None else "—"), True),
             (neb, False),
@@ -481,7 +494,7 @@ def _ranked_table(rows: list[dict[str, Any]]) -> str:
             ("<br>".join(_e(n) for n in (r.get("notes") or [])) or "", False),
         ])
         classes.append("pareto" if rec["pareto"] else "")
-    return _table(headers, body, classes, "ranked")
+    return f"<div class='scroll'>{_table(headers, body, classes, 'ranked')}</div>"
 
 
 def _landscape_key(row: Mapping[str, Any], landscapes: Mapping[str, Any] | None) -> Any:
@@ -511,17 +524,23 @@ def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict
     heads = ["working ion", "jobs", "done", "failed", "ranked", "done without barrier", "on Pareto front",
              "barrier tiers used"]
     body = []
+    legend: dict[str, str] = {}  # short tier label -> full calculator identity
     for ion, c in counts.items():
         rows = ranked.get(ion, [])
         tiers: dict[str, int] = {}
         for r in rows:
             if r.get("rank") is not None:
-                tiers[r.get("barrier_tier_key") or "?"] = tiers.get(r.get("barrier_tier_key") or "?", 0) + 1
+                full = str(r.get("barrier_tier_key") or "?")
+                legend.setdefault(_short_tier(full), full)
+                tiers[_short_tier(full)] = tiers.get(_short_tier(full), 0) + 1
         body.append([(_e(ion), False), (_e(c["total"]), True), (_e(c["done"]), True),
                      (_e(c["failed"]), True), (_e(c["ranked"]), True), (_e(c["unranked"]), True),
                      (_e(sum(1 for r in rows if r.get("pareto"))), True),
                      (_e(", ".join(f"{k}: {v}" for k, v in sorted(tiers.items()))) or "—", False)])
     parts.append(_table(heads, body))
+    if any(k != v for k, v in legend.items()):
+        parts.append("<p class='note'><b>Barrier tiers</b>: " + "; ".join(
+            f"<b>{_e(k)}</b> = {_e(v)}" for k, v in sorted(legend.items()) if k != v) + "</p>")
     wtxt = ", ".join(f"{k} {v:.3g}" for k, v in weights.items())
     parts.append(
         f"<p class='note'><b>Score</b>: weights {_e(wtxt)}; normalisation: {_e(SCORE_NORMALISATION)}. "
