@@ -313,3 +313,8 @@ def test_open_store_and_uris(tmp_path):
     assert isinstance(ro, SQLiteStore) and ro.readonly
     ro.close()
     assert open_store(s) is s
+
+
+def test_unreachable_mongodb_is_a_clear_error():
+    with pytest.raises(IonscreenError, match="cannot use the MongoDB store.*Check the host"):
+        MongoStore("mongodb://127.0.0.1:1/db?serverSelectionTimeoutMS=300")

@@ -94,7 +94,11 @@ class MongoStore(ResultStore):
             import pymongo
 
             uri, db_name, coll_name = split_mongo_uri(uri_or_collection)
-            self._client = pymongo.MongoClient(uri, **dict(client_kwargs or {}))
+            kwargs = dict(client_kwargs or {})
+            if "serverselectiontimeoutms" not in uri.lower():
+                # an unreachable server is said within 10 s, not pymongo's 30 s
+                kwargs.setdefault("serverSelectionTimeoutMS", 10_000)
+            self._client = pymongo.MongoClient(uri, **kwargs)
             coll = self._client[db_name or database][coll_name or collection]
             self.where = f"{uri_or_collection.split('@')[-1].split('?')[0]} " \
                          f"collection {coll_name or collection}"
@@ -106,9 +110,20 @@ class MongoStore(ResultStore):
         self._runs = db[f"{coll.name}_runs"]
         self._log = db[f"{coll.name}_log"]
         self._meta = db[f"{coll.name}_meta"]
-        self.jobs.create_index([("step", 1), ("state", 1)])
-        self.jobs.create_index([("state", 1)])
-        self.jobs.create_index([("seq", 1)])
+        try:  # the first round trip: an unreachable or refusing server is said here, clearly
+            self.jobs.create_index([("step", 1), ("state", 1)])
+            self.jobs.create_index([("state", 1)])
+            self.jobs.create_index([("seq", 1)])
+        except Exception as exc:
+            if not type(exc).__module__.startswith("pymongo"):
+                raise
+            self.close()
+            first = str(exc).split(" (configured timeouts", 1)[0].split(", Timeout:", 1)[0]
+            raise IonscreenError(
+                f"cannot use the MongoDB store {self.where}: {type(exc).__name__}: {first}. Check "
+                "the host, port, user and password of the URI or launchpad file, that the server "
+                "runs, and that this node reaches it (on a cluster, often only through an SSH "
+                "tunnel or from the login node)") from exc
 
     def __repr__(self) -> str:
         return f"MongoStore({self.where})"
