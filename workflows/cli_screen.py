@@ -52,6 +52,13 @@ def _print_ranked(rows: list[dict[str, Any]], top: int, weights: Any) -> None:
         console.print(t)
 
 
+def _clip(text: str, n: int) -> str:
+    """At most ``n`` characters, cut at a word boundary and marked, so no reason ends mid-word."""
+    if len(text) <= n:
+        return text
+    return text[:n].rsplit(" ", 1)[0] + " … (whole reason in failures.csv)"
+
+
 def _print_failures(rows: list[dict[str, Any]]) -> None:
     bad = [r for r in rows if r["status"] != "done"]
     if not bad:
@@ -61,7 +68,7 @@ def _print_failures(rows: list[dict[str, Any]]) -> None:
         t.add_column(c, overflow="fold")
     for r in bad:
         t.add_row(str(r["formula"]), str(r["working_ion"]), str(r["source"])[:40], str(r["error"]),
-                  str(r["reason"])[:300])
+                  _clip(str(r["reason"]), 300))
     console.print(t)
 
 
