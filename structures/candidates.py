@@ -25,9 +25,11 @@ from pymatgen.core import Structure
 
 from .errors import IonscreenError
 from .io import load_host
+from .prototypes import WORKING_ION_OXIDATION_STATES
 
 STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".extxyz", ".xyz")  # what io.read_structure reads
-ION_CHARGES = {"Li": 1, "Na": 1, "K": 1, "NH4": 1, "Mg": 2, "Ca": 2, "Zn": 2, "Sr": 2, "Ba": 2, "Al": 3}
+#: Charge of each working ion: the single-atom ions of the prototype table, plus molecular NH4+.
+ION_CHARGES: dict[str, int] = {**WORKING_ION_OXIDATION_STATES, "NH4": 1}
 
 
 def structure_fingerprint(structure: Structure) -> str:
