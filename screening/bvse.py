@@ -67,6 +67,9 @@ class BVSESettings:
     """Numba threads for the grid (None: numba's default)."""
     memory_fraction: float = 0.5
     """Refuse a grid that would need more than this fraction of the available memory."""
+    derive_nitride: bool = False
+    """Derive a missing working-ion–N3- row from the ion's X–O2- row (approximate, flagged;
+    :func:`~ionscreen.screening.params.derived_nitride_pair`) instead of failing."""
 
     def validate(self) -> None:
         checks = [
@@ -359,11 +362,13 @@ def prepare_host(
         sp = next(s.specie for s in framework if str(s.specie) == lab)
         v = sp.oxi_state
         if v * ion.charge < 0:
-            p = mobile_pair(table, ion, sp.symbol, int(round(v)))
+            p = mobile_pair(table, ion, sp.symbol, int(round(v)), derive_nitride=settings.derive_nitride)
             kind.append(kbvse.MORSE)
             params.append((p.d0, p.alpha, p.r_min))
             wall.append(0.0)
             used[lab] = {"term": "Morse", "d0": p.d0, "alpha": p.alpha, "r_min": p.r_min, "r0": p.r0}
+            if p.derived_from:
+                used[lab]["derived_from"] = p.derived_from
         elif v * ion.charge > 0:
             el = table.element(sp.symbol)
             r_i = el.covalent_radius(int(round(v)), settings.radii)
@@ -633,13 +638,19 @@ def compute_landscape(
     timings["total"] = time.perf_counter() - t0
     if host.ion.approximate:
         warnings.insert(0, f"approximate ion model: {host.ion.model}")
+    derived = {lab: t["derived_from"] for lab, t in host.parameters["species"].items()
+               if t.get("derived_from")}
+    model = host.ion.model
+    for lab, note in derived.items():
+        warnings.insert(0, f"approximate parameters: {host.ion.label()}–{lab} row {note}")
+        model += f"; {host.ion.label()}–{lab} row derived (nitride transfer rule)"
     method = f"{METHOD} (softBV, {settings.convention} convention, {settings.mode} mode)"
     return BVSEResult(
         formula=host.structure.composition.reduced_formula,
         ion=host.ion.label(),
         method=method,
-        model=host.ion.model,
-        approximate=host.ion.approximate,
+        model=model,
+        approximate=host.ion.approximate or bool(derived),
         barriers=barriers,
         sites=sites,
         hops=hops,

@@ -45,6 +45,9 @@ __all__ = [
     "ion_label",
     "load_table",
     "mobile_pair",
+    "nitride_rule",
+    "derived_nitride_pair",
+    "NITRIDE_RULE_CATIONS",
 ]
 
 DEFAULT_TABLE_PATH = Path(__file__).resolve().parent / "data" / "softbv_params.json"
@@ -92,6 +95,8 @@ class PairParams:
     r_min: float
     r_cutoff: float | None = None
     nc: float | None = None
+    derived_from: str | None = None
+    """Set on rows that are not in the table but derived by a documented rule (approximate)."""
 
     @property
     def key(self) -> _PairKey:
@@ -137,7 +142,7 @@ class PairParams:
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable row (optional fields only when set)."""
         d = asdict(self)
-        for name in ("r_cutoff", "nc"):
+        for name in ("r_cutoff", "nc", "derived_from"):
             if d[name] is None:
                 del d[name]
         return d
@@ -322,6 +327,12 @@ class ParamTable:
         return sorted(found, key=lambda cv: (z.get(cv[0], 999), cv[0], cv[1]))
 
     # -- user rows ---------------------------------------------------------------------------
+
+    def remove_pair(self, cation: str, cation_valence: int, anion: str, anion_valence: int) -> None:
+        """Drop a row (e.g. to validate a derivation rule against it); KeyError if absent."""
+        key = (_normalise_symbol(cation), int(cation_valence), _normalise_symbol(anion),
+               int(anion_valence))
+        del self._pairs[key]
 
     def add_pair(self, params: PairParams, *, replace: bool = False) -> None:
         """Add a user-supplied row (validated: alpha > 0, d0 > 0, r_min > 0, b = 1/alpha).
@@ -559,21 +570,86 @@ def get_working_ion(name: str | WorkingIon) -> WorkingIon:
     return ion
 
 
-def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: int) -> PairParams:
+#: s-block cations whose softBV table has both an X–O2- and an X–N3- row: the nitride transfer
+#: rule is fitted on them (d- and f-block D0 do not follow the softBV closed form).
+NITRIDE_RULE_CATIONS: tuple[tuple[str, int], ...] = (("Li", 1), ("Mg", 2), ("Sr", 2))
+
+
+def nitride_rule(table: ParamTable, exclude: tuple[str, int] | None = None) -> dict[str, Any]:
+    """The X–O2- → X–N3- transfer rule fitted on :data:`NITRIDE_RULE_CATIONS` of ``table``.
+
+    ``delta_r_min`` and ``delta_r0`` are the mean shifts (Å) and ``b_ratio`` the mean ratio
+    b(N3-)/b(O2-) over the fit cations (``exclude`` leaves one out, for validation). D0 then
+    follows the softBV closed form D0 ∝ b²·|V_X| / (Rmin·√(n_A n_X)) (shared notes, bvse.md).
+    """
+    pairs = [(table.pair(c, v, "O", -2), table.pair(c, v, "N", -3))
+             for c, v in NITRIDE_RULE_CATIONS
+             if (c, v) != exclude and table.has_pair(c, v, "O", -2) and table.has_pair(c, v, "N", -3)]
+    if not pairs:
+        raise MissingParameterError("no cation has both X–O2- and X–N3- rows to fit the nitride "
+                                    "transfer rule on")
+    n = len(pairs)
+    return {
+        "delta_r_min": sum(nn.r_min - o.r_min for o, nn in pairs) / n,
+        "delta_r0": sum(nn.r0 - o.r0 for o, nn in pairs) / n,
+        "b_ratio": sum(nn.b / o.b for o, nn in pairs) / n,
+        "fitted_on": [o.cation + f"{o.cation_valence}+" for o, _ in pairs],
+    }
+
+
+def derived_nitride_pair(table: ParamTable, cation: str, valence: int,
+                         rule: Mapping[str, Any] | None = None) -> PairParams:
+    """An approximate X–N3- row derived from the cation's X–O2- row (see :func:`nitride_rule`).
+
+    softBV has no N3- rows for Ca2+, Zn2+, Al3+, K+ (hence NH4+), Na+ or Ba2+; cyanide frameworks
+    (Prussian blue analogues) and sulfonamide polymers bind the working ion to N. The derived row
+    is flagged (``derived_from``) and every result that uses it says it is approximate.
+    """
+    o = table.pair(cation, valence, "O", -2)
+    rule = rule or nitride_rule(table)
+    b = o.b * rule["b_ratio"]
+    r_min = o.r_min + rule["delta_r_min"]
+    # closed form: D0 ∝ b²·|V_X|/Rmin (same period n = 2 for O and N)
+    d0 = o.d0 * (b / o.b) ** 2 * (3.0 / 2.0) * (o.r_min / r_min)
+    note = (f"derived from {o.label()} by the nitride transfer rule (Rmin {rule['delta_r_min']:+.3f} Å, "
+            f"b ×{rule['b_ratio']:.3f}, D0 by the softBV closed form; fitted on "
+            f"{', '.join(rule['fitted_on'])})")
+    return PairParams(
+        cation=o.cation, cation_valence=o.cation_valence, anion="N", anion_valence=-3,
+        r0=o.r0 + rule["delta_r0"], b=b, alpha=1.0 / b, d0=d0, r_min=r_min,
+        r_cutoff=(o.r_cutoff + rule["delta_r_min"]) if o.r_cutoff else None, nc=o.nc,
+        derived_from=note,
+    )
+
+
+def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: int,
+                derive_nitride: bool = False) -> PairParams:
     """The Morse row of the working ion against one anion, with the ion's model applied.
 
     For a plain ion this is ``table.pair(ion.element, ion.charge, ...)``. For a modelled ion
     (NH4+) the parent element's row is shifted (r_min and r0 by ``r_min_shift``) and relabelled
-    with the ion's name.
+    with the ion's name. With ``derive_nitride``, a missing X–N3- row is derived from the X–O2-
+    row (:func:`derived_nitride_pair`; the row's ``derived_from`` says so).
     """
     try:
         parent = table.pair(ion.element, ion.charge, anion, anion_valence)
     except MissingParameterError as exc:
+        if derive_nitride and (_normalise_symbol(anion), int(anion_valence)) == ("N", -3) \
+                and table.has_pair(ion.element, ion.charge, "O", -2):
+            parent = derived_nitride_pair(table, ion.element, ion.charge)
+            return parent if ion.name == ion.element and ion.r_min_shift == 0.0 else _replace(
+                parent, cation=ion.name, r_min=parent.r_min + ion.r_min_shift,
+                r0=parent.r0 + ion.r_min_shift)
+        hint = ("" if (_normalise_symbol(anion), int(anion_valence)) != ("N", -3) else
+                " Or derive an approximate X–N3- row from the X–O2- row: --derive-nitride "
+                "(BVSESettings(derive_nitride=True)); results then say they are approximate.")
         if ion.name == ion.element:
+            if hint:
+                raise MissingParameterError(f"{exc}{hint}") from None
             raise
         raise MissingParameterError(
             f"{ion.label()} is modelled from {ion_label(ion.element, ion.charge)} rows "
-            f"({ion.model}), and: {exc}"
+            f"({ion.model}), and: {exc}{hint}"
         ) from None
     if ion.name == ion.element and ion.r_min_shift == 0.0:
         return parent

@@ -22,12 +22,13 @@ from .cli_common import (  # noqa: F401  (re-exported for the command modules an
 )
 
 
-def _settings(resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
+def _settings(resolution, cutoff, mode, convention, radii, threads, encut,  # type: ignore[no-untyped-def]
+              derive_nitride=False):
     from ionscreen.screening.bvse import BVSESettings
 
     s = BVSESettings(
         resolution=resolution, cutoff=cutoff, mode=mode, convention=convention, radii=radii,
-        threads=threads, encut=encut,
+        threads=threads, encut=encut, derive_nitride=derive_nitride,
     )
     try:
         s.validate()
@@ -47,6 +48,9 @@ _common = [
     click.option("--threads", type=int, default=None, help="Numba threads (default: all cores)."),
     click.option("--encut", type=float, default=5.0, show_default=True,
                  help="Explore energies up to this much above the minimum (eV)."),
+    click.option("--derive-nitride", is_flag=True,
+                 help="Derive a missing ion–N3- row (Ca, Zn, Al, K/NH4, Na, Ba) from the ion–O2- "
+                      "row (approximate, flagged; see README) instead of failing."),
 ]
 
 
@@ -81,12 +85,13 @@ def app() -> None:
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of the hop energy profiles and a landscape slice.")
 @_with_common(0.1)
-def bvse(file, ion, oxi, cube, json_out, plot_out, resolution, cutoff, mode, convention, radii, threads, encut):  # type: ignore[no-untyped-def]
+def bvse(file, ion, oxi, cube, json_out, plot_out, resolution, cutoff, mode, convention, radii, threads, encut,  # type: ignore[no-untyped-def]
+         derive_nitride):
     """BVSE landscape of one working ion in the host in FILE (CIF, POSCAR, extxyz)."""
     from ionscreen.screening.bvse import compute_landscape
     from ionscreen.structures.io import read_structure
 
-    settings = _settings(resolution, cutoff, mode, convention, radii, threads, encut)
+    settings = _settings(resolution, cutoff, mode, convention, radii, threads, encut, derive_nitride)
     try:
         structure = read_structure(file)
         with console.status(f"BVSE: {ion} in {Path(file).name} ..."):

@@ -44,6 +44,9 @@ def _load_mapping(path: str | None) -> dict:
 @click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
               help="Working ions (space or comma separated). Default: Mg Ca Zn Al NH4.")
 @click.option("--resolution", type=float, default=0.2, show_default=True)
+@click.option("--derive-nitride", is_flag=True,
+              help="Derive missing ion–N3- BVSE rows (Ca, Zn, Al, NH4, Na, Ba in cyanide or "
+                   "sulfonamide hosts) from the ion–O2- rows: approximate, flagged in every row.")
 @click.option("--neb-top", type=int, default=3, show_default=True,
               help="NEB on the N best BVSE candidates per ion of each batch (0: none).")
 @click.option("--neb-calculator", default="bvff", show_default=True)
@@ -58,7 +61,7 @@ def _load_mapping(path: str | None) -> dict:
               help="CATEGORY=N: spec._priority of that category's Fireworks (repeatable).")
 def submit(launchpad_file, store_spec, hosts, substitute, cps, cp_models, seed, files, oxi,  # type: ignore[no-untyped-def]
            ions, resolution, neb_top, neb_calculator, voltage_calc, batch_size, resources,
-           priorities):
+           priorities, derive_nitride):
     """Add the screen as FireWorks workflows (one per batch of candidates) to a LaunchPad.
 
     Run them with `rlaunch` / `qlaunch` (templates in hpc/); NEB Fireworks carry
@@ -88,7 +91,8 @@ def submit(launchpad_file, store_spec, hosts, substitute, cps, cp_models, seed, 
     screen = ScreenMaker(ions=ion_list, hosts=hosts, substitute=_split_words(substitute) or None,
                          cps=cps, cp_models=cp_models, seed=seed, files=_split_words(files),
                          oxi=_parse_oxi(oxi), resolution=resolution, neb_top=neb_top,
-                         neb_calculator=neb_calculator, voltage_calculator=voltage_calc)
+                         neb_calculator=neb_calculator, voltage_calculator=voltage_calc,
+                        bvse={"derive_nitride": True} if derive_nitride else {})
     try:
         maker = ScreenWorkflowMaker(screen=screen, store=store_spec or DEFAULT_STORE,
                                     batch_size=batch_size,

@@ -88,6 +88,9 @@ def _print_failures(rows: list[dict[str, Any]]) -> None:
 @click.option("--out", type=click.Path(file_okay=False), default="run", show_default=True,
               help="Output folder: the result store, the run log and the exports.")
 @click.option("--resolution", type=float, default=0.2, show_default=True, help="BVSE grid step (Å).")
+@click.option("--derive-nitride", is_flag=True,
+              help="Derive missing ion–N3- BVSE rows (Ca, Zn, Al, NH4, Na, Ba in cyanide or "
+                   "sulfonamide hosts) from the ion–O2- rows: approximate, flagged in every row.")
 @click.option("--neb-top", type=int, default=3, show_default=True,
               help="BVFF-NEB on the N best BVSE candidates per ion (0: none).")
 @click.option("--neb-calculator", default="bvff", show_default=True,
@@ -101,7 +104,7 @@ def _print_failures(rows: list[dict[str, Any]]) -> None:
               help="Ranking weights (TOML or JSON with a [weights] table).")
 @click.option("--retry-failed", is_flag=True, help="Run jobs that failed in an earlier run again.")
 def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resolution, neb_top,  # type: ignore[no-untyped-def]
-           neb_calculator, voltage_calc, workers, top, weights, retry_failed):
+           neb_calculator, voltage_calc, workers, top, weights, retry_failed, derive_nitride):
     """Screen candidate hosts for each working ion: BVSE, BVFF-NEB on the best, rank, export.
 
     Every finished job is committed to OUT/ionscreen.sqlite at once: run the same command again
@@ -127,7 +130,8 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
     maker = ScreenMaker(ions=ion_list, hosts=hosts, substitute=_split_words(substitute) or None,
                         cps=cps, cp_models=cp_models, seed=seed, files=_split_words(files),
                         oxi=_parse_oxi(oxi), resolution=resolution, neb_top=neb_top,
-                        neb_calculator=neb_calculator, voltage_calculator=voltage_calc)
+                        neb_calculator=neb_calculator, voltage_calculator=voltage_calc,
+                        bvse={"derive_nitride": True} if derive_nitride else {})
     outdir = Path(out)
     stages: list[Any] = []
     if root:

@@ -1,0 +1,101 @@
+"""The nitride transfer rule (``--derive-nitride``): missing ion–N3- rows derived from ion–O2-.
+
+Checked against the rows softBV does have (Li+, Mg2+, Sr2+: leave one out), the D0 closed form
+on those rows, the flags every result carries, and the error that points to the option.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ionscreen.screening.bvse import BVSESettings, compute_landscape
+from ionscreen.screening.params import (
+    NITRIDE_RULE_CATIONS,
+    derived_nitride_pair,
+    get_working_ion,
+    load_table,
+    mobile_pair,
+    nitride_rule,
+)
+from ionscreen.structures.errors import MissingParameterError
+from ionscreen.structures.prototypes import get_prototype, host_for_ion
+
+TABLE = load_table()
+
+
+@pytest.mark.parametrize("cation,valence", NITRIDE_RULE_CATIONS)
+def test_leave_one_out_reproduces_the_real_row(cation, valence):
+    loo = TABLE.copy()
+    loo.remove_pair(cation, valence, "N", -3)
+    assert not loo.has_pair(cation, valence, "N", -3)
+    rule = nitride_rule(loo)
+    assert f"{cation}{valence}+" not in rule["fitted_on"] and len(rule["fitted_on"]) == 2
+    d = derived_nitride_pair(loo, cation, valence, rule=rule)
+    real = TABLE.pair(cation, valence, "N", -3)
+    assert abs(d.r_min - real.r_min) < 0.10  # measured: 0.084 (Li), 0.016 (Mg), 0.068 (Sr) Å
+    assert d.d0 == pytest.approx(real.d0, rel=0.15)  # measured: 11 %, 8 %, 4 %
+    assert d.b == pytest.approx(real.b, rel=0.05)
+    assert d.derived_from and "nitride transfer rule" in d.derived_from
+    assert not d.validation_errors()
+
+
+@pytest.mark.parametrize("cation,valence", NITRIDE_RULE_CATIONS)
+def test_d0_closed_form_holds_on_the_real_rows(cation, valence):
+    """D0 ∝ b²·|V_X|/Rmin (same period for O and N): what the rule uses to scale D0."""
+    o, n = TABLE.pair(cation, valence, "O", -2), TABLE.pair(cation, valence, "N", -3)
+    predicted = o.d0 * (n.b / o.b) ** 2 * 1.5 * (o.r_min / n.r_min)
+    assert n.d0 == pytest.approx(predicted, rel=0.01)
+
+
+def test_missing_row_error_points_to_the_option():
+    with pytest.raises(MissingParameterError, match="--derive-nitride"):
+        mobile_pair(TABLE, get_working_ion("Ca"), "N", -3)
+    with pytest.raises(MissingParameterError, match="--derive-nitride"):
+        mobile_pair(TABLE, get_working_ion("NH4"), "N", -3)
+    # other missing anions get no such hint
+    with pytest.raises(MissingParameterError) as exc:
+        mobile_pair(TABLE, get_working_ion("Mg"), "Se", -2)  # rejected row (alpha <= 0)
+    assert "--derive-nitride" not in str(exc.value)
+
+
+def test_derived_rows_only_where_the_table_has_none():
+    real = mobile_pair(TABLE, get_working_ion("Mg"), "N", -3, derive_nitride=True)
+    assert real.derived_from is None and real == TABLE.pair("Mg", 2, "N", -3)
+    ca = mobile_pair(TABLE, get_working_ion("Ca"), "N", -3, derive_nitride=True)
+    assert ca.derived_from and ca.key == ("Ca", 2, "N", -3)
+    # Ca-N longer than Ca-O by the rule's shift; Al-N shorter than Ca-N (smaller ion)
+    assert ca.r_min == pytest.approx(TABLE.pair("Ca", 2, "O", -2).r_min + nitride_rule(TABLE)["delta_r_min"])
+    al = mobile_pair(TABLE, get_working_ion("Al"), "N", -3, derive_nitride=True)
+    assert al.r_min < ca.r_min
+    # NH4+: the K+ row is derived, then the NH4 radius shift applies on top
+    nh4 = mobile_pair(TABLE, get_working_ion("NH4"), "N", -3, derive_nitride=True)
+    k = derived_nitride_pair(TABLE, "K", 1)
+    assert nh4.cation == "NH4" and nh4.r_min > k.r_min and nh4.derived_from
+
+
+def test_bvse_in_a_cyanide_host_with_derived_rows_is_flagged():
+    s, _ = host_for_ion(get_prototype("PBA-MnCr"), "Ca")
+    with pytest.raises(MissingParameterError):
+        compute_landscape(s, "Ca", resolution=0.3, keep_grid=False)
+    r = compute_landscape(s, "Ca", settings=BVSESettings(resolution=0.3, derive_nitride=True),
+                          keep_grid=False)
+    assert r.approximate
+    assert "row derived (nitride transfer rule)" in r.model
+    assert any(w.startswith("approximate parameters: Ca2+–N3- row derived") for w in r.warnings)
+    assert r.parameters["species"]["N3-"]["derived_from"]
+    assert math.isfinite(min(r.barriers.values()))
+    # a host without N: the option changes nothing
+    lfp = get_prototype("LiFePO4").build("native")
+    a = compute_landscape(lfp, "Li", resolution=0.3, keep_grid=False)
+    b = compute_landscape(lfp, "Li", settings=BVSESettings(resolution=0.3, derive_nitride=True),
+                          keep_grid=False)
+    assert a.barriers == b.barriers and not b.approximate
+
+
+def test_screen_settings_carry_the_option():
+    from ionscreen.workflows.screen import ScreenMaker
+
+    assert ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True}).bvse_settings()["derive_nitride"]
+    assert not ScreenMaker(ions=["Ca"]).bvse_settings()["derive_nitride"]
