@@ -641,8 +641,9 @@ def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: i
                 parent, cation=ion.name, r_min=parent.r_min + ion.r_min_shift,
                 r0=parent.r0 + ion.r_min_shift)
         hint = ("" if (_normalise_symbol(anion), int(anion_valence)) != ("N", -3) else
-                " Or derive an approximate X–N3- row from the X–O2- row: --derive-nitride "
-                "(BVSESettings(derive_nitride=True)); results then say they are approximate.")
+                " For BVSE, an approximate X–N3- row can be derived from the X–O2- row: "
+                "--derive-nitride (BVSESettings(derive_nitride=True)); results then say they are "
+                "approximate. The NEB tier does not derive rows.")
         if ion.name == ion.element:
             if hint:
                 raise MissingParameterError(f"{exc}{hint}") from None
