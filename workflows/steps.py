@@ -132,5 +132,7 @@ def descriptor_row(candidate: dict[str, Any], job_id: str, bvse: dict[str, Any] 
         notes += [f"{insertion.get('model')}: {n}" for n in insertion.get("notes", [])
                   if insertion.get("volume_warning") and "volume" in n.lower()][:1]
     if neb and not neb["summary"]["converged"]:
-        notes.append(f"NEB not converged ({neb['summary']['status'][:120]}); barrier from BVSE")
+        status = str(neb["summary"]["status"])
+        what = "NEB not converged" if status.startswith("not converged") else "NEB gave no barrier"
+        notes.append(f"{what} ({status[:120]}); barrier from BVSE")
     return row
