@@ -531,8 +531,9 @@ def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict
         for r in rows:
             if r.get("rank") is not None:
                 full = str(r.get("barrier_tier_key") or "?")
-                legend.setdefault(_short_tier(full), full)
-                tiers[_short_tier(full)] = tiers.get(_short_tier(full), 0) + 1
+                short = _short_tier(full)
+                legend.setdefault(short, full)
+                tiers[short] = tiers.get(short, 0) + 1
         body.append([(_e(ion), False), (_e(c["total"]), True), (_e(c["done"]), True),
                      (_e(c["failed"]), True), (_e(c["ranked"]), True), (_e(c["unranked"]), True),
                      (_e(sum(1 for r in rows if r.get("pareto"))), True),

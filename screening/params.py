@@ -631,27 +631,25 @@ def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: i
     with the ion's name. With ``derive_nitride``, a missing X–N3- row is derived from the X–O2-
     row (:func:`derived_nitride_pair`; the row's ``derived_from`` says so).
     """
+    nitride = (_normalise_symbol(anion), int(anion_valence)) == ("N", -3)
     try:
         parent = table.pair(ion.element, ion.charge, anion, anion_valence)
     except MissingParameterError as exc:
-        if derive_nitride and (_normalise_symbol(anion), int(anion_valence)) == ("N", -3) \
-                and table.has_pair(ion.element, ion.charge, "O", -2):
+        if derive_nitride and nitride and table.has_pair(ion.element, ion.charge, "O", -2):
             parent = derived_nitride_pair(table, ion.element, ion.charge)
-            return parent if ion.name == ion.element and ion.r_min_shift == 0.0 else _replace(
-                parent, cation=ion.name, r_min=parent.r_min + ion.r_min_shift,
-                r0=parent.r0 + ion.r_min_shift)
-        hint = ("" if (_normalise_symbol(anion), int(anion_valence)) != ("N", -3) else
-                " For BVSE, an approximate X–N3- row can be derived from the X–O2- row: "
-                "--derive-nitride (BVSESettings(derive_nitride=True)); results then say they are "
-                "approximate. The NEB tier does not derive rows.")
-        if ion.name == ion.element:
-            if hint:
-                raise MissingParameterError(f"{exc}{hint}") from None
-            raise
-        raise MissingParameterError(
-            f"{ion.label()} is modelled from {ion_label(ion.element, ion.charge)} rows "
-            f"({ion.model}), and: {exc}{hint}"
-        ) from None
+        else:
+            hint = ("" if not nitride else
+                    " For BVSE, an approximate X–N3- row can be derived from the X–O2- row: "
+                    "--derive-nitride (BVSESettings(derive_nitride=True)); results then say they "
+                    "are approximate. The NEB tier does not derive rows.")
+            if ion.name == ion.element:
+                if hint:
+                    raise MissingParameterError(f"{exc}{hint}") from None
+                raise
+            raise MissingParameterError(
+                f"{ion.label()} is modelled from {ion_label(ion.element, ion.charge)} rows "
+                f"({ion.model}), and: {exc}{hint}"
+            ) from None
     if ion.name == ion.element and ion.r_min_shift == 0.0:
         return parent
     return _replace(

@@ -43,8 +43,8 @@ def dashboard(store_spec, host, port, user, password, webgui_url, exports_dir, t
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     click.echo(f"ionscreen dashboard of {server.dashboard.description}", err=True)
-    pending = getattr(server.dashboard, "_sqlite_path", None)
-    if pending is not None and not pending.exists():
+    pending = server.dashboard.waiting_for
+    if pending is not None:
         click.echo(f"note: no store at {pending} yet; the page waits for a screen to create it "
                    "(check the path if you expected a run there)", err=True)
     click.echo(f"serving on {server.url}  (Ctrl-C to stop)", err=True)

@@ -156,6 +156,13 @@ class Dashboard:
             return f"SQLite store {self._sqlite_path}"
         return f"{self._kind} store {self._store_obj!r}"
 
+    @property
+    def waiting_for(self) -> Path | None:
+        """The SQLite store file while it does not exist yet (the run has not started)."""
+        if self._sqlite_path is not None and not self._sqlite_path.exists():
+            return self._sqlite_path
+        return None
+
     @contextmanager
     def open_store(self) -> Iterator[ResultStore | None]:
         """The store for one request (None while a SQLite store does not exist yet)."""

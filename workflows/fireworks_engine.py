@@ -46,7 +46,6 @@ datetimes) when it loads the spec, which would change the job ids.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +57,7 @@ from fireworks.utilities.fw_utilities import explicit_serialize
 from ionscreen.structures.errors import IonscreenError
 
 from .local import Step, _execute, _worker_name
+from .screen import select_top
 from .steps import bvse_for_neb
 from .store import Job, RawJSON, ResultStore, SQLiteStore
 from .store_mongo import DEFAULT_COLLECTION, MongoStore
@@ -236,26 +236,6 @@ class IonscreenSelectTask(FiretaskBase):
                                    "spec._ionscreen.job_id": {"$exists": True}},
                                   {"spec._ionscreen": 1})
         return {d["spec"]["_ionscreen"]["job_id"] for d in found}
-
-
-def select_top(records: Sequence[Any], n: int, only_discharged: bool = False) -> list[Any]:
-    """The ``n`` best done BVSE records per working ion (lowest finite percolation barrier,
-    ties by candidate id), largest cells first: the local engine's rule."""
-    from .screen import best_bvse_barrier
-
-    by_ion: dict[str, list] = {}
-    for rec in records:
-        cand = rec.input["candidate"]
-        if only_discharged and cand.get("state") != "discharged":
-            continue
-        b = best_bvse_barrier(rec.result["summary"])
-        if math.isfinite(b):
-            by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
-    picked = []
-    for _ion, lst in sorted(by_ion.items()):
-        picked += [rec for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]]
-    picked.sort(key=lambda rec: (-len(rec.input["candidate"]["structure"]["sites"]), rec.id))
-    return picked
 
 
 def step_firework(step: str, doc: dict[str, Any], store: str, options: Mapping[str, Any] | None

@@ -9,7 +9,7 @@ store, which is what ``ionscreen rank`` and ``ionscreen export`` do.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,22 +159,29 @@ class ScreenMaker:
     def _top_jobs(self, step: str, n: int, doc: Callable[[dict, Any], dict],
                   only_discharged: bool = False) -> Callable[[ResultStore], list]:
         def make_jobs(store: ResultStore) -> list:
-            by_ion: dict[str, list] = {}
-            for rec in store.results("bvse"):
-                cand = rec.input["candidate"]
-                if only_discharged and cand.get("state") != "discharged":
-                    continue
-                b = best_bvse_barrier(rec.result["summary"])
-                if math.isfinite(b):
-                    by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
-            picked = []
-            for _ion, lst in sorted(by_ion.items()):
-                picked += [rec for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]]
-            # largest cells first, so that a pool or MPI run does not end waiting on one big job
-            picked.sort(key=lambda rec: (-len(rec.input["candidate"]["structure"]["sites"]), rec.id))
+            picked = select_top(store.results("bvse"), n, only_discharged)
             return [(STEPS[step], doc(rec.input, rec)) for rec in picked]
 
         return make_jobs
+
+
+def select_top(records: Iterable[Any], n: int, only_discharged: bool = False) -> list[Any]:
+    """The ``n`` best done BVSE records per working ion (lowest finite percolation barrier,
+    ties by candidate id), largest cells first, so that a pool or MPI run does not end waiting
+    on one big job. Shared by the local and the FireWorks engine."""
+    by_ion: dict[str, list] = {}
+    for rec in records:
+        cand = rec.input["candidate"]
+        if only_discharged and cand.get("state") != "discharged":
+            continue
+        b = best_bvse_barrier(rec.result["summary"])
+        if math.isfinite(b):
+            by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
+    picked = []
+    for _ion, lst in sorted(by_ion.items()):
+        picked += [rec for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]]
+    picked.sort(key=lambda rec: (-len(rec.input["candidate"]["structure"]["sites"]), rec.id))
+    return picked
 
 
 def _substitution_rules(words: list[str]) -> tuple[dict | None, dict | None]:
