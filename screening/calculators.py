@@ -69,9 +69,16 @@ class BVFFModel:
     parameters: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def derived(self) -> list[str]:
+        """Pairs whose Morse row was derived (nitride transfer rule), not tabulated."""
+        return [k for k, v in self.parameters.get("pairs", {}).items() if v.get("derived_from")]
+
+    @property
     def identity(self) -> str:
+        derived = "".join(f"; {k} row derived by the nitride transfer rule (approximate)"
+                          for k in self.derived)
         return (f"BVFF (softBV Morse + screened Coulomb, Chen & Adams 2017 rows; "
-                f"cutoff {self.cutoff:g} Å, f = {self.screening_factor:g})")
+                f"cutoff {self.cutoff:g} Å, f = {self.screening_factor:g}{derived})")
 
     @classmethod
     def build(
@@ -82,12 +89,17 @@ class BVFFModel:
         cutoff: float = 7.0,
         screening_factor: float = 0.74,
         radii: str = "softbv",
+        derive_nitride: bool = False,
     ) -> BVFFModel:
         """Pair parameters for every pair of ``species``.
 
         ``radii="softbv"`` by default, unlike BVSE's bvlain-compatible "ase": with ASE radii the
         anion–anion screening length is so short (O–O: ρ = 0.98 Å) that anions barely repel
         and hosts collapse on relaxation (MgCr2O4: mean displacement 0.28 Å against 0.002 Å).
+
+        ``derive_nitride``: a missing working-ion–N3- row is derived from the ion's O2- row, as
+        in BVSE (:func:`~ionscreen.screening.params.derived_nitride_pair`), and :attr:`identity`
+        says so.
 
         Raises :class:`MissingParameterError` naming a cation–anion pair without a softBV row.
         """
@@ -117,12 +129,14 @@ class BVFFModel:
                     cat, an = (sa, sb) if sa.valence > 0 else (sb, sa)
                     av = int(round(an.valence))
                     if cat.mobile:
-                        p = mobile_pair(table, ion, an.symbol, av)
+                        p = mobile_pair(table, ion, an.symbol, av, derive_nitride=derive_nitride)
                     else:
                         p = table.pair(cat.symbol, int(round(cat.valence)), an.symbol, av)
                     kind[a, b] = kbvff.MORSE
                     params[a, b] = (p.d0, p.alpha, p.r_min)
                     used[f"{cat.label}–{an.label}"] = {"term": "Morse", "d0": p.d0, "alpha": p.alpha, "r_min": p.r_min}
+                    if p.derived_from:
+                        used[f"{cat.label}–{an.label}"]["derived_from"] = p.derived_from
                 else:
                     rho = screening_factor * (radius[a] + radius[b])
                     pref = 14.4 * charge[a] * charge[b]

@@ -91,6 +91,9 @@ class NEBSettings:
     """When the band diverges with the host relaxing, redo the hop with the host fixed (said so)."""
     min_endpoint_distance: float = 0.5
     """Endpoints closer than this (Å, mobile ion) are refused."""
+    derive_nitride: bool = False
+    """BVFF only: derive a missing ion–N3- row from the ion's O2- row, as BVSE's
+    ``--derive-nitride`` does; the calculator label and the result say it is approximate."""
 
     def validate(self) -> None:
         checks = [
@@ -122,19 +125,25 @@ class CalculatorChoice:
     identity: str
     tier: str
     note: str = ""
+    approximate: bool = False
 
 
 def choose_calculator(spec: str | CalculatorChoice | Callable[[], Calculator], template: Atoms,
-                      ion: WorkingIon, threads: int = 1) -> CalculatorChoice:
-    """``"bvff"``, an ML potential (``"chgnet"``...), ``"module:Class"`` or a zero-argument factory."""
+                      ion: WorkingIon, threads: int = 1, derive_nitride: bool = False) -> CalculatorChoice:
+    """``"bvff"``, an ML potential (``"chgnet"``...), ``"module:Class"`` or a zero-argument factory.
+
+    ``derive_nitride`` applies to the BVFF only (an ML potential needs no pair rows)."""
     if isinstance(spec, CalculatorChoice):
         return spec
     if callable(spec):
         return CalculatorChoice(spec, getattr(spec, "identity", repr(spec)), getattr(spec, "tier", "ASE calculator"))
     if spec.lower() == "bvff":
-        model = BVFFModel.from_atoms(template, ion)
-        return CalculatorChoice(lambda: BVFFCalculator(model), model.identity, "BVFF",
-                                "bond-valence force field: ranks barriers, not a prediction of absolute values")
+        model = BVFFModel.from_atoms(template, ion, derive_nitride=derive_nitride)
+        note = "bond-valence force field: ranks barriers, not a prediction of absolute values"
+        if model.derived:
+            note += f"; approximate: {', '.join(model.derived)} row derived by the nitride transfer rule"
+        return CalculatorChoice(lambda: BVFFCalculator(model), model.identity, "BVFF", note,
+                                approximate=bool(model.derived) or ion.approximate)
     if ion.name == "NH4":
         raise IonscreenError(
             "NH4+ is modelled as a single pseudo-atom, which only the BVFF understands; use "
@@ -239,6 +248,7 @@ class NEBResult:
     note: str = ""
     warnings: list[str] = field(default_factory=list)
     images: list[Atoms] | None = field(default=None, repr=False)
+    approximate: bool = False  # an approximate ion model or a derived pair row (see calculator)
 
     def to_dict(self, with_images: bool = False) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "images"}
@@ -267,6 +277,7 @@ class NEBReport:
     failures: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
+    approximate: bool = False
 
     def to_dict(self, with_images: bool = False) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "hops"}
@@ -403,7 +414,7 @@ class _Setup:
 
 def _setup(structure: Structure, ion: WorkingIon, hop: Hop, bvse: BVSEResult, settings: NEBSettings,
            oxidation_states: dict[str, float] | None) -> _Setup:
-    host = prepare_host(structure, ion, BVSESettings(), oxidation_states)
+    host = prepare_host(structure, ion, BVSESettings(derive_nitride=settings.derive_nitride), oxidation_states)
     lattice = host.framework.lattice.matrix
     if not np.allclose(lattice, np.array(bvse.lattice), atol=1e-6):
         raise StructureValidationError("the BVSE result was computed for another cell than this structure")
@@ -496,7 +507,7 @@ def neb_hop(
     t0 = time.perf_counter()
     st = _setup(structure, ion, hop, bvse, settings, oxidation_states)
     first = _with_ion(st.host, st.start, ion)
-    choice = choose_calculator(calculator, first, ion)
+    choice = choose_calculator(calculator, first, ion, derive_nitride=settings.derive_nitride)
     n_ion = len(first) - 1  # the moving ion is the last atom
     fixed = [] if settings.relax_host else list(range(n_ion))
     rng = np.random.default_rng(settings.seed)
@@ -636,6 +647,7 @@ def neb_hop(
         note=note + (f". {choice.note}" if choice.note else ""),
         warnings=warnings,
         images=images,
+        approximate=choice.approximate,
     )
 
 
@@ -672,7 +684,8 @@ def run_neb(
     ion = get_working_ion(ion)
     check_ranks(settings.images, comm)
     if bvse is None:
-        bvse = compute_landscape(structure, ion, resolution=0.1, oxidation_states=oxidation_states)
+        bvse = compute_landscape(structure, ion, settings=BVSESettings(
+            resolution=0.1, derive_nitride=settings.derive_nitride), oxidation_states=oxidation_states)
     distinct = {h.distinct: h for h in bvse.distinct_hops}
     if hop is not None:
         if hop not in distinct:
@@ -734,4 +747,5 @@ def run_neb(
         skipped=skipped,
         note=("overall barrier = the highest hop barrier (the rate-limiting hop); only given when "
               "every hop converged" if hop is None else "one hop, chosen with hop="),
+        approximate=any(r.approximate for r in results),
     )

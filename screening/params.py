@@ -639,9 +639,9 @@ def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: i
             parent = derived_nitride_pair(table, ion.element, ion.charge)
         else:
             hint = ("" if not nitride else
-                    " For BVSE, an approximate X–N3- row can be derived from the X–O2- row: "
-                    "--derive-nitride (BVSESettings(derive_nitride=True)); results then say they "
-                    "are approximate. The NEB tier does not derive rows.")
+                    " An approximate X–N3- row can be derived from the X–O2- row: "
+                    "--derive-nitride (BVSESettings/NEBSettings(derive_nitride=True)); results "
+                    "then say they are approximate.")
             if ion.name == ion.element:
                 if hint:
                     raise MissingParameterError(f"{exc}{hint}") from None

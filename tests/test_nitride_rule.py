@@ -99,3 +99,65 @@ def test_screen_settings_carry_the_option():
 
     assert ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True}).bvse_settings()["derive_nitride"]
     assert not ScreenMaker(ions=["Ca"]).bvse_settings()["derive_nitride"]
+
+
+def _li3n():
+    """Li3N (P6/mmm, a = 3.648, c = 3.875 Å): every framework row is real, so only the working
+    ion's N3- row decides whether the BVFF can be built."""
+    from pymatgen.core import Lattice, Structure
+
+    s = Structure.from_spacegroup("P6/mmm", Lattice.hexagonal(3.648, 3.875), ["Li", "Li", "N"],
+                                  [[0, 0, 0.5], [1 / 3, 2 / 3, 0], [0, 0, 0]])
+    s.add_oxidation_state_by_element({"Li": 1, "N": -3})
+    return s
+
+
+def test_bvff_model_derives_the_row_only_when_asked():
+    from ionscreen.screening.calculators import BVFFModel, structure_to_atoms
+
+    atoms = structure_to_atoms(_li3n())
+    with pytest.raises(MissingParameterError, match="--derive-nitride"):
+        BVFFModel.from_atoms(atoms, "Ca")
+    m = BVFFModel.from_atoms(atoms, "Ca", derive_nitride=True)
+    assert m.derived == ["Ca2+ (mobile)–N3-"]
+    assert "Ca2+ (mobile)–N3- row derived by the nitride transfer rule (approximate)" in m.identity
+    row = m.parameters["pairs"]["Ca2+ (mobile)–N3-"]
+    ca = mobile_pair(TABLE, get_working_ion("Ca"), "N", -3, derive_nitride=True)
+    assert (row["d0"], row["r_min"]) == (ca.d0, ca.r_min) and row["derived_from"] == ca.derived_from
+    # real rows stay real and unlabelled
+    mg = BVFFModel.from_atoms(atoms, "Mg", derive_nitride=True)
+    assert mg.derived == [] and "derived" not in mg.identity
+    # the option is for the working ion only: the PBA's cyanide C2+–N3- pair is still missing
+    pba = structure_to_atoms(host_for_ion(get_prototype("PBA-MnCr"), "Ca")[0])
+    with pytest.raises(MissingParameterError, match="C2\\+–N3-"):
+        BVFFModel.from_atoms(pba, "Ca", derive_nitride=True)
+
+
+def test_neb_with_a_derived_row_is_flagged_approximate():
+    from ionscreen.screening.neb import NEBSettings, run_neb
+
+    s = _li3n()
+    fast = dict(images=3, steps=60, relax_host=False, fmax=0.2, fmax_pre=0.3)
+    seed = compute_landscape(s, "Ca", settings=BVSESettings(resolution=0.2, derive_nitride=True))
+    assert seed.approximate
+    refused = run_neb(s, "Ca", "bvff", settings=NEBSettings(**fast), bvse=seed)
+    assert refused.barrier is None and refused.failures
+    assert all("--derive-nitride" in f["reason"] for f in refused.failures)
+    rep = run_neb(s, "Ca", "bvff", settings=NEBSettings(**fast, derive_nitride=True), bvse=seed)
+    assert rep.hops and rep.approximate and all(h.approximate for h in rep.hops)
+    assert rep.barrier is not None  # measured 0.483 eV against BVSE 0.478 eV for the hop
+    assert "Ca2+ (mobile)–N3- row derived" in rep.calculator
+    assert rep.to_dict()["approximate"] is True
+    assert "nitride transfer rule" in rep.hops[0].note
+    # without a derived row nothing is flagged
+    plain = run_neb(s, "Mg", "bvff", settings=NEBSettings(**fast, derive_nitride=True))
+    assert not plain.approximate and "derived" not in plain.calculator
+
+
+def test_screen_passes_the_option_to_the_bvff_neb_only():
+    from ionscreen.workflows.screen import ScreenMaker
+
+    assert ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True}).neb_settings()["derive_nitride"]
+    assert "derive_nitride" not in ScreenMaker(ions=["Ca"]).neb_settings()
+    assert "derive_nitride" not in ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True},
+                                               neb_calculator="chgnet").neb_settings()

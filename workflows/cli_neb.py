@@ -86,18 +86,21 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
               help="Smallest distance between periodic images of the ion (Å); sets the supercell.")
 @click.option("--resolution", type=float, default=0.1, show_default=True, help="BVSE grid step for the seed path (Å).")
 @click.option("--oxi", default=None, help="Oxidation states, e.g. Fe=2,P=5,O=-2 (else guessed).")
+@click.option("--derive-nitride", is_flag=True,
+              help="BVSE seed and BVFF: derive a missing ion–N3- row from the ion–O2- row "
+                   "(approximate, flagged; see README) instead of failing.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write the energy profiles (PNG).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Batch of several files/ions: folder for neb_results.json.")
 def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
-        min_distance, resolution, oxi, json_out, plot_out, out_dir):
+        min_distance, resolution, oxi, derive_nitride, json_out, plot_out, out_dir):
     """Climbing-image NEB of the working ion in each host FILE, seeded from BVSE.
 
     Under `mpiexec -n N`: one host and ion share the NEB images over the ranks; several
     hosts or ions are shared out over the ranks, one NEB each.
     """
-    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.bvse import BVSESettings, compute_landscape
     from ionscreen.screening.neb import NEBSettings, run_neb
     from ionscreen.structures.io import read_structure
 
@@ -109,7 +112,8 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
         sys.exit(2)
     root = mpi.rank(comm) == 0
     settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
-                    fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance)
+                    fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
+                    derive_nitride=derive_nitride)
     try:
         NEBSettings(**settings).validate()
     except ValueError as exc:
@@ -139,7 +143,8 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
     try:
         structure = read_structure(file)
         with console.status(f"BVSE seed: {ion} in {Path(file).name} ...") if root else _null():
-            seed = compute_landscape(structure, ion, resolution=resolution, oxidation_states=oxs)
+            seed = compute_landscape(structure, ion, oxidation_states=oxs, settings=BVSESettings(
+                resolution=resolution, derive_nitride=derive_nitride))
         if list_hops:
             if root:
                 from .cli import _print_result

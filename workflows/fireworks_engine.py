@@ -346,7 +346,7 @@ class ScreenWorkflowMaker:
                 fws.append(step_firework("bvse", doc, self.store, self.options("bvse"),
                                          name=self.name, jid=jid))
             sc = self.screen
-            neb = {"top": sc.neb_top, "settings": sc.neb, "calculator": sc.neb_calculator} \
+            neb = {"top": sc.neb_top, "settings": sc.neb_settings(), "calculator": sc.neb_calculator} \
                 if sc.neb_top > 0 else None
             ins = {"top": sc.voltage_top, "calculator": sc.voltage_calculator} \
                 if sc.voltage_calculator else None

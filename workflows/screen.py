@@ -128,6 +128,13 @@ class ScreenMaker:
         d["threads"] = None  # not part of the result's identity
         return d
 
+    def neb_settings(self) -> dict[str, Any]:
+        """NEBSettings fields of the NEB jobs: ``neb``, plus the BVSE's ``derive_nitride`` for the
+        BVFF, so that a host BVSE screened with a derived row is not refused by its NEB."""
+        if self.bvse.get("derive_nitride") and self.neb_calculator.lower() == "bvff":
+            return {**self.neb, "derive_nitride": True}
+        return dict(self.neb)
+
     def make(self) -> list[Any]:
         """Stages: [user files ->] BVSE -> NEB on the top N per ion [-> ML voltage]."""
         from ionscreen.structures.candidates import iter_structure_files
@@ -149,7 +156,7 @@ class ScreenMaker:
         if self.neb_top > 0:
             stages.append(self._top_jobs("neb", self.neb_top, lambda job, rec: {
                 "candidate": job["candidate"], "bvse": bvse_for_neb(rec.result["result"]),
-                "settings": self.neb, "calculator": self.neb_calculator}))
+                "settings": self.neb_settings(), "calculator": self.neb_calculator}))
         if self.voltage_calculator:
             stages.append(self._top_jobs("insertion", self.voltage_top, lambda job, rec: {
                 "candidate": job["candidate"], "calculator": self.voltage_calculator},

@@ -76,6 +76,7 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "summary": {"barrier": rep.barrier, "converged": rep.barrier is not None,
                     "calculator": rep.calculator, "tier": rep.tier, "status": status,
+                    "approximate": rep.approximate,
                     "dimension": rep.dimension, "bvse_barrier": rep.bvse.get("barrier"),
                     "hops": len(hops), "failures": len(rep.failures)},
         "report": d,
@@ -128,6 +129,8 @@ def descriptor_row(candidate: dict[str, Any], job_id: str, bvse: dict[str, Any] 
     }
     if bvse and bvse["summary"].get("approximate"):
         notes.append(f"approximate ion model: {bvse['summary']['model']}")
+    if neb and neb["summary"].get("approximate") and neb["summary"]["converged"]:
+        notes.append(f"approximate NEB: {neb['summary']['calculator']}")
     if insertion:
         notes += [f"{insertion.get('model')}: {n}" for n in insertion.get("notes", [])
                   if insertion.get("volume_warning") and "volume" in n.lower()][:1]
