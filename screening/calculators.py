@@ -74,6 +74,11 @@ class BVFFModel:
         return [k for k, v in self.parameters.get("pairs", {}).items() if v.get("derived_from")]
 
     @property
+    def neutral(self) -> list[str]:
+        """Species without terms (valence 0): covalently bound atoms the BVFF does not describe."""
+        return [s.label for s in self.species if s.valence == 0]
+
+    @property
     def identity(self) -> str:
         derived = "".join(f"; {k} row derived by the nitride transfer rule (approximate)"
                           for k in self.derived)
@@ -97,6 +102,9 @@ class BVFFModel:
         anion–anion screening length is so short (O–O: ρ = 0.98 Å) that anions barely repel
         and hosts collapse on relaxation (MgCr2O4: mean displacement 0.28 Å against 0.002 Å).
 
+        Neutral species (valence 0, e.g. the C of organic ligands) get no terms, as in BVSE:
+        they feel no force, so keep them fixed (:attr:`neutral` lists them).
+
         ``derive_nitride``: a missing working-ion–N3- row is derived from the ion's O2- row, as
         in BVSE (:func:`~ionscreen.screening.params.derived_nitride_pair`), and :attr:`identity`
         says so.
@@ -112,7 +120,10 @@ class BVFFModel:
         params = np.zeros((ns, ns, 3))
         charge, radius = [], []
         for sp in species:
-            if sp.mobile:
+            if sp.valence == 0:  # neutral atoms (e.g. ligand C) get no terms, as in BVSE
+                charge.append(0.0)
+                radius.append(0.0)
+            elif sp.mobile:
                 charge.append(ion.charge / math.sqrt(ion.period(table)))
                 radius.append(ion.covalent_radius(table, radii))
             else:
@@ -224,6 +235,11 @@ class BVFFCalculator(Calculator):
         super().__init__(**kwargs)
         self.model = model
         self._species_cache: tuple[tuple, np.ndarray] | None = None
+
+    @property
+    def neutral(self) -> list[str]:
+        """Species without terms (valence 0): covalently bound atoms the BVFF does not describe."""
+        return [s.label for s in self.species if s.valence == 0]
 
     @property
     def identity(self) -> str:

@@ -63,7 +63,7 @@ COLUMNS = (
     "sustainability_score",
     "pareto", "pareto_rank", "score", "notes", "candidate_id", "job_id",
 )
-FAILURE_COLUMNS = ("working_ion", "formula", "source", "status", "reason", "error",
+FAILURE_COLUMNS = ("working_ion", "formula", "source", "step", "status", "reason", "error",
                    "candidate_id", "job_id")
 
 #: Producer of each column that is not self-describing (shown in the report and the JSON meta).
@@ -171,6 +171,7 @@ def _failure_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "working_ion": normalise_ion(row.get("working_ion")),
         "formula": row.get("formula"),
         "source": row.get("source"),
+        "step": row.get("step") or ("candidate" if row.get("candidate_id") is None else "bvse"),
         "status": row.get("status"),
         "reason": row.get("reason"),
         "error": row.get("error"),
@@ -645,8 +646,12 @@ def _jsonable(x: Any) -> Any:
 def export_run(rows: Iterable[Mapping[str, Any]], out_dir: str | Path, top_n: int = 10,
                weights: Mapping[str, Any] | str | Path | None = None,
                landscapes: Mapping[str, Any] | None = None, ions: Iterable[str] | None = None,
-               n_landscape: int = 3, title: str = "ionscreen screening report") -> dict[str, Path]:
+               n_landscape: int = 3, title: str = "ionscreen screening report",
+               step_failures: Iterable[Mapping[str, Any]] = ()) -> dict[str, Path]:
     """Rank ``rows`` per working ion and write every export into ``out_dir`` (created).
+
+    ``step_failures``: failed jobs of later steps (NEB, voltage) of candidates that have a row,
+    as :data:`FAILURE_COLUMNS` records; they go to ``failures.csv`` and the report.
 
     ``weights``: mapping, config path or None (packaged defaults). ``landscapes``: optional
     mapping of job id (or candidate id) to a BVSE landscape for the report — a 2D array (a
@@ -695,6 +700,7 @@ def export_run(rows: Iterable[Mapping[str, Any]], out_dir: str | Path, top_n: in
 
     failures = [_failure_record(r) for r in rows if r.get("status") != "done"
                 and normalise_ion(r.get("working_ion")) in ion_list]
+    failures += [_failure_record(f) for f in step_failures if normalise_ion(f.get("working_ion")) in ion_list]
     written["failures.csv"] = write_csv(out / "failures.csv", failures, FAILURE_COLUMNS)
     zpath = out / "top_cifs.zip"
     manifest = _write_zip(zpath, ranked, top_n)

@@ -35,7 +35,12 @@ from ase.optimize import BFGS, FIRE
 from pymatgen.core import Structure
 
 from ionscreen.kernels.cells import perpendicular_heights
-from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
+from ionscreen.structures.errors import (
+    CalculationError,
+    IonscreenError,
+    MissingParameterError,
+    StructureValidationError,
+)
 
 from .bvse import DIMS, BVSEResult, BVSESettings, Hop, compute_landscape, prepare_host
 from .calculators import MOBILE_TAG, BVFFCalculator, BVFFModel, mobile_symbol, structure_to_atoms
@@ -665,6 +670,29 @@ def percolating_hops(bvse: BVSEResult) -> tuple[str | None, list[int]]:
     return None, []
 
 
+def _bvff_precheck(structure: Structure, ion: WorkingIon, settings: NEBSettings,
+                   oxidation_states: dict[str, float] | None) -> tuple[NEBSettings, str | None]:
+    """Build the host's BVFF once, so that a missing pair row fails the whole NEB with one
+    reason instead of once per hop; a host with neutral (covalently bound) atoms, which the
+    BVFF does not hold together, is kept fixed, and the returned warning says so."""
+    try:
+        host = prepare_host(structure, ion, BVSESettings(derive_nitride=settings.derive_nitride),
+                            oxidation_states)
+        model = BVFFModel.from_atoms(structure_to_atoms(host.framework), ion,
+                                     derive_nitride=settings.derive_nitride)
+    except MissingParameterError as exc:
+        raise MissingParameterError(
+            f"BVFF NEB not possible for this host: {exc} (the BVFF needs a row for every "
+            "cation–anion pair of the host; an ML potential needs none: calculator 'chgnet', "
+            "--neb-calculator chgnet in a screen)") from None
+    if not (model.neutral and settings.relax_host):
+        return settings, None
+    fixed = NEBSettings(**{**asdict(settings), "relax_host": False})
+    return fixed, (f"host kept fixed (only the ion moves): the BVFF has no terms for the neutral "
+                   f"{', '.join(model.neutral)} of covalently bound ligands, which would not hold "
+                   "together on relaxing; an ML potential relaxes them")
+
+
 def run_neb(
     structure: Structure,
     ion: str | WorkingIon,
@@ -699,9 +727,12 @@ def run_neb(
             raise CalculationError(
                 f"BVSE found no percolating path for {ion.label()} below encut in "
                 f"{bvse.formula}; choose a hop with --hop N (see --list-hops)")
+    forced: str | None = None
     if isinstance(calculator, str) and calculator.lower() != "bvff":
         # load an ML model once for all hops; a missing extra stops here, not per hop
         calculator = choose_calculator(calculator, None, ion)  # type: ignore[arg-type]
+    elif isinstance(calculator, str):
+        settings, forced = _bvff_precheck(structure, ion, settings, oxidation_states)
     results: list[NEBResult] = []
     failures: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
@@ -726,11 +757,19 @@ def run_neb(
                             "reason": str(exc)})
         except IonscreenError as exc:
             failures.append({"hop": k, "error": type(exc).__name__, "reason": str(exc)})
+    if forced:
+        for r in results:
+            r.warnings.insert(0, forced)
     done = [r for r in results if r.barrier is not None]
     ok = bool(done) and len(done) == len(results) and not failures
     worst = max(range(len(results)), key=lambda i: results[i].barrier or -1.0) if done else None
-    calc_id = results[0].calculator if results else str(calculator)
-    tier = results[0].tier if results else str(calculator)
+    if results:
+        calc_id, tier = results[0].calculator, results[0].tier
+    elif isinstance(calculator, CalculatorChoice):
+        calc_id, tier = calculator.identity, calculator.tier
+    else:  # no hop ran: say which calculator was asked for
+        calc_id = str(calculator)
+        tier = "BVFF" if calc_id.lower() == "bvff" else getattr(calculator, "tier", "NEB")
     bv = bvse.barriers.get(dim) if dim else None
     return NEBReport(
         formula=bvse.formula,
@@ -746,6 +785,7 @@ def run_neb(
         failures=failures,
         skipped=skipped,
         note=("overall barrier = the highest hop barrier (the rate-limiting hop); only given when "
-              "every hop converged" if hop is None else "one hop, chosen with hop="),
+              "every hop converged" if hop is None else "one hop, chosen with hop=")
+             + (f". {forced}" if forced else ""),
         approximate=any(r.approximate for r in results),
     )

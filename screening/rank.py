@@ -217,8 +217,11 @@ def barrier_of(row: Mapping[str, Any]) -> tuple[float | None, str | None, str | 
         label = f"{tier} CI-NEB ({calc})"
         if nb is not None and neb.get("converged", True):
             return nb, label, label, notes
-        notes.append(f"{label} gave no converged barrier (status: {neb.get('status') or 'n/a'}); "
-                     "barrier from BVSE")
+        status = str(neb.get("status") or "n/a")
+        what = "did not converge" if status.startswith("not converged") else "gave no barrier"
+        if len(status) > 200:  # the whole status stays in the NEB record
+            status = status[:200].rsplit(" ", 1)[0] + " …"
+        notes.append(f"{label} {what} ({status}); barrier from BVSE")
     bars = bvse_barriers(row.get("bvse"))
     finite = [(v, d) for d, v in bars.items() if v is not None]
     if not finite:

@@ -200,3 +200,33 @@ def test_calculator_reports_only_what_it_implements():
         m = BVFFModel.build([BVFFSpecies("Li", 1, True)], "Li")
         atoms.calc = BVFFCalculator(m)
         atoms.calc.get_property("magmom", atoms)
+
+
+def test_bvff_neb_refuses_a_host_without_rows_once_and_keeps_neutral_atoms_fixed():
+    """A missing framework row stops the whole NEB with one reason naming it and the way out;
+    neutral atoms get no BVFF terms, so a host with them is kept fixed and the result says so."""
+    from pymatgen.core import Lattice, Structure
+
+    from ionscreen.screening.neb import NEBSettings, run_neb
+    from ionscreen.structures.errors import MissingParameterError
+    from ionscreen.structures.prototypes import get_prototype, host_for_ion
+
+    pba, _ = host_for_ion(get_prototype("PBA-MnCr"), "Mg")
+    with pytest.raises(MissingParameterError, match=r"BVFF NEB not possible.*C2\+–N3-.*chgnet"):
+        run_neb(pba, "Mg", "bvff", settings=NEBSettings(images=3, steps=20))
+
+    li3n = Structure.from_spacegroup("P6/mmm", Lattice.hexagonal(3.648, 3.875), ["Li", "Li", "N"],
+                                     [[0, 0, 0.5], [1 / 3, 2 / 3, 0], [0, 0, 0]])
+    li3n.add_oxidation_state_by_element({"Li": 1, "N": -3})
+    with_c = li3n.copy()
+    with_c.append("C", [0.5, 0.5, 0.5])  # a neutral atom: no BVFF (or BVSE) terms
+    with_c.add_oxidation_state_by_element({"Li": 1, "N": -3, "C": 0})
+    settings = NEBSettings(images=3, steps=60, fmax=0.2, fmax_pre=0.3)
+    model = BVFFModel.from_atoms(structure_to_atoms(with_c), "Mg")
+    assert model.neutral == ["C0"]
+    rep = run_neb(with_c, "Mg", "bvff", settings=settings)
+    assert rep.hops and all(not h.settings["relax_host"] for h in rep.hops)
+    assert all(h.warnings[0].startswith("host kept fixed") for h in rep.hops)
+    assert "neutral C0" in rep.note
+    plain = run_neb(li3n, "Mg", "bvff", settings=settings)
+    assert all(h.settings["relax_host"] for h in plain.hops) and "kept fixed" not in plain.note

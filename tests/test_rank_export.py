@@ -286,7 +286,7 @@ def test_tier_labels_and_mixed_tier_notes():
     assert out["b2"]["barrier"] == 0.7 and out["b2"]["barrier_tier"] == "BVSE E2D"
     assert out["b3"]["barrier_tier"] == "BVSE E1D"
     assert out["u1"]["barrier"] == 0.55 and out["u1"]["barrier_tier"] == "BVSE E1D"
-    assert any("no converged barrier" in n for n in out["u1"]["notes"])
+    assert any("MLIP CI-NEB (CHGNet 0.3.0) did not converge (not converged)" in n for n in out["u1"]["notes"])
     # BVSE is the majority (3 of 5): the NEB rows are told that tiers compare loosely
     assert any("compare only loosely" in n for n in out["b1"]["notes"])
     assert any("compare only loosely" in n for n in out["m1"]["notes"])

@@ -151,3 +151,22 @@ def test_batch_of_good_and_bad_files(tmp_path):
     ranked = _ranked(tmp_path / "run", "Li")
     assert [x[1] for x in ranked] == ["LiFePO4"]
     assert "3 failed" in r.stdout and "missing.cif" in r.stdout
+
+
+def test_a_failed_neb_job_is_stored_and_its_row_says_why(tmp_path):
+    """The BVFF cannot describe the cyanide PBA (no C2+–N3- row): the NEB job fails once with
+    that reason, the BVSE barrier stays, and the ranked row says why it has no NEB barrier."""
+    r = _cli(["screen", "--hosts", "PBA-MnCr", "--ions", "Mg", "--neb-top", "1", "--out", "run"], tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    run = tmp_path / "run"
+    states = sorted((s, st) for _, s, st, *_ in _jobs(run))
+    assert states == [("bvse", "done"), ("neb", "failed")]
+    row = json.loads((run / "ranked_Mg.json").read_text())["rows"][0]
+    assert row["barrier_tier"].startswith("BVSE") and row["barrier_eV"] is not None
+    note = [n for n in row["notes"].split("; ") if "CI-NEB" in n]
+    assert len(note) == 1 and "BVFF CI-NEB (bvff) gave no barrier (failed: BVFF NEB not possible" in note[0]
+    assert "C2+–N3-" in note[0] and row["neb_converged"] is False
+    failures = list(csv.DictReader((run / "failures.csv").open()))
+    assert [f["step"] for f in failures] == ["neb"]
+    assert "C2+–N3-" in failures[0]["reason"] and "chgnet" in failures[0]["reason"]
+    assert "1 failed jobs" in r.stdout and "neb" in r.stdout

@@ -59,16 +59,18 @@ def _clip(text: str, n: int) -> str:
     return text[:n].rsplit(" ", 1)[0] + " … (whole reason in failures.csv)"
 
 
-def _print_failures(rows: list[dict[str, Any]]) -> None:
-    bad = [r for r in rows if r["status"] != "done"]
+def _print_failures(rows: list[dict[str, Any]], later: list[dict[str, Any]]) -> None:
+    """Failed candidates (rows) and failed later-step jobs (NEB, voltage) of ``step_failures``."""
+    bad = [r for r in rows if r["status"] != "done"] + later
     if not bad:
         return
     t = Table(title=f"{len(bad)} failed jobs (reasons also in failures.csv)")
-    for c in ("formula", "ion", "source", "error", "reason"):
+    for c in ("formula", "ion", "source", "step", "error", "reason"):
         t.add_column(c, overflow="fold")
     for r in bad:
-        t.add_row(str(r["formula"]), str(r["working_ion"]), str(r["source"])[:40], str(r["error"]),
-                  _clip(str(r["reason"]), 300))
+        step = r.get("step") or ("candidate" if r.get("candidate_id") is None else "bvse")
+        t.add_row(str(r["formula"]), str(r["working_ion"]), str(r["source"])[:40], step,
+                  str(r["error"]), _clip(str(r["reason"]), 300))
     console.print(t)
 
 
@@ -114,7 +116,7 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
     from ionscreen.screening.params import get_working_ion
 
     from .local import LocalEngine
-    from .screen import STORE_NAME, ScreenMaker, collect_rows, export
+    from .screen import STORE_NAME, ScreenMaker, collect_rows, export, step_failures
 
     try:
         comm = mpi.world()
@@ -162,7 +164,7 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
         written = export(store, outdir, top_n=top, weights=weights)
         rows = collect_rows(store)
     _print_ranked(rows, top, weights)
-    _print_failures(rows)
+    _print_failures(rows, step_failures(store))
     for line in summary.lines():
         console.print(line)
     n_pairs = sum(1 for r in rows if r["status"] == "done")
@@ -180,12 +182,12 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
 def rank(store_path, top, weights):  # type: ignore[no-untyped-def]
     """Rank the candidates of an existing screen (finished or running) per working ion."""
-    from .screen import collect_rows
+    from .screen import collect_rows, step_failures
 
     store = _open_store(store_path)
     rows = collect_rows(store)
     _print_ranked(rows, top, weights)
-    _print_failures(rows)
+    _print_failures(rows, step_failures(store))
     counts = store.counts()
     console.print("jobs: " + "; ".join(f"{step}: " + ", ".join(f"{n} {s}" for s, n in c.items() if n)
                                        for step, c in counts.items()))

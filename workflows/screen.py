@@ -215,6 +215,11 @@ def collect_rows(store: ResultStore) -> list[dict[str, Any]]:
         cid = rec.input["candidate"]["id"]
         if rec.state == "done":
             nebs[cid] = rec.result
+        elif rec.state == "failed" and cid not in nebs:  # the row says why it has no NEB barrier
+            calc = str(rec.input.get("calculator", "bvff"))
+            nebs[cid] = {"summary": {"barrier": None, "converged": False, "calculator": calc,
+                                     "tier": "BVFF" if calc.lower() == "bvff" else "NEB",
+                                     "status": f"failed: {rec.reason}"}}
     ins = {rec.input["candidate"]["id"]: rec.result for rec in store.results("insertion")}
     rows = []
     for rec in store.results("bvse", state=None):
@@ -230,6 +235,19 @@ def collect_rows(store: ResultStore) -> list[dict[str, Any]]:
                      "citation": "user structure", "status": "failed", "error": rec.error,
                      "reason": rec.reason, "structure": None, "notes": []})
     return rows
+
+
+def step_failures(store: ResultStore) -> list[dict[str, Any]]:
+    """Failed NEB and voltage jobs, as failure records (their candidates keep their BVSE rows)."""
+    out = []
+    for step in ("neb", "insertion"):
+        for rec in store.results(step, state="failed"):
+            cand = rec.input["candidate"]
+            out.append({"working_ion": cand["working_ion"], "formula": cand["formula"],
+                        "source": cand["source"], "step": step, "status": "failed",
+                        "reason": rec.reason, "error": rec.error, "candidate_id": cand["id"],
+                        "job_id": rec.id})
+    return out
 
 
 def landscapes_for(rows: list[dict[str, Any]], per_ion: int = 3, resolution: float = 0.2) -> dict[str, Any]:
@@ -261,4 +279,5 @@ def export(store: ResultStore, out_dir: str | Path, top_n: int = 10, weights: An
 
     rows = collect_rows(store)
     lands = landscapes_for(rows) if landscapes else None
-    return export_run(rows, out_dir, top_n=top_n, weights=weights, landscapes=lands)
+    return export_run(rows, out_dir, top_n=top_n, weights=weights, landscapes=lands,
+                      step_failures=step_failures(store))

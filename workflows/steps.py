@@ -70,9 +70,9 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
                   settings=NEBSettings(**doc.get("settings", {})), bvse=bvse)
     d = rep.to_dict()
     hops = d["hops"]
+    reasons = [h["status"] for h in hops if not h["converged"]] or [f["reason"] for f in rep.failures]
     status = "converged" if rep.barrier is not None else (
-        "; ".join(h["status"] for h in hops if not h["converged"])
-        or "; ".join(f["reason"] for f in rep.failures) or "no hop computed")
+        "; ".join(dict.fromkeys(reasons)) or "no hop computed")  # each reason once
     return {
         "summary": {"barrier": rep.barrier, "converged": rep.barrier is not None,
                     "calculator": rep.calculator, "tier": rep.tier, "status": status,
@@ -134,8 +134,4 @@ def descriptor_row(candidate: dict[str, Any], job_id: str, bvse: dict[str, Any] 
     if insertion:
         notes += [f"{insertion.get('model')}: {n}" for n in insertion.get("notes", [])
                   if insertion.get("volume_warning") and "volume" in n.lower()][:1]
-    if neb and not neb["summary"]["converged"]:
-        status = str(neb["summary"]["status"])
-        what = "NEB not converged" if status.startswith("not converged") else "NEB gave no barrier"
-        notes.append(f"{what} ({status[:120]}); barrier from BVSE")
     return row
