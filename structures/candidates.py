@@ -127,9 +127,9 @@ def from_prototypes(ions: Iterable[str], ids: Iterable[str] | None = None) -> It
             st, state = host_for_ion(proto, ion)
             n = _count_ions(st, ion) if state == "discharged" else 0.0
             yield make_candidate(
-                st, ion, f"prototype:{proto.id}", citation=str(proto.citation), state=state,
+                st, ion, f"prototype:{proto.id}", citation=proto.provenance_text(), state=state,
                 provenance={"prototype": proto.id, "framework": proto.framework,
-                            "spacegroup": proto.spacegroup},
+                            "spacegroup": proto.spacegroup, "structure_origin": proto.structure_origin},
                 discharged=st if n else None, n_ions=n or None,
             )
 
@@ -163,7 +163,8 @@ def from_substitutions(
                 n = _count_ions(st, ion) if state == "discharged" else 0.0
                 cands.append(make_candidate(
                     st, ion, f"substitution:{proto.id} {sub.label}",
-                    citation=f"{proto.citation} (parent structure; substituted by ionscreen)", state=state,
+                    citation=f"{proto.provenance_text()} (parent structure; substituted by ionscreen)",
+                    state=state,
                     provenance={
                         "parent": proto.id, "substitution": sub.label,
                         "rescale_factor": info.get("rescale_factor"), "rescale_rule": info.get("rescale_rule"),

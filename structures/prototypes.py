@@ -112,6 +112,17 @@ class Prototype:
     density_source: str = ""
     data_note: str = ""
     example: bool = False
+    structure_origin: str = "experimental"
+    """"experimental" (a published refinement), else what computed the coordinates."""
+
+    @property
+    def measured(self) -> bool:
+        """True when lattice and coordinates come from a published refinement."""
+        return self.structure_origin == "experimental"
+
+    def provenance_text(self) -> str:
+        """The citation, plus how the structure was obtained when it was not measured."""
+        return str(self.citation) + ("" if self.measured else f"; structure {self.structure_origin}")
 
     def build(self, with_ion: str | None = None) -> Structure:
         """Build the oxidation-state decorated host.
@@ -308,6 +319,7 @@ def _parse_entry(raw: dict[str, Any]) -> Prototype:
             density_source=raw.get("density_source", ""),
             data_note=raw.get("data_note", ""),
             example=bool(raw.get("example", False)),
+            structure_origin=raw.get("structure_origin", "experimental"),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{_DATA_FILE}: entry {pid!r} is malformed ({exc!r})") from exc

@@ -150,10 +150,11 @@ def hosts() -> None:
     from ionscreen.structures.prototypes import list_prototypes
 
     t = Table(title="Built-in hosts")
-    for c in ("id", "name", "framework", "space group", "citation"):
+    for c in ("id", "name", "framework", "space group", "structure", "citation"):
         t.add_column(c)
     for p in list_prototypes():
-        t.add_row(p.id, p.name, p.framework, str(p.spacegroup), str(p.citation)[:70])
+        origin = "measured" if p.measured else "[yellow]computed[/]"
+        t.add_row(p.id, p.name, p.framework, str(p.spacegroup), origin, str(p.citation)[:70])
     console.print(t)
 
 
