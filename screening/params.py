@@ -638,18 +638,18 @@ def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: i
         if derive_nitride and nitride and table.has_pair(ion.element, ion.charge, "O", -2):
             parent = derived_nitride_pair(table, ion.element, ion.charge)
         else:
-            hint = ("" if not nitride else
-                    " An approximate X–N3- row can be derived from the X–O2- row: "
-                    "--derive-nitride (BVSESettings/NEBSettings(derive_nitride=True)); results "
-                    "then say they are approximate.")
-            if ion.name == ion.element:
-                if hint:
-                    raise MissingParameterError(f"{exc}{hint}") from None
+            msg = str(exc)
+            if nitride:  # the way out first: long reasons are clipped in tables
+                head, _, rest = msg.partition(". ")
+                msg = (f"{head}. An approximate row can be derived from the {ion_label(ion.element, ion.charge)}"
+                       "–O2- row with --derive-nitride (BVSESettings/NEBSettings(derive_nitride=True)); "
+                       f"results then say they are approximate. {rest}")
+            elif ion.name == ion.element:
                 raise
-            raise MissingParameterError(
-                f"{ion.label()} is modelled from {ion_label(ion.element, ion.charge)} rows "
-                f"({ion.model}), and: {exc}{hint}"
-            ) from None
+            if ion.name != ion.element:
+                msg = (f"{ion.label()} is modelled from {ion_label(ion.element, ion.charge)} rows "
+                       f"({ion.model}), and: {msg}")
+            raise MissingParameterError(msg) from None
     if ion.name == ion.element and ion.r_min_shift == 0.0:
         return parent
     return _replace(
