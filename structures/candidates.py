@@ -129,7 +129,9 @@ def from_prototypes(ions: Iterable[str], ids: Iterable[str] | None = None) -> It
             yield make_candidate(
                 st, ion, f"prototype:{proto.id}", citation=proto.provenance_text(), state=state,
                 provenance={"prototype": proto.id, "framework": proto.framework,
-                            "spacegroup": proto.spacegroup, "structure_origin": proto.structure_origin},
+                            "spacegroup": proto.spacegroup,
+                            # only when computed: measured hosts keep their job ids across versions
+                            **({} if proto.measured else {"structure_origin": proto.structure_origin})},
                 discharged=st if n else None, n_ions=n or None,
             )
 
