@@ -166,12 +166,18 @@ def write_csv(path: str | Path, records: Iterable[Mapping[str, Any]], columns: I
     return path
 
 
+def failure_step(row: Mapping[str, Any]) -> str:
+    """The step a failure belongs to: its ``step``, else "candidate" for a file that did not
+    load (no candidate id) and "bvse" for a candidate row."""
+    return row.get("step") or ("candidate" if row.get("candidate_id") is None else "bvse")
+
+
 def _failure_record(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "working_ion": normalise_ion(row.get("working_ion")),
         "formula": row.get("formula"),
         "source": row.get("source"),
-        "step": row.get("step") or ("candidate" if row.get("candidate_id") is None else "bvse"),
+        "step": failure_step(row),
         "status": row.get("status"),
         "reason": row.get("reason"),
         "error": row.get("error"),

@@ -202,6 +202,13 @@ def bvse_barriers(bvse: Mapping[str, Any] | None) -> dict[str, float | None]:
     return out
 
 
+def clip_words(text: str, n: int, tail: str = " …") -> str:
+    """At most ``n`` characters (plus ``tail``), cut at a word boundary, so nothing ends mid-word."""
+    if len(text) <= n:
+        return text
+    return text[:n].rsplit(" ", 1)[0] + tail
+
+
 def barrier_of(row: Mapping[str, Any]) -> tuple[float | None, str | None, str | None, list[str]]:
     """(barrier eV, tier label, tier key, notes) for one row.
 
@@ -219,8 +226,7 @@ def barrier_of(row: Mapping[str, Any]) -> tuple[float | None, str | None, str | 
             return nb, label, label, notes
         status = str(neb.get("status") or "n/a")
         what = "did not converge" if status.startswith("not converged") else "gave no barrier"
-        if len(status) > 200:  # the whole status stays in the NEB record
-            status = status[:200].rsplit(" ", 1)[0] + " …"
+        status = clip_words(status, 200)  # the whole status stays in the NEB record
         notes.append(f"{label} {what} ({status}); barrier from BVSE")
     bars = bvse_barriers(row.get("bvse"))
     finite = [(v, d) for d, v in bars.items() if v is not None]

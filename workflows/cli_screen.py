@@ -52,15 +52,11 @@ def _print_ranked(rows: list[dict[str, Any]], top: int, weights: Any) -> None:
         console.print(t)
 
 
-def _clip(text: str, n: int) -> str:
-    """At most ``n`` characters, cut at a word boundary and marked, so no reason ends mid-word."""
-    if len(text) <= n:
-        return text
-    return text[:n].rsplit(" ", 1)[0] + " … (whole reason in failures.csv)"
-
-
 def _print_failures(rows: list[dict[str, Any]], later: list[dict[str, Any]]) -> None:
     """Failed candidates (rows) and failed later-step jobs (NEB, voltage) of ``step_failures``."""
+    from ionscreen.screening.export import failure_step
+    from ionscreen.screening.rank import clip_words
+
     bad = [r for r in rows if r["status"] != "done"] + later
     if not bad:
         return
@@ -68,9 +64,8 @@ def _print_failures(rows: list[dict[str, Any]], later: list[dict[str, Any]]) -> 
     for c in ("formula", "ion", "source", "step", "error", "reason"):
         t.add_column(c, overflow="fold")
     for r in bad:
-        step = r.get("step") or ("candidate" if r.get("candidate_id") is None else "bvse")
-        t.add_row(str(r["formula"]), str(r["working_ion"]), str(r["source"])[:40], step,
-                  str(r["error"]), _clip(str(r["reason"]), 300))
+        t.add_row(str(r["formula"]), str(r["working_ion"]), str(r["source"])[:40], failure_step(r),
+                  str(r["error"]), clip_words(str(r["reason"]), 300, " … (whole reason in failures.csv)"))
     console.print(t)
 
 
