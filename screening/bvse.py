@@ -28,13 +28,13 @@ from ionscreen.kernels import gridsym
 from ionscreen.kernels import percolation as kperc
 from ionscreen.structures.errors import GridMemoryError, StructureValidationError
 from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
+from ionscreen.structures.ions import DIMS
 
-from .params import ParamTable, WorkingIon, get_working_ion, load_table, mobile_pair
+from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
 
 METHOD = "BVSE"
 KB_EV = 8.617333262e-5
 BYTES_PER_POINT = 320  # energies, sort order, union-find state, basins: array layout, rounded up
-DIMS = ("1D", "2D", "3D")
 
 
 @dataclass
@@ -297,48 +297,27 @@ class PreparedHost:
 
     structure: Structure  # full structure, oxidation-state decorated
     framework: Structure  # without the mobile ions
-    ion: WorkingIon
+    ion: IonModel
     species: list[str]  # species labels, index = kernel species id
     model: kbvse.PairModel
     parameters: dict[str, Any]
 
 
-def _mobile_sites(structure: Structure, ion: WorkingIon) -> list[int]:
-    """Indices of the working ions already in the host (removed from the framework)."""
-    if ion.name == "NH4":
-        # an ammonium N has >= 3 H within 1.25 Å; remove it with its H
-        out: list[int] = []
-        for i, site in enumerate(structure):
-            if site.specie.symbol != "N":
-                continue
-            hs = [n.index for n in structure.get_neighbors(site, 1.25) if n.specie.symbol == "H"]
-            if len(hs) >= 3:
-                out += [i, *hs]
-        return sorted(set(out))
-    # a builder may tag sites with their role (coordination polymers: "DI" stored ion, "M" node);
-    # then only the DI sites are mobile, even where the node metal is the same element (ZnZn(L))
-    return [
-        i for i, s in enumerate(structure)
-        if s.specie.symbol == ion.element and getattr(s.specie, "oxi_state", None) == ion.charge
-        and s.properties.get("role", "DI") == "DI"
-    ]
-
-
 def prepare_host(
     structure: Structure,
-    ion: str | WorkingIon,
+    ion: str | IonModel,
     settings: BVSESettings | None = None,
     oxidation_states: dict[str, float] | None = None,
     table: ParamTable | None = None,
 ) -> PreparedHost:
     """Validate the host, assign oxidation states and build the per-species pair model."""
     settings = settings or BVSESettings()
-    ion = get_working_ion(ion)
+    ion = ion_model(ion)
     table = table or load_table()
     structure = assign_oxidation_states(structure, oxidation_states)
     validate_structure(structure)
     require_anion(structure)
-    mobile = set(_mobile_sites(structure, ion))
+    mobile = set(ion.mobile_sites(structure))
     framework = Structure.from_sites([s for i, s in enumerate(structure) if i not in mobile])
     if len(framework) == 0:
         raise StructureValidationError(
@@ -564,7 +543,7 @@ def _grid(framework, model, shape, mode: str, rep: np.ndarray | None):
 
 def compute_landscape(
     structure: Structure,
-    ion: str | WorkingIon,
+    ion: str | IonModel,
     resolution: float | None = None,
     settings: BVSESettings | None = None,
     oxidation_states: dict[str, float] | None = None,

@@ -9,7 +9,7 @@ the same kinds of terms between framework ions, so that the host can relax aroun
 
 Atoms are told apart by symbol, oxidation state (``atoms.get_initial_charges()``) and tag
 (tag 1 = the mobile working ion). The NH4+ pseudo-ion is one atom (symbol N, tag 1, charge +1)
-with the K+-derived rows of ``params.WORKING_IONS["NH4"]``.
+with the K+-derived rows of ``params.ION_MODELS["NH4"]``.
 
 Numbers from this calculator are "BVFF" numbers: a bond-valence force field, good for
 relative energies along a path in one host, not for absolute energies or voltages.
@@ -30,8 +30,9 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from ionscreen.kernels import bvff as kbvff
 from ionscreen.structures.errors import StructureValidationError
 from ionscreen.structures.io import assign_oxidation_states
+from ionscreen.structures.ions import ion_label
 
-from .params import ParamTable, WorkingIon, get_working_ion, ion_label, load_table, mobile_pair
+from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
 
 METHOD = "BVFF"
 MOBILE_TAG = 1
@@ -60,7 +61,7 @@ def _key(symbol: str, charge: float, tag: int) -> tuple[str, float, bool]:
 class BVFFModel:
     """Species and pair parameters of a BVFF for one host and one working ion."""
 
-    ion: WorkingIon
+    ion: IonModel
     species: list[BVFFSpecies]
     kind: np.ndarray  # (S, S)
     params: np.ndarray  # (S, S, 3)
@@ -89,7 +90,7 @@ class BVFFModel:
     def build(
         cls,
         species: list[BVFFSpecies],
-        ion: str | WorkingIon,
+        ion: str | IonModel,
         table: ParamTable | None = None,
         cutoff: float = 7.0,
         screening_factor: float = 0.74,
@@ -111,7 +112,7 @@ class BVFFModel:
 
         Raises :class:`MissingParameterError` naming a cation–anion pair without a softBV row.
         """
-        ion = get_working_ion(ion)
+        ion = ion_model(ion)
         table = table or load_table()
         if not cutoff > 1.0:
             raise ValueError("BVFF cutoff must be > 1 Å (7 Å is the default)")
@@ -188,7 +189,7 @@ class BVFFModel:
         return out
 
     @classmethod
-    def from_atoms(cls, atoms: Atoms, ion: str | WorkingIon, **kwargs: Any) -> BVFFModel:
+    def from_atoms(cls, atoms: Atoms, ion: str | IonModel, **kwargs: Any) -> BVFFModel:
         """A model for every species present in ``atoms`` (charges and tags must be set)."""
         seen: dict[tuple[str, float, bool], BVFFSpecies] = {}
         for sym, q, t in zip(atoms.get_chemical_symbols(), atoms.get_initial_charges(), atoms.get_tags()):
@@ -196,12 +197,12 @@ class BVFFModel:
             seen.setdefault(k, BVFFSpecies(sym, float(q), t == MOBILE_TAG))
         if not any(s.mobile for s in seen.values()):
             # a host without the ion still needs the ion's rows to take one in later
-            ion_ = get_working_ion(ion)
+            ion_ = ion_model(ion)
             seen[("ion", 0.0, True)] = BVFFSpecies(mobile_symbol(ion_), float(ion_.charge), True)
         return cls.build(sorted(seen.values(), key=lambda s: (s.mobile, s.symbol, s.valence)), ion, **kwargs)
 
 
-def mobile_symbol(ion: WorkingIon) -> str:
+def mobile_symbol(ion: IonModel) -> str:
     """Chemical symbol used for the mobile atom in ASE Atoms (N for the NH4+ pseudo-ion)."""
     return "N" if ion.name == "NH4" else ion.element
 

@@ -28,13 +28,13 @@ from typing import Any
 
 from pymatgen.core import Composition, DummySpecies, Element, Species, Structure
 
-from ionscreen.screening.params import get_working_ion
 from ionscreen.structures.candidates import Candidate
 from ionscreen.structures.errors import (
     IonscreenError,
     OxidationStateError,
     UnsupportedIonError,
 )
+from ionscreen.structures.ions import get_working_ion
 
 __all__ = [
     "AVOGADRO",

@@ -37,7 +37,7 @@ from pymatgen.core import Composition, Lattice, Structure
 
 from ionscreen.screening.mlip import CalculatorFactory, calculator_factory
 from ionscreen.screening.mlip import relax as _relax
-from ionscreen.screening.params import WorkingIon, get_working_ion
+from ionscreen.screening.params import IonModel, ion_model
 from ionscreen.structures.errors import (
     CalculationError,
     IonscreenError,
@@ -94,11 +94,11 @@ def _as_factory(factory: CalculatorFactory | str) -> CalculatorFactory:
     )
 
 
-def _ion_composition(ion: WorkingIon) -> Composition:
+def _ion_composition(ion: IonModel) -> Composition:
     return Composition("NH4") if ion.name == "NH4" else Composition(ion.element)
 
 
-def ion_reference(ion: str | WorkingIon, factory: CalculatorFactory | str) -> tuple[float, str]:
+def ion_reference(ion: str | IonModel, factory: CalculatorFactory | str) -> tuple[float, str]:
     """The reference chemical potential μ (eV per ion) of ``ion`` with ``factory``'s model.
 
     Returns ``(mu, description)``; the description names the reference, the model, and for
@@ -106,7 +106,7 @@ def ion_reference(ion: str | WorkingIon, factory: CalculatorFactory | str) -> tu
     """
     from ase.build import bulk, molecule
 
-    ion = get_working_ion(ion)
+    ion = ion_model(ion)
     factory = _as_factory(factory)
     key = (factory.identity, ion.name)
     if key in _REFERENCE_CACHE:
@@ -138,7 +138,7 @@ def ion_reference(ion: str | WorkingIon, factory: CalculatorFactory | str) -> tu
                 "APPROXIMATE: a neutral-NH4 convention for comparing NH4+ hosts with each "
                 "other, not a real electrode potential, and a crystal-trained ML potential "
                 "extrapolates for small molecules")
-    else:  # pragma: no cover - every WorkingIon is covered above
+    else:  # pragma: no cover - every IonModel is covered above
         raise UnsupportedIonError(f"no reference chemical potential defined for {ion.label()}")
     if not math.isfinite(mu):
         raise CalculationError(f"{factory.identity} gave a non-finite energy for the {ion.name} "
@@ -172,7 +172,7 @@ def _to_structure(atoms: Any) -> Structure:
                      coords_are_cartesian=True)
 
 
-def _ions_inserted(empty: Structure, inserted: Structure, ion: WorkingIon) -> float:
+def _ions_inserted(empty: Structure, inserted: Structure, ion: IonModel) -> float:
     """x: how many ions ``inserted`` has over ``empty``; refuse if anything else differs."""
     before = empty.composition.element_composition
     after = inserted.composition.element_composition
@@ -320,7 +320,7 @@ def _energy(atoms: Any, calc: Any, what: str) -> float:
 def insertion_voltage(
     empty: Structure,
     inserted: Structure,
-    ion: str | WorkingIon,
+    ion: str | IonModel,
     factory: CalculatorFactory | str,
     relax: bool = True,
     fmax: float = 0.05,
@@ -347,7 +347,7 @@ def insertion_voltage(
     when ``strict``. Frameworks that differ, or x ≤ 0, raise
     :class:`StructureValidationError`.
     """
-    ion = get_working_ion(ion)
+    ion = ion_model(ion)
     factory = _as_factory(factory)
     x = _ions_inserted(empty, inserted, ion)
     atoms_empty = _to_atoms(empty, "empty host")

@@ -44,7 +44,7 @@ from ionscreen.structures.errors import (
 
 from .bvse import DIMS, BVSEResult, BVSESettings, Hop, compute_landscape, prepare_host
 from .calculators import MOBILE_TAG, BVFFCalculator, BVFFModel, mobile_symbol, structure_to_atoms
-from .params import WorkingIon, get_working_ion
+from .params import IonModel, ion_model
 
 LIMITS = ("dilute-ion", "dilute-vacancy")
 
@@ -134,7 +134,7 @@ class CalculatorChoice:
 
 
 def choose_calculator(spec: str | CalculatorChoice | Callable[[], Calculator], template: Atoms,
-                      ion: WorkingIon, threads: int = 1, derive_nitride: bool = False) -> CalculatorChoice:
+                      ion: IonModel, threads: int = 1, derive_nitride: bool = False) -> CalculatorChoice:
     """``"bvff"``, an ML potential (``"chgnet"``...), ``"module:Class"`` or a zero-argument factory.
 
     ``derive_nitride`` applies to the BVFF only (an ML potential needs no pair rows)."""
@@ -417,7 +417,7 @@ class _Setup:
     ion_distance: float
 
 
-def _setup(structure: Structure, ion: WorkingIon, hop: Hop, bvse: BVSEResult, settings: NEBSettings,
+def _setup(structure: Structure, ion: IonModel, hop: Hop, bvse: BVSEResult, settings: NEBSettings,
            oxidation_states: dict[str, float] | None) -> _Setup:
     host = prepare_host(structure, ion, BVSESettings(derive_nitride=settings.derive_nitride), oxidation_states)
     lattice = host.framework.lattice.matrix
@@ -481,7 +481,7 @@ def _mic_dist(points: np.ndarray, x: np.ndarray, cell) -> np.ndarray:
     return np.atleast_1d(d)
 
 
-def _with_ion(host: Atoms, pos: np.ndarray, ion: WorkingIon) -> Atoms:
+def _with_ion(host: Atoms, pos: np.ndarray, ion: IonModel) -> Atoms:
     a = host.copy()
     extra = Atoms(mobile_symbol(ion), positions=[pos], cell=host.cell, pbc=True)
     extra.set_initial_charges([float(ion.charge)])
@@ -495,7 +495,7 @@ def _with_ion(host: Atoms, pos: np.ndarray, ion: WorkingIon) -> Atoms:
 
 def neb_hop(
     structure: Structure,
-    ion: str | WorkingIon,
+    ion: str | IonModel,
     hop: Hop,
     bvse: BVSEResult,
     calculator: str | CalculatorChoice | Callable[[], Calculator] = "bvff",
@@ -507,7 +507,7 @@ def neb_hop(
     """CI-NEB of one BVSE hop. ``comm``: an mpi4py communicator to share the images over."""
     settings = settings or NEBSettings()
     settings.validate()
-    ion = get_working_ion(ion)
+    ion = ion_model(ion)
     check_ranks(settings.images, comm)
     t0 = time.perf_counter()
     st = _setup(structure, ion, hop, bvse, settings, oxidation_states)
@@ -670,7 +670,7 @@ def percolating_hops(bvse: BVSEResult) -> tuple[str | None, list[int]]:
     return None, []
 
 
-def _bvff_precheck(structure: Structure, ion: WorkingIon, settings: NEBSettings,
+def _bvff_precheck(structure: Structure, ion: IonModel, settings: NEBSettings,
                    oxidation_states: dict[str, float] | None) -> tuple[NEBSettings, str | None]:
     """Build the host's BVFF once, so that a missing pair row fails the whole NEB with one
     reason instead of once per hop; a host with neutral (covalently bound) atoms, which the
@@ -695,7 +695,7 @@ def _bvff_precheck(structure: Structure, ion: WorkingIon, settings: NEBSettings,
 
 def run_neb(
     structure: Structure,
-    ion: str | WorkingIon,
+    ion: str | IonModel,
     calculator: str | CalculatorChoice | Callable[[], Calculator] = "bvff",
     hop: int | None = None,
     settings: NEBSettings | None = None,
@@ -709,7 +709,7 @@ def run_neb(
     barrier is the highest of them."""
     settings = settings or NEBSettings()
     settings.validate()
-    ion = get_working_ion(ion)
+    ion = ion_model(ion)
     check_ranks(settings.images, comm)
     if bvse is None:
         bvse = compute_landscape(structure, ion, settings=BVSESettings(

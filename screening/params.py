@@ -11,7 +11,7 @@ physically invalid (the Morse bond term grows with distance instead of binding).
 Typical use::
 
     table = load_table()
-    ion = get_working_ion("Mg2+")
+    ion = ion_model("Mg2+")
     row = mobile_pair(table, ion, "O", -2)   # PairParams for Mg2+–O2-
 """
 
@@ -21,28 +21,26 @@ import copy
 import functools
 import json
 import math
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from dataclasses import replace as _replace
 from pathlib import Path
 from typing import Any
 
-from ionscreen.structures.errors import (
+from ionscreen.errors import (
     IonscreenError,
     MissingParameterError,
-    UnsupportedIonError,
 )
+from ionscreen.structures.ions import ANIONS, WORKING_IONS, WorkingIon, get_working_ion, ion_label
 
 __all__ = [
     "DEFAULT_TABLE_PATH",
     "ElementParams",
     "PairParams",
     "ParamTable",
-    "WORKING_IONS",
-    "WorkingIon",
-    "get_working_ion",
-    "ion_label",
+    "ION_MODELS",
+    "IonModel",
+    "ion_model",
     "load_table",
     "mobile_pair",
     "nitride_rule",
@@ -55,16 +53,9 @@ DEFAULT_TABLE_PATH = Path(__file__).resolve().parent / "data" / "softbv_params.j
 _PairKey = tuple[str, int, str, int]
 
 # Chemical order used when listing anions in messages: chalcogenides, halides, pnictides, H.
-_ANION_ORDER = ["O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N", "P", "As", "Sb", "H"]
+_ANION_ORDER = list(ANIONS)
 
 
-def ion_label(symbol: str, valence: int) -> str:
-    """``"Mg2+"``, ``"Li+"``, ``"O2-"``, ``"F-"`` (``"Ar0"`` for valence 0)."""
-    if valence == 0:
-        return f"{symbol}0"
-    sign = "+" if valence > 0 else "-"
-    mag = abs(valence)
-    return f"{symbol}{'' if mag == 1 else mag}{sign}"
 
 
 def _pair_label(cation: str, cation_valence: int, anion: str, anion_valence: int) -> str:
@@ -450,28 +441,41 @@ def load_table(path: str | None = None) -> ParamTable:
     return _load_cached(resolved).copy()
 
 
-# -- working ions ----------------------------------------------------------------------------
+# -- working-ion models -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class WorkingIon:
-    """A mobile (working) ion and how it is modelled.
+class IonModel:
+    """How the bond-valence tiers model a working ion.
 
-    ``element`` names the element whose softBV rows, period and covalent radius are used; for
-    the NH4+ pseudo-ion it is the parent element (K). ``model`` is shown in every result.
+    ``ion`` is the ion itself (:class:`ionscreen.structures.ions.WorkingIon`: name, charge,
+    which atoms are mobile). ``element`` names the element whose softBV rows, period and
+    covalent radius are used; for the NH4+ pseudo-ion it is the parent element (K). ``model``
+    is shown in every result.
     """
 
-    name: str
+    ion: WorkingIon
     element: str
-    charge: int
     approximate: bool
     model: str
     r_min_shift: float = 0.0
     radius_override: float | None = None
 
+    @property
+    def name(self) -> str:
+        return self.ion.name
+
+    @property
+    def charge(self) -> int:
+        return self.ion.charge
+
     def label(self) -> str:
         """``"Mg2+"``, ``"NH4+"``."""
-        return ion_label(self.name, self.charge)
+        return self.ion.label()
+
+    def mobile_sites(self, structure: Any) -> list[int]:
+        """The sites of ``structure`` that are this ion (:meth:`WorkingIon.mobile_sites`)."""
+        return self.ion.mobile_sites(structure)
 
     def covalent_radius(self, table: ParamTable, source: str = "ase") -> float:
         """Covalent radius (Å) for the Coulomb screening length: ``radius_override`` when the
@@ -486,9 +490,10 @@ class WorkingIon:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable description, for result documents."""
-        d = asdict(self)
-        d["label"] = self.label()
-        return d
+        return {"name": self.name, "element": self.element, "charge": self.charge,
+                "approximate": self.approximate, "model": self.model,
+                "r_min_shift": self.r_min_shift, "radius_override": self.radius_override,
+                "label": self.label()}
 
 
 # NH4+ pseudo-ion: K+ rows with r_min and r0 shifted by r(NH4+) − r(K+) = 1.48 − 1.38 Å.
@@ -497,77 +502,35 @@ NH4_RADIUS_SHIFT = 0.10
 _K_SOFTBV_RADIUS = 2.06  # softBV covalent radius of K+ (Å)
 
 
-def _plain(symbol: str, charge: int) -> WorkingIon:
-    return WorkingIon(
-        name=symbol,
-        element=symbol,
-        charge=charge,
-        approximate=False,
-        model=f"{ion_label(symbol, charge)} with softBV parameters (Chen & Adams 2017)",
-    )
+def _softbv_model(name: str) -> IonModel:
+    ion = WORKING_IONS[name]
+    return IonModel(ion=ion, element=ion.element, approximate=False,
+                    model=f"{ion.label()} with softBV parameters (Chen & Adams 2017)")
 
 
-WORKING_IONS: dict[str, WorkingIon] = {
-    "Mg": _plain("Mg", 2),
-    "Ca": _plain("Ca", 2),
-    "Zn": _plain("Zn", 2),
-    "Al": _plain("Al", 3),
-    "NH4": WorkingIon(
-        name="NH4",
-        element="K",
-        charge=1,
-        approximate=True,
-        model=(f"NH4+ as a K+-like pseudo-ion (softBV K+ rows, r_min and r0 "
-               f"+{NH4_RADIUS_SHIFT:.2f} Å); approximate: no N–H···X hydrogen bonding, "
-               "spherical ion"),
-        r_min_shift=NH4_RADIUS_SHIFT,
-        radius_override=round(_K_SOFTBV_RADIUS + NH4_RADIUS_SHIFT, 2),
-    ),
-    "Sr": _plain("Sr", 2),
-    "Ba": _plain("Ba", 2),
-    "Li": _plain("Li", 1),
-    "Na": _plain("Na", 1),
+ION_MODELS: dict[str, IonModel] = {
+    name: _softbv_model(name) for name in WORKING_IONS if not WORKING_IONS[name].molecular
 }
+ION_MODELS["NH4"] = IonModel(
+    ion=WORKING_IONS["NH4"],
+    element="K",
+    approximate=True,
+    model=(f"NH4+ as a K+-like pseudo-ion (softBV K+ rows, r_min and r0 "
+           f"+{NH4_RADIUS_SHIFT:.2f} Å); approximate: no N–H···X hydrogen bonding, "
+           "spherical ion"),
+    r_min_shift=NH4_RADIUS_SHIFT,
+    radius_override=round(_K_SOFTBV_RADIUS + NH4_RADIUS_SHIFT, 2),
+)
+ION_MODELS = {name: ION_MODELS[name] for name in WORKING_IONS}  # vocabulary order
 
-_ALIASES = {
-    "magnesium": "Mg", "calcium": "Ca", "zinc": "Zn", "aluminium": "Al", "aluminum": "Al",
-    "ammonium": "NH4", "strontium": "Sr", "barium": "Ba", "lithium": "Li", "sodium": "Na",
-}
-_UNICODE = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹₀₁₂₃₄₅₆₇₈₉⁺⁻−", "0123456789" * 2 + "+--")
-_ION_RE = re.compile(r"^(?P<name>[a-z]+?(?:4)?)(?:\^?(?P<num>\d*)(?P<sign>[+-]))?$")
 
-
-def get_working_ion(name: str | WorkingIon) -> WorkingIon:
-    """The working ion for ``"Mg"``, ``"mg"``, ``"Mg2+"``, ``"NH4"``, ``"NH4+"``, ``"ammonium"``...
-
-    Raises :class:`UnsupportedIonError` listing the supported ions otherwise (also for a charge
-    that is not the one modelled, e.g. ``"Mg+"``).
-    """
-    if isinstance(name, WorkingIon):
+def ion_model(name: str | WorkingIon | IonModel) -> IonModel:
+    """The bond-valence model of a working ion, from any spelling :func:`get_working_ion`
+    reads (``"Mg2+"``, ``"ammonium"``...) or from the ion itself. Raises
+    :class:`UnsupportedIonError` listing the supported ions for anything else."""
+    if isinstance(name, IonModel):
         return name
-    supported = ", ".join(ion.label() for ion in WORKING_IONS.values())
-    text = str(name).strip().translate(_UNICODE).replace(" ", "").lower()
-    if text.startswith("[") and "]" in text:  # "[NH4]+"
-        text = text[1:].replace("]", "", 1)
-    m = _ION_RE.match(text)
-    key = None
-    if m:
-        base = m.group("name")
-        key = _ALIASES.get(base) or next((k for k in WORKING_IONS if k.lower() == base), None)
-    if key is None:
-        raise UnsupportedIonError(
-            f"unsupported working ion {name!r}; supported: {supported}. Other ions need "
-            "softBV rows (check ParamTable.anions_for) and a WorkingIon(...) definition."
-        )
-    ion = WORKING_IONS[key]
-    if m and m.group("sign"):
-        charge = int(m.group("num") or 1) * (1 if m.group("sign") == "+" else -1)
-        if charge != ion.charge:
-            raise UnsupportedIonError(
-                f"unsupported working ion {name!r}: ionscreen models {key} as {ion.label()} "
-                f"only; supported: {supported}"
-            )
-    return ion
+    return ION_MODELS[get_working_ion(name).name]
 
 
 #: s-block cations whose softBV table has both an X–O2- and an X–N3- row: the nitride transfer
@@ -622,7 +585,7 @@ def derived_nitride_pair(table: ParamTable, cation: str, valence: int,
     )
 
 
-def mobile_pair(table: ParamTable, ion: WorkingIon, anion: str, anion_valence: int,
+def mobile_pair(table: ParamTable, ion: IonModel, anion: str, anion_valence: int,
                 derive_nitride: bool = False) -> PairParams:
     """The Morse row of the working ion against one anion, with the ion's model applied.
 

@@ -55,6 +55,8 @@ from pathlib import Path
 from typing import Any
 
 from ionscreen.screening.sustainability import sustainability
+from ionscreen.structures.ions import DIMS, normalise_ion
+from ionscreen.structures.ions import EXPORT_ORDER as ION_ORDER
 
 __all__ = [
     "DIMS",
@@ -72,9 +74,6 @@ __all__ = [
 ]
 
 WEIGHT_KEYS = ("barrier", "capacity", "sustainability")
-DIMS = ("1D", "2D", "3D")
-#: Order in which ions are listed in exports (others follow alphabetically).
-ION_ORDER = ("Mg", "Ca", "Zn", "Al", "NH4", "Sr", "Ba", "Li", "Na")
 SCORE_NORMALISATION = (
     "min-max per working ion over the ranked rows; barrier reversed (lowest = 1); "
     "missing value = 0; score = sum(w_k x_k) / sum(w_k)"
@@ -171,16 +170,6 @@ def _num(x: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
-
-
-def normalise_ion(ion: Any) -> str:
-    """Canonical working-ion name (``"mg2+"`` → ``"Mg"``); unknown names are returned as given."""
-    from ionscreen.screening.params import get_working_ion
-
-    try:
-        return get_working_ion(str(ion)).name
-    except Exception:
-        return str(ion)
 
 
 def ions_in(rows: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -25,11 +25,9 @@ from pymatgen.core import Structure
 
 from .errors import IonscreenError
 from .io import load_host
-from .prototypes import WORKING_ION_OXIDATION_STATES
+from .ions import get_working_ion
 
 STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".extxyz", ".xyz")  # what io.read_structure reads
-#: Charge of each working ion: the single-atom ions of the prototype table, plus molecular NH4+.
-ION_CHARGES: dict[str, int] = {**WORKING_ION_OXIDATION_STATES, "NH4": 1}
 
 
 def structure_fingerprint(structure: Structure) -> str:
@@ -103,15 +101,9 @@ def make_candidate(
     )
     if discharged is not None and n_ions:
         cand.discharged_formula = discharged.composition.formula.replace(" ", "")
-        cand.electrons = float(n_ions) * ION_CHARGES[working_ion]
+        cand.electrons = float(n_ions) * get_working_ion(working_ion).charge
         cand.discharged_density = float(discharged.density)
     return cand
-
-
-def _count_ions(structure: Structure, ion: str) -> float:
-    if ion == "NH4":
-        return float(structure.composition["N"]) if "H" in structure.composition else 0.0
-    return float(structure.composition[ion]) if ion in structure.composition else 0.0
 
 
 # ---------------------------------------------------------------------- sources
@@ -125,7 +117,7 @@ def from_prototypes(ions: Iterable[str], ids: Iterable[str] | None = None) -> It
     for proto in protos:
         for ion in ions:
             st, state = host_for_ion(proto, ion)
-            n = _count_ions(st, ion) if state == "discharged" else 0.0
+            n = float(get_working_ion(ion).count(st)) if state == "discharged" else 0.0
             yield make_candidate(
                 st, ion, f"prototype:{proto.id}", citation=proto.provenance_text(), state=state,
                 provenance={"prototype": proto.id, "framework": proto.framework,
@@ -162,7 +154,7 @@ def from_substitutions(
                 base, cation_options, anion_options, radius_tolerance=radius_tolerance, rejected=rejected
             )
             for sub, st, info in subs:
-                n = _count_ions(st, ion) if state == "discharged" else 0.0
+                n = float(get_working_ion(ion).count(st)) if state == "discharged" else 0.0
                 cands.append(make_candidate(
                     st, ion, f"substitution:{proto.id} {sub.label}",
                     citation=f"{proto.provenance_text()} (parent structure; substituted by ionscreen)",
@@ -252,7 +244,7 @@ def from_files(
             failures.append({"path": str(f), "reason": str(exc)})
             continue
         for ion in ions:
-            n = _count_ions(st, ion)
+            n = float(get_working_ion(ion).count(st))
             cands.append(make_candidate(
                 st, ion, f"file:{f}", citation="user structure", state="discharged" if n else "as given",
                 provenance={"path": str(f)}, discharged=st if n else None, n_ions=n or None,

@@ -25,6 +25,8 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Species, Structure
 from pymatgen.symmetry.groups import SpaceGroup
 
+from .ions import WORKING_IONS
+
 __all__ = [
     "WORKING_ION_OXIDATION_STATES",
     "Citation",
@@ -36,18 +38,11 @@ __all__ = [
     "list_prototypes",
 ]
 
-#: Formal oxidation state of each single-atom working ion that can be put on ion sites.
+#: Formal oxidation state of each single-atom ion that can be put on ion sites: the
+#: single-atom working ions (:data:`ionscreen.structures.ions.WORKING_IONS`) and K+, which
+#: occupies the tunnels of some cited compounds.
 WORKING_ION_OXIDATION_STATES: dict[str, int] = {
-    "Li": 1,
-    "Na": 1,
-    "K": 1,
-    "Mg": 2,
-    "Ca": 2,
-    "Zn": 2,
-    "Sr": 2,
-    "Ba": 2,
-    "Al": 3,
-}
+    **{name: ion.charge for name, ion in WORKING_IONS.items() if not ion.molecular}, "K": 1}
 
 _DATA_FILE = "prototypes.json"
 

@@ -90,9 +90,9 @@ def test_bvse_runs_on_every_builtin_candidate_for_every_ion():
     """Prototypes and their default substitutions × all nine working ions: each job either
     computes or fails with a clear IonscreenError (e.g. a missing bond-valence pair)."""
     from ionscreen.screening.bvse import BVSESettings, compute_landscape
-    from ionscreen.screening.params import WORKING_IONS
     from ionscreen.structures.candidates import from_substitutions
     from ionscreen.structures.errors import IonscreenError, MissingParameterError
+    from ionscreen.structures.ions import WORKING_IONS
 
     ions = list(WORKING_IONS)
     cands = list(from_prototypes(ions)) + from_substitutions(ions)[0]
@@ -112,10 +112,10 @@ def test_bvse_runs_on_every_builtin_candidate_for_every_ion():
 
 
 def test_polymer_candidates_capacity_and_bvse():
-    from ionscreen.screening.bvse import BVSESettings, _mobile_sites, compute_landscape
+    from ionscreen.screening.bvse import BVSESettings, compute_landscape
     from ionscreen.screening.descriptors import annotate_capacity
-    from ionscreen.screening.params import get_working_ion
     from ionscreen.structures.candidates import from_polymers
+    from ionscreen.structures.ions import get_working_ion
 
     cands = from_polymers(["Mg", "Al", "Zn"], metals=["Zn"], n_disordered=1)
     assert {c.working_ion for c in cands} == {"Mg", "Zn"}  # Al is not a DI cation
@@ -129,7 +129,7 @@ def test_polymer_candidates_capacity_and_bvse():
         assert c.source.startswith("polymer:") and c.provenance["builder"]
     zn = next(c for c in cands if c.working_ion == "Zn" and "ordered" in c.source)
     # the node Zn stays in the framework: only the stored Zn (role DI) is mobile
-    mobile = _mobile_sites(zn.structure, get_working_ion("Zn"))
+    mobile = get_working_ion("Zn").mobile_sites(zn.structure)
     assert len(mobile) == int(zn.structure.composition["Zn"]) // 2
     mg = next(c for c in cands if c.working_ion == "Mg" and "ordered" in c.source)
     res = compute_landscape(mg.structure, "Mg", settings=BVSESettings(resolution=0.4))

@@ -208,9 +208,9 @@ def test_nh4_needs_the_bvff(lfp):
     s, b = lfp
     with pytest.raises(IonscreenError, match="only the BVFF"):
         from ionscreen.screening.neb import choose_calculator
-        from ionscreen.screening.params import get_working_ion
+        from ionscreen.screening.params import ion_model
 
-        choose_calculator("chgnet", None, get_working_ion("NH4"))
+        choose_calculator("chgnet", None, ion_model("NH4"))
 
 
 def test_diverging_band_falls_back_to_a_fixed_host_and_says_so():

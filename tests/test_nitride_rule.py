@@ -14,7 +14,7 @@ from ionscreen.screening.bvse import BVSESettings, compute_landscape
 from ionscreen.screening.params import (
     NITRIDE_RULE_CATIONS,
     derived_nitride_pair,
-    get_working_ion,
+    ion_model,
     load_table,
     mobile_pair,
     nitride_rule,
@@ -51,26 +51,26 @@ def test_d0_closed_form_holds_on_the_real_rows(cation, valence):
 
 def test_missing_row_error_points_to_the_option():
     with pytest.raises(MissingParameterError, match="--derive-nitride"):
-        mobile_pair(TABLE, get_working_ion("Ca"), "N", -3)
+        mobile_pair(TABLE, ion_model("Ca"), "N", -3)
     with pytest.raises(MissingParameterError, match="--derive-nitride"):
-        mobile_pair(TABLE, get_working_ion("NH4"), "N", -3)
+        mobile_pair(TABLE, ion_model("NH4"), "N", -3)
     # other missing anions get no such hint
     with pytest.raises(MissingParameterError) as exc:
-        mobile_pair(TABLE, get_working_ion("Mg"), "Se", -2)  # rejected row (alpha <= 0)
+        mobile_pair(TABLE, ion_model("Mg"), "Se", -2)  # rejected row (alpha <= 0)
     assert "--derive-nitride" not in str(exc.value)
 
 
 def test_derived_rows_only_where_the_table_has_none():
-    real = mobile_pair(TABLE, get_working_ion("Mg"), "N", -3, derive_nitride=True)
+    real = mobile_pair(TABLE, ion_model("Mg"), "N", -3, derive_nitride=True)
     assert real.derived_from is None and real == TABLE.pair("Mg", 2, "N", -3)
-    ca = mobile_pair(TABLE, get_working_ion("Ca"), "N", -3, derive_nitride=True)
+    ca = mobile_pair(TABLE, ion_model("Ca"), "N", -3, derive_nitride=True)
     assert ca.derived_from and ca.key == ("Ca", 2, "N", -3)
     # Ca-N longer than Ca-O by the rule's shift; Al-N shorter than Ca-N (smaller ion)
     assert ca.r_min == pytest.approx(TABLE.pair("Ca", 2, "O", -2).r_min + nitride_rule(TABLE)["delta_r_min"])
-    al = mobile_pair(TABLE, get_working_ion("Al"), "N", -3, derive_nitride=True)
+    al = mobile_pair(TABLE, ion_model("Al"), "N", -3, derive_nitride=True)
     assert al.r_min < ca.r_min
     # NH4+: the K+ row is derived, then the NH4 radius shift applies on top
-    nh4 = mobile_pair(TABLE, get_working_ion("NH4"), "N", -3, derive_nitride=True)
+    nh4 = mobile_pair(TABLE, ion_model("NH4"), "N", -3, derive_nitride=True)
     k = derived_nitride_pair(TABLE, "K", 1)
     assert nh4.cation == "NH4" and nh4.r_min > k.r_min and nh4.derived_from
 
@@ -122,7 +122,7 @@ def test_bvff_model_derives_the_row_only_when_asked():
     assert m.derived == ["Ca2+ (mobile)–N3-"]
     assert "Ca2+ (mobile)–N3- row derived by the nitride transfer rule (approximate)" in m.identity
     row = m.parameters["pairs"]["Ca2+ (mobile)–N3-"]
-    ca = mobile_pair(TABLE, get_working_ion("Ca"), "N", -3, derive_nitride=True)
+    ca = mobile_pair(TABLE, ion_model("Ca"), "N", -3, derive_nitride=True)
     assert (row["d0"], row["r_min"]) == (ca.d0, ca.r_min) and row["derived_from"] == ca.derived_from
     # real rows stay real and unlabelled
     mg = BVFFModel.from_atoms(atoms, "Mg", derive_nitride=True)

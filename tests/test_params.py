@@ -14,11 +14,10 @@ from ase.data import covalent_radii as ase_covalent_radii
 
 from ionscreen.screening.params import (
     DEFAULT_TABLE_PATH,
-    WORKING_IONS,
+    ION_MODELS,
     PairParams,
     ParamTable,
-    get_working_ion,
-    ion_label,
+    ion_model,
     load_table,
     mobile_pair,
 )
@@ -27,6 +26,7 @@ from ionscreen.structures.errors import (
     MissingParameterError,
     UnsupportedIonError,
 )
+from ionscreen.structures.ions import WORKING_IONS, get_working_ion, ion_label
 
 
 @pytest.fixture()
@@ -227,7 +227,7 @@ def test_coverage_per_notes(table):
 
 
 def test_every_working_ion_has_oxide_rows(table):
-    for ion in WORKING_IONS.values():
+    for ion in ION_MODELS.values():
         p = mobile_pair(table, ion, "O", -2)
         assert p.alpha > 0 and p.d0 > 0
 
@@ -333,20 +333,21 @@ def test_unsupported_ion(text):
 
 def test_working_ion_set():
     assert set(WORKING_IONS) == {"Mg", "Ca", "Zn", "Al", "NH4", "Sr", "Ba", "Li", "Na"}
-    for key, ion in WORKING_IONS.items():
+    assert list(ION_MODELS) == list(WORKING_IONS)
+    for key, ion in ION_MODELS.items():
         assert ion.approximate == (key == "NH4")
         assert ion.model
 
 
 def test_plain_ion_uses_table_row(table):
-    ion = get_working_ion("Mg")
+    ion = ion_model("Mg")
     assert mobile_pair(table, ion, "O", -2) == table.pair("Mg", 2, "O", -2)
     assert ion.period(table) == 3
     assert ion.covalent_radius(table, "softbv") == 1.36
 
 
 def test_nh4_pseudo_ion(table):
-    nh4 = get_working_ion("NH4+")
+    nh4 = ion_model("NH4+")
     assert nh4.approximate
     assert "approximate" in nh4.model and "hydrogen bonding" in nh4.model
     assert (nh4.element, nh4.charge) == ("K", 1)
@@ -365,6 +366,6 @@ def test_nh4_pseudo_ion(table):
 
 def test_nh4_missing_pair_mentions_model(table):
     with pytest.raises(MissingParameterError) as exc:
-        mobile_pair(table, get_working_ion("NH4"), "N", -3)
+        mobile_pair(table, ion_model("NH4"), "N", -3)
     msg = str(exc.value)
     assert "NH4+" in msg and "K+–N3-" in msg and "pseudo-ion" in msg

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from ionscreen.structures.errors import IonscreenError
+from ionscreen.structures.ions import ANIONS
 
 from .cli_common import (  # noqa: F401  (re-exported for the command modules and tests)
     DEFAULT_IONS,
@@ -175,7 +176,7 @@ def _parse_substitute(words: list[str]) -> tuple[dict[str, list[str]] | None, di
             if not Element.is_valid_symbol(el):
                 raise click.BadParameter(f"'{el}' in '{w}' is not an element symbol")
         # anions of the hosts we substitute: chalcogens, halogens, nitrogen
-        (an if old in ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N") else cat)[old] = targets
+        (an if old in ANIONS else cat)[old] = targets
     return cat, an
 
 
@@ -196,8 +197,8 @@ def _parse_substitute(words: list[str]) -> tuple[dict[str, list[str]] | None, di
 def candidates(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out):  # type: ignore[no-untyped-def]
     """Generate candidate hosts with provenance and theoretical capacity; write them as JSON."""
     from ionscreen.screening.descriptors import annotate_capacity
-    from ionscreen.screening.params import get_working_ion
     from ionscreen.structures import candidates as cgen
+    from ionscreen.structures.ions import get_working_ion
 
     ion_names = _split_words(ions) or list(DEFAULT_IONS)
     try:

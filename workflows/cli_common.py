@@ -8,11 +8,13 @@ import sys
 import click
 from rich.console import Console
 
+from ionscreen.structures.ions import SCREEN_DEFAULT
+
 # wide enough for the ranking tables when the output is a file or a pipe (batch jobs)
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
-DEFAULT_IONS = ("Mg", "Ca", "Zn", "Al", "NH4")
+DEFAULT_IONS = SCREEN_DEFAULT
 
 
 class _GreedyOption(click.Option):

@@ -71,7 +71,7 @@ def submit(launchpad_file, store_spec, hosts, substitute, cps, cp_models, seed, 
     """
     from fireworks import LaunchPad
 
-    from ionscreen.screening.params import get_working_ion
+    from ionscreen.structures.ions import get_working_ion
 
     from .fireworks_engine import DEFAULT_STORE, ScreenWorkflowMaker
     from .fireworks_engine import submit as submit_wfs

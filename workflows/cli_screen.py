@@ -108,7 +108,7 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
     after a kill and it resumes, computing nothing twice. Failed jobs are stored with their
     reason and listed; the others go on.
     """
-    from ionscreen.screening.params import get_working_ion
+    from ionscreen.structures.ions import get_working_ion
 
     from .local import LocalEngine
     from .screen import STORE_NAME, ScreenMaker, collect_rows, export, step_failures

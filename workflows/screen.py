@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ionscreen.structures.ions import ANIONS, SCREEN_DEFAULT
+
 from .local import Step
 from .steps import (
     STEP_VERSIONS,
@@ -31,13 +33,14 @@ STORE_NAME = "ionscreen.sqlite"
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"path", "ion", "oxi"}`` -> one validated candidate from a user file (bad files fail here)."""
     from ionscreen.screening.descriptors import annotate_capacity
-    from ionscreen.structures.candidates import _count_ions, make_candidate
+    from ionscreen.structures.candidates import make_candidate
     from ionscreen.structures.errors import IonscreenError
     from ionscreen.structures.io import load_host
+    from ionscreen.structures.ions import get_working_ion
 
     path, ion = doc["path"], doc["ion"]
     st = load_host(path, oxidation_states=doc.get("oxi"))
-    n = _count_ions(st, ion)
+    n = float(get_working_ion(ion).count(st))
     cand = make_candidate(st, ion, f"file:{path}", citation="user structure",
                           state="discharged" if n else "as given", provenance={"path": path},
                           discharged=st if n else None, n_ions=n or None)
@@ -69,7 +72,7 @@ def best_bvse_barrier(summary: dict[str, Any] | None) -> float:
 class ScreenMaker:
     """What to screen and how; ``make()`` returns the stages of the run."""
 
-    ions: list[str] = field(default_factory=lambda: ["Mg", "Ca", "Zn", "Al", "NH4"])
+    ions: list[str] = field(default_factory=lambda: list(SCREEN_DEFAULT))
     hosts: str = "builtin"
     """"builtin" (all prototypes), "none", or prototype ids separated by commas."""
     substitute: list[str] | None = None
@@ -200,7 +203,7 @@ def _substitution_rules(words: list[str]) -> tuple[dict | None, dict | None]:
         if ":" not in w:
             raise ValueError(f"'{w}' is not OLD:NEW[,NEW] (example: --substitute Mn:Fe,Co O:S)")
         old, new = w.split(":", 1)
-        (an if old in ("O", "S", "Se", "Te", "F", "Cl", "Br", "I", "N") else cat)[old] = \
+        (an if old in ANIONS else cat)[old] = \
             [x for x in new.split(",") if x]
     return cat, an
 

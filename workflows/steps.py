@@ -88,6 +88,7 @@ def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
     from ionscreen.screening.insertion import insertion_voltage
     from ionscreen.structures.candidates import Candidate
     from ionscreen.structures.errors import StructureValidationError
+    from ionscreen.structures.ions import get_working_ion
 
     cand = Candidate.from_dict(doc["candidate"])
     if cand.state != "discharged":
@@ -95,8 +96,8 @@ def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
             f"{cand.formula}: voltage needs the discharged host (ion on its sites); this "
             f"candidate is {cand.state}")
     inserted = cand.structure
-    keep = [i for i, s in enumerate(inserted) if s.specie.symbol != cand.working_ion]
-    empty = Structure.from_sites([inserted[i] for i in keep])
+    # the one rule for which atoms are the ion: role tags keep a polymer's node Zn in ZnZn(L)
+    empty = get_working_ion(cand.working_ion).remove_from(inserted)
     res = insertion_voltage(empty, inserted, cand.working_ion, doc.get("calculator", "chgnet"))
     return res.to_dict()
 
