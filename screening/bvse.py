@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +118,62 @@ class Hop:
     percolation: str | None  # lowest dimension ("1D"...) whose percolating cluster uses this hop
     path_frac: list[list[float]] = field(default_factory=list)  # grid path site_i -> site_j
     path_energy: list[float] = field(default_factory=list)  # eV along it, relative to lowest site
+
+
+def _finite(x: Any) -> float | None:
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+@dataclass(frozen=True)
+class BVSESummary:
+    """The numbers of one BVSE landscape that ranking, exports and the dashboard use.
+
+    ``barriers`` holds the percolation thresholds per dimension ("1D", "2D", "3D"; None where
+    nothing percolates below encut). Built by :meth:`BVSEResult.summary`; stored as the
+    ``summary`` of a BVSE job.
+    """
+
+    barriers: dict[str, float | None]
+    dimensionality: int
+    method: str
+    model: str
+    approximate: bool
+    n_sites: int
+    n_distinct_sites: int
+    site_energy_spread: float | None
+    lowest_hop_barrier: float | None
+    grid_step: float | None
+    warnings: tuple[str, ...] = ()
+    seconds: float | None = None
+
+    @property
+    def best_barrier(self) -> float:
+        """Lowest percolation barrier (the easiest dimension); inf when none percolates."""
+        vals = [v for v in self.barriers.values() if v is not None]
+        return min(vals) if vals else math.inf
+
+    @property
+    def best_dimension(self) -> str | None:
+        """The dimension of :attr:`best_barrier` (the lowest one on ties), None if none."""
+        vals = [(v, d) for d, v in self.barriers.items() if v is not None]
+        return min(vals)[1] if vals else None
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["warnings"] = list(self.warnings)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BVSESummary:
+        """Also reads the summaries of stores written before 0.2 (``E1D``/``E2D``/``E3D`` keys)."""
+        d = dict(d)
+        bars = d.pop("barriers", None) or {k: d.get(f"E{k}") for k in DIMS}
+        for k in DIMS:
+            d.pop(f"E{k}", None)
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["warnings"] = tuple(kw.get("warnings") or ())
+        return cls(barriers={k: _finite(bars.get(k)) for k in DIMS}, **kw)
 
 
 @dataclass
@@ -268,7 +324,23 @@ class BVSEResult:
         fig.savefig(path, dpi=120)
         plt.close(fig)
 
-    def summary(self) -> str:
+    def summary(self) -> BVSESummary:
+        """The numbers ranking and exports use, as a small frozen record."""
+        sites = self.distinct_sites
+        energies = [s.energy for s in sites]
+        hops = self.distinct_hops
+        return BVSESummary(
+            barriers={d: _finite(self.barriers[d]) for d in DIMS},
+            dimensionality=self.dimensionality, method=self.method, model=self.model,
+            approximate=self.approximate, n_sites=len(self.sites), n_distinct_sites=len(sites),
+            site_energy_spread=(max(energies) - min(energies)) if energies else None,
+            lowest_hop_barrier=_finite(hops[0].barrier) if hops else None,
+            grid_step=max(self.grid_step) if self.grid_step else None,
+            warnings=tuple(self.warnings), seconds=self.timings.get("total"),
+        )
+
+    def summary_text(self) -> str:
+        """One line for a terminal."""
         b = ", ".join(f"E{k}={'inf' if not math.isfinite(v) else f'{v:.3f}'}" for k, v in self.barriers.items())
         return (
             f"{self.formula} {self.ion} [{self.method}]: {b} eV; {len(self.distinct_sites)} distinct "

@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +266,52 @@ class NEBResult:
         return d
 
 
+@dataclass(frozen=True)
+class NEBSummary:
+    """The numbers of one NEB report that ranking and exports use.
+
+    ``barrier`` is the rate-limiting converged hop barrier (eV) or None; ``status`` says
+    "converged" or why there is no barrier (each reason once). A NEB job that failed before it
+    could report is :meth:`failed`. Built by :meth:`NEBReport.summary`; stored as the
+    ``summary`` of a NEB job.
+    """
+
+    barrier: float | None
+    converged: bool
+    calculator: str
+    tier: str
+    status: str
+    approximate: bool = False
+    dimension: str | None = None
+    bvse_barrier: float | None = None
+    hops: int = 0
+    failures: int = 0
+
+    @property
+    def label(self) -> str:
+        """What produced the barrier: ``"BVFF CI-NEB (<calculator>)"``."""
+        return f"{self.tier} CI-NEB ({self.calculator or 'unknown calculator'})"
+
+    @classmethod
+    def failed(cls, calculator: str, reason: str) -> NEBSummary:
+        """The summary of a NEB job that failed (``reason`` as stored by the engine)."""
+        return cls(barrier=None, converged=False, calculator=calculator,
+                   tier=tier_of(calculator), status=f"failed: {reason}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NEBSummary:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def tier_of(calculator: str) -> str:
+    """Tier label of a NEB calculator spec when no report says it ("BVFF" or "NEB")."""
+    return "BVFF" if str(calculator).lower() == "bvff" else "NEB"
+
+
 @dataclass
 class NEBReport:
     """NEB over the hops of the lowest-barrier percolating path BVSE found (or one chosen hop)."""
@@ -296,7 +342,19 @@ class NEBReport:
             Path(path).write_text(text)
         return text
 
-    def summary(self) -> str:
+    def summary(self) -> NEBSummary:
+        """The numbers ranking and exports use, as a small frozen record."""
+        reasons = ([h.status for h in self.hops if not h.converged]
+                   or [f["reason"] for f in self.failures])
+        status = "converged" if self.barrier is not None else (
+            "; ".join(dict.fromkeys(reasons)) or "no hop computed")  # each reason once
+        return NEBSummary(
+            barrier=self.barrier, converged=self.barrier is not None, calculator=self.calculator,
+            tier=self.tier, status=status, approximate=self.approximate, dimension=self.dimension,
+            bvse_barrier=self.bvse.get("barrier"), hops=len(self.hops), failures=len(self.failures))
+
+    def summary_text(self) -> str:
+        """Lines for a terminal: each hop and the rate-limiting barrier."""
         lines = [f"{self.formula} {self.ion}: {self.tier} CI-NEB ({self.calculator})"]
         for k, h in enumerate(self.hops):
             b = f"{h.barrier:.3f} eV" if h.barrier is not None else f"not converged ({h.status})"
@@ -769,7 +827,7 @@ def run_neb(
         calc_id, tier = calculator.identity, calculator.tier
     else:  # no hop ran: say which calculator was asked for
         calc_id = str(calculator)
-        tier = "BVFF" if calc_id.lower() == "bvff" else getattr(calculator, "tier", "NEB")
+        tier = tier_of(calc_id)
     bv = bvse.barriers.get(dim) if dim else None
     return NEBReport(
         formula=bvse.formula,

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ionscreen.screening.rank import bvse_barriers
 from ionscreen.structures.errors import IonscreenError
 
 from .store import STATES, ResultStore, SQLiteStore
@@ -241,8 +242,9 @@ class Dashboard:
             for r in rows[: self.top]:
                 d = {k: r.get(k) for k in DESCRIPTOR_KEYS}
                 bvse = r.get("bvse") or {}
-                for k in ("E1D", "E2D", "E3D", "dimensionality"):
-                    d[k] = bvse.get(k)
+                for dim, v in bvse_barriers(bvse).items():
+                    d[f"E{dim}"] = v
+                d["dimensionality"] = bvse.get("dimensionality")
                 neb = r.get("neb") or {}
                 d["neb_barrier"] = neb.get("barrier") if isinstance(neb, dict) else None
                 lst.append(d)

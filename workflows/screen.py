@@ -61,11 +61,9 @@ STEPS = {
 
 def best_bvse_barrier(summary: dict[str, Any] | None) -> float:
     """Lowest finite percolation barrier (the easiest dimension), inf when none percolates."""
-    if not summary:
-        return math.inf
-    vals = [summary.get(k) for k in ("E1D", "E2D", "E3D")]
-    vals = [v for v in vals if v is not None and math.isfinite(v)]
-    return min(vals) if vals else math.inf
+    from ionscreen.screening.bvse import BVSESummary
+
+    return BVSESummary.from_dict(summary).best_barrier if summary else math.inf
 
 
 @dataclass
@@ -219,10 +217,10 @@ def collect_rows(store: ResultStore) -> list[dict[str, Any]]:
         if rec.state == "done":
             nebs[cid] = rec.result
         elif rec.state == "failed" and cid not in nebs:  # the row says why it has no NEB barrier
+            from ionscreen.screening.neb import NEBSummary
+
             calc = str(rec.input.get("calculator", "bvff"))
-            nebs[cid] = {"summary": {"barrier": None, "converged": False, "calculator": calc,
-                                     "tier": "BVFF" if calc.lower() == "bvff" else "NEB",
-                                     "status": f"failed: {rec.reason}"}}
+            nebs[cid] = {"summary": NEBSummary.failed(calc, rec.reason).as_dict()}
     ins = {rec.input["candidate"]["id"]: rec.result for rec in store.results("insertion")}
     rows = []
     for rec in store.results("bvse", state=None):

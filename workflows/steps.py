@@ -13,16 +13,12 @@ in another process, on another MPI rank or on a cluster node.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pymatgen.core import Structure
 
 STEP_VERSIONS = {"bvse": "1", "neb": "1", "insertion": "1"}
 
-
-def _finite(x: Any) -> float | None:
-    return None if x is None or not math.isfinite(float(x)) else float(x)
 
 
 def bvse_step(doc: dict[str, Any]) -> dict[str, Any]:
@@ -35,20 +31,7 @@ def bvse_step(doc: dict[str, Any]) -> dict[str, Any]:
     res = compute_landscape(cand.structure, cand.working_ion, settings=settings, keep_grid=False)
     full = res.to_dict()
     full.pop("structure", None)
-    sites = res.distinct_sites
-    energies = [s.energy for s in sites]
-    hops = res.distinct_hops
-    summary = {
-        "E1D": _finite(res.barriers["1D"]), "E2D": _finite(res.barriers["2D"]),
-        "E3D": _finite(res.barriers["3D"]), "dimensionality": res.dimensionality,
-        "method": res.method, "model": res.model, "approximate": res.approximate,
-        "n_sites": len(res.sites), "n_distinct_sites": len(sites),
-        "site_energy_spread": (max(energies) - min(energies)) if energies else None,
-        "lowest_hop_barrier": _finite(hops[0].barrier) if hops else None,
-        "grid_step": max(res.grid_step), "warnings": list(res.warnings),
-        "seconds": res.timings.get("total"),
-    }
-    return {"summary": summary, "result": full}
+    return {"summary": res.summary().as_dict(), "result": full}
 
 
 def bvse_for_neb(result: dict[str, Any]) -> dict[str, Any]:
@@ -68,19 +51,7 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
     bvse = BVSEResult.from_dict(doc["bvse"])
     rep = run_neb(cand.structure, cand.working_ion, doc.get("calculator", "bvff"),
                   settings=NEBSettings(**doc.get("settings", {})), bvse=bvse)
-    d = rep.to_dict()
-    hops = d["hops"]
-    reasons = [h["status"] for h in hops if not h["converged"]] or [f["reason"] for f in rep.failures]
-    status = "converged" if rep.barrier is not None else (
-        "; ".join(dict.fromkeys(reasons)) or "no hop computed")  # each reason once
-    return {
-        "summary": {"barrier": rep.barrier, "converged": rep.barrier is not None,
-                    "calculator": rep.calculator, "tier": rep.tier, "status": status,
-                    "approximate": rep.approximate,
-                    "dimension": rep.dimension, "bvse_barrier": rep.bvse.get("barrier"),
-                    "hops": len(hops), "failures": len(rep.failures)},
-        "report": d,
-    }
+    return {"summary": rep.summary().as_dict(), "report": rep.to_dict()}
 
 
 def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
