@@ -16,7 +16,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numba
 import numpy as np
@@ -363,9 +363,19 @@ def _plain(structure: Structure) -> Structure:
 # ---------------------------------------------------------------------- preparation
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class PreparedHost:
-    """The framework as the kernels need it, with the parameters that were used."""
+    """A host ready for the bond-valence tiers: made once by :func:`prepare_host`, then passed
+    to :func:`compute_landscape` (and the NEB driver) instead of a Structure, so that oxidation
+    states, validation and the pair model are not redone.
+
+    ``settings`` are the BVSE settings it was prepared with; only :attr:`MODEL_FIELDS` of them
+    shape the pair model, and a calculation with other values there is refused.
+    """
+
+    MODEL_FIELDS: ClassVar[tuple[str, ...]] = (
+        "radii", "convention", "screening_factor", "hard_wall_energy", "derive_nitride",
+    )
 
     structure: Structure  # full structure, oxidation-state decorated
     framework: Structure  # without the mobile ions
@@ -373,6 +383,17 @@ class PreparedHost:
     species: list[str]  # species labels, index = kernel species id
     model: kbvse.PairModel
     parameters: dict[str, Any]
+    settings: BVSESettings
+
+    def check_settings(self, settings: BVSESettings) -> None:
+        """Raise ValueError naming the first model field where ``settings`` differ from ours."""
+        for name in self.MODEL_FIELDS:
+            mine, theirs = getattr(self.settings, name), getattr(settings, name)
+            if mine != theirs:
+                raise ValueError(
+                    f"the PreparedHost was prepared with {name}={mine!r} but the settings ask for "
+                    f"{name}={theirs!r}; prepare it again with these settings or pass the Structure"
+                )
 
 
 def prepare_host(
@@ -384,6 +405,7 @@ def prepare_host(
 ) -> PreparedHost:
     """Validate the host, assign oxidation states and build the per-species pair model."""
     settings = settings or BVSESettings()
+    settings.validate()
     ion = ion_model(ion)
     table = table or load_table()
     structure = assign_oxidation_states(structure, oxidation_states)
@@ -446,7 +468,7 @@ def prepare_host(
         "mobile": {"label": ion.label(), "q": q_m, "covalent_radius": r_m, "model": ion.model},
         "species": used,
     }
-    return PreparedHost(structure, framework, ion, labels, model, parameters)
+    return PreparedHost(structure, framework, ion, labels, model, parameters, settings)
 
 
 def grid_shape(structure: Structure, resolution: float) -> tuple[int, int, int]:
@@ -614,8 +636,8 @@ def _grid(framework, model, shape, mode: str, rep: np.ndarray | None):
 
 
 def compute_landscape(
-    structure: Structure,
-    ion: str | IonModel,
+    structure: Structure | PreparedHost,
+    ion: str | IonModel | None = None,
     resolution: float | None = None,
     settings: BVSESettings | None = None,
     oxidation_states: dict[str, float] | None = None,
@@ -625,11 +647,14 @@ def compute_landscape(
 ) -> BVSEResult:
     """BVSE landscape of ``ion`` in ``structure``: barriers, insertion sites and hops.
 
-    ``structure`` may carry oxidation states; otherwise ``oxidation_states`` (element ->
-    state) or pymatgen's BVAnalyzer supply them. Ions of the working-ion species already in
-    the structure are removed from the framework. ``shape`` overrides the grid from
-    ``resolution``. Raises an :class:`~ionscreen.structures.errors.IonscreenError` subclass
-    for anything the user can fix.
+    ``structure`` is a pymatgen Structure or a :class:`PreparedHost`. A Structure may carry
+    oxidation states; otherwise ``oxidation_states`` (element -> state) or pymatgen's
+    BVAnalyzer supply them, and it is prepared once here. A PreparedHost is used as it is: it
+    must have been prepared with the same model settings (:attr:`PreparedHost.MODEL_FIELDS`),
+    ``ion`` may be left out, and ``oxidation_states``/``table`` must be. Ions of the
+    working-ion species already in the structure are removed from the framework. ``shape``
+    overrides the grid from ``resolution``. Raises an
+    :class:`~ionscreen.structures.errors.IonscreenError` subclass for anything the user can fix.
     """
     settings = settings or BVSESettings()
     if resolution is not None:
@@ -637,7 +662,7 @@ def compute_landscape(
     settings.validate()
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    host = prepare_host(structure, ion, settings, oxidation_states, table)
+    host = _host_for(structure, ion, settings, oxidation_states, table)
     fw = host.framework
     lattice = fw.lattice.matrix
     explicit = shape is not None
@@ -718,6 +743,26 @@ def compute_landscape(
         energy=energy if keep_grid else None,
         structure=host.structure,
     )
+
+
+def _host_for(
+    structure: Structure | PreparedHost, ion: str | IonModel | None, settings: BVSESettings,
+    oxidation_states: dict[str, float] | None, table: ParamTable | None,
+) -> PreparedHost:
+    """``structure`` prepared for ``settings``: a PreparedHost is checked, a Structure prepared."""
+    if not isinstance(structure, PreparedHost):
+        if ion is None:
+            raise ValueError("compute_landscape needs the working ion for a Structure (e.g. ion='Mg')")
+        return prepare_host(structure, ion, settings, oxidation_states, table)
+    host = structure
+    if oxidation_states is not None or table is not None:
+        raise ValueError("oxidation_states and table are fixed when the host is prepared; "
+                         "pass them to prepare_host, not with a PreparedHost")
+    if ion is not None and ion_model(ion).name != host.ion.name:
+        raise ValueError(f"the PreparedHost was prepared for {host.ion.label()}, not for "
+                         f"{ion_model(ion).label()}")
+    host.check_settings(settings)
+    return host
 
 
 def _sites_and_hops(

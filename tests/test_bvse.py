@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from ionscreen.screening.bvse import BVSEResult, BVSESettings, compute_landscape
+from ionscreen.screening.bvse import (
+    BVSEResult,
+    BVSESettings,
+    PreparedHost,
+    compute_landscape,
+    prepare_host,
+)
 from ionscreen.structures.errors import (
     GridMemoryError,
     IonscreenError,
@@ -141,6 +147,43 @@ def test_json_round_trip_and_cube(tmp_path, spinel):
     assert data.min() == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="no grid"):
         back.write_cube(tmp_path / "x.cube")
+
+
+def _comparable(r: BVSEResult) -> dict:
+    d = r.to_dict()
+    d.pop("timings")
+    return d
+
+
+def test_prepared_host_gives_the_same_result_as_the_structure(spinel):
+    host = prepare_host(spinel, "Mg", COARSE)
+    assert isinstance(host, PreparedHost) and host.ion.name == "Mg"
+    from_structure = compute_landscape(spinel, "Mg", settings=COARSE)
+    from_host = compute_landscape(host, settings=COARSE)
+    assert _comparable(from_host) == _comparable(from_structure)
+    assert np.array_equal(from_host.energy, from_structure.energy)
+    # grid-only settings may differ from the preparation's
+    again = compute_landscape(host, "Mg", settings=BVSESettings(resolution=0.3, encut=3.0))
+    assert again.settings["resolution"] == 0.3
+
+
+@pytest.mark.parametrize("field,value", [("radii", "softbv"), ("convention", "spse"),
+                                         ("screening_factor", 0.8), ("derive_nitride", True)])
+def test_prepared_host_refuses_other_model_settings(spinel, field, value):
+    host = prepare_host(spinel, "Mg", COARSE)
+    other = BVSESettings(resolution=0.25, **{field: value})
+    with pytest.raises(ValueError, match=field):
+        compute_landscape(host, settings=other)
+
+
+def test_prepared_host_refuses_another_ion_or_preparation_inputs(spinel):
+    host = prepare_host(spinel, "Mg", COARSE)
+    with pytest.raises(ValueError, match="Zn2\\+"):
+        compute_landscape(host, "Zn", settings=COARSE)
+    with pytest.raises(ValueError, match="prepare_host"):
+        compute_landscape(host, settings=COARSE, oxidation_states={"Mg": 2})
+    with pytest.raises(ValueError, match="working ion"):
+        compute_landscape(spinel, settings=COARSE)
 
 
 def test_nh4_is_flagged_approximate(spinel):
