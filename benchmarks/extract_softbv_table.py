@@ -210,44 +210,60 @@ def _morse(r: float, r_min: float, d0: float, alpha: float) -> float:
     return 0.5 * d0 * ((math.exp(alpha * (r_min - r)) - 1.0) ** 2 - 1.0)
 
 
-def build_table(wheels: dict[str, zipfile.ZipFile], date: str) -> tuple[dict, list[str]]:
-    """Build the JSON document and a list of human-readable findings."""
-    bv, ions = wheels["bvlain"], wheels["ions"]
-    notes: list[str] = []
+def _unpickle_ints(zf: zipfile.ZipFile, member: str) -> dict[int, int]:
+    """A pickled {Z: n} mapping with plain ints (the pickles hold numpy scalars)."""
+    return {int(k): int(v) for k, v in pickle.loads(zf.read(member)).items()}
 
-    cation_rows = _nested_rows(pickle.loads(bv.read("bvlain/data/cation.pkl")), True)
-    anion_rows = _nested_rows(pickle.loads(bv.read("bvlain/data/anion.pkl")), False)
-    quantum_n = {int(k): int(v) for k, v in pickle.loads(bv.read("bvlain/data/quantum_n.pkl")).items()}
-    quantum_n_ions = {int(k): int(v) for k, v in pickle.loads(ions.read("ions/data/quantum_n.pkl")).items()}
-    radii_pkl = pickle.loads(bv.read("bvlain/data/covalent_radii_softvb.pkl"))
-    radii_pkl = {int(z): {int(v): float(r) for v, r in d.items()} for z, d in radii_pkl.items()}
 
-    # covalent_radii.py: read the dict literal without executing the module.
-    src = bv.read("bvlain/data/covalent_radii.py").decode()
-    tree = ast.parse(src)
-    radii_py = None
+def _radii_py(bv: zipfile.ZipFile) -> dict | None:
+    """The ``covalent_radii_softbv`` dict literal of covalent_radii.py, read without executing
+    the module."""
+    tree = ast.parse(bv.read("bvlain/data/covalent_radii.py").decode())
+    radii = None
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "covalent_radii_softbv" for t in node.targets
         ):
-            radii_py = ast.literal_eval(node.value)
-    if radii_py != radii_pkl:
+            radii = ast.literal_eval(node.value)
+    return radii
+
+
+def _read_bvlain(wheels: dict[str, zipfile.ZipFile], notes: list[str]) -> tuple[dict, dict, dict]:
+    """bvlain's rows, periods and softBV radii, after checking its copies agree with each other
+    (and its periods with ions')."""
+    bv, ions = wheels["bvlain"], wheels["ions"]
+    cation_rows = _nested_rows(pickle.loads(bv.read("bvlain/data/cation.pkl")), True)
+    anion_rows = _nested_rows(pickle.loads(bv.read("bvlain/data/anion.pkl")), False)
+    quantum_n = _unpickle_ints(bv, "bvlain/data/quantum_n.pkl")
+    quantum_n_ions = _unpickle_ints(ions, "ions/data/quantum_n.pkl")
+    radii_pkl = pickle.loads(bv.read("bvlain/data/covalent_radii_softvb.pkl"))
+    radii_pkl = {int(z): {int(v): float(r) for v, r in d.items()} for z, d in radii_pkl.items()}
+
+    if _radii_py(bv) != radii_pkl:
         raise SystemExit("covalent_radii.py and covalent_radii_softvb.pkl disagree")
     if quantum_n != quantum_n_ions:
         raise SystemExit("quantum_n.pkl differs between bvlain and ions")
     if cation_rows != anion_rows:
         raise SystemExit("cation.pkl and anion.pkl hold different rows")
     notes.append(f"bvlain cation.pkl == anion.pkl (re-indexed): {len(cation_rows)} rows")
+    return cation_rows, quantum_n, radii_pkl
 
+
+def _read_ions_rows(ions: zipfile.ZipFile, notes: list[str]) -> dict[tuple, dict]:
+    """ions' bvse_data.json ([cation][valence][anion][valence]) as rows keyed like bvlain's."""
     ions_json = json.loads(ions.read("ions/data/bvse_data.json"))
-    ions_rows = {}
+    rows = {}
     for el, by_v in ions_json.items():
         for v, by_an in by_v.items():
             for an, by_v2 in by_an.items():
                 for v2, vals in by_v2.items():
-                    ions_rows[(el, int(v), an, int(v2))] = {k: float(x) for k, x in vals.items()}
-    notes.append(f"ions bvse_data.json: {len(ions_rows)} rows")
+                    rows[(el, int(v), an, int(v2))] = {k: float(x) for k, x in vals.items()}
+    notes.append(f"ions bvse_data.json: {len(rows)} rows")
+    return rows
 
+
+def _check_sources_agree(cation_rows: dict, ions_rows: dict, notes: list[str]) -> None:
+    """Refuse to go on when a row present in both sources differs in any parameter."""
     only_ions = sorted(set(ions_rows) - set(cation_rows))
     only_bvlain = sorted(set(cation_rows) - set(ions_rows))
     disagreements = []
@@ -263,82 +279,93 @@ def build_table(wheels: dict[str, zipfile.ZipFile], date: str) -> tuple[dict, li
             notes.append(f"  disagreement {d}")
         raise SystemExit("the two sources disagree; resolve before writing the table")
 
+
+def _pair_row(key: tuple, vals: dict, sources: list[str]) -> dict:
+    """One output row; a row with alpha <= 0 is kept but marked ``rejected`` (with why)."""
+    cat, cv, an, av = key
+    alpha = vals["alpha"]
+    row = {
+        "cation": cat, "cation_valence": cv, "anion": an, "anion_valence": av,
+        "r0": vals["r0"], "b": round(1.0 / alpha, 6), "alpha": alpha,
+        "d0": vals["d0"], "r_min": vals["r_min"], "sources": sources,
+    }
+    if alpha <= 0:
+        e27 = _morse(2.7, vals["r_min"], vals["d0"], alpha)
+        row["rejected"] = (
+            f"alpha <= 0: alpha = {alpha} (b = {1.0 / alpha:.4f} Å), physically invalid - the "
+            f"Morse bond term grows with distance instead of binding (E = {e27:+.3g} eV at "
+            "2.7 Å); present in bvlain's pickles, dropped from ions' bvse_data.json"
+        )
+    return row
+
+
+def _pair_rows(cation_rows: dict, ions_rows: dict) -> tuple[list[dict], dict]:
+    """The union of both sources as output rows in (Z, valence, Z, valence) order, and the union."""
     union = dict(cation_rows)
     for key, vals in ions_rows.items():
         union.setdefault(key, vals)
-
-    nc_hits = {name: _scan_for_nc_cutoff(zf, f"{name}/data/") for name, zf in wheels.items()}
-    notes.append(f"files with a Nc / cutoff column: {nc_hits}")
 
     def sort_key(k: tuple) -> tuple:
         return (atomic_numbers[k[0]], k[1], atomic_numbers[k[2]], k[3])
 
     pairs = []
-    n_rejected = 0
     for key in sorted(union, key=sort_key):
-        vals = union[key]
-        cat, cv, an, av = key
-        alpha = vals["alpha"]
-        row = {
-            "cation": cat, "cation_valence": cv, "anion": an, "anion_valence": av,
-            "r0": vals["r0"], "b": round(1.0 / alpha, 6), "alpha": alpha,
-            "d0": vals["d0"], "r_min": vals["r_min"],
-        }
         srcs = []
         if key in cation_rows:
             srcs.append(f"bvlain-{WHEELS['bvlain']['version']}")
         if key in ions_rows:
             srcs.append(f"ions-{WHEELS['ions']['version']}")
-        row["sources"] = srcs
-        if alpha <= 0:
-            n_rejected += 1
-            e27 = _morse(2.7, vals["r_min"], vals["d0"], alpha)
-            row["rejected"] = (
-                f"alpha <= 0: alpha = {alpha} (b = {1.0 / alpha:.4f} Å), physically invalid - the "
-                f"Morse bond term grows with distance instead of binding (E = {e27:+.3g} eV at "
-                "2.7 Å); present in bvlain's pickles, dropped from ions' bvse_data.json"
-            )
-        pairs.append(row)
-    notes.append(f"union: {len(pairs)} rows, {n_rejected} rejected (alpha <= 0), "
-                 f"{len(pairs) - n_rejected} usable")
+        pairs.append(_pair_row(key, union[key], srcs))
+    return pairs, union
 
+
+def _elements(quantum_n: dict, radii: dict, union: dict, notes: list[str]) -> dict[str, dict]:
+    """Per-element data (Z, period n, softBV radii by valence, ASE radius) for every element
+    with a period; every element of a pair must have one."""
     elements = {}
     for z in sorted(quantum_n):
-        sym = chemical_symbols[z]
-        elements[sym] = {
+        elements[chemical_symbols[z]] = {
             "z": z,
             "period": quantum_n[z],
-            "covalent_radius_softbv": {str(v): r for v, r in sorted(radii_pkl.get(z, {}).items())},
+            "covalent_radius_softbv": {str(v): r for v, r in sorted(radii.get(z, {}).items())},
             "covalent_radius_ase": round(float(covalent_radii[z]), 4),
         }
     missing_el = sorted({k[i] for k in union for i in (0, 2)} - set(elements))
     if missing_el:
         raise SystemExit(f"elements in pairs without period n: {missing_el}")
     notes.append(f"elements: {len(elements)} (period n from quantum_n.pkl)")
+    return elements
 
-    sources = []
-    for name, info in WHEELS.items():
-        zf = wheels[name]
-        sources.append({
+
+def _sources(wheels: dict[str, zipfile.ZipFile]) -> list[dict]:
+    """Provenance of each wheel: pins, licence and copyright line, files read."""
+    files = {
+        "bvlain": ["bvlain/data/cation.pkl", "bvlain/data/anion.pkl",
+                   "bvlain/data/quantum_n.pkl", "bvlain/data/covalent_radii_softvb.pkl",
+                   "bvlain/data/covalent_radii.py"],
+        "ions": ["ions/data/bvse_data.json", "ions/data/quantum_n.pkl"],
+    }
+    return [
+        {
             "name": name, "version": info["version"], "wheel": info["wheel"],
             "sha256": info["sha256"], "license": info["license"],
-            "copyright": _license_line(zf, name, info["version"]),
-            "url": info["url"], "pypi": info["pypi"],
-            "files": (["bvlain/data/cation.pkl", "bvlain/data/anion.pkl",
-                       "bvlain/data/quantum_n.pkl", "bvlain/data/covalent_radii_softvb.pkl",
-                       "bvlain/data/covalent_radii.py"] if name == "bvlain"
-                      else ["ions/data/bvse_data.json", "ions/data/quantum_n.pkl"]),
-        })
+            "copyright": _license_line(wheels[name], name, info["version"]),
+            "url": info["url"], "pypi": info["pypi"], "files": files[name],
+        }
+        for name, info in WHEELS.items()
+    ]
 
-    provenance = {
+
+def _provenance(date: str, sources: list[dict], counts: dict[str, int]) -> dict:
+    """The provenance block: where the numbers come from and what each column means."""
+    return {
         "title": "softBV-derived bond-valence (Morse) parameters for BVSE, with element data",
         "generated": date,
         "generated_by": SCRIPT_NAME,
         "ase_version": ase.__version__,
         "sources": sources,
         "citations": CITATIONS,
-        "counts": {"pairs": len(pairs), "usable": len(pairs) - n_rejected,
-                   "rejected": n_rejected, "elements": len(elements)},
+        "counts": counts,
         "columns": {
             "r0": "bond-valence R0 (Å)", "b": "bond-valence softness b = 1/alpha (Å)",
             "alpha": "Morse alpha (1/Å)", "d0": "Morse well depth D0 (eV)",
@@ -365,6 +392,26 @@ def build_table(wheels: dict[str, zipfile.ZipFile], date: str) -> tuple[dict, li
             "ase.data.covalent_radii"
         ),
     }
+
+
+def build_table(wheels: dict[str, zipfile.ZipFile], date: str) -> tuple[dict, list[str]]:
+    """Build the JSON document and a list of human-readable findings."""
+    notes: list[str] = []
+    cation_rows, quantum_n, radii = _read_bvlain(wheels, notes)
+    ions_rows = _read_ions_rows(wheels["ions"], notes)
+    _check_sources_agree(cation_rows, ions_rows, notes)
+    pairs, union = _pair_rows(cation_rows, ions_rows)
+
+    nc_hits = {name: _scan_for_nc_cutoff(zf, f"{name}/data/") for name, zf in wheels.items()}
+    notes.append(f"files with a Nc / cutoff column: {nc_hits}")
+    n_rejected = sum(1 for row in pairs if "rejected" in row)
+    notes.append(f"union: {len(pairs)} rows, {n_rejected} rejected (alpha <= 0), "
+                 f"{len(pairs) - n_rejected} usable")
+
+    elements = _elements(quantum_n, radii, union, notes)
+    counts = {"pairs": len(pairs), "usable": len(pairs) - n_rejected,
+              "rejected": n_rejected, "elements": len(elements)}
+    provenance = _provenance(date, _sources(wheels), counts)
     return {"provenance": provenance, "elements": elements, "pairs": pairs}, notes
 
 
