@@ -21,6 +21,8 @@ from pathlib import Path
 
 from machine import cpu_model, usable_cores
 
+from ionscreen.structures.ions import SCREEN_DEFAULT
+
 OUT = Path(__file__).parent / "out"
 
 
@@ -49,7 +51,7 @@ def run(variant: str, ions: list[str], hosts: str) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--ions", nargs="+", default=["Mg", "Ca", "Zn", "Al", "NH4"])
+    ap.add_argument("--ions", nargs="+", default=list(SCREEN_DEFAULT))
     ap.add_argument("--hosts", default="builtin",
                     help="as `ionscreen screen --hosts` (default: every built-in host)")
     ap.add_argument("--variants", nargs="+", default=["serial", "pool2", "mpi2", "mpi3"])

@@ -25,9 +25,10 @@ from machine import cpu_model  # noqa: E402
 
 from ionscreen.screening.bvse import BVSESettings, compute_landscape  # noqa: E402
 from ionscreen.structures.errors import IonscreenError  # noqa: E402
+from ionscreen.structures.ions import SCREEN_DEFAULT  # noqa: E402
 from ionscreen.structures.prototypes import host_for_ion, list_prototypes  # noqa: E402
 
-IONS = ("Mg", "Ca", "Zn", "Al", "NH4")
+IONS = SCREEN_DEFAULT  # the ions a screen runs by default
 
 
 def main() -> None:
