@@ -276,9 +276,10 @@ class BVSEResult:
         if self.energy is None or self.structure is None:
             raise ValueError("this result carries no grid (it was loaded from JSON); recompute it")
         from ase.io.cube import write_cube
-        from pymatgen.io.ase import AseAtomsAdaptor
 
-        atoms = AseAtomsAdaptor.get_atoms(_plain(self.structure))
+        from ionscreen.structures.convert import to_atoms
+
+        atoms = to_atoms(self.structure)
         data = np.minimum(self.energy - self.energy_min, 1e3)
         with open(path, "w") as fh:
             write_cube(fh, atoms, data=data, comment=f"{METHOD} landscape of {self.ion} in {self.formula}, eV")
@@ -352,12 +353,6 @@ def _wrap(frac: np.ndarray) -> np.ndarray:
     """Fractional coordinates in [0, 1), with values a hair below 1 sent to 0."""
     f = np.asarray(frac, dtype=float) % 1.0
     return np.where(f > 1.0 - 1e-7, 0.0, f)
-
-
-def _plain(structure: Structure) -> Structure:
-    s = structure.copy()
-    s.remove_oxidation_states()
-    return s
 
 
 # ---------------------------------------------------------------------- preparation

@@ -25,17 +25,15 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from pymatgen.core import Structure
-from pymatgen.io.ase import AseAtomsAdaptor
 
 from ionscreen.kernels import bvff as kbvff
+from ionscreen.structures.convert import MOBILE_TAG, to_atoms
 from ionscreen.structures.errors import StructureValidationError
-from ionscreen.structures.io import assign_oxidation_states
 from ionscreen.structures.ions import ion_label
 
 from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
 
 METHOD = "BVFF"
-MOBILE_TAG = 1
 
 
 @dataclass(frozen=True)
@@ -208,22 +206,9 @@ def mobile_symbol(ion: IonModel) -> str:
 
 
 def structure_to_atoms(structure: Structure, mobile: list[int] | None = None) -> Atoms:
-    """ASE Atoms with oxidation states as initial charges and the mobile ions tagged 1.
-
-    Oxidation states are assigned (guessed) when the structure has none.
-    """
-    s = assign_oxidation_states(structure)
-    charges = [getattr(site.specie, "oxi_state", 0.0) or 0.0 for site in s]
-    plain = s.copy()
-    plain.remove_oxidation_states()
-    atoms = AseAtomsAdaptor.get_atoms(plain)
-    atoms.set_initial_charges(charges)
-    tags = np.zeros(len(atoms), int)
-    if mobile:
-        tags[list(mobile)] = MOBILE_TAG
-    atoms.set_tags(tags)
-    atoms.pbc = True
-    return atoms
+    """ASE Atoms as the BVFF reads them: :func:`~ionscreen.structures.convert.to_atoms` with
+    oxidation states (guessed when absent) as initial charges and ``mobile`` tagged 1."""
+    return to_atoms(structure, charges=True, mobile=mobile)
 
 
 class BVFFCalculator(Calculator):

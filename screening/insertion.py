@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
-from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.core import Composition, Structure
 
 from ionscreen.screening.mlip import CalculatorFactory, calculator_factory
-from ionscreen.screening.mlip import relax as _relax
 from ionscreen.screening.params import IonModel, ion_model
+from ionscreen.screening.relax import relax as _relax
+from ionscreen.structures.convert import to_atoms, to_structure
 from ionscreen.structures.errors import (
     CalculationError,
     IonscreenError,
@@ -50,9 +51,12 @@ __all__ = [
     "NH4_BOX",
     "SWELLING_WARNING",
     "InsertionResult",
+    "RelaxedCell",
     "clear_reference_cache",
     "insertion_voltage",
     "ion_reference",
+    "relax_pair",
+    "voltage_from_energies",
 ]
 
 #: Bulk-metal references: ion -> (structure, a [Å], c [Å] or None). Experimental lattice
@@ -115,7 +119,8 @@ def ion_reference(ion: str | IonModel, factory: CalculatorFactory | str) -> tupl
     if ion.name in METAL_REFERENCES:
         crystal, a, c = METAL_REFERENCES[ion.name]
         atoms = bulk(ion.name, crystal, a=a, c=c) if c else bulk(ion.name, crystal, a=a)
-        relaxed, converged, _ = _relax(atoms, factory(), fmax=_REFERENCE_FMAX, cell=True)
+        relaxed, converged, _ = _relax(atoms, factory(), fmax=_REFERENCE_FMAX, cell=True,
+                                       optimizer="BFGS")
         mu = float(relaxed.get_potential_energy()) / len(relaxed)
         lat = f"a={a} Å" + (f", c={c} Å" if c else "")
         desc = (f"μ({ion.name}) = energy per atom of {crystal} {ion.name} metal (started from "
@@ -129,7 +134,8 @@ def ion_reference(ion: str | IonModel, factory: CalculatorFactory | str) -> tupl
             mol.set_cell([NH4_BOX] * 3)
             mol.center()
             mol.pbc = True
-            relaxed, converged, _ = _relax(mol, factory(), fmax=_REFERENCE_FMAX, cell=False)
+            relaxed, converged, _ = _relax(mol, factory(), fmax=_REFERENCE_FMAX, cell=False,
+                                           optimizer="BFGS")
             energies[name] = float(relaxed.get_potential_energy())
             conv = conv and converged
         mu = energies["NH3"] + 0.5 * energies["H2"]
@@ -147,29 +153,7 @@ def ion_reference(ion: str | IonModel, factory: CalculatorFactory | str) -> tupl
     return mu, desc
 
 
-# -- structures <-> atoms --------------------------------------------------------------------
-
-
-def _to_atoms(structure: Structure, what: str) -> Any:
-    from ase import Atoms
-
-    if not isinstance(structure, Structure):
-        raise IonscreenError(f"{what}: expected a pymatgen Structure, got "
-                             f"{type(structure).__name__}")
-    if not structure.is_ordered:
-        raise StructureValidationError(
-            f"{what} ({structure.composition.reduced_formula}) has partial occupancies; an "
-            "ML potential needs an ordered cell (order it first, e.g. with pymatgen's "
-            "OrderDisorderedStructureTransformation)"
-        )
-    symbols = [site.specie.symbol for site in structure]
-    return Atoms(symbols, positions=structure.cart_coords, cell=structure.lattice.matrix,
-                 pbc=True)
-
-
-def _to_structure(atoms: Any) -> Structure:
-    return Structure(Lattice(atoms.cell[:]), atoms.get_chemical_symbols(), atoms.positions,
-                     coords_are_cartesian=True)
+# -- composition -----------------------------------------------------------------------------
 
 
 def _ions_inserted(empty: Structure, inserted: Structure, ion: IonModel) -> float:
@@ -257,47 +241,42 @@ class InsertionResult:
                 f"V = {self.voltage_V:.3f} V{approx}, ΔV/V = {self.volume_change_percent:+.2f} % "
                 f"[{self.model}, {self.tier} tier]{flag}")
 
-    def to_dict(self, structures: bool = False) -> dict[str, Any]:
-        """JSON-serialisable document; ``structures=True`` adds the relaxed cells."""
-        d = {
-            "model": self.model,
-            "tier": self.tier,
-            "produced_by": f"{self.model} ({self.tier} tier)",
-            "ion": self.ion,
-            "ion_charge": self.ion_charge,
-            "x": self.x,
-            "formula_empty": self.formula_empty,
-            "formula_inserted": self.formula_inserted,
-            "voltage_V": self.voltage_V,
-            "energy_empty_eV": self.energy_empty_eV,
-            "energy_inserted_eV": self.energy_inserted_eV,
-            "mu_ion_eV": self.mu_ion_eV,
-            "mu_reference": self.mu_reference,
-            "reference_approximate": self.reference_approximate,
-            "volume_empty_A3": self.volume_empty_A3,
-            "volume_inserted_A3": self.volume_inserted_A3,
-            "volume_empty_initial_A3": self.volume_empty_initial_A3,
-            "volume_inserted_initial_A3": self.volume_inserted_initial_A3,
-            "volume_change": self.volume_change,
-            "volume_change_percent": self.volume_change_percent,
-            "volume_warning": self.volume_warning,
-            "relaxed": self.relaxed,
-            "converged_empty": self.converged_empty,
-            "converged_inserted": self.converged_inserted,
-            "steps_empty": self.steps_empty,
-            "steps_inserted": self.steps_inserted,
-            "fmax_eV_A": self.fmax,
-            "formula": "V = -[E(host + x ion) - E(host) - x*mu(ion)] / (z*x)",
-            "units": {"energy": "eV per cell", "volume": "Å^3 per cell", "voltage": "V",
-                      "volume_change": "relative (inserted - empty) / empty"},
-            "notes": list(self.notes),
-        }
+    def as_dict(self, structures: bool = False) -> dict[str, Any]:
+        """JSON-serialisable document (pymatgen's MSONable form, with ``@module``/``@class``);
+        ``structures=True`` adds the relaxed cells. ``produced_by``, ``volume_change_percent``,
+        ``formula`` and ``units`` are for readers of the document."""
+        d: dict[str, Any] = {"@module": type(self).__module__, "@class": type(self).__name__,
+                             "produced_by": f"{self.model} ({self.tier} tier)"}
+        for f in fields(self):
+            if f.name not in _CELLS:
+                d[_DOC_KEYS.get(f.name, f.name)] = getattr(self, f.name)
+        d["notes"] = list(self.notes)
+        d["volume_change_percent"] = self.volume_change_percent
+        d["formula"] = "V = -[E(host + x ion) - E(host) - x*mu(ion)] / (z*x)"
+        d["units"] = {"energy": "eV per cell", "volume": "Å^3 per cell", "voltage": "V",
+                      "volume_change": "relative (inserted - empty) / empty"}
         if structures:
-            d["empty_structure"] = (self.empty_structure.as_dict()
-                                    if self.empty_structure is not None else None)
-            d["inserted_structure"] = (self.inserted_structure.as_dict()
-                                       if self.inserted_structure is not None else None)
+            for key in _CELLS:
+                cell = getattr(self, key)
+                d[key] = cell.as_dict() if cell is not None else None
         return d
+
+    #: Deprecated alias of :meth:`as_dict`, kept for one release.
+    to_dict = as_dict
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> InsertionResult:
+        """The result back from :meth:`as_dict` (the cells too, when the document has them)."""
+        kwargs = {f.name: d[_DOC_KEYS.get(f.name, f.name)] for f in fields(cls)
+                  if f.name not in _CELLS}
+        kwargs["notes"] = list(kwargs["notes"])
+        for key in _CELLS:
+            kwargs[key] = Structure.from_dict(d[key]) if d.get(key) else None
+        return cls(**kwargs)
+
+
+_CELLS = ("empty_structure", "inserted_structure")
+_DOC_KEYS = {"fmax": "fmax_eV_A"}  # field -> document key, where they differ
 
 
 # -- the calculation -------------------------------------------------------------------------
@@ -315,6 +294,108 @@ def _energy(atoms: Any, calc: Any, what: str) -> float:
         raise CalculationError(f"energy of the {what} failed in the calculator: "
                                f"{type(err).__name__}: {err}") from err
     return e
+
+
+class RelaxedCell(NamedTuple):
+    """One cell of an insertion pair, as :func:`relax_pair` leaves it."""
+
+    atoms: Any
+    """The final geometry (relaxed, or as given)."""
+    energy: float
+    """Total energy, eV per cell."""
+    converged: bool
+    steps: int
+    volume_initial: float
+    """Volume before relaxation, Å³."""
+
+    @property
+    def volume(self) -> float:
+        """Final volume, Å³."""
+        return float(self.atoms.get_volume())
+
+    @property
+    def swelling(self) -> float:
+        """Relative volume change on relaxation (positive: the cell grew)."""
+        return self.volume / self.volume_initial - 1.0
+
+
+def relax_pair(
+    empty: Structure,
+    inserted: Structure,
+    factory: CalculatorFactory | str,
+    *,
+    relax: bool = True,
+    fmax: float = 0.05,
+    steps: int = 500,
+    optimizer: str = "BFGS",
+    smax: float | None = 5e-4,
+    rattle: float = 0.02,
+    strict: bool = False,
+) -> tuple[RelaxedCell, RelaxedCell]:
+    """The empty and the inserted cell, each relaxed (positions and cell) with a calculator
+    from ``factory``, with their energies; ``relax=False`` takes the energies of the given
+    geometries. The arguments are those of :func:`insertion_voltage`; a relaxation that does
+    not converge raises :class:`CalculationError` when ``strict``, else it is flagged in the
+    returned :class:`RelaxedCell`.
+    """
+    factory = _as_factory(factory)
+    pair = (("empty host", to_atoms(empty)), ("inserted host", to_atoms(inserted)))
+    cells = []
+    for what, atoms in pair:
+        volume = float(atoms.get_volume())
+        if not relax:
+            cells.append(RelaxedCell(atoms, _energy(atoms, factory(), what), True, 0, volume))
+            continue
+        done, converged, nsteps = _relax(atoms, factory(), fmax=fmax, steps=steps, cell=True,
+                                         optimizer=optimizer, smax=smax, rattle=rattle)
+        energy = _energy(done, None, what)
+        if not converged and strict:
+            raise CalculationError(_not_converged(what, done, fmax, nsteps)
+                                   + f" with {factory.identity}")
+        cells.append(RelaxedCell(done, energy, converged, nsteps, volume))
+    return cells[0], cells[1]
+
+
+def _not_converged(what: str, atoms: Any, fmax: float, nsteps: int) -> str:
+    return (f"relaxation of the {what} ({atoms.get_chemical_formula()}) did not reach "
+            f"fmax={fmax} eV/Å in {nsteps} steps")
+
+
+def voltage_from_energies(e_inserted: float, e_empty: float, mu: float, x: float,
+                          z: int) -> float:
+    """V = −[E(host + x ion) − E(host) − x·μ(ion)] / (z·x), in volts from energies in eV
+    (per cell for the two hosts, per ion for μ)."""
+    if not x > 0 or z == 0:
+        raise IonscreenError(f"need x > 0 ions and a charge z != 0 (got x={x}, z={z})")
+    return -(e_inserted - e_empty - x * mu) / (z * x)
+
+
+def _notes(cells: dict[str, RelaxedCell], ion: IonModel, x: float, relaxed: bool,
+           fmax: float, factory: CalculatorFactory) -> tuple[list[str], bool]:
+    """The result's notes, and whether a cell's volume moved by more than SWELLING_WARNING."""
+    notes = [f"Average voltage between the two cells (x = {x:g} {ion.label()} per cell, "
+             "against the ion reference below); intermediate phases, ion ordering and "
+             "entropy are not included."]
+    notes += [_not_converged(what, c.atoms, fmax, c.steps)
+              + "; its energy and volume are less reliable"
+              for what, c in cells.items() if relaxed and not c.converged]
+    volume_warning = False
+    for what, cell in cells.items():
+        if abs(cell.swelling) > SWELLING_WARNING:
+            volume_warning = True
+            notes.append(
+                f"The {what}'s volume changed by {100 * cell.swelling:+.1f} % on relaxation; "
+                "check the relaxed cell: in a layered host this usually means the model, which "
+                "has no dispersion (van der Waals) binding, lets the layers drift apart, and "
+                "the volume change is then unreliable (the voltage much less so); in a 3D "
+                "framework it is a large strain that the host may not survive.")
+    if not relaxed:
+        notes.append("Unrelaxed: energies and volumes of the given geometries.")
+    if ion.approximate or ion.name == "NH4":
+        notes.append("The NH4 reference μ(NH4) = E(NH3) + ½E(H2) is an approximation: compare "
+                     "NH4+ voltages between hosts, not with a measured cell voltage.")
+    notes.append(factory.note)
+    return notes, volume_warning
 
 
 def insertion_voltage(
@@ -339,99 +420,55 @@ def insertion_voltage(
     ``"chgnet"``), the stress to about ``smax`` eV/Å³ (5e-4 ≈ 0.08 GPa; ``None``: ASE's looser
     default), after a seeded random displacement of ``rattle`` Å so that a symmetric starting
     point that is a saddle of the model can relax (see
-    :func:`ionscreen.screening.mlip.relax`); with ``relax=False`` the given geometries are used
+    :func:`ionscreen.screening.relax.relax`); with ``relax=False`` the given geometries are used
     as they are. A cell whose volume moves by more than 15 % is flagged
-    (``volume_warning``). μ(ion) comes
-    from :func:`ion_reference` with the same model. A relaxation that does not converge is
+    (``volume_warning``). μ(ion) comes from :func:`ion_reference` with the same model. A relaxation that does not converge is
     flagged in the result (``converged_*`` and a note), or raises :class:`CalculationError`
     when ``strict``. Frameworks that differ, or x ≤ 0, raise
     :class:`StructureValidationError`.
+
+    The composition of :func:`relax_pair`, :func:`ion_reference` and
+    :func:`voltage_from_energies`.
     """
     ion = ion_model(ion)
     factory = _as_factory(factory)
     x = _ions_inserted(empty, inserted, ion)
-    atoms_empty = _to_atoms(empty, "empty host")
-    atoms_ins = _to_atoms(inserted, "inserted host")
-    vol0_empty, vol0_ins = float(atoms_empty.get_volume()), float(atoms_ins.get_volume())
-
-    notes: list[str] = []
-    results = {}
-    for what, atoms in (("empty host", atoms_empty), ("inserted host", atoms_ins)):
-        if relax:
-            done, converged, nsteps = _relax(atoms, factory(), fmax=fmax, steps=steps,
-                                             cell=True, optimizer=optimizer, smax=smax,
-                                             rattle=rattle)
-            energy = _energy(done, None, what)
-            if not converged:
-                msg = (f"relaxation of the {what} ({atoms.get_chemical_formula()}) did not "
-                       f"reach fmax={fmax} eV/Å in {nsteps} steps")
-                if strict:
-                    raise CalculationError(msg + f" with {factory.identity}")
-                notes.append(msg + "; its energy and volume are less reliable")
-        else:
-            done, converged, nsteps = atoms, True, 0
-            energy = _energy(atoms, factory(), what)
-        results[what] = (done, energy, converged, nsteps)
-
+    cell_e, cell_i = relax_pair(empty, inserted, factory, relax=relax, fmax=fmax, steps=steps,
+                                optimizer=optimizer, smax=smax, rattle=rattle, strict=strict)
     mu, mu_desc = ion_reference(ion, factory)
-    done_e, e_empty, conv_e, n_e = results["empty host"]
-    done_i, e_ins, conv_i, n_i = results["inserted host"]
-    z = ion.charge
-    voltage = -(e_ins - e_empty - x * mu) / (z * x)
-    vol_e, vol_i = float(done_e.get_volume()), float(done_i.get_volume())
+    voltage = voltage_from_energies(cell_i.energy, cell_e.energy, mu, x, ion.charge)
+    vol_e, vol_i = cell_e.volume, cell_i.volume
     if not all(math.isfinite(v) for v in (voltage, vol_e, vol_i)):
         raise CalculationError(f"{factory.identity} gave a non-finite voltage or volume")
-
-    notes.insert(0, f"Average voltage between the two cells (x = {x:g} {ion.label()} per cell, "
-                    "against the ion reference below); intermediate phases, ion ordering and "
-                    "entropy are not included.")
-    swelling = {what: float(done.get_volume() / atoms.get_volume() - 1.0)
-                for what, atoms, done in (("empty host", atoms_empty, done_e),
-                                          ("inserted host", atoms_ins, done_i))}
-    volume_warning = False
-    for what, change in swelling.items():
-        if abs(change) > SWELLING_WARNING:
-            volume_warning = True
-            notes.append(
-                f"The {what}'s volume changed by {100 * change:+.1f} % on relaxation; check "
-                "the relaxed cell: in a layered host this usually means the model, which has "
-                "no dispersion (van der Waals) binding, lets the layers drift apart, and the "
-                "volume change is then unreliable (the voltage much less so); in a 3D "
-                "framework it is a large strain that the host may not survive.")
-    if not relax:
-        notes.append("Unrelaxed: energies and volumes of the given geometries.")
-    if ion.approximate or ion.name == "NH4":
-        notes.append("The NH4 reference μ(NH4) = E(NH3) + ½E(H2) is an approximation: compare "
-                     "NH4+ voltages between hosts, not with a measured cell voltage.")
-    notes.append(factory.note)
-
+    notes, volume_warning = _notes({"empty host": cell_e, "inserted host": cell_i}, ion, x,
+                                   relax, fmax, factory)
     return InsertionResult(
         ion=ion.label(),
-        ion_charge=z,
+        ion_charge=ion.charge,
         x=x,
         formula_empty=empty.composition.element_composition.formula.replace(" ", ""),
         formula_inserted=inserted.composition.element_composition.formula.replace(" ", ""),
         voltage_V=float(voltage),
-        energy_empty_eV=e_empty,
-        energy_inserted_eV=e_ins,
+        energy_empty_eV=cell_e.energy,
+        energy_inserted_eV=cell_i.energy,
         mu_ion_eV=mu,
         mu_reference=mu_desc,
         reference_approximate=ion.name == "NH4",
         volume_empty_A3=vol_e,
         volume_inserted_A3=vol_i,
-        volume_empty_initial_A3=vol0_empty,
-        volume_inserted_initial_A3=vol0_ins,
+        volume_empty_initial_A3=cell_e.volume_initial,
+        volume_inserted_initial_A3=cell_i.volume_initial,
         volume_change=(vol_i - vol_e) / vol_e,
         volume_warning=volume_warning,
         relaxed=relax,
-        converged_empty=conv_e,
-        converged_inserted=conv_i,
-        steps_empty=n_e,
-        steps_inserted=n_i,
+        converged_empty=cell_e.converged,
+        converged_inserted=cell_i.converged,
+        steps_empty=cell_e.steps,
+        steps_inserted=cell_i.steps,
         fmax=fmax,
         model=factory.identity,
         tier=factory.tier,
         notes=notes,
-        empty_structure=_to_structure(done_e),
-        inserted_structure=_to_structure(done_i),
+        empty_structure=to_structure(cell_e.atoms),
+        inserted_structure=to_structure(cell_i.atoms),
     )

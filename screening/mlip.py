@@ -1,4 +1,6 @@
-"""ML-potential tier: name an ASE calculator with one string, and relax structures with it.
+"""ML-potential tier: name an ASE calculator with one string (and relax structures with it).
+
+Relaxation lives in :mod:`ionscreen.screening.relax` (:func:`relax` is re-exported here).
 
 Specs accepted by :func:`calculator_factory`:
 
@@ -31,11 +33,11 @@ import importlib
 import io
 import re
 import sys
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ionscreen.screening.relax import relax
 from ionscreen.structures.errors import CalculationError, IonscreenError, MissingDependencyError
 
 __all__ = [
@@ -77,8 +79,6 @@ _CHGNET_MODEL_NOTES = {
     "r2scan": "CHGNet r2scan is transfer-learned on MP r2SCAN data; its energies are on a "
               "different reference from the PBE models.",
 }
-
-_CHGNET_WARNING = "Converting a tensor with requires_grad=True to a scalar"
 
 
 def _missing(what: str, err: BaseException) -> MissingDependencyError:
@@ -279,74 +279,3 @@ def _class_factory(spec: str, threads: int) -> CalculatorFactory:
             "another model's.")
     return CalculatorFactory(spec=spec, identity=identity, tier="ASE calculator", note=note,
                              threads=threads, _make=make)
-
-
-# -- relaxation ---------------------------------------------------------------------------------
-
-
-def relax(
-    atoms: Any,
-    calc: Any,
-    fmax: float = 0.05,
-    steps: int = 500,
-    cell: bool = False,
-    optimizer: str = "BFGS",
-    smax: float | None = None,
-    rattle: float = 0.0,
-    seed: int = 0,
-) -> tuple[Any, bool, int]:
-    """Relax a copy of ``atoms`` with ``calc``; return ``(relaxed_atoms, converged, steps)``.
-
-    ``cell=True`` relaxes the cell too, through ``ase.filters.FrechetCellFilter`` (the
-    calculator must give stress). ``optimizer`` is ``"BFGS"`` (default; fewest steps from a
-    near-equilibrium experimental structure) or ``"FIRE"`` (more robust from a rough start).
-    ``fmax`` is in eV/Å. ASE's cell criterion alone is |stress| ≲ fmax·N/V, loose for small
-    cells (0.7 GPa for 9-atom LiCoO2 at fmax 0.05); with ``smax`` (eV/Å³; 0.0006 eV/Å³ ≈
-    0.1 GPa) a second stage tightens the force criterion to fmax·min(1, smax·V/(N·fmax)) until
-    the stress is below about ``smax`` (the filter keeps its default, well-conditioned cell
-    scaling). ``rattle`` (Å) displaces the atoms randomly (seeded by ``seed``) first, so that a
-    high-symmetry starting point that is a saddle of the model is left. ``steps`` bounds the
-    total. The returned atoms carry ``calc``. A calculator that fails raises
-    :class:`CalculationError`.
-    """
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import BFGS, FIRE
-
-    optimizers = {"BFGS": BFGS, "FIRE": FIRE}
-    opt_cls = optimizers.get(str(optimizer).upper())
-    if opt_cls is None:
-        raise IonscreenError(f"unknown optimizer {optimizer!r}; accepted: BFGS, FIRE")
-    if fmax <= 0 or steps < 0:
-        raise IonscreenError(f"fmax must be > 0 and steps >= 0 (got fmax={fmax}, steps={steps})")
-    if smax is not None and smax <= 0:
-        raise IonscreenError(f"smax must be > 0 eV/Å³ (got {smax})")
-    work = atoms.copy()
-    if rattle > 0:
-        work.rattle(stdev=rattle, seed=seed)
-    work.calc = calc
-
-    def stage(f: float, budget: int) -> tuple[bool, int]:
-        target = FrechetCellFilter(work) if cell else work
-        opt = opt_cls(target, logfile=None)
-        return bool(opt.run(fmax=f, steps=budget)), int(opt.nsteps)
-
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_CHGNET_WARNING)
-            # FrechetCellFilter's matrix logarithm warns at round-off level (~1e-13): harmless
-            warnings.filterwarnings("ignore", message="logm result may be inaccurate")
-            converged, done = stage(fmax, steps)
-            if cell and smax is not None and converged:
-                # The filter's cell "forces" are virial / N, i.e. |stress| <~ fmax * N / V.
-                fmax2 = min(fmax, smax * work.get_volume() / len(work))
-                if fmax2 < fmax and abs(work.get_stress()).max() > smax:
-                    converged, more = stage(fmax2, max(steps - done, 0))
-                    done += more
-    except MemoryError:
-        raise
-    except Exception as err:  # a third-party calculator can raise anything
-        raise CalculationError(
-            f"relaxation of {work.get_chemical_formula()} failed: "
-            f"{type(err).__name__}: {err}"
-        ) from err
-    return work, converged, done

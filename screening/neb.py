@@ -31,7 +31,6 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.constraints import FixAtoms
 from ase.mep import NEB
-from ase.optimize import BFGS, FIRE
 from pymatgen.core import Structure
 
 from ionscreen.kernels.cells import perpendicular_heights
@@ -45,6 +44,7 @@ from ionscreen.structures.errors import (
 from .bvse import DIMS, BVSEResult, BVSESettings, Hop, compute_landscape, prepare_host
 from .calculators import MOBILE_TAG, BVFFCalculator, BVFFModel, mobile_symbol, structure_to_atoms
 from .params import IonModel, ion_model
+from .relax import make_optimizer, relax
 
 LIMITS = ("dilute-ion", "dilute-vacancy")
 
@@ -438,7 +438,7 @@ def _resample(points: np.ndarray, n: int) -> np.ndarray:
 
 
 def _optimizer(name: str, atoms):
-    return (FIRE if name == "FIRE" else BFGS)(atoms, logfile=None)
+    return make_optimizer(name, atoms)
 
 
 def _run_band(band: NEB, name: str, fmax: float, steps: int, diverge: float) -> tuple[bool, int, bool]:
@@ -458,10 +458,8 @@ def _run_band(band: NEB, name: str, fmax: float, steps: int, diverge: float) -> 
 
 
 def _relax(atoms: Atoms, calc: Calculator, fmax: float, steps: int, name: str) -> tuple[bool, int]:
-    atoms.calc = calc
-    opt = _optimizer(name, atoms)
-    converged = bool(opt.run(fmax=fmax, steps=steps))
-    return converged, int(opt.nsteps)
+    return relax(atoms, calc, fmax=fmax, steps=steps, optimizer=name, in_place=True,
+                 wrap_errors=False)[1:]
 
 
 @dataclass

@@ -18,21 +18,21 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from ase.build import bulk  # noqa: E402
+from ase.calculators.emt import EMT as EMTCalculator  # noqa: E402
+from ase.constraints import FixAtoms  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 
-from ionscreen.screening import insertion  # noqa: E402
+from ionscreen.screening import insertion, mlip  # noqa: E402
 from ionscreen.screening.insertion import (  # noqa: E402
     InsertionResult,
     insertion_voltage,
     ion_reference,
 )
-from ionscreen.screening.mlip import (  # noqa: E402
-    CalculatorFactory,
-    calculator_factory,
-    relax,
-)
+from ionscreen.screening.mlip import CalculatorFactory, calculator_factory  # noqa: E402
+from ionscreen.screening.relax import RelaxResult, relax  # noqa: E402
 from ionscreen.structures.errors import (  # noqa: E402
+    CalculationError,
     IonscreenError,
     MissingDependencyError,
     StructureValidationError,
@@ -200,6 +200,30 @@ def test_relax_positions_only_keeps_cell():
 def test_relax_bad_optimizer():
     with pytest.raises(IonscreenError, match="BFGS, FIRE"):
         relax(bulk("Cu"), calculator_factory(EMT)(), optimizer="LBFGS-please")
+
+
+def test_relax_in_place_keeps_constraints_and_names_its_fields():
+    atoms = bulk("Cu", "fcc", a=3.7, cubic=True)
+    atoms.rattle(0.05, seed=1)
+    atoms.set_constraint(FixAtoms(indices=[0]))
+    start = atoms.positions[0].copy()
+    res = relax(atoms, calculator_factory(EMT)(), fmax=0.02, optimizer="BFGS", in_place=True)
+    assert isinstance(res, RelaxResult) and res.atoms is atoms and atoms.calc is not None
+    assert res.converged and res.steps > 0
+    assert np.allclose(atoms.positions[0], start)  # the fixed atom stayed
+    assert mlip.relax is relax  # the old import path still works
+
+
+class _Broken(EMTCalculator):
+    def calculate(self, *args, **kwargs):
+        raise ZeroDivisionError("broken calculator")
+
+
+def test_relax_wraps_a_calculator_failure_unless_asked_not_to():
+    with pytest.raises(CalculationError, match="ZeroDivisionError: broken calculator"):
+        relax(bulk("Cu"), _Broken())
+    with pytest.raises(ZeroDivisionError):
+        relax(bulk("Cu"), _Broken(), wrap_errors=False)
 
 
 # -- ion references --------------------------------------------------------------------------------

@@ -1,0 +1,73 @@
+"""Insertion voltage without an ML potential: the formula by hand, the result document both
+ways, and the relaxed pair with EMT (fast, not physical)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from ionscreen.screening.insertion import (
+    InsertionResult,
+    RelaxedCell,
+    insertion_voltage,
+    relax_pair,
+    voltage_from_energies,
+)
+from ionscreen.structures.errors import IonscreenError
+
+EMT = "ase.calculators.emt:EMT"
+
+
+def test_voltage_by_hand():
+    # Mg2+, x = 2: V = -(-100 - (-90) - 2 * (-1.5)) / (2 * 2) = -(-7) / 4
+    assert voltage_from_energies(-100.0, -90.0, -1.5, 2, 2) == pytest.approx(1.75)
+    # Li+, x = 3: V = -(-50 - (-38) - 3 * (-2)) / 3 = -(-6) / 3
+    assert voltage_from_energies(-50.0, -38.0, -2.0, 3, 1) == pytest.approx(2.0)
+    # inserting costs energy against the reference: a negative voltage
+    assert voltage_from_energies(-10.0, -10.0, -1.0, 1, 1) == pytest.approx(-1.0)
+    with pytest.raises(IonscreenError, match="x > 0"):
+        voltage_from_energies(-1.0, -1.0, -1.0, 0, 2)
+
+
+def _cells() -> tuple[Structure, Structure]:
+    empty = Structure(Lattice.cubic(3.7), ["Cu"] * 4,
+                      [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    inserted = Structure(empty.lattice, ["Cu"] * 4 + ["Al"],
+                         list(empty.frac_coords) + [[0.5, 0.5, 0.5]])
+    return empty, inserted
+
+
+def test_relax_pair_gives_energies_volumes_and_steps():
+    empty, inserted = _cells()
+    cell_e, cell_i = relax_pair(empty, inserted, EMT, fmax=0.05, steps=200)
+    for cell, start in ((cell_e, empty), (cell_i, inserted)):
+        assert isinstance(cell, RelaxedCell) and math.isfinite(cell.energy)
+        assert cell.converged and 0 < cell.steps <= 200
+        assert cell.volume_initial == pytest.approx(start.volume)
+        assert cell.swelling == pytest.approx(cell.volume / start.volume - 1)
+    fixed_e, fixed_i = relax_pair(empty, inserted, EMT, relax=False)
+    assert fixed_e.steps == fixed_i.steps == 0 and fixed_i.swelling == 0.0
+    assert fixed_e.energy > cell_e.energy  # relaxing lowers the energy
+
+
+def test_result_document_round_trip():
+    empty, inserted = _cells()
+    res = insertion_voltage(empty, inserted, "Al", EMT, steps=200)
+    assert res.voltage_V == pytest.approx(voltage_from_energies(
+        res.energy_inserted_eV, res.energy_empty_eV, res.mu_ion_eV, res.x, res.ion_charge))
+    doc = json.loads(json.dumps(res.as_dict(structures=True)))
+    assert doc["@class"] == "InsertionResult"
+    assert doc["@module"] == "ionscreen.screening.insertion"
+    assert doc["fmax_eV_A"] == res.fmax and doc["produced_by"].startswith(res.model)
+    back = InsertionResult.from_dict(doc)
+    assert back == res
+    assert back.inserted_structure == res.inserted_structure
+    # without the cells, everything else comes back
+    light = InsertionResult.from_dict(json.loads(json.dumps(res.as_dict())))
+    assert light.empty_structure is None and light.voltage_V == res.voltage_V
+    assert light.notes == res.notes and light.summary() == res.summary()
+    # the deprecated name gives the same document
+    assert res.to_dict(structures=True) == res.as_dict(structures=True)
