@@ -15,6 +15,8 @@ same thresholds as the grid (minimax paths cross basin boundaries at those edges
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba as nb
 import numpy as np
 
@@ -472,10 +474,51 @@ def percolation_thresholds(
     return th - emin
 
 
+class Basins(NamedTuple):
+    """Steepest-descent basins of a grid (flat point indices; arrays over all N points).
+
+    A point's copy in cell 0 descends, step by step, to one lattice copy of its basin's minimum.
+    """
+
+    label: np.ndarray
+    """(N,) basin index of each point (-1 above the energy cap)."""
+    cell: np.ndarray
+    """(N, 3) lattice cell of the copy of the basin minimum that the point descends to."""
+    minima: np.ndarray
+    """(B,) flat index of each basin's minimum."""
+    down: np.ndarray
+    """(N,) the lowest neighbour of each point (itself at a minimum, -1 above the cap)."""
+    down_shift: np.ndarray
+    """(N, 3) lattice shift of the step to ``down`` (the neighbour lies in that cell)."""
+
+
+class SaddleEdges(NamedTuple):
+    """The lowest pass between each pair of neighbouring basin copies (K passes, a <= b)."""
+
+    basin_a: np.ndarray
+    """(K,) basin on one side."""
+    basin_b: np.ndarray
+    """(K,) basin on the other side."""
+    shift: np.ndarray
+    """(K, 3) lattice cell of basin b's minimum copy relative to basin a's."""
+    energy: np.ndarray
+    """(K,) saddle energy, max(E_p, E_q), absolute (same zero as the grid)."""
+    point_a: np.ndarray
+    """(K,) grid point p on a's side of the lowest boundary edge."""
+    point_b: np.ndarray
+    """(K,) grid point q on b's side of it."""
+    step_shift: np.ndarray
+    """(K, 3) lattice shift of the grid step p -> q (q's copy lies in that cell)."""
+
+    def take(self, index: np.ndarray) -> SaddleEdges:
+        """The passes selected by a mask or index array."""
+        return SaddleEdges(*(x[index] for x in self))
+
+
 def basins(
     energy: np.ndarray, connectivity: int = 26, order: np.ndarray | None = None, emax: float = np.inf
-):
-    """Steepest-descent basins: (label, cell offset, minima indices, down pointer, down shift).
+) -> Basins:
+    """Steepest-descent basins (:class:`Basins`; unpacks as label, cell, minima, down, down_shift).
 
     Points above ``emax`` (absolute energy) are left out: label -1, down -1. ``order`` must
     cover at least every point up to ``emax``.
@@ -485,21 +528,25 @@ def basins(
         order = sorted_below(flat, emax)
     down, shift = _steepest_descent(flat, shape, neighbour_directions(connectivity), float(emax))
     label, cellof, minima = _label_basins(order, down, shift)
-    return label, cellof, minima, down, shift
+    return Basins(label, cellof, minima, down, shift)
 
 
 def boundary_saddles(
     energy: np.ndarray, label: np.ndarray, cellof: np.ndarray, n_basins: int,
     connectivity: int = 26, emax: float = np.inf,
-):
-    """Lowest pass between every pair of neighbouring basin copies (see module docstring)."""
+) -> SaddleEdges:
+    """Lowest pass between every pair of neighbouring basin copies (see module docstring).
+
+    ``label``, ``cellof`` and ``n_basins`` come from :func:`basins`. Returns
+    :class:`SaddleEdges` (unpacks as a, b, shift, energy, p, q, step shift).
+    """
     flat, shape = _check_grid(energy)
     if label.shape != flat.shape or cellof.shape != (flat.size, 3):
         raise ValueError("label and cellof must match the grid")
-    return _boundary_saddles(
+    return SaddleEdges(*_boundary_saddles(
         flat, shape, half_directions(connectivity), np.ascontiguousarray(label, dtype=np.int64),
         np.ascontiguousarray(cellof, dtype=np.int64), float(emax), int(n_basins),
-    )
+    ))
 
 
 def graph_percolation(n_nodes: int, a: np.ndarray, b: np.ndarray, t: np.ndarray, weight: np.ndarray) -> np.ndarray:

@@ -13,6 +13,11 @@ periodic image, a wrong lattice shift or a wrong union-find offset.
   of m x m x m copies of the grid; a cluster whose wrapping lattice has rank k contains m**k
   copies of each of its points (for prime m; we take the max over m = 2 and 3).
 * Basins and saddles: lowest neighbour by (energy, flat index), pointer chasing in Python.
+* Grid symmetry orbits: every operation applied to every grid point in fractional
+  coordinates; a point's representative is the lowest index among its images.
+* Symmetry classes of sites and hops: every pair of sites (hops) tested against every
+  operation, the lattice translation found by trying the corners of the cell around the
+  difference, then the transitive closure; classes numbered in order of first appearance.
 """
 
 from __future__ import annotations
@@ -510,3 +515,79 @@ def naive_bvff_stress(cell, positions, species, kind, params, cutoff, h=1e-5) ->
                 es.append(naive_bvff_energy(cell @ m, pos @ m, species, kind, params, cutoff))
             out[a, b] = (es[0] - es[1]) / (2 * h) / abs(np.linalg.det(cell))
     return out
+
+
+# ----------------------------------------------------------------------------- symmetry
+
+
+def naive_representatives(shape, rotations, translations) -> np.ndarray:
+    """Orbit minimum of every grid point by applying every operation in fractional coordinates."""
+    n = np.array(shape)
+    idx = np.indices(shape).reshape(3, -1).T  # (N, 3) grid indices
+    frac = idx / n
+    rep = np.arange(len(idx))
+    for r, t in zip(rotations, translations):
+        x = (frac @ np.asarray(r).T + t) * n
+        assert np.abs(x - np.round(x)).max() < 1e-6  # the operation maps grid points to grid points
+        g = np.round(x).astype(int) % n
+        rep = np.minimum(rep, np.ravel_multi_index(g.T, shape))
+    return rep  # the images of a point under a group are its whole orbit
+
+
+_CORNERS = np.array(list(itertools.product((0, 1), repeat=3)))
+
+
+def _lattice_translations(d, lattice, tol):
+    """For fractional differences ``d`` (O, 3): the 8 integer L per row that can bring d + L
+    within ``tol`` of the origin, and which of them do (Cartesian length < tol).
+
+    Such an L takes ``d`` to within tol of the origin, so -L is a corner of the unit cube
+    around ``d``: floor(d) + c with c in {0, 1}^3 (tol below the cell's perpendicular heights).
+    Returns L (8, O, 3) and the mask (8, O).
+    """
+    L = -(np.floor(d)[None, :, :] + _CORNERS[:, None, :])
+    return L, np.linalg.norm((d[None] + L) @ lattice, axis=-1) < tol
+
+
+def _closure_labels(equivalent: np.ndarray) -> np.ndarray:
+    """Classes of the transitive closure of a relation, numbered in order of first member."""
+    n = len(equivalent)
+    _, comp = connected_components(coo_matrix(equivalent.astype(int)), directed=False)
+    labels = -np.ones(n, dtype=int)
+    seen: dict[int, int] = {}
+    for i in range(n):
+        labels[i] = seen.setdefault(int(comp[i]), len(seen))
+    return labels
+
+
+def naive_classify_sites(frac, rotations, translations, lattice, tol) -> np.ndarray:
+    """Site i ~ site j when an operation maps i onto a lattice translate of j (within ``tol`` Å)."""
+    frac = np.asarray(frac, dtype=float)
+    lattice = np.asarray(lattice, dtype=float)
+    rot, tr = np.asarray(rotations, dtype=float), np.asarray(translations, dtype=float)
+    n = len(frac)
+    eq = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        images = np.einsum("oij,j->oi", rot, frac[i]) + tr  # site i under every operation
+        for j in range(n):
+            eq[i, j] = _lattice_translations(images - frac[j], lattice, tol)[1].any()
+    return _closure_labels(eq)
+
+
+def naive_classify_hops(ends, rotations, translations, lattice, tol) -> np.ndarray:
+    """Hop k ~ hop m when one operation and one lattice translation map both ends of k onto the
+    ends of m, in either orientation (within ``tol`` Å)."""
+    lattice = np.asarray(lattice, dtype=float)
+    rot, tr = np.asarray(rotations, dtype=float), np.asarray(translations, dtype=float)
+    ends = [(np.asarray(a, dtype=float), np.asarray(b, dtype=float)) for a, b in ends]
+    n = len(ends)
+    eq = np.zeros((n, n), dtype=bool)
+    for k, (a, b) in enumerate(ends):
+        ga = np.einsum("oij,j->oi", rot, a) + tr  # both ends under every operation
+        gb = np.einsum("oij,j->oi", rot, b) + tr
+        for m, (x, y) in enumerate(ends):
+            for p, q in ((x, y), (y, x)):
+                L, first = _lattice_translations(ga - p, lattice, tol)  # L that puts a onto p
+                second = np.linalg.norm((gb[None] + L - q) @ lattice, axis=-1) < tol  # same L, b onto q
+                eq[k, m] |= bool((first & second).any())
+    return _closure_labels(eq)

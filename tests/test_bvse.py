@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,7 +13,9 @@ from pymatgen.core import Lattice, Structure
 from ionscreen.screening.bvse import (
     BVSEResult,
     BVSESettings,
+    Hop,
     PreparedHost,
+    Site,
     compute_landscape,
     prepare_host,
 )
@@ -164,7 +167,7 @@ def test_prepared_host_gives_the_same_result_as_the_structure(spinel):
     assert np.array_equal(from_host.energy, from_structure.energy)
     # grid-only settings may differ from the preparation's
     again = compute_landscape(host, "Mg", settings=BVSESettings(resolution=0.3, encut=3.0))
-    assert again.settings["resolution"] == 0.3
+    assert again.settings.resolution == 0.3
 
 
 @pytest.mark.parametrize("field,value", [("radii", "softbv"), ("convention", "spse"),
@@ -184,6 +187,57 @@ def test_prepared_host_refuses_another_ion_or_preparation_inputs(spinel):
         compute_landscape(host, settings=COARSE, oxidation_states={"Mg": 2})
     with pytest.raises(ValueError, match="working ion"):
         compute_landscape(spinel, settings=COARSE)
+
+
+def test_hop_structures_follow_the_grid_path(lfp, lfp_result):
+    host = prepare_host(lfp, "Li", BVSESettings(resolution=0.15))
+    fw = host.framework
+    hop = next(h for h in lfp_result.distinct_hops if h.percolation == "1D")
+    images = hop.get_structures(fw, 7, species="Li+")
+    assert len(images) == 7
+    assert all(len(s) == len(fw) + 1 and s[-1].species_string == "Li+" for s in images)
+    assert all(s.lattice == fw.lattice for s in images)
+    ion = [s[-1].frac_coords for s in images]
+    # first and last image: the ion on the hop's two sites (the grid minima, within a grid step)
+    step = max(lfp_result.grid_step) * np.sqrt(3)
+    site_i, site_j = lfp_result.sites[hop.site_i], lfp_result.sites[hop.site_j]
+    assert _frac_dist(fw, ion[0], hop.path_frac[0]) < 1e-6
+    assert _frac_dist(fw, ion[-1], hop.path_frac[-1]) < 1e-6
+    assert _frac_dist(fw, ion[0], site_i.frac) < step
+    assert _frac_dist(fw, ion[-1], site_j.frac) < step
+    # continuous: equal steps along the path, none longer than the path's length / 6
+    path = np.array(hop.path_frac) @ fw.lattice.matrix
+    arc = np.linalg.norm(np.diff(path, axis=0), axis=1).sum()
+    steps = [_frac_dist(fw, a, b) for a, b in zip(ion, ion[1:])]
+    assert max(steps) <= arc / 6 + 1e-9 and min(steps) > 0
+    assert hop.length <= arc + 1e-6
+    with pytest.raises(ValueError, match="species"):
+        hop.get_structures(fw, 5)
+    with pytest.raises(ValueError, match="nimages"):
+        hop.get_structures(fw, 1, species="Li+")
+
+
+def test_serialisation_in_pymatgens_manner(spinel):
+    from monty.json import MontyDecoder, MontyEncoder
+
+    r = compute_landscape(spinel, "Mg", settings=COARSE)
+    assert isinstance(r.settings, BVSESettings)
+    doc = r.as_dict()
+    assert doc == r.to_dict()  # the old name, for one release
+    assert doc["settings"] == dataclasses.asdict(COARSE) and "@class" not in doc
+    assert all(isinstance(s, dict) for s in doc["sites"] + doc["hops"])
+    stored = json.loads(json.dumps(doc))
+    back = BVSEResult.from_dict(stored)
+    assert back.settings == r.settings and back.hops == r.hops and back.sites == r.sites
+    assert json.loads(json.dumps(back.as_dict())) == stored
+    # monty's encoder tags the classes and its decoder rebuilds them
+    text = json.dumps(r, cls=MontyEncoder)
+    again = json.loads(text, cls=MontyDecoder)
+    assert isinstance(again, BVSEResult) and again.barriers == r.barriers
+    assert json.loads(json.dumps(again.as_dict())) == stored
+    hop = r.hops[0]
+    assert Hop.from_dict(hop.as_dict()) == hop and Site.from_dict(r.sites[0].as_dict()) == r.sites[0]
+    assert BVSESettings.from_dict(json.loads(COARSE.to_json())) == COARSE
 
 
 def test_nh4_is_flagged_approximate(spinel):

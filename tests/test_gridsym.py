@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from naive import naive_representatives
 
 from ionscreen.kernels import gridsym
-from ionscreen.screening.bvse import BVSESettings, _symmetry_ops, compute_landscape
+from ionscreen.screening.bvse import BVSESettings, compute_landscape
+from ionscreen.screening.symmetry import symmetry_ops
 from ionscreen.structures.prototypes import get_prototype
-
-
-def naive_representatives(shape, rotations, translations) -> np.ndarray:
-    """Orbit minimum of every grid point by applying every operation in fractional coordinates."""
-    n = np.array(shape)
-    idx = np.indices(shape).reshape(3, -1).T  # (N, 3) grid indices
-    frac = idx / n
-    rep = np.arange(len(idx))
-    for r, t in zip(rotations, translations):
-        x = (frac @ np.asarray(r).T + t) * n
-        assert np.abs(x - np.round(x)).max() < 1e-6  # the operation maps grid points to grid points
-        g = np.round(x).astype(int) % n
-        rep = np.minimum(rep, np.ravel_multi_index(g.T, shape))
-    return rep  # the images of a point under a group are its whole orbit
 
 
 def _ops(pid: str):
     st = get_prototype(pid).build("native")
-    ops = _symmetry_ops(st, symprec=1e-3)
+    ops = symmetry_ops(st, symprec=1e-3)
     return st, np.array([r for r, _ in ops]), np.array([t for _, t in ops])
 
 
@@ -95,7 +83,7 @@ def test_broken_symmetry_falls_back_to_full_grid():
     """Symmetry found within tolerance but not exact (an atom moved 0.5 mÅ) is not trusted."""
     st = get_prototype("MgCr2O4").build("native")
     st.translate_sites([20], [0.00006, 0.0, 0.0], frac_coords=True)
-    assert len(_symmetry_ops(st.copy(), symprec=1e-3)) == 192  # spglib still sees Fd-3m
+    assert len(symmetry_ops(st.copy(), symprec=1e-3)) == 192  # spglib still sees Fd-3m
     res = compute_landscape(st, "Mg", settings=BVSESettings(resolution=0.4))
     assert any("symmetry did not hold" in w for w in res.warnings)
     full = compute_landscape(st, "Mg", settings=BVSESettings(resolution=0.4, use_symmetry=False),

@@ -495,6 +495,19 @@ def test_basins_and_saddles_match_naive(shape, kind, seed, connectivity):
             assert connectivity == 26 or np.abs(d).sum() == 1
 
 
+def test_basins_and_saddles_are_named():
+    energy = random_grid((5, 6, 7), "smooth", 0)
+    b = perc.basins(energy, 26)
+    assert isinstance(b, perc.Basins)
+    assert b.label is b[0] and b.cell is b[1] and b.minima is b[2] and b.down is b[3] and b.down_shift is b[4]
+    s = perc.boundary_saddles(energy, b.label, b.cell, len(b.minima), 26)
+    assert isinstance(s, perc.SaddleEdges) and len(s) == 7
+    assert s.basin_a is s[0] and s.shift is s[2] and s.energy is s[3] and s.step_shift is s[6]
+    low = s.take(s.energy <= np.median(s.energy))
+    assert isinstance(low, perc.SaddleEdges) and 0 < len(low.basin_a) < len(s.basin_a)
+    assert all(len(x) == len(low.basin_a) for x in low)
+
+
 def saddle_graph(energy, connectivity):
     label, cellof, minima, down, shift = kernel_basins(energy, connectivity)
     ka, kb, kt, ke, *_ = perc.boundary_saddles(energy, label, cellof, len(minima), connectivity)
