@@ -81,8 +81,6 @@ class BVSESettings(MSONable):
         """The settings as a plain dict (the shape stored in result documents)."""
         return asdict(self)
 
-    to_dict = as_dict  # the pre-0.2 name, kept for one release
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BVSESettings:
         """Inverse of :meth:`as_dict` (monty's ``@module``/``@class`` keys are ignored)."""

@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 from monty.json import MSONable
-from pymatgen.core import Structure
+from pymatgen.core import Species, Structure
 
 from ionscreen.kernels import bvse as kbvse
 from ionscreen.kernels import percolation as kperc
 from ionscreen.kernels.percolation import Basins, SaddleEdges
 from ionscreen.structures.ions import DIMS
 
+from .bvse_model import PreparedHost
 from .symmetry import classify_hops, classify_sites, symmetry_ops
 
 
@@ -29,8 +30,6 @@ class _Record(MSONable):
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)  # type: ignore[call-overload]
-
-    to_dict = as_dict  # the pre-0.2 name, kept for one release
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]):
@@ -69,22 +68,29 @@ class Hop(_Record):
     path_frac: list[list[float]] = field(default_factory=list)  # grid path site_i -> site_j
     path_energy: list[float] = field(default_factory=list)  # eV along it, relative to lowest site
 
-    def get_structures(self, structure: Structure, nimages: int = 5, species: Any = None) -> list[Structure]:
-        """``structure`` with one mobile ion at each of ``nimages`` points along the grid path.
+    def get_structures(
+        self, structure: Structure | PreparedHost, nimages: int = 5, species: str | Species | None = None,
+    ) -> list[Structure]:
+        """The host with the mobile ion at each of ``nimages`` points along the grid path.
 
-        The points are equally spaced in arc length along :attr:`path_frac` (Cartesian, in
-        ``structure``'s lattice, which must be the cell the landscape was computed in), the
-        first and last at the two sites, as pymatgen-analysis-diffusion's
-        ``MigrationHop.get_structures``. ``structure`` is used as it is: pass the framework
-        (e.g. ``PreparedHost.framework``) for a lone ion. ``species`` is the ion to place
-        (e.g. ``"Mg2+"``; ``"N"`` stands in for NH4+ as in the NEB tier).
+        As pymatgen-analysis-diffusion's ``MigrationHop.get_structures``: the points are
+        equally spaced in Cartesian arc length along :attr:`path_frac`, the first and last on
+        the hop's two sites. ``structure`` must be in the cell the landscape was computed in.
+        A :class:`PreparedHost` gives its framework (the host without mobile ions) and its ion
+        (``N`` stands in for NH4+, as in the NEB tier); a Structure is used as it is and
+        ``species`` (e.g. ``"Mg2+"``) names the ion to place.
         """
+        if isinstance(structure, PreparedHost):
+            ion = structure.ion
+            species = species or Species(ion.ion.element, ion.charge)
+            structure = structure.framework
         if species is None:
-            raise ValueError("get_structures needs the species of the mobile ion (e.g. species='Mg2+')")
+            raise ValueError("get_structures needs the species of the mobile ion for a Structure "
+                             "(e.g. species='Mg2+'), or pass the PreparedHost")
         if nimages < 2:
             raise ValueError("nimages must be at least 2 (the two sites)")
         if len(self.path_frac) < 2:
-            raise ValueError(f"hop {self.site_i}->{self.site_j} carries no grid path (loaded without one?)")
+            raise ValueError(f"hop {self.site_i}->{self.site_j} carries no grid path")
         points = _along_path(np.array(self.path_frac, dtype=float), structure.lattice.matrix, nimages)
         images = []
         for f in points:

@@ -211,6 +211,9 @@ def test_hop_structures_follow_the_grid_path(lfp, lfp_result):
     steps = [_frac_dist(fw, a, b) for a, b in zip(ion, ion[1:])]
     assert max(steps) <= arc / 6 + 1e-9 and min(steps) > 0
     assert hop.length <= arc + 1e-6
+    # from the prepared host: its framework and its ion
+    same = hop.get_structures(host, 7)
+    assert [s.as_dict() for s in same] == [s.as_dict() for s in images]
     with pytest.raises(ValueError, match="species"):
         hop.get_structures(fw, 5)
     with pytest.raises(ValueError, match="nimages"):
