@@ -220,7 +220,7 @@ def _node_edges(saddles: SaddleEdges, node_of: np.ndarray, n_nodes: int) -> Sadd
     """Saddles between two sites, renumbered to nodes, without those a lower path makes redundant."""
     a, b = node_of[saddles.basin_a], node_of[saddles.basin_b]
     ok = (a >= 0) & (b >= 0)
-    edges = saddles._replace(basin_a=a, basin_b=b).take(ok)
+    edges = saddles._replace(basin_a=a, basin_b=b).take(ok)  # basin_a/basin_b now hold nodes
     if not len(edges.basin_a):
         return edges
     return edges.take(kperc.essential_edges(n_nodes, edges.basin_a, edges.basin_b, edges.shift,
