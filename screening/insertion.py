@@ -9,16 +9,10 @@ model, and μ(ion) the ion's reference chemical potential computed with that sam
 (:func:`ion_reference`). The relative volume change is (V_inserted − V_empty) / V_empty of the
 relaxed cells (positive: the host swells when the ions go in).
 
-Ion references (μ, eV per ion), each relaxed with the model, cell included, starting from the
-experimental room-temperature lattice constants in :data:`METAL_REFERENCES`:
-
-* Li (bcc), Na (bcc), Mg (hcp), Ca (fcc), Sr (fcc), Ba (bcc), Zn (hcp), Al (fcc): energy per
-  atom of the bulk metal, i.e. the voltage against the metal anode.
-* NH4 (approximate): μ(NH4) = E(NH3) + ½ E(H2), two isolated molecules relaxed in a 15 Å box.
-  There is no NH4 metal; this neutral-NH4 reference is a convention so that NH4+ hosts can be
-  compared with each other. It is not the potential of a real electrode (aqueous NH4+ cells
-  are referenced to a hydrogen or Zn electrode, with solvation), and ML potentials trained on
-  crystals are extrapolating for small molecules. Results using it say so.
+μ(ion) is the energy per ion of the bulk metal (Li, Na, Mg, Ca, Sr, Ba, Zn, Al: the voltage
+against the metal anode) or, for NH4, the approximate neutral-NH4 convention E(NH3) + ½ E(H2);
+see :mod:`ionscreen.screening.ion_reference`, where they are computed and their provenance is
+given. Its public names are re-exported here.
 
 The voltage is the average between the two given compositions: intermediate phases, ion
 ordering and entropy are not included. Universal ML potentials also run soft (see
@@ -33,9 +27,17 @@ import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
-from pymatgen.core import Composition, Structure
+from pymatgen.core import Structure
 
-from ionscreen.screening.mlip import CalculatorFactory, calculator_factory
+from ionscreen.screening.ion_reference import (
+    METAL_REFERENCES,
+    NH4_BOX,
+    as_factory,
+    clear_reference_cache,
+    ion_reference,
+    reference_composition,
+)
+from ionscreen.screening.mlip import CalculatorFactory
 from ionscreen.screening.params import IonModel, ion_model
 from ionscreen.screening.relax import relax as _relax
 from ionscreen.structures.convert import to_atoms, to_structure
@@ -43,114 +45,23 @@ from ionscreen.structures.errors import (
     CalculationError,
     IonscreenError,
     StructureValidationError,
-    UnsupportedIonError,
 )
 
 __all__ = [
-    "METAL_REFERENCES",
-    "NH4_BOX",
+    "METAL_REFERENCES",  # re-exported from ion_reference
+    "NH4_BOX",  # re-exported from ion_reference
     "SWELLING_WARNING",
     "InsertionResult",
     "RelaxedCell",
-    "clear_reference_cache",
+    "clear_reference_cache",  # re-exported from ion_reference
     "insertion_voltage",
-    "ion_reference",
+    "ion_reference",  # re-exported from ion_reference
     "relax_pair",
     "voltage_from_energies",
 ]
 
-#: Bulk-metal references: ion -> (structure, a [Å], c [Å] or None). Experimental lattice
-#: constants near room temperature (Kittel, Introduction to Solid State Physics, 8th ed.;
-#: CRC Handbook), used only as starting points: each metal is relaxed with the model.
-METAL_REFERENCES: dict[str, tuple[str, float, float | None]] = {
-    "Li": ("bcc", 3.51, None),
-    "Na": ("bcc", 4.29, None),
-    "Mg": ("hcp", 3.209, 5.211),
-    "Ca": ("fcc", 5.588, None),
-    "Sr": ("fcc", 6.084, None),
-    "Ba": ("bcc", 5.028, None),
-    "Zn": ("hcp", 2.665, 4.947),
-    "Al": ("fcc", 4.050, None),
-}
-
-#: Edge (Å) of the cubic box for the NH3 and H2 molecules of the NH4 reference.
-NH4_BOX = 15.0
-
 #: A relaxed cell whose volume moved by more than this fraction is flagged in the result.
 SWELLING_WARNING = 0.15
-
-_REFERENCE_FMAX = 0.01  # eV/Å (and scaled stress): the references are small and cheap
-_REFERENCE_CACHE: dict[tuple[str, str], tuple[float, str]] = {}
-
-
-def clear_reference_cache() -> None:
-    """Forget the ion references computed in this process."""
-    _REFERENCE_CACHE.clear()
-
-
-def _as_factory(factory: CalculatorFactory | str) -> CalculatorFactory:
-    if isinstance(factory, CalculatorFactory):
-        return factory
-    if isinstance(factory, str):
-        return calculator_factory(factory)
-    raise IonscreenError(
-        f"expected a CalculatorFactory or a calculator spec string, got {type(factory).__name__}"
-    )
-
-
-def _ion_composition(ion: IonModel) -> Composition:
-    return Composition("NH4") if ion.name == "NH4" else Composition(ion.element)
-
-
-def ion_reference(ion: str | IonModel, factory: CalculatorFactory | str) -> tuple[float, str]:
-    """The reference chemical potential μ (eV per ion) of ``ion`` with ``factory``'s model.
-
-    Returns ``(mu, description)``; the description names the reference, the model, and for
-    NH4 that it is an approximation. Computed once per (model identity, ion) in a process.
-    """
-    from ase.build import bulk, molecule
-
-    ion = ion_model(ion)
-    factory = _as_factory(factory)
-    key = (factory.identity, ion.name)
-    if key in _REFERENCE_CACHE:
-        return _REFERENCE_CACHE[key]
-
-    if ion.name in METAL_REFERENCES:
-        crystal, a, c = METAL_REFERENCES[ion.name]
-        atoms = bulk(ion.name, crystal, a=a, c=c) if c else bulk(ion.name, crystal, a=a)
-        relaxed, converged, _ = _relax(atoms, factory(), fmax=_REFERENCE_FMAX, cell=True,
-                                       optimizer="BFGS")
-        mu = float(relaxed.get_potential_energy()) / len(relaxed)
-        lat = f"a={a} Å" + (f", c={c} Å" if c else "")
-        desc = (f"μ({ion.name}) = energy per atom of {crystal} {ion.name} metal (started from "
-                f"the experimental {lat}; relaxed with cell"
-                f"{'' if converged else ', NOT converged'}) with {factory.identity}")
-    elif ion.name == "NH4":
-        energies = {}
-        conv = True
-        for name in ("NH3", "H2"):
-            mol = molecule(name)
-            mol.set_cell([NH4_BOX] * 3)
-            mol.center()
-            mol.pbc = True
-            relaxed, converged, _ = _relax(mol, factory(), fmax=_REFERENCE_FMAX, cell=False,
-                                           optimizer="BFGS")
-            energies[name] = float(relaxed.get_potential_energy())
-            conv = conv and converged
-        mu = energies["NH3"] + 0.5 * energies["H2"]
-        desc = (f"μ(NH4) = E(NH3) + ½ E(H2) of isolated molecules in a {NH4_BOX:g} Å box "
-                f"(relaxed{'' if conv else ', NOT converged'}) with {factory.identity}; "
-                "APPROXIMATE: a neutral-NH4 convention for comparing NH4+ hosts with each "
-                "other, not a real electrode potential, and a crystal-trained ML potential "
-                "extrapolates for small molecules")
-    else:  # pragma: no cover - every IonModel is covered above
-        raise UnsupportedIonError(f"no reference chemical potential defined for {ion.label()}")
-    if not math.isfinite(mu):
-        raise CalculationError(f"{factory.identity} gave a non-finite energy for the {ion.name} "
-                               "reference")
-    _REFERENCE_CACHE[key] = (mu, desc)
-    return mu, desc
 
 
 # -- composition -----------------------------------------------------------------------------
@@ -160,7 +71,7 @@ def _ions_inserted(empty: Structure, inserted: Structure, ion: IonModel) -> floa
     """x: how many ions ``inserted`` has over ``empty``; refuse if anything else differs."""
     before = empty.composition.element_composition
     after = inserted.composition.element_composition
-    unit = _ion_composition(ion)
+    unit = reference_composition(ion)
     lead = next(iter(unit.elements))
     x = (after[lead] - before[lead]) / unit[lead]
     elements = set(before.elements) | set(after.elements)
@@ -338,7 +249,7 @@ def relax_pair(
     not converge raises :class:`CalculationError` when ``strict``, else it is flagged in the
     returned :class:`RelaxedCell`.
     """
-    factory = _as_factory(factory)
+    factory = as_factory(factory)
     pair = (("empty host", to_atoms(empty)), ("inserted host", to_atoms(inserted)))
     cells = []
     for what, atoms in pair:
@@ -431,7 +342,7 @@ def insertion_voltage(
     :func:`voltage_from_energies`.
     """
     ion = ion_model(ion)
-    factory = _as_factory(factory)
+    factory = as_factory(factory)
     x = _ions_inserted(empty, inserted, ion)
     cell_e, cell_i = relax_pair(empty, inserted, factory, relax=relax, fmax=fmax, steps=steps,
                                 optimizer=optimizer, smax=smax, rattle=rattle, strict=strict)

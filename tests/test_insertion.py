@@ -1,5 +1,5 @@
 """Insertion voltage without an ML potential: the formula by hand, the result document both
-ways, and the relaxed pair with EMT (fast, not physical)."""
+ways, the relaxed pair and an ion reference with EMT (fast, not physical)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 
 from ionscreen.screening.insertion import (
     InsertionResult,
@@ -71,3 +71,22 @@ def test_result_document_round_trip():
     assert light.notes == res.notes and light.summary() == res.summary()
     # the deprecated name gives the same document
     assert res.to_dict(structures=True) == res.as_dict(structures=True)
+
+
+def test_ion_reference_module_and_reexports():
+    from ionscreen.screening import insertion, ion_reference
+    from ionscreen.screening.params import ion_model
+
+    for name in ("METAL_REFERENCES", "NH4_BOX", "clear_reference_cache", "ion_reference"):
+        assert getattr(insertion, name) is getattr(ion_reference, name)
+    assert ion_reference.reference_composition(ion_model("NH4")) == Composition("NH4")
+    assert ion_reference.reference_composition(ion_model("Mg")) == Composition("Mg")
+    mg = ion_reference.metal_reference_atoms("Mg")
+    assert mg.get_chemical_formula() == "Mg2" and mg.cell.cellpar()[2] == pytest.approx(5.211)
+    nh3 = ion_reference.molecule_reference_atoms("NH3")
+    assert all(nh3.pbc) and list(nh3.cell.lengths()) == [ion_reference.NH4_BOX] * 3
+
+    ion_reference.clear_reference_cache()
+    mu, desc = ion_reference.ion_reference("Al", EMT)
+    assert math.isfinite(mu) and "fcc Al metal" in desc
+    assert ion_reference.ion_reference("Al3+", EMT) == (mu, desc)  # cached per model and ion
