@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pymatgen.core import Composition, DummySpecies, Element, Species, Structure
@@ -41,7 +42,8 @@ __all__ = [
     "FARADAY",
     "MAH_PER_MOL_ELECTRONS",
     "DescriptorError",
-    "annotate_capacity",
+    "Capacity",
+    "capacity",
     "capacity_for_ion",
     "gravimetric_capacity",
     "max_ions_from_redox",
@@ -316,39 +318,50 @@ def one_electron_floor(charged: Structure) -> dict[str, float]:
     return floors
 
 
-def annotate_capacity(candidate: Candidate) -> Candidate:
-    """Fill ``capacity_mAh_g`` / ``capacity_mAh_cm3`` / ``capacity_note`` of a candidate.
+@dataclass(frozen=True)
+class Capacity:
+    """Theoretical capacity of a candidate: mAh/g, mAh/cm³ (None where unknown) and how it was
+    obtained (``note``), plus the discharged formula and electrons it refers to."""
+
+    mAh_g: float | None
+    mAh_cm3: float | None
+    note: str = ""
+    discharged_formula: str | None = None
+    electrons: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Capacity:
+        return cls(**{k: d.get(k) for k in ("mAh_g", "mAh_cm3", "discharged_formula", "electrons")},
+                   note=d.get("note") or "")
+
+
+def capacity(candidate: Candidate) -> Capacity:
+    """Theoretical capacity of a candidate (nothing is written into the candidate).
 
     Where the candidate records its discharged formula and electrons (a host built with the
     ion on its sites, a polymer, a user file that contains the ion), those are used with the
     discharged density. For an empty host the ion uptake is the one-electron reduction of its
     transition metals (:func:`one_electron_floor`), with the density estimated from the empty
-    host's volume. A host with no redox centre gets 0 and says so.
+    host's volume. A host with no redox centre gets 0 and says so. Raises an
+    :class:`~ionscreen.errors.IonscreenError` when the numbers cannot be computed (e.g. no
+    oxidation states).
     """
     ion = candidate.working_ion
     if candidate.discharged_formula and candidate.electrons:
         grav = gravimetric_capacity(candidate.discharged_formula, candidate.electrons)
-        candidate.capacity_mAh_g = grav
-        candidate.capacity_mAh_cm3 = grav * candidate.discharged_density if candidate.discharged_density else None
-        candidate.capacity_note = (
-            f"{candidate.discharged_formula} taking {candidate.electrons:g} e-; per mass and volume of "
-            "the discharged compound"
-        )
-        return candidate
+        return Capacity(
+            grav, grav * candidate.discharged_density if candidate.discharged_density else None,
+            f"{candidate.discharged_formula} taking {candidate.electrons:g} e-; per mass and volume "
+            "of the discharged compound", candidate.discharged_formula, candidate.electrons)
     wi = get_working_ion(ion)
     n = max_ions_from_redox(candidate.structure, ion, wi.charge, floor=one_electron_floor(candidate.structure))
     if n <= 0:
-        candidate.capacity_mAh_g = 0.0
-        candidate.capacity_mAh_cm3 = 0.0
-        candidate.capacity_note = "no reducible transition-metal cation: no intercalation capacity (formal)"
-        return candidate
+        return Capacity(0.0, 0.0, "no reducible transition-metal cation: no intercalation capacity (formal)")
     cap = capacity_for_ion(candidate.structure, ion, n)
-    candidate.discharged_formula = cap["discharged_formula"]
-    candidate.electrons = cap["electrons"]
-    candidate.capacity_mAh_g = cap["gravimetric_mAh_g"]
-    candidate.capacity_mAh_cm3 = cap["volumetric_mAh_cm3"]
-    candidate.capacity_note = (
+    return Capacity(
+        cap["gravimetric_mAh_g"], cap["volumetric_mAh_cm3"],
         f"empty host: {n:g} {wi.label()} per cell from one-electron reduction of each transition "
-        f"metal; {cap['volumetric_basis']}"
-    )
-    return candidate
+        f"metal; {cap['volumetric_basis']}", cap["discharged_formula"], cap["electrons"])

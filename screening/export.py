@@ -36,18 +36,22 @@ from typing import Any
 
 import numpy as np
 
+from ionscreen._json import jsonable
+from ionscreen.screening.bvse import BVSESummary
 from ionscreen.screening.rank import (
     SCORE_NORMALISATION,
+    RankedHost,
     _num,
     _resolve_weights,
-    bvse_barriers,
     ions_in,
     normalise_ion,
-    rank,
+    rank_all,
 )
+from ionscreen.screening.records import HostRecord
 from ionscreen.screening.sustainability import SCORE_FORMULA
+from ionscreen.structures.ions import DIMS
 
-__all__ = ["COLUMNS", "FAILURE_COLUMNS", "export_run", "flat_record", "write_csv"]
+__all__ = ["COLUMNS", "FAILURE_COLUMNS", "export_run", "failure_row", "flat_record", "write_csv"]
 
 #: Columns of ranked_<ion>.csv / .json, in order. Units are in the names.
 COLUMNS = (
@@ -90,42 +94,47 @@ def _round(x: Any, nd: int) -> float | None:
     return None if v is None else round(v, nd)
 
 
-def flat_record(row: Mapping[str, Any]) -> dict[str, Any]:
-    """One ranked row as a flat dict over :data:`COLUMNS` (JSON-able, no NaN)."""
-    bvse = row.get("bvse") or {}
-    neb = row.get("neb") or {}
-    sus = row.get("sustainability") or {}
-    bars = bvse_barriers(bvse)
-    rec = {
-        "rank": row.get("rank"),
-        "formula": row.get("formula"),
-        "working_ion": normalise_ion(row.get("working_ion")),
-        "source": row.get("source"),
-        "citation": row.get("citation"),
-        "state": row.get("state"),
-        "barrier_eV": _round(row.get("barrier"), 4),
-        "barrier_tier": row.get("barrier_tier"),
+def _bvse_model(bvse: BVSESummary | None) -> str | None:
+    if bvse is None:
+        return None
+    return f"{bvse.method or 'BVSE'}: {bvse.model}" if bvse.model else bvse.method
+
+
+def flat_record(host: RankedHost) -> dict[str, Any]:
+    """One ranked host as a flat dict over :data:`COLUMNS` (JSON-able, no NaN)."""
+    rec = host.record
+    bvse, neb = rec.bvse, rec.neb
+    sus = rec.sustainability or {}
+    bars = bvse.barriers if bvse else dict.fromkeys(DIMS)
+    flat = {
+        "rank": host.rank,
+        "formula": rec.formula,
+        "working_ion": normalise_ion(rec.working_ion),
+        "source": rec.source,
+        "citation": rec.citation,
+        "state": rec.state,
+        "barrier_eV": _round(host.barrier, 4),
+        "barrier_tier": host.barrier_tier,
         "E1D_eV": _round(bars["1D"], 4),
         "E2D_eV": _round(bars["2D"], 4),
         "E3D_eV": _round(bars["3D"], 4),
-        "dimensionality": bvse.get("dimensionality"),
-        "bvse_model": (f"{bvse.get('method') or 'BVSE'}: {bvse.get('model')}"
-                       if bvse.get("model") else (bvse.get("method") if bvse else None)),
-        "bvse_approximate": bvse.get("approximate"),
-        "neb_barrier_eV": _round(neb.get("barrier"), 4),
-        "neb_tier": neb.get("tier"),
-        "neb_calculator": neb.get("calculator"),
-        "neb_converged": neb.get("converged"),
-        "n_sites": bvse.get("n_sites"),
-        "n_distinct_sites": bvse.get("n_distinct_sites"),
-        "site_energy_spread_eV": _round(bvse.get("site_energy_spread"), 4),
-        "lowest_hop_barrier_eV": _round(bvse.get("lowest_hop_barrier"), 4),
-        "capacity_mAh_g": _round(row.get("capacity_mAh_g"), 2),
-        "capacity_mAh_cm3": _round(row.get("capacity_mAh_cm3"), 2),
-        "density_g_cm3": _round(row.get("density_g_cm3"), 4),
-        "voltage_V": _round(row.get("voltage_V"), 4),
-        "volume_change": _round(row.get("volume_change"), 5),
-        "ml_model": row.get("ml_model"),
+        "dimensionality": bvse.dimensionality if bvse else None,
+        "bvse_model": _bvse_model(bvse),
+        "bvse_approximate": bvse.approximate if bvse else None,
+        "neb_barrier_eV": _round(neb.barrier, 4) if neb else None,
+        "neb_tier": neb.tier if neb else None,
+        "neb_calculator": neb.calculator if neb else None,
+        "neb_converged": neb.converged if neb else None,
+        "n_sites": bvse.n_sites if bvse else None,
+        "n_distinct_sites": bvse.n_distinct_sites if bvse else None,
+        "site_energy_spread_eV": _round(bvse.site_energy_spread, 4) if bvse else None,
+        "lowest_hop_barrier_eV": _round(bvse.lowest_hop_barrier, 4) if bvse else None,
+        "capacity_mAh_g": _round(rec.capacity_mAh_g, 2),
+        "capacity_mAh_cm3": _round(rec.capacity_mAh_cm3, 2),
+        "density_g_cm3": _round(rec.density, 4),
+        "voltage_V": _round(rec.voltage_V, 4),
+        "volume_change": _round(rec.volume_change, 5),
+        "ml_model": rec.ml_model,
         "hhi_production": _round(sus.get("hhi_production"), 1),
         "hhi_reserve": _round(sus.get("hhi_reserve"), 1),
         "abundance_min_ppm": _num(sus.get("abundance_min_ppm")),
@@ -135,15 +144,15 @@ def flat_record(row: Mapping[str, Any]) -> dict[str, Any]:
         "toxic_elements": " ".join(sus.get("toxic_elements") or []),
         "critical": sus.get("critical"),
         "critical_elements": " ".join(sus.get("critical_elements") or []),
-        "sustainability_score": _round(row.get("sustainability_score"), 4),
-        "pareto": row.get("pareto"),
-        "pareto_rank": row.get("pareto_rank"),
-        "score": _round(row.get("score"), 4),
-        "notes": "; ".join(str(n) for n in (row.get("notes") or [])),
-        "candidate_id": row.get("candidate_id"),
-        "job_id": row.get("job_id"),
+        "sustainability_score": _round(host.sustainability_score, 4),
+        "pareto": host.pareto,
+        "pareto_rank": host.pareto_rank,
+        "score": _round(host.score, 4),
+        "notes": "; ".join(n.text for n in host.notes),
+        "candidate_id": rec.candidate_id,
+        "job_id": rec.job_id,
     }
-    return {k: rec[k] for k in COLUMNS}
+    return {k: flat[k] for k in COLUMNS}
 
 
 def _csv_value(v: Any) -> Any:
@@ -166,23 +175,21 @@ def write_csv(path: str | Path, records: Iterable[Mapping[str, Any]], columns: I
     return path
 
 
-def failure_step(row: Mapping[str, Any]) -> str:
-    """The step a failure belongs to: its ``step``, else "candidate" for a file that did not
-    load (no candidate id) and "bvse" for a candidate row."""
-    return row.get("step") or ("candidate" if row.get("candidate_id") is None else "bvse")
-
-
-def _failure_record(row: Mapping[str, Any]) -> dict[str, Any]:
+def failure_row(record: HostRecord) -> dict[str, Any]:
+    """A failed record as a flat dict over :data:`FAILURE_COLUMNS`."""
+    f = record.failure
+    if f is None:
+        raise ValueError(f"{record.formula} ({record.working_ion}): not a failed record")
     return {
-        "working_ion": normalise_ion(row.get("working_ion")),
-        "formula": row.get("formula"),
-        "source": row.get("source"),
-        "step": failure_step(row),
-        "status": row.get("status"),
-        "reason": row.get("reason"),
-        "error": row.get("error"),
-        "candidate_id": row.get("candidate_id"),
-        "job_id": row.get("job_id"),
+        "working_ion": normalise_ion(record.working_ion),
+        "formula": record.formula,
+        "source": record.source,
+        "step": f.step,
+        "status": "failed",
+        "reason": f.reason,
+        "error": f.error,
+        "candidate_id": record.candidate_id,
+        "job_id": record.job_id,
     }
 
 
@@ -194,57 +201,47 @@ def _safe(text: Any, limit: int = 40) -> str:
     return s[:limit] or "unknown"
 
 
-def _structure(row: Mapping[str, Any]):
-    from pymatgen.core import Structure
-
-    st = row.get("structure")
-    if st is None:
-        return None
-    if isinstance(st, Structure):
-        return st
-    return Structure.from_dict(st)
-
-
 def _ascii_line(text: Any) -> str:
     s = " ".join(str(text or "").split())
     return s.encode("ascii", "replace").decode("ascii")
 
 
-def _cif_text(row: Mapping[str, Any]) -> str:
+def _cif_text(host: RankedHost) -> str:
     from pymatgen.io.cif import CifWriter
 
-    st = _structure(row)
-    if st is None:
+    rec = host.record
+    if rec.structure is None:
         raise ValueError("no structure stored")
     header = [
-        f"# ionscreen candidate {_ascii_line(row.get('candidate_id'))} for "
-        f"{_ascii_line(normalise_ion(row.get('working_ion')))} (rank {row.get('rank')})",
-        f"# formula: {_ascii_line(row.get('formula'))}; state: {_ascii_line(row.get('state'))}",
-        f"# source: {_ascii_line(row.get('source'))}",
-        f"# citation: {_ascii_line(row.get('citation'))}",
-        f"# barrier: {_num(row.get('barrier'))} eV ({_ascii_line(row.get('barrier_tier'))})",
+        f"# ionscreen candidate {_ascii_line(rec.candidate_id)} for "
+        f"{_ascii_line(normalise_ion(rec.working_ion))} (rank {host.rank})",
+        f"# formula: {_ascii_line(rec.formula)}; state: {_ascii_line(rec.state)}",
+        f"# source: {_ascii_line(rec.source)}",
+        f"# citation: {_ascii_line(rec.citation)}",
+        f"# barrier: {_num(host.barrier)} eV ({_ascii_line(host.barrier_tier)})",
     ]
-    return "\n".join(header) + "\n" + str(CifWriter(st))
+    return "\n".join(header) + "\n" + str(CifWriter(rec.structure))
 
 
-def _cif_name(ion: str, row: Mapping[str, Any]) -> str:
-    ident = str(row.get("candidate_id") or row.get("job_id") or "")[:8]
-    return f"{_safe(ion)}/{row.get('rank')}_{_safe(row.get('formula'))}_{_safe(ident, 8)}.cif"
+def _cif_name(ion: str, host: RankedHost) -> str:
+    ident = str(host.record.candidate_id or host.record.job_id or "")[:8]
+    return f"{_safe(ion)}/{host.rank}_{_safe(host.record.formula)}_{_safe(ident, 8)}.cif"
 
 
-def _write_zip(path: Path, ranked: Mapping[str, list[dict[str, Any]]], top_n: int) -> list[dict[str, Any]]:
+def _write_zip(path: Path, ranked: Mapping[str, list[RankedHost]], top_n: int) -> list[dict[str, Any]]:
     manifest: list[dict[str, Any]] = []
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for ion, rows in ranked.items():
-            for row in [r for r in rows if r.get("rank") is not None][:top_n]:
-                name = _cif_name(ion, row)
-                entry = {"file": name, "working_ion": ion, "rank": row.get("rank"),
-                         "formula": row.get("formula"), "source": row.get("source"),
-                         "citation": row.get("citation"), "barrier_eV": _round(row.get("barrier"), 4),
-                         "barrier_tier": row.get("barrier_tier"), "candidate_id": row.get("candidate_id"),
+        for ion, hosts in ranked.items():
+            for host in [h for h in hosts if h.rank is not None][:top_n]:
+                rec = host.record
+                name = _cif_name(ion, host)
+                entry = {"file": name, "working_ion": ion, "rank": host.rank,
+                         "formula": rec.formula, "source": rec.source,
+                         "citation": rec.citation, "barrier_eV": _round(host.barrier, 4),
+                         "barrier_tier": host.barrier_tier, "candidate_id": rec.candidate_id,
                          "note": ""}
                 try:
-                    zf.writestr(name, _cif_text(row))
+                    zf.writestr(name, _cif_text(host))
                 except Exception as exc:  # a broken structure must not stop the export
                     entry["file"] = ""
                     entry["note"] = f"no CIF: {exc}"
@@ -272,20 +269,20 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _tier_family(row: Mapping[str, Any]) -> str:
-    key = str(row.get("barrier_tier") or "")
+def _tier_family(host: RankedHost) -> str:
+    key = str(host.barrier_tier or "")
     for fam, _ in _TIER_MARKERS:
         if key.startswith(fam):
             return fam
     return "other"
 
 
-def _scatter_png(ion: str, rows: list[dict[str, Any]]) -> tuple[str | None, int]:
-    """Barrier vs capacity for one ion; returns (base64 PNG or None, rows not plotted)."""
+def _scatter_png(ion: str, hosts: list[RankedHost]) -> tuple[str | None, int]:
+    """Barrier vs capacity for one ion; returns (base64 PNG or None, hosts not plotted)."""
     from matplotlib.figure import Figure
 
-    pts = [r for r in rows if r.get("rank") is not None and _num(r.get("capacity_mAh_g")) is not None]
-    skipped = sum(1 for r in rows if r.get("rank") is not None) - len(pts)
+    pts = [h for h in hosts if h.rank is not None and h.capacity_mAh_g is not None]
+    skipped = sum(1 for h in hosts if h.rank is not None) - len(pts)
     if not pts:
         return None, skipped
     fig = Figure(figsize=(7.2, 4.8))
@@ -296,21 +293,20 @@ def _scatter_png(ion: str, rows: list[dict[str, Any]]) -> tuple[str | None, int]
         grp = [r for r in pts if _tier_family(r) == fam]
         if not grp:
             continue
-        x = [r["capacity_mAh_g"] for r in grp]
-        y = [r["barrier"] for r in grp]
-        s = [r.get("sustainability_score") for r in grp]
-        c = [np.nan if v is None else v for v in s]
-        edge = ["crimson" if r.get("pareto") else "0.35" for r in grp]
-        lw = [2.2 if r.get("pareto") else 0.6 for r in grp]
+        x = [h.capacity_mAh_g for h in grp]
+        y = [h.barrier for h in grp]
+        c = [np.nan if h.sustainability_score is None else h.sustainability_score for h in grp]
+        edge = ["crimson" if h.pareto else "0.35" for h in grp]
+        lw = [2.2 if h.pareto else 0.6 for h in grp]
         sc = ax.scatter(x, y, c=c, cmap="viridis", vmin=0, vmax=1, marker=markers.get(fam, "D"),
                         s=70, edgecolors=edge, linewidths=lw, plotnonfinite=True)
-    front = sorted([r for r in pts if r.get("pareto")], key=lambda r: r["capacity_mAh_g"])
-    for r in front:
-        ax.annotate(str(r.get("formula") or "")[:18], (r["capacity_mAh_g"], r["barrier"]),
+    front = sorted([h for h in pts if h.pareto], key=lambda h: h.capacity_mAh_g)
+    for h in front:
+        ax.annotate(str(h.record.formula or "")[:18], (h.capacity_mAh_g, h.barrier),
                     textcoords="offset points", xytext=(5, 5), fontsize=7, color="crimson")
     from matplotlib.lines import Line2D
 
-    present = {_tier_family(r) for r in pts}
+    present = {_tier_family(h) for h in pts}
     handles = [Line2D([], [], ls="", marker=m, ms=8, mfc="0.8", mec="0.35", label=f"barrier from {f}")
                for f, m in list(_TIER_MARKERS) + [("other tier", "D")]
                if f in present or (f == "other tier" and "other" in present)]
@@ -366,7 +362,7 @@ def _landscape_array(entry: Any) -> tuple[np.ndarray, tuple[float, float, float,
     return arr, extent, labels
 
 
-def _landscape_png(ion: str, row: Mapping[str, Any], entry: Any) -> str | None:
+def _landscape_png(ion: str, host: RankedHost, entry: Any) -> str | None:
     from matplotlib.figure import Figure
 
     got = _landscape_array(entry)
@@ -376,7 +372,7 @@ def _landscape_png(ion: str, row: Mapping[str, Any], entry: Any) -> str | None:
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         return None
-    bars = bvse_barriers(row.get("bvse"))
+    bars = host.record.bvse.barriers if host.record.bvse else {}
     cap = max([v for v in bars.values() if v is not None] or [float(np.percentile(finite, 90))])
     data = np.clip(np.where(np.isfinite(arr), arr, np.nanmax(finite)), None,
                    float(np.min(finite)) + cap + 0.5)
@@ -386,7 +382,7 @@ def _landscape_png(ion: str, row: Mapping[str, Any], entry: Any) -> str | None:
     fig.colorbar(im, ax=ax, label=labels["units"])
     ax.set_xlabel(labels["xlabel"])
     ax.set_ylabel(labels["ylabel"])
-    title = f"{row.get('formula')} ({ion}), BVSE"
+    title = f"{host.record.formula} ({ion}), BVSE"
     ax.set_title(title + (f"\n{labels['title']}" if labels["title"] else ""), fontsize=9)
     fig.tight_layout()
     return _png(fig)
@@ -454,7 +450,7 @@ def _table(headers: list[str], rows: list[list[tuple[str, bool]]], row_classes: 
     return "".join(out)
 
 
-def _ranked_table(rows: list[dict[str, Any]]) -> str:
+def _ranked_table(hosts: list[RankedHost]) -> str:
     headers = ["rank", "formula", "source / citation", "barrier (eV)", "barrier from",
                "E1D / E2D / E3D (eV, BVSE)", "dim (BVSE)", "NEB barrier (eV) [calculator]",
                "sites (BVSE): n / distinct / spread eV", "capacity mAh/g", "capacity mAh/cm³",
@@ -462,8 +458,8 @@ def _ranked_table(rows: list[dict[str, Any]]) -> str:
                "HHI prod / res (pymatgen)", "scarcest element (ppm, R&G 2003)",
                "toxic / critical (EU 2023)", "sustain. score", "Pareto (front #)", "score", "notes"]
     body, classes = [], []
-    for r in rows:
-        rec = flat_record(r)
+    for h in hosts:
+        rec = flat_record(h)
         neb = ("—" if rec["neb_barrier_eV"] is None and not rec["neb_calculator"]
                else f"{_fmt(rec['neb_barrier_eV'])} [{_tier_cell(rec['neb_calculator'])}"
                     f"{'' if rec['neb_converged'] in (True, None) else ', not converged'}]")
@@ -498,23 +494,39 @@ def _ranked_table(rows: list[dict[str, Any]]) -> str:
             (_fmt(rec["sustainability_score"]), True),
             (_e(par), False),
             (_fmt(rec["score"]), True),
-            ("<br>".join(_e(n) for n in (r.get("notes") or [])) or "", False),
+            ("<br>".join(_e(n.text) for n in h.notes) or "", False),
         ])
         classes.append("pareto" if rec["pareto"] else "")
     return f"<div class='scroll'>{_table(headers, body, classes, 'ranked')}</div>"
 
 
-def _landscape_key(row: Mapping[str, Any], landscapes: Mapping[str, Any] | None) -> Any:
-    for key in (row.get("job_id"), row.get("candidate_id")):
+def _landscape_key(host: RankedHost, landscapes: Mapping[str, Any] | None) -> Any:
+    for key in (host.record.job_id, host.record.candidate_id):
         if landscapes and key is not None and key in landscapes:
             return landscapes[key]
-    stored = row.get("bvse_landscape")
-    if isinstance(stored, Mapping) and any(k in stored for k in ("slice", "data", "array")):
-        return stored
     return None
 
 
-def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict[str, Any]],
+def _landscape_figure(ion: str, host: RankedHost, entry: Any) -> str:
+    """The landscape figure of one top host, or a line that says why there is none."""
+    rec = host.record
+    img = None
+    if entry is not None:
+        try:
+            img = _landscape_png(ion, host, entry)
+        except Exception as exc:  # a bad slice must not lose the report
+            return f"<p class='missing'>Landscape of {_e(rec.formula)} could not be drawn: {_e(exc)}</p>"
+    if not img:
+        return (f"<p class='missing'>No landscape slice given for rank {_e(host.rank)} "
+                f"{_e(rec.formula)} (job {_e(rec.job_id)}).</p>")
+    return (f"<figure><img alt='BVSE landscape {_e(rec.formula)}' "
+            f"src='data:image/png;base64,{img}'><figcaption>rank {_e(host.rank)}: "
+            f"{_e(rec.formula)}, BVSE energy of {_e(ion)} (eV; colour scale clipped "
+            f"0.5 eV above the highest percolation barrier); "
+            f"{_e(rec.bvse.model if rec.bvse else '')}</figcaption></figure>")
+
+
+def _report_html(ranked: Mapping[str, list[RankedHost]], failures: list[dict[str, Any]],
                  counts: Mapping[str, Mapping[str, int]], weights: Mapping[str, float], top_n: int,
                  landscapes: Mapping[str, Any] | None, n_landscape: int, cif_manifest: list[dict[str, Any]],
                  title: str) -> str:
@@ -533,17 +545,17 @@ def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict
     body = []
     legend: dict[str, str] = {}  # short tier label -> full calculator identity
     for ion, c in counts.items():
-        rows = ranked.get(ion, [])
+        hosts = ranked.get(ion, [])
         tiers: dict[str, int] = {}
-        for r in rows:
-            if r.get("rank") is not None:
-                full = str(r.get("barrier_tier_key") or "?")
+        for h in hosts:
+            if h.rank is not None:
+                full = str(h.barrier_tier_key or "?")
                 short = _short_tier(full)
                 legend.setdefault(short, full)
                 tiers[short] = tiers.get(short, 0) + 1
         body.append([(_e(ion), False), (_e(c["total"]), True), (_e(c["done"]), True),
                      (_e(c["failed"]), True), (_e(c["ranked"]), True), (_e(c["unranked"]), True),
-                     (_e(sum(1 for r in rows if r.get("pareto"))), True),
+                     (_e(sum(1 for h in hosts if h.pareto)), True),
                      (_e(", ".join(f"{k}: {v}" for k, v in sorted(tiers.items()))) or "—", False)])
     parts.append(_table(heads, body))
     if any(k != v for k, v in legend.items()):
@@ -559,10 +571,11 @@ def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict
     parts += [f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in PRODUCERS.items()]
     parts.append("</ul>")
 
-    for ion, rows in ranked.items():
+    for ion, hosts in ranked.items():
         parts.append(f"<h2 id='ion-{_e(ion)}'>{_e(ion)}</h2>")
-        shown = [r for r in rows if r.get("rank") is not None][:top_n]
-        png, skipped = _scatter_png(ion, rows)
+        n_ranked = sum(1 for h in hosts if h.rank is not None)
+        shown = [h for h in hosts if h.rank is not None][:top_n]
+        png, skipped = _scatter_png(ion, hosts)
         if png:
             cap = ("Barrier vs theoretical capacity. Marker shape = barrier producer (○ BVSE, □ BVFF "
                    "NEB, △ MLIP NEB, ◇ other); colour = sustainability score; red outline = Pareto "
@@ -574,46 +587,28 @@ def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict
         else:
             parts.append("<p class='missing'>No plot: no ranked host with a capacity.</p>")
         if shown:
-            parts.append(f"<h3>Top {len(shown)} of {sum(1 for r in rows if r.get('rank') is not None)} "
+            parts.append(f"<h3>Top {len(shown)} of {n_ranked} "
                          f"ranked ({_e(ion)})</h3>")
             parts.append(_ranked_table(shown))
         else:
             parts.append("<p class='missing'>No ranked hosts for this ion.</p>")
-        unr = [r for r in rows if r.get("rank") is None]
+        unr = [h for h in hosts if h.rank is None]
         if unr:
             parts.append(f"<p class='note'>{len(unr)} finished host(s) without any barrier (no percolating "
-                         f"path): {_e(', '.join(str(r.get('formula')) for r in unr[:30]))}"
+                         f"path): {_e(', '.join(str(h.record.formula) for h in unr[:30]))}"
                          f"{' …' if len(unr) > 30 else ''}</p>")
 
         parts.append(f"<h3>BVSE landscape of the top hosts ({_e(ion)})</h3>")
         top = shown[:n_landscape]
         if not top:
             parts.append("<p class='missing'>No ranked hosts, so no landscape.</p>")
-        elif not landscapes and not any(_landscape_key(r, None) is not None for r in top):
+        elif not landscapes:
             parts.append("<p class='missing'>No BVSE landscape slices were given to this export (pass "
-                         "<code>landscapes={job_id: 2D array}</code> to <code>export_run</code>, or store "
-                         "<code>bvse_landscape.slice</code> in the rows); the barriers above do not depend "
-                         "on it.</p>")
+                         "<code>landscapes={job_id: 2D array}</code> to <code>export_run</code>); the "
+                         "barriers above do not depend on it.</p>")
         else:
-            for r in top:
-                entry = _landscape_key(r, landscapes)
-                img = None
-                if entry is not None:
-                    try:
-                        img = _landscape_png(ion, r, entry)
-                    except Exception as exc:  # a bad slice must not lose the report
-                        parts.append(f"<p class='missing'>Landscape of {_e(r.get('formula'))} could not "
-                                     f"be drawn: {_e(exc)}</p>")
-                        continue
-                if img:
-                    parts.append(f"<figure><img alt='BVSE landscape {_e(r.get('formula'))}' "
-                                 f"src='data:image/png;base64,{img}'><figcaption>rank {_e(r.get('rank'))}: "
-                                 f"{_e(r.get('formula'))}, BVSE energy of {_e(ion)} (eV; colour scale clipped "
-                                 f"0.5 eV above the highest percolation barrier); "
-                                 f"{_e((r.get('bvse') or {}).get('model') or '')}</figcaption></figure>")
-                else:
-                    parts.append(f"<p class='missing'>No landscape slice given for rank {_e(r.get('rank'))} "
-                                 f"{_e(r.get('formula'))} (job {_e(r.get('job_id'))}).</p>")
+            for h in top:
+                parts.append(_landscape_figure(ion, h, _landscape_key(h, landscapes)))
 
     parts.append("<h2>Failed jobs</h2>")
     if failures:
@@ -637,82 +632,79 @@ def _report_html(ranked: Mapping[str, list[dict[str, Any]]], failures: list[dict
 # ----------------------------------------------------------------------------- driver
 
 
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        return _jsonable(x.item())
-    return x
+def _counts(ion: str, hosts: list[RankedHost], n_done: int, failures: list[HostRecord]) -> dict[str, int]:
+    """Jobs of one ion: done records, failed candidates (a failed NEB or voltage job of a done
+    candidate is listed in failures.csv but does not count as a failed candidate)."""
+    done_ids = {h.record.candidate_id for h in hosts}
+    n_failed = sum(1 for f in failures if normalise_ion(f.working_ion) == ion
+                   and (f.candidate_id is None or f.candidate_id not in done_ids))
+    n_ranked = sum(1 for h in hosts if h.rank is not None)
+    return {"total": n_done + n_failed, "done": n_done, "failed": n_failed,
+            "ranked": n_ranked, "unranked": len(hosts) - n_ranked}
 
 
-def export_run(rows: Iterable[Mapping[str, Any]], out_dir: str | Path, top_n: int = 10,
-               weights: Mapping[str, Any] | str | Path | None = None,
+def _write_ranked(out: Path, ion: str, hosts: list[RankedHost], w: Mapping[str, float],
+                  counts: Mapping[str, int]) -> dict[str, Path]:
+    """ranked_<ion>.csv and ranked_<ion>.json."""
+    flat = [flat_record(h) for h in hosts]
+    fname = f"ranked_{_safe(ion)}"
+    meta = {
+        "working_ion": ion, "generated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "weights": w, "score_normalisation": SCORE_NORMALISATION,
+        "sustainability_score_formula": SCORE_FORMULA, "producers": PRODUCERS,
+        "pareto_objectives": {"barrier_eV": "min", "capacity_mAh_g": "max",
+                              "sustainability_score": "max"},
+        "counts": dict(counts), "columns": list(COLUMNS),
+    }
+    p = out / f"{fname}.json"
+    p.write_text(json.dumps(jsonable({"meta": meta, "rows": flat}), indent=1,
+                            ensure_ascii=False, allow_nan=False), encoding="utf-8")
+    return {f"{fname}.csv": write_csv(out / f"{fname}.csv", flat, COLUMNS), f"{fname}.json": p}
+
+
+def export_run(records: Iterable[HostRecord], failures: Iterable[HostRecord], out_dir: str | Path,
+               top_n: int = 10, weights: Mapping[str, Any] | str | Path | None = None,
                landscapes: Mapping[str, Any] | None = None, ions: Iterable[str] | None = None,
-               n_landscape: int = 3, title: str = "ionscreen screening report",
-               step_failures: Iterable[Mapping[str, Any]] = ()) -> dict[str, Path]:
-    """Rank ``rows`` per working ion and write every export into ``out_dir`` (created).
+               n_landscape: int = 3, title: str = "ionscreen screening report") -> dict[str, Path]:
+    """Rank the done ``records`` per working ion and write every export into ``out_dir`` (created).
 
-    ``step_failures``: failed jobs of later steps (NEB, voltage) of candidates that have a row,
-    as :data:`FAILURE_COLUMNS` records; they go to ``failures.csv`` and the report.
+    ``failures``: failed records (a candidate whose BVSE failed, a file that did not load, a
+    failed NEB or voltage job of a candidate), in the order ``failures.csv`` and the report list
+    them. A failed record among ``records`` raises :class:`ValueError`
+    (:func:`~ionscreen.screening.records.split_failed` splits a mixed list).
 
-    ``weights``: mapping, config path or None (packaged defaults). ``landscapes``: optional
-    mapping of job id (or candidate id) to a BVSE landscape for the report — a 2D array (a
-    slice, axes a and b fractional unless an ``extent`` is given), a dict ``{"data": 2D,
-    "extent": (x0, x1, y0, y1), "xlabel", "ylabel", "title"}``, a 3D grid (the plane through its
-    minimum is shown) or a :class:`~ionscreen.screening.bvse.BVSEResult` with its grid. The
-    top ``n_landscape`` hosts per ion are shown. Returns ``{file name: path}`` of what was
-    written (``ranked_<ion>.csv``, ``ranked_<ion>.json``, ``failures.csv``, ``top_cifs.zip``,
-    ``report.html``).
+    ``weights``: mapping, config path or None (packaged defaults); they rank the records and go
+    into the JSON meta. ``landscapes``: optional mapping of job id (or candidate id) to a BVSE
+    landscape for the report — a 2D array (a slice, axes a and b fractional unless an
+    ``extent`` is given), a dict ``{"data": 2D, "extent": (x0, x1, y0, y1), "xlabel",
+    "ylabel", "title"}``, a 3D grid (the plane through its minimum is shown) or a
+    :class:`~ionscreen.screening.bvse.BVSEResult` with its grid. The top ``n_landscape`` hosts
+    per ion are shown. Returns ``{file name: path}`` of what was written (``ranked_<ion>.csv``,
+    ``ranked_<ion>.json``, ``failures.csv``, ``top_cifs.zip``, ``report.html``).
     """
     if int(top_n) < 1:
         raise ValueError(f"top_n must be >= 1, got {top_n!r}")
     top_n = int(top_n)
-    rows = [dict(r) for r in rows]
+    records = list(records)
+    failures = list(failures)
     w = _resolve_weights(weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ion_list = [normalise_ion(i) for i in ions] if ions else ions_in(rows)
+    ion_list = [normalise_ion(i) for i in ions] if ions else ions_in(records + failures)
+    ranked = rank_all(records, w, ions=ion_list, include_unranked=True)
     written: dict[str, Path] = {}
-
-    ranked: dict[str, list[dict[str, Any]]] = {}
     counts: dict[str, dict[str, int]] = {}
-    for ion in ion_list:
-        of_ion = [r for r in rows if normalise_ion(r.get("working_ion")) == ion]
-        ranked[ion] = rank(of_ion, ion, w, include_unranked=True)
-        n_ranked = sum(1 for r in ranked[ion] if r.get("rank") is not None)
-        counts[ion] = {"total": len(of_ion),
-                       "done": sum(1 for r in of_ion if r.get("status") == "done"),
-                       "failed": sum(1 for r in of_ion if r.get("status") != "done"),
-                       "ranked": n_ranked, "unranked": len(ranked[ion]) - n_ranked}
-        records = [flat_record(r) for r in ranked[ion]]
-        fname = f"ranked_{_safe(ion)}"
-        written[f"{fname}.csv"] = write_csv(out / f"{fname}.csv", records, COLUMNS)
-        meta = {
-            "working_ion": ion, "generated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-            "weights": w, "score_normalisation": SCORE_NORMALISATION,
-            "sustainability_score_formula": SCORE_FORMULA, "producers": PRODUCERS,
-            "pareto_objectives": {"barrier_eV": "min", "capacity_mAh_g": "max",
-                                  "sustainability_score": "max"},
-            "counts": counts[ion], "columns": list(COLUMNS),
-        }
-        p = out / f"{fname}.json"
-        p.write_text(json.dumps(_jsonable({"meta": meta, "rows": records}), indent=1,
-                                ensure_ascii=False, allow_nan=False), encoding="utf-8")
-        written[f"{fname}.json"] = p
-
-    failures = [_failure_record(r) for r in rows if r.get("status") != "done"
-                and normalise_ion(r.get("working_ion")) in ion_list]
-    failures += [_failure_record(f) for f in step_failures if normalise_ion(f.get("working_ion")) in ion_list]
-    written["failures.csv"] = write_csv(out / "failures.csv", failures, FAILURE_COLUMNS)
+    for ion, hosts in ranked.items():
+        n_done = sum(1 for r in records if normalise_ion(r.working_ion) == ion)
+        counts[ion] = _counts(ion, hosts, n_done, failures)
+        written.update(_write_ranked(out, ion, hosts, w, counts[ion]))
+    failed = [failure_row(f) for f in failures if normalise_ion(f.working_ion) in ion_list]
+    written["failures.csv"] = write_csv(out / "failures.csv", failed, FAILURE_COLUMNS)
     zpath = out / "top_cifs.zip"
     manifest = _write_zip(zpath, ranked, top_n)
     written["top_cifs.zip"] = zpath
     rpath = out / "report.html"
-    rpath.write_text(_report_html(ranked, failures, counts, w, top_n, landscapes, n_landscape,
+    rpath.write_text(_report_html(ranked, failed, counts, w, top_n, landscapes, n_landscape,
                                   manifest, title), encoding="utf-8")
     written["report.html"] = rpath
     return written

@@ -1,19 +1,20 @@
 """Ranking of screened hosts per working ion: Pareto front and a weighted score.
 
-Input: descriptor documents ("rows"), one per candidate × working ion, as the pipeline stores
-them (``status``, ``bvse``, ``neb``, ``capacity_mAh_g``, ``structure``...). Only rows with
-``status == "done"`` and a barrier are ranked.
+Input: done :class:`~ionscreen.screening.records.HostRecord` objects, one per candidate ×
+working ion; output: :class:`RankedHost` objects (the record plus the numbers below and
+structured :class:`~ionscreen.screening.records.Note` s). A failed record is refused with a
+:class:`ValueError` (failures travel as a separate list), so none is dropped unseen.
 
 Barrier (``barrier``, ``barrier_tier``)
     The best tier available: the NEB barrier when the NEB converged (``"BVFF CI-NEB (<calculator>)"``,
     ``"MLIP CI-NEB (<calculator>)"``...), else the BVSE percolation barrier of the lowest
     percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...). Barriers of different tiers
-    are only loosely comparable: rows whose tier differs from the ion's majority get a note.
+    are only loosely comparable: hosts whose tier differs from the ion's majority get a note.
 
-Sustainability (``sustainability``, ``sustainability_score``)
-    :func:`ionscreen.screening.sustainability.sustainability` of the host as screened, **without
-    the working ion** (so that a charged and a discharged host of one framework compare alike);
-    a row may bring its own ``sustainability`` dict, which is then used as is.
+Sustainability (``sustainability_score``)
+    The score of the record's ``sustainability``, computed once when the record was built
+    (:func:`ionscreen.screening.records.host_sustainability`: the host as screened **without the
+    working ion**, so that a charged and a discharged host of one framework compare alike).
 
 Pareto front (``pareto``, ``pareto_rank``)
     Non-dominated sorting over (barrier ↓, capacity_mAh_g ↑, sustainability_score ↑):
@@ -50,11 +51,12 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ionscreen.screening.sustainability import sustainability
+from ionscreen.screening.records import HostRecord, Note
 from ionscreen.structures.ions import DIMS, normalise_ion
 from ionscreen.structures.ions import EXPORT_ORDER as ION_ORDER
 
@@ -62,6 +64,7 @@ __all__ = [
     "DIMS",
     "ION_ORDER",
     "WEIGHT_KEYS",
+    "RankedHost",
     "barrier_of",
     "default_weights",
     "ions_in",
@@ -172,23 +175,11 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def ions_in(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Working ions present in ``rows``, in :data:`ION_ORDER` (others alphabetically after)."""
-    found = {normalise_ion(r.get("working_ion")) for r in rows if r.get("working_ion") is not None}
+def ions_in(records: Iterable[HostRecord]) -> list[str]:
+    """Working ions present in ``records``, in :data:`ION_ORDER` (others alphabetically after)."""
+    found = {normalise_ion(r.working_ion) for r in records if r.working_ion is not None}
     known = [i for i in ION_ORDER if i in found]
     return known + sorted(found - set(known))
-
-
-def bvse_barriers(bvse: Mapping[str, Any] | None) -> dict[str, float | None]:
-    """E1D/E2D/E3D from a row's ``bvse`` block (also accepts ``barriers: {"1D": ...}``)."""
-    out: dict[str, float | None] = {}
-    if not bvse:
-        return dict.fromkeys(DIMS)
-    nested = bvse.get("barriers") or {}
-    for d in DIMS:
-        v = bvse.get(f"E{d}")
-        out[d] = _num(v if v is not None else nested.get(d))
-    return out
 
 
 def clip_words(text: str, n: int, tail: str = " …") -> str:
@@ -198,31 +189,27 @@ def clip_words(text: str, n: int, tail: str = " …") -> str:
     return text[:n].rsplit(" ", 1)[0] + tail
 
 
-def barrier_of(row: Mapping[str, Any]) -> tuple[float | None, str | None, str | None, list[str]]:
-    """(barrier eV, tier label, tier key, notes) for one row.
+def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None, list[Note]]:
+    """(barrier eV, tier label, tier key, notes) for one record.
 
-    The tier key groups rows whose barriers share a producer: ``"BVSE"`` or
+    The tier key groups records whose barriers share a producer: ``"BVSE"`` or
     ``"<tier> CI-NEB (<calculator>)"``.
     """
-    notes: list[str] = []
-    neb = row.get("neb") or None
-    if neb:
-        nb = _num(neb.get("barrier"))
-        calc = neb.get("calculator") or "unknown calculator"
-        tier = neb.get("tier") or "NEB"
-        label = f"{tier} CI-NEB ({calc})"
-        if nb is not None and neb.get("converged", True):
-            return nb, label, label, notes
-        status = str(neb.get("status") or "n/a")
-        what = "did not converge" if status.startswith("not converged") else "gave no barrier"
+    notes: list[Note] = []
+    neb = record.neb
+    if neb is not None:
+        nb = _num(neb.barrier)
+        if nb is not None and neb.converged:
+            return nb, neb.label, neb.label, notes
+        status = str(neb.status or "n/a")
+        code, what = (("neb_not_converged", "did not converge") if status.startswith("not converged")
+                      else ("neb_no_barrier", "gave no barrier"))
         status = clip_words(status, 200)  # the whole status stays in the NEB record
-        notes.append(f"{label} {what} ({status}); barrier from BVSE")
-    bars = bvse_barriers(row.get("bvse"))
-    finite = [(v, d) for d, v in bars.items() if v is not None]
-    if not finite:
+        notes.append(Note(code, f"{neb.label} {what} ({status}); barrier from BVSE"))
+    bvse = record.bvse
+    if bvse is None or bvse.best_dimension is None:
         return None, None, None, notes
-    v, d = min(finite)
-    return v, f"BVSE E{d}", "BVSE", notes
+    return bvse.best_barrier, f"BVSE E{bvse.best_dimension}", "BVSE", notes
 
 
 def non_dominated_sort(points: Sequence[Sequence[float]],
@@ -266,23 +253,6 @@ def non_dominated_sort(points: Sequence[Sequence[float]],
     return front_of
 
 
-def _sustainability_for(row: Mapping[str, Any], ion: str) -> dict[str, Any] | None:
-    given = row.get("sustainability")
-    if isinstance(given, Mapping):
-        return dict(given)
-    st = row.get("structure")
-    source: Any = st if st is not None else row.get("formula")
-    if source is None:
-        return None
-    if hasattr(source, "as_dict") and not hasattr(source, "composition"):
-        source = source.as_dict()
-    exclude = (ion,) if ion not in ("NH4",) else ()
-    try:
-        return sustainability(source, exclude=exclude)
-    except ValueError as exc:
-        return {"sustainability_score": None, "notes": [str(exc)]}
-
-
 def _minmax(values: list[float | None], reverse: bool = False) -> list[float | None]:
     finite = [v for v in values if v is not None]
     if not finite:
@@ -311,103 +281,150 @@ def _majority(keys: list[str | None]) -> tuple[str | None, int]:
 # ----------------------------------------------------------------------------- ranking
 
 
-def rank(rows: Iterable[Mapping[str, Any]], ion: str,
-         weights: Mapping[str, Any] | str | Path | None = None,
-         include_unranked: bool = False) -> list[dict[str, Any]]:
-    """Rank the finished rows of one working ion (see the module docstring for every rule).
+@dataclass
+class RankedHost:
+    """A done :class:`HostRecord` with its place in the ranking of its working ion.
 
-    Returns new dicts (the input rows are not modified), best first, each with ``barrier``,
-    ``barrier_tier``, ``barrier_tier_key``, ``sustainability``, ``sustainability_score``,
-    ``pareto``, ``pareto_rank``, ``score``, ``score_components``, ``rank`` and ``notes`` added.
-    ``include_unranked=True`` appends the done rows without any barrier (``rank`` None, a note
-    says why). ``weights``: a mapping, a config file path, or None for the packaged defaults.
+    ``barrier`` / ``barrier_tier`` / ``barrier_tier_key``: see :func:`barrier_of`;
+    ``rank`` 1 is the best, None for a host without any barrier (listed with
+    ``include_unranked``); ``notes`` are the record's notes followed by the ranking's.
+    """
+
+    record: HostRecord
+    barrier: float | None
+    barrier_tier: str | None
+    barrier_tier_key: str | None
+    sustainability_score: float | None
+    notes: list[Note]
+    pareto: bool = False
+    pareto_rank: int | None = None
+    score: float | None = None
+    score_components: dict[str, float | None] | None = None
+    rank: int | None = None
+
+    @property
+    def capacity_mAh_g(self) -> float | None:
+        return _num(self.record.capacity_mAh_g)
+
+    def note_codes(self) -> list[str]:
+        return [n.code for n in self.notes]
+
+
+def _check_done(records: Iterable[HostRecord]) -> list[HostRecord]:
+    out = list(records)
+    failed = [r for r in out if not r.done]
+    if failed:
+        f = failed[0]
+        raise ValueError(
+            f"rank takes done records only; {len(failed)} failed record(s) given, e.g. {f.formula} "
+            f"({f.working_ion}, job {f.job_id}) failed at step {f.failure.step}: pass failed records "  # type: ignore[union-attr]
+            "separately (export_run(records, failures, ...); records.split_failed splits a list)")
+    return out
+
+
+def _start(record: HostRecord) -> RankedHost:
+    """Barrier, sustainability score and their notes of one record (not yet ranked)."""
+    b, label, key, notes = barrier_of(record)
+    sus = record.sustainability or {}
+    score = _num(sus.get("sustainability_score"))
+    host = RankedHost(record, b, label, key, score, [*record.notes, *notes])
+    if score is None:
+        why = "; ".join(sus.get("notes") or []) or "no structure or formula"
+        host.notes.append(Note("sustainability_unknown", f"sustainability score unknown ({why})"))
+    if b is None:
+        host.notes.append(Note("no_barrier", "no barrier (no percolating BVSE path below encut and no "
+                                             "converged NEB): not ranked"))
+    return host
+
+
+def _tier_notes(ranked: list[RankedHost], ion: str) -> None:
+    """Barriers of different tiers, and voltages of different ML models, compare only loosely."""
+    major, n_major = _majority([h.barrier_tier_key for h in ranked])
+    for h in ranked:
+        if h.barrier_tier_key != major:
+            h.notes.append(Note("tier_mismatch",
+                f"barrier from {h.barrier_tier} while most rows of {ion} ({n_major}/{len(ranked)}) "
+                f"use {major}: barriers of different tiers compare only loosely"))
+    ml_major, _ = _majority([h.record.ml_model for h in ranked
+                             if _num(h.record.voltage_V) is not None
+                             or _num(h.record.volume_change) is not None])
+    for h in ranked:
+        m = h.record.ml_model
+        if m and ml_major and m != ml_major:
+            h.notes.append(Note("ml_model_mismatch", f"voltage/volume change from {m} while most rows "
+                                f"use {ml_major}: not comparable (energies of different models)"))
+
+
+def _pareto(ranked: list[RankedHost]) -> None:
+    """Pareto fronts over (barrier ↓, capacity ↑, sustainability ↑) of the hosts that have all three."""
+    full = [h for h in ranked if h.capacity_mAh_g is not None and h.sustainability_score is not None]
+    fronts = non_dominated_sort([(h.barrier, h.capacity_mAh_g, h.sustainability_score) for h in full])
+    for h, f in zip(full, fronts):
+        h.pareto_rank, h.pareto = f, f == 0
+    for h in ranked:
+        if h.pareto_rank is None:
+            missing = [name for name, v in (("capacity", h.capacity_mAh_g),
+                                            ("sustainability score", h.sustainability_score))
+                       if v is None]
+            h.notes.append(Note("no_pareto", f"not on any Pareto front: {' and '.join(missing)} missing"))
+
+
+def _score(ranked: list[RankedHost], w: Mapping[str, float]) -> None:
+    """Weighted score of min-max normalised descriptors (a missing one counts 0, with a note)."""
+    bn = _minmax([h.barrier for h in ranked], reverse=True)
+    cn = _minmax([h.capacity_mAh_g for h in ranked])
+    sn = _minmax([h.sustainability_score for h in ranked])
+    for h, b, c, s in zip(ranked, bn, cn, sn):
+        comps = {"barrier": b, "capacity": c, "sustainability": s}
+        missing = [k for k, v in comps.items() if v is None and w[k] > 0]
+        if missing:
+            h.notes.append(Note("missing_score_part",
+                                f"score counts missing {', '.join(missing)} as worst (0)"))
+        h.score_components = {k: (None if v is None else round(v, 6)) for k, v in comps.items()}
+        h.score = round(sum(w[k] * (v or 0.0) for k, v in comps.items()), 9)
+
+
+def _order_key(h: RankedHost) -> tuple:
+    r = h.record
+    return (-(h.score or 0.0), h.barrier, str(r.formula or ""), str(r.candidate_id or r.job_id or ""))
+
+
+def rank(records: Iterable[HostRecord], ion: str,
+         weights: Mapping[str, Any] | str | Path | None = None,
+         include_unranked: bool = False) -> list[RankedHost]:
+    """Rank the done records of one working ion (see the module docstring for every rule).
+
+    Records of other ions are left out. A failed record raises :class:`ValueError`: failures
+    are never dropped without a word, they travel as a separate list (see
+    :func:`ionscreen.screening.records.split_failed`). Returns :class:`RankedHost` objects, best
+    first (the records are not modified). ``include_unranked=True`` appends the hosts without
+    any barrier (``rank`` None, a note says why). ``weights``: a mapping, a config file path,
+    or None for the packaged defaults.
     """
     w = _resolve_weights(weights)
     ion = normalise_ion(ion)
-    ranked: list[dict[str, Any]] = []
-    unranked: list[dict[str, Any]] = []
-    for row in rows:
-        if normalise_ion(row.get("working_ion")) != ion or row.get("status") != "done":
-            continue
-        out = dict(row)
-        out["notes"] = [str(n) for n in (row.get("notes") or [])]
-        b, label, key, notes = barrier_of(row)
-        out["notes"].extend(notes)
-        out.update(barrier=b, barrier_tier=label, barrier_tier_key=key)
-        sus = _sustainability_for(row, ion)
-        out["sustainability"] = sus
-        out["sustainability_score"] = _num((sus or {}).get("sustainability_score"))
-        if out["sustainability_score"] is None:
-            why = "; ".join((sus or {}).get("notes") or []) or "no structure or formula"
-            out["notes"].append(f"sustainability score unknown ({why})")
-        out.update(pareto=False, pareto_rank=None, score=None, score_components=None, rank=None)
-        if b is None:
-            out["notes"].append("no barrier (no percolating BVSE path below encut and no converged "
-                                "NEB): not ranked")
-            unranked.append(out)
-        else:
-            ranked.append(out)
-
+    hosts = [_start(r) for r in _check_done(records) if normalise_ion(r.working_ion) == ion]
+    ranked = [h for h in hosts if h.barrier is not None]
     if ranked:
-        # -- loose comparability across tiers and ML models
-        major, n_major = _majority([r["barrier_tier_key"] for r in ranked])
-        for r in ranked:
-            if r["barrier_tier_key"] != major:
-                r["notes"].append(
-                    f"barrier from {r['barrier_tier']} while most rows of {ion} ({n_major}/"
-                    f"{len(ranked)}) use {major}: barriers of different tiers compare only loosely")
-        ml_major, n_ml = _majority([r.get("ml_model") for r in ranked
-                                    if _num(r.get("voltage_V")) is not None
-                                    or _num(r.get("volume_change")) is not None])
-        for r in ranked:
-            m = r.get("ml_model")
-            if m and ml_major and m != ml_major:
-                r["notes"].append(f"voltage/volume change from {m} while most rows use {ml_major}: "
-                                  "not comparable (energies of different models)")
-
-        # -- Pareto front over rows with all three objectives
-        full = [i for i, r in enumerate(ranked)
-                if _num(r.get("capacity_mAh_g")) is not None and r["sustainability_score"] is not None]
-        fronts = non_dominated_sort(
-            [(ranked[i]["barrier"], _num(ranked[i].get("capacity_mAh_g")),
-              ranked[i]["sustainability_score"]) for i in full])
-        for i, f in zip(full, fronts):
-            ranked[i]["pareto_rank"] = f
-            ranked[i]["pareto"] = f == 0
-        for r in ranked:
-            if r["pareto_rank"] is None:
-                missing = [name for name, v in (("capacity", _num(r.get("capacity_mAh_g"))),
-                                                ("sustainability score", r["sustainability_score"]))
-                           if v is None]
-                r["notes"].append(f"not on any Pareto front: {' and '.join(missing)} missing")
-
-        # -- weighted score
-        bn = _minmax([r["barrier"] for r in ranked], reverse=True)
-        cn = _minmax([_num(r.get("capacity_mAh_g")) for r in ranked])
-        sn = _minmax([r["sustainability_score"] for r in ranked])
-        for r, b, c, s in zip(ranked, bn, cn, sn):
-            comps = {"barrier": b, "capacity": c, "sustainability": s}
-            missing = [k for k, v in comps.items() if v is None and w[k] > 0]
-            if missing:
-                r["notes"].append(f"score counts missing {', '.join(missing)} as worst (0)")
-            r["score_components"] = {k: (None if v is None else round(v, 6)) for k, v in comps.items()}
-            r["score"] = round(sum(w[k] * (v or 0.0) for k, v in comps.items()), 9)
-        ranked.sort(key=lambda r: (-r["score"], r["barrier"], str(r.get("formula") or ""),
-                                   str(r.get("candidate_id") or r.get("job_id") or "")))
-        for k, r in enumerate(ranked, start=1):
-            r["rank"] = k
-    if include_unranked:
-        unranked.sort(key=lambda r: (str(r.get("formula") or ""), str(r.get("candidate_id") or "")))
-        return ranked + unranked
-    return ranked
+        _tier_notes(ranked, ion)
+        _pareto(ranked)
+        _score(ranked, w)
+        ranked.sort(key=_order_key)
+        for k, h in enumerate(ranked, start=1):
+            h.rank = k
+    if not include_unranked:
+        return ranked
+    unranked = sorted((h for h in hosts if h.barrier is None),
+                      key=lambda h: (str(h.record.formula or ""), str(h.record.candidate_id or "")))
+    return ranked + unranked
 
 
-def rank_all(rows: Iterable[Mapping[str, Any]],
+def rank_all(records: Iterable[HostRecord],
              weights: Mapping[str, Any] | str | Path | None = None,
              ions: Sequence[str] | None = None,
-             include_unranked: bool = False) -> dict[str, list[dict[str, Any]]]:
-    """:func:`rank` for every ion in ``rows`` (or in ``ions``), in :data:`ION_ORDER`."""
-    rows = list(rows)
+             include_unranked: bool = False) -> dict[str, list[RankedHost]]:
+    """:func:`rank` for every ion in ``records`` (or in ``ions``), in :data:`ION_ORDER`."""
+    records = _check_done(records)
     w = _resolve_weights(weights)
-    ions = [normalise_ion(i) for i in ions] if ions else ions_in(rows)
-    return {ion: rank(rows, ion, w, include_unranked=include_unranked) for ion in ions}
+    ion_list = [normalise_ion(i) for i in ions] if ions else ions_in(records)
+    return {ion: rank(records, ion, w, include_unranked=include_unranked) for ion in ion_list}

@@ -7,7 +7,8 @@ by two routes is one candidate and a re-submitted job finds its earlier result.
 
 Capacity needs the discharged (ion-containing) formula and the electrons it takes; generators
 record those chemical facts here (``discharged_formula``, ``electrons``); the numbers in mAh/g
-and mAh/cm³ are computed by :mod:`ionscreen.screening.descriptors`.
+and mAh/cm³ are computed from them by :func:`ionscreen.screening.descriptors.capacity` (a
+candidate is never modified after it is made).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,6 @@ class Candidate:
     discharged_formula: str | None = None  # formula the capacity refers to
     electrons: float | None = None  # electrons taken by discharged_formula (as written)
     discharged_density: float | None = None  # g/cm³ of the discharged structure, when built
-    capacity_mAh_g: float | None = None
-    capacity_mAh_cm3: float | None = None
-    capacity_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -73,7 +71,10 @@ class Candidate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Candidate:
-        d = dict(d)
+        """Also reads documents written before 0.2, which carried the capacity numbers (now
+        computed by ``ionscreen.screening.descriptors.capacity``, never stored here)."""
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
         d["structure"] = Structure.from_dict(d["structure"])
         return cls(**d)
 

@@ -1,0 +1,235 @@
+"""Typed records between the stages: one host × working ion as ranking and exports see it.
+
+A :class:`HostRecord` is built once, by :meth:`HostRecord.from_results`, from a
+:class:`~ionscreen.structures.candidates.Candidate` and the summaries of the steps that ran on
+it (:class:`~ionscreen.screening.bvse.BVSESummary`, :class:`~ionscreen.screening.neb.NEBSummary`,
+an insertion result) or the :class:`Failure` of the step that stopped it. Capacity, density and
+sustainability are computed there, once, by pure functions; nothing mutates the candidate.
+:func:`ionscreen.screening.rank.rank` turns done records into ranked hosts, and
+:mod:`ionscreen.screening.export` writes them; failed records travel as a separate list.
+
+Records serialise in pymatgen's manner (``as_dict`` / ``from_dict``); the screening layer
+never sees a result store (``ionscreen.workflows.screen.collect_records`` builds records from
+one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymatgen.core import Structure
+
+from ionscreen.errors import IonscreenError
+from ionscreen.screening.bvse import BVSESummary
+from ionscreen.screening.descriptors import Capacity, capacity
+from ionscreen.screening.neb import NEBSummary
+from ionscreen.screening.sustainability import sustainability
+from ionscreen.structures.candidates import Candidate
+
+__all__ = ["Failure", "HostRecord", "Note", "host_sustainability", "split_failed"]
+
+
+@dataclass(frozen=True)
+class Note:
+    """A remark on a record or a ranked host: a stable ``code`` for programs and tests, and
+    the ``text`` the exports print (``str(note)`` is the text)."""
+
+    code: str
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "text": self.text}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | str) -> Note:
+        """Also reads a plain string (the text of a note written before 0.2)."""
+        if isinstance(d, str):
+            return cls("note", d)
+        return cls(str(d["code"]), str(d["text"]))
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a job did not finish: the ``step`` ("candidate", "bvse", "neb", "insertion"), the
+    exception type (``error``) and the message (``reason``) as the engine stored them."""
+
+    step: str
+    error: str | None
+    reason: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "error": self.error, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Failure:
+        return cls(str(d["step"]), d.get("error"), d.get("reason"))
+
+
+def host_sustainability(source: Structure | Mapping[str, Any] | str, ion: str) -> dict[str, Any]:
+    """Sustainability of the host **without the working ion** (so that a charged and a
+    discharged host of one framework compare alike; NH4's N and H stay, as they are not a
+    separate element of the host). A formula that cannot be read gives a score of None with
+    the reason in ``notes``."""
+    exclude = (ion,) if ion != "NH4" else ()
+    try:
+        return sustainability(source, exclude=exclude)
+    except ValueError as exc:
+        return {"sustainability_score": None, "notes": [str(exc)]}
+
+
+def _insertion_doc(insertion: Any) -> dict[str, Any] | None:
+    """An insertion result (object or its stored document) as a document."""
+    if insertion is None:
+        return None
+    return insertion.to_dict() if hasattr(insertion, "to_dict") else dict(insertion)
+
+
+def _capacity_of(candidate: Candidate) -> Capacity:
+    try:
+        return capacity(candidate)
+    except IonscreenError as exc:
+        return Capacity(None, None, f"capacity not computed: {exc}")
+
+
+def _result_notes(cap: Capacity | None, bvse: BVSESummary | None, neb: NEBSummary | None,
+                  ins: Mapping[str, Any] | None) -> list[Note]:
+    """The record's own notes, in the order the exports print them."""
+    notes: list[Note] = []
+    if cap is not None and cap.note:
+        notes.append(Note("capacity_not_computed" if cap.mAh_g is None else "capacity_basis", cap.note))
+    if bvse is not None and bvse.approximate:
+        notes.append(Note("approximate_model", f"approximate ion model: {bvse.model}"))
+    if neb is not None and neb.approximate and neb.converged:
+        notes.append(Note("approximate_neb", f"approximate NEB: {neb.calculator}"))
+    if ins and ins.get("volume_warning"):
+        notes += [Note("volume_warning", f"{ins.get('model')}: {n}")
+                  for n in ins.get("notes", []) if "volume" in n.lower()][:1]
+    return notes
+
+
+@dataclass(frozen=True)
+class HostRecord:
+    """One candidate × working ion with everything ranking and exports use.
+
+    ``failure`` is None for a record whose BVSE finished (a *done* record); a failed NEB keeps
+    its record done, with :meth:`NEBSummary.failed` as ``neb``. ``capacity``, ``density``
+    (g/cm³ of the structure as screened) and ``sustainability`` (of the host without the ion)
+    are None for failed records.
+    """
+
+    job_id: str
+    candidate_id: str | None
+    formula: str
+    working_ion: str
+    source: str
+    citation: str = ""
+    state: str | None = None
+    bvse: BVSESummary | None = None
+    neb: NEBSummary | None = None
+    capacity: Capacity | None = None
+    density: float | None = None
+    voltage_V: float | None = None
+    volume_change: float | None = None
+    ml_model: str | None = None
+    structure: Structure | None = field(default=None, repr=False)
+    notes: tuple[Note, ...] = ()
+    failure: Failure | None = None
+    sustainability: dict[str, Any] | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def done(self) -> bool:
+        return self.failure is None
+
+    @property
+    def capacity_mAh_g(self) -> float | None:
+        return self.capacity.mAh_g if self.capacity else None
+
+    @property
+    def capacity_mAh_cm3(self) -> float | None:
+        return self.capacity.mAh_cm3 if self.capacity else None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_results(cls, candidate: Candidate, bvse: BVSESummary | None,
+                     neb: NEBSummary | None = None, insertion: Any = None,
+                     failure: Failure | None = None, job_id: str = "") -> HostRecord:
+        """The record of ``candidate`` from its step summaries, or from the ``failure`` that
+        stopped it. ``insertion``: an :class:`~ionscreen.screening.insertion.InsertionResult`
+        or its document. ``job_id``: the id of the BVSE job (or of the failed job)."""
+        ident = {"job_id": job_id, "candidate_id": candidate.id, "formula": candidate.formula,
+                 "working_ion": candidate.working_ion, "source": candidate.source,
+                 "citation": candidate.citation or "", "state": candidate.state,
+                 "structure": candidate.structure}
+        if failure is not None:
+            return cls(**ident, bvse=bvse, neb=neb, failure=failure)
+        ins = _insertion_doc(insertion)
+        cap = _capacity_of(candidate)
+        return cls(
+            **ident, bvse=bvse, neb=neb, capacity=cap,
+            density=round(float(candidate.structure.density), 4),
+            voltage_V=ins.get("voltage_V") if ins else None,
+            volume_change=ins.get("volume_change") if ins else None,
+            ml_model=ins.get("model") if ins else None,
+            notes=tuple(_result_notes(cap, bvse, neb, ins)),
+            sustainability=host_sustainability(candidate.structure, candidate.working_ion),
+        )
+
+    @classmethod
+    def failed_file(cls, path: str, ion: str, failure: Failure, job_id: str = "") -> HostRecord:
+        """The record of a user file that could not be made into a candidate."""
+        from pathlib import Path
+
+        return cls(job_id=job_id, candidate_id=None, formula=Path(path).name, working_ion=ion,
+                   source=f"file:{path}", citation="user structure", failure=failure)
+
+    # ------------------------------------------------------------------ serialisation
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-able document (structure as pymatgen's dict)."""
+        return {
+            "@module": type(self).__module__, "@class": type(self).__name__,
+            "job_id": self.job_id, "candidate_id": self.candidate_id, "formula": self.formula,
+            "working_ion": self.working_ion, "source": self.source, "citation": self.citation,
+            "state": self.state,
+            "bvse": self.bvse.as_dict() if self.bvse else None,
+            "neb": self.neb.as_dict() if self.neb else None,
+            "capacity": self.capacity.as_dict() if self.capacity else None,
+            "density": self.density, "voltage_V": self.voltage_V,
+            "volume_change": self.volume_change, "ml_model": self.ml_model,
+            "structure": self.structure.as_dict() if self.structure is not None else None,
+            "notes": [n.as_dict() for n in self.notes],
+            "failure": self.failure.as_dict() if self.failure else None,
+            "sustainability": self.sustainability,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> HostRecord:
+        def opt(key: str, kind: Any) -> Any:
+            return kind.from_dict(d[key]) if d.get(key) else None
+
+        st = d.get("structure")
+        return cls(
+            job_id=d["job_id"], candidate_id=d.get("candidate_id"), formula=d["formula"],
+            working_ion=d["working_ion"], source=d["source"], citation=d.get("citation") or "",
+            state=d.get("state"), bvse=opt("bvse", BVSESummary), neb=opt("neb", NEBSummary),
+            capacity=opt("capacity", Capacity), density=d.get("density"),
+            voltage_V=d.get("voltage_V"), volume_change=d.get("volume_change"),
+            ml_model=d.get("ml_model"),
+            structure=Structure.from_dict(st) if isinstance(st, Mapping) else st,
+            notes=tuple(Note.from_dict(n) for n in d.get("notes") or ()),
+            failure=opt("failure", Failure), sustainability=d.get("sustainability"),
+        )
+
+
+def split_failed(records: Iterable[HostRecord]) -> tuple[list[HostRecord], list[HostRecord]]:
+    """(done records, failed records), each in the given order."""
+    done: list[HostRecord] = []
+    failed: list[HostRecord] = []
+    for r in records:
+        (done if r.done else failed).append(r)
+    return done, failed
