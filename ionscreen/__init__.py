@@ -34,7 +34,12 @@ _FACADE = {
     "run_neb": "ionscreen.screening.neb",
     "insertion_voltage": "ionscreen.screening.insertion",
     "HostRecord": "ionscreen.screening.records",
+    "Failure": "ionscreen.screening.records",
+    "split_failed": "ionscreen.screening.records",
+    "capacity": "ionscreen.screening.descriptors",
+    "RankedHost": "ionscreen.screening.rank",
     "rank": "ionscreen.screening.rank",
+    "rank_all": "ionscreen.screening.rank",
     "export_run": "ionscreen.screening.export",
 }
 

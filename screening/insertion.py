@@ -54,6 +54,7 @@ __all__ = [
     "InsertionResult",
     "RelaxedCell",
     "clear_reference_cache",  # re-exported from ion_reference
+    "hosts_for_voltage",
     "insertion_voltage",
     "ion_reference",  # re-exported from ion_reference
     "relax_pair",
@@ -383,3 +384,21 @@ def insertion_voltage(
         empty_structure=to_structure(cell_e.atoms),
         inserted_structure=to_structure(cell_i.atoms),
     )
+
+
+def hosts_for_voltage(candidate: Any) -> tuple[Structure, Structure]:
+    """(empty, inserted) cells of a discharged candidate for :func:`insertion_voltage`.
+
+    The empty host drops only the working ion's mobile sites (the one rule of
+    :meth:`~ionscreen.structures.ions.WorkingIon.remove_from`): a polymer's node Zn in
+    ZnZn(PTtSA) stays, and an NH4 host loses its whole NH4 groups. Raises
+    :class:`StructureValidationError` for a candidate that is not discharged.
+    """
+    from ionscreen.structures.ions import get_working_ion
+
+    if candidate.state != "discharged":
+        raise StructureValidationError(
+            f"{candidate.formula}: voltage needs the discharged host (ion on its sites); this "
+            f"candidate is {candidate.state}")
+    inserted = candidate.structure
+    return get_working_ion(candidate.working_ion).remove_from(inserted), inserted

@@ -196,7 +196,7 @@ def _parse_substitute(words: list[str]) -> tuple[dict[str, list[str]] | None, di
 @click.option("--out", type=click.Path(dir_okay=False), default="candidates.json", show_default=True)
 def candidates(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out):  # type: ignore[no-untyped-def]
     """Generate candidate hosts with provenance and theoretical capacity; write them as JSON."""
-    from ionscreen.screening.descriptors import annotate_capacity
+    from ionscreen.screening.descriptors import Capacity, capacity
     from ionscreen.structures import candidates as cgen
     from ionscreen.structures.ions import get_working_ion
 
@@ -225,13 +225,18 @@ def candidates(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out): 
     except ValueError as exc:  # unknown prototype id and the like
         raise click.BadParameter(str(exc)) from exc
     found = cgen.unique(found)
+    caps: dict[str, Capacity] = {}
     records = []
     for c in found:
         try:
-            annotate_capacity(c)
+            caps[c.id] = capacity(c)
         except IonscreenError as exc:
-            c.capacity_note = f"capacity not computed: {exc}"
-        records.append(c.to_dict())
+            caps[c.id] = Capacity(None, None, f"capacity not computed: {exc}")
+        # the capacity is written beside the candidate (computed here, never stored in it)
+        cap = caps[c.id]
+        records.append({**c.to_dict(), "discharged_formula": cap.discharged_formula or c.discharged_formula,
+                        "electrons": cap.electrons or c.electrons, "capacity_mAh_g": cap.mAh_g,
+                        "capacity_mAh_cm3": cap.mAh_cm3, "capacity_note": cap.note})
     Path(out).write_text(json.dumps(
         {"candidates": records, "failures": failures, "rejected_substitutions": rejected}, indent=1
     ))
@@ -242,8 +247,8 @@ def candidates(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out): 
     for c in found:
         groups.setdefault(c.source.split(":")[0], []).append(c)
     for src, cs in groups.items():
-        caps = [c.capacity_mAh_g for c in cs if c.capacity_mAh_g is not None]
-        rng = f"{min(caps):.0f}–{max(caps):.0f}" if caps else "—"
+        vals = [caps[c.id].mAh_g for c in cs if caps[c.id].mAh_g is not None]
+        rng = f"{min(vals):.0f}–{max(vals):.0f}" if vals else "—"
         t.add_row(src, " ".join(sorted({c.working_ion for c in cs})), str(len(cs)), rng)
     console.print(t)
     for f in failures:

@@ -34,38 +34,36 @@ def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-unt
         raise click.BadParameter(str(exc), param_hint="--store") from exc
 
 
-def _print_ranked(rows: list[dict[str, Any]], top: int, weights: Any) -> None:
+def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
     from ionscreen.screening.rank import rank_all
 
-    ranked = rank_all(rows, weights=weights, include_unranked=False)
+    ranked = rank_all(records, weights=weights, include_unranked=False)
     for ion, lst in ranked.items():
         t = Table(title=f"{ion}: ranked hosts (score: barrier ↓, capacity ↑, sustainability ↑)")
         for c in ("rank", "formula", "source", "barrier (eV)", "produced by", "mAh/g", "sust.", "Pareto"):
             t.add_column(c, justify="right" if c in ("rank", "barrier (eV)", "mAh/g", "sust.") else "left",
                          overflow="fold")
-        for r in lst[:top]:
-            cap = r.get("capacity_mAh_g")
-            s = r.get("sustainability_score")
-            t.add_row(str(r["rank"]), r["formula"], r["source"][:40], _fmt(r["barrier"]),
-                      r["barrier_tier"].split(" (")[0], "—" if cap is None else f"{cap:.0f}",
-                      "—" if s is None else f"{s:.2f}", "yes" if r.get("pareto") else "")
+        for h in lst[:top]:
+            cap, s = h.capacity_mAh_g, h.sustainability_score
+            t.add_row(str(h.rank), h.record.formula, h.record.source[:40], _fmt(h.barrier),
+                      str(h.barrier_tier).split(" (")[0], "—" if cap is None else f"{cap:.0f}",
+                      "—" if s is None else f"{s:.2f}", "yes" if h.pareto else "")
         console.print(t)
 
 
-def _print_failures(rows: list[dict[str, Any]], later: list[dict[str, Any]]) -> None:
-    """Failed candidates (rows) and failed later-step jobs (NEB, voltage) of ``step_failures``."""
-    from ionscreen.screening.export import failure_step
+def _print_failures(bad: list[Any]) -> None:
+    """Failed records: candidates and later-step jobs (NEB, voltage), as ``collect_records`` lists them."""
     from ionscreen.screening.rank import clip_words
 
-    bad = [r for r in rows if r["status"] != "done"] + later
     if not bad:
         return
     t = Table(title=f"{len(bad)} failed jobs (reasons also in failures.csv)")
     for c in ("formula", "ion", "source", "step", "error", "reason"):
         t.add_column(c, overflow="fold")
     for r in bad:
-        t.add_row(str(r["formula"]), str(r["working_ion"]), str(r["source"])[:40], failure_step(r),
-                  str(r["error"]), clip_words(str(r["reason"]), 300, " … (whole reason in failures.csv)"))
+        t.add_row(str(r.formula), str(r.working_ion), str(r.source)[:40], r.failure.step,
+                  str(r.failure.error),
+                  clip_words(str(r.failure.reason), 300, " … (whole reason in failures.csv)"))
     console.print(t)
 
 
@@ -111,7 +109,7 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
     from ionscreen.structures.ions import get_working_ion
 
     from .local import LocalEngine
-    from .screen import STORE_NAME, ScreenMaker, collect_rows, export, step_failures
+    from .screen import STORE_NAME, ScreenMaker, collect_records, export
 
     try:
         comm = mpi.world()
@@ -157,12 +155,12 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
     assert store is not None
     with console.status("ranking and exporting ..."):
         written = export(store, outdir, top_n=top, weights=weights)
-        rows = collect_rows(store)
-    _print_ranked(rows, top, weights)
-    _print_failures(rows, step_failures(store))
+        records, failures = collect_records(store)
+    _print_ranked(records, top, weights)
+    _print_failures(failures)
     for line in summary.lines():
         console.print(line)
-    n_pairs = sum(1 for r in rows if r["status"] == "done")
+    n_pairs = len(records)
     dt = time.perf_counter() - t0
     console.print(f"{n_pairs} host–ion pairs screened; {summary.mode}; {dt:.1f} s this run; "
                   f"exports in {outdir}/ ({', '.join(sorted(written))})")
@@ -177,12 +175,12 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
 @click.option("--weights", type=click.Path(dir_okay=False), default=None)
 def rank(store_path, top, weights):  # type: ignore[no-untyped-def]
     """Rank the candidates of an existing screen (finished or running) per working ion."""
-    from .screen import collect_rows, step_failures
+    from .screen import collect_records
 
     store = _open_store(store_path)
-    rows = collect_rows(store)
-    _print_ranked(rows, top, weights)
-    _print_failures(rows, step_failures(store))
+    records, failures = collect_records(store)
+    _print_ranked(records, top, weights)
+    _print_failures(failures)
     counts = store.counts()
     console.print("jobs: " + "; ".join(f"{step}: " + ", ".join(f"{n} {s}" for s, n in c.items() if n)
                                        for step, c in counts.items()))

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ionscreen.screening.rank import bvse_barriers
 from ionscreen.structures.errors import IonscreenError
 
 from .store import STATES, ResultStore, SQLiteStore
@@ -61,6 +60,25 @@ DESCRIPTOR_KEYS = ("rank", "formula", "source", "state", "barrier", "barrier_tie
                    "E2D", "E3D", "dimensionality", "capacity_mAh_g", "capacity_mAh_cm3",
                    "voltage_V", "volume_change", "sustainability_score", "score", "pareto",
                    "pareto_rank", "candidate_id", "job_id")
+
+
+def _top_row(host: Any) -> dict[str, Any]:
+    """One ranked host as the page shows it (:data:`DESCRIPTOR_KEYS` plus ``neb_barrier``)."""
+    rec = host.record
+    bvse, neb = rec.bvse, rec.neb
+    bars = bvse.barriers if bvse else {}
+    return {
+        "rank": host.rank, "formula": rec.formula, "source": rec.source, "state": rec.state,
+        "barrier": host.barrier, "barrier_tier": host.barrier_tier,
+        "E1D": bars.get("1D"), "E2D": bars.get("2D"), "E3D": bars.get("3D"),
+        "dimensionality": bvse.dimensionality if bvse else None,
+        "capacity_mAh_g": rec.capacity_mAh_g, "capacity_mAh_cm3": rec.capacity_mAh_cm3,
+        "voltage_V": rec.voltage_V, "volume_change": rec.volume_change,
+        "sustainability_score": host.sustainability_score, "score": host.score,
+        "pareto": host.pareto, "pareto_rank": host.pareto_rank,
+        "candidate_id": rec.candidate_id, "job_id": rec.job_id,
+        "neb_barrier": neb.barrier if neb else None,
+    }
 
 
 class DashboardError(IonscreenError):
@@ -117,7 +135,7 @@ class Dashboard:
         self._sqlite_path: Path | None = None
         self._kind = "sqlite"
         self._cache_key: Any = None
-        self._ranked: dict[str, list[dict[str, Any]]] = {}
+        self._ranked: dict[str, list[Any]] = {}  # ion -> RankedHost list
         self._rank_error: str | None = None
         self._plots: dict[tuple[Any, str], bytes] = {}
         if isinstance(store, SQLiteStore):
@@ -223,11 +241,11 @@ class Dashboard:
             return
         from ionscreen.screening.rank import rank_all
 
-        from .screen import collect_rows
+        from .screen import collect_records
 
         try:
-            rows = collect_rows(store)
-            self._ranked = rank_all(rows, weights=self.weights, include_unranked=False)
+            records, _failures = collect_records(store)  # failures: listed from the store itself
+            self._ranked = rank_all(records, weights=self.weights, include_unranked=False)
             self._rank_error = None
         except Exception as exc:  # noqa: BLE001 - shown on the page, never fatal
             self._ranked = {}
@@ -236,20 +254,7 @@ class Dashboard:
         self._plots.clear()
 
     def _top(self) -> dict[str, list[dict[str, Any]]]:
-        out: dict[str, list[dict[str, Any]]] = {}
-        for ion, rows in self._ranked.items():
-            lst = []
-            for r in rows[: self.top]:
-                d = {k: r.get(k) for k in DESCRIPTOR_KEYS}
-                bvse = r.get("bvse") or {}
-                for dim, v in bvse_barriers(bvse).items():
-                    d[f"E{dim}"] = v
-                d["dimensionality"] = bvse.get("dimensionality")
-                neb = r.get("neb") or {}
-                d["neb_barrier"] = neb.get("barrier") if isinstance(neb, dict) else None
-                lst.append(d)
-            out[ion] = lst
-        return out
+        return {ion: [_top_row(h) for h in hosts[: self.top]] for ion, hosts in self._ranked.items()}
 
     def exports(self) -> list[dict[str, Any]]:
         if self.exports_dir is None or not self.exports_dir.is_dir():
@@ -329,8 +334,7 @@ class Dashboard:
 
             fig = Figure(figsize=(4.8, 3.4), dpi=100)
             ax = fig.add_subplot()
-            pts = [(r.get("capacity_mAh_g"), r.get("barrier"), bool(r.get("pareto")),
-                    r.get("formula")) for r in rows]
+            pts = [(h.capacity_mAh_g, h.barrier, h.pareto, h.record.formula) for h in rows]
             pts = [p for p in pts if p[0] is not None and p[1] is not None
                    and math.isfinite(p[0]) and math.isfinite(p[1])]
             other = [p for p in pts if not p[2]]

@@ -5,7 +5,7 @@ which writes its result (or its failure with the reason) through the result-stor
 and raises on failure, so that the Firework FIZZLES and FireWorks shows it. Job ids are those of
 the local engine (``STEPS[step].job_id(input)``): a re-submitted or rerun job finds its earlier
 result in the store and is not computed again, and both engines fill the same kind of store,
-which ``collect_rows`` / ``export`` / ``ionscreen rank`` read.
+which ``collect_records`` / ``export`` / ``ionscreen rank`` read.
 
 :class:`ScreenWorkflowMaker` (``make(candidates) -> list[Workflow]``) builds, per batch of
 candidates of one working ion:

@@ -2,7 +2,7 @@
 
 ``ScreenMaker(...).make()`` builds the stages (in the manner of atomate2's Makers); any engine
 runs them. The local engine commits every finished job to a SQLite store, so a killed screen
-resumes where it stopped; ``collect_rows`` and ``export`` work on a finished (or running)
+resumes where it stopped; ``collect_records`` and ``export`` work on a finished (or running)
 store, which is what ``ionscreen rank`` and ``ionscreen export`` do.
 """
 
@@ -21,7 +21,6 @@ from .steps import (
     STEP_VERSIONS,
     bvse_for_neb,
     bvse_step,
-    descriptor_row,
     insertion_step,
     neb_step,
 )
@@ -32,9 +31,7 @@ STORE_NAME = "ionscreen.sqlite"
 
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"path", "ion", "oxi"}`` -> one validated candidate from a user file (bad files fail here)."""
-    from ionscreen.screening.descriptors import annotate_capacity
     from ionscreen.structures.candidates import make_candidate
-    from ionscreen.structures.errors import IonscreenError
     from ionscreen.structures.io import load_host
     from ionscreen.structures.ions import get_working_ion
 
@@ -44,10 +41,6 @@ def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     cand = make_candidate(st, ion, f"file:{path}", citation="user structure",
                           state="discharged" if n else "as given", provenance={"path": path},
                           discharged=st if n else None, n_ions=n or None)
-    try:
-        annotate_capacity(cand)
-    except IonscreenError as exc:
-        cand.capacity_note = f"capacity not computed: {exc}"
     return cand.to_dict()
 
 
@@ -95,9 +88,7 @@ class ScreenMaker:
     # ---- candidates
     def builtin_candidates(self) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
         """Prototypes, substitutions and polymers as candidate documents (+ rejected substitutions)."""
-        from ionscreen.screening.descriptors import annotate_capacity
         from ionscreen.structures import candidates as cgen
-        from ionscreen.structures.errors import IonscreenError
 
         ids = None if self.hosts in ("builtin", "all") else ([] if self.hosts == "none" else
                                                               [h for h in self.hosts.split(",") if h])
@@ -111,14 +102,7 @@ class ScreenMaker:
             found += subs
         if self.cps:
             found += cgen.from_polymers(self.ions, n_disordered=self.cp_models, seed=self.seed)
-        docs = []
-        for c in cgen.unique(found):
-            try:
-                annotate_capacity(c)
-            except IonscreenError as exc:
-                c.capacity_note = f"capacity not computed: {exc}"
-            docs.append(c.to_dict())
-        return docs, rejected
+        return [c.to_dict() for c in cgen.unique(found)], rejected
 
     def bvse_settings(self) -> dict[str, Any]:
         from ionscreen.screening.bvse import BVSESettings
@@ -206,68 +190,76 @@ def _substitution_rules(words: list[str]) -> tuple[dict | None, dict | None]:
     return cat, an
 
 
-# --------------------------------------------------------------------------- rows from a store
+# --------------------------------------------------------------------------- records from a store
 
 
-def collect_rows(store: ResultStore) -> list[dict[str, Any]]:
-    """One descriptor row per BVSE job (done or failed) and per user file that failed to load."""
+def _failure(rec: Any) -> Any:
+    from ionscreen.screening.records import Failure
+
+    return Failure(rec.step, rec.error, rec.reason)
+
+
+def _neb_summaries(store: ResultStore) -> dict[str, Any]:
+    """The NEB summary of each candidate: its done job's, else that of its failed job (so the
+    record says why it has no NEB barrier)."""
+    from ionscreen.screening.neb import NEBSummary
+
     nebs: dict[str, Any] = {}
     for rec in store.results("neb", state=None):
         cid = rec.input["candidate"]["id"]
         if rec.state == "done":
-            nebs[cid] = rec.result
-        elif rec.state == "failed" and cid not in nebs:  # the row says why it has no NEB barrier
-            from ionscreen.screening.neb import NEBSummary
+            nebs[cid] = NEBSummary.from_dict(rec.result["summary"])
+        elif rec.state == "failed" and cid not in nebs:
+            nebs[cid] = NEBSummary.failed(str(rec.input.get("calculator", "bvff")), rec.reason)
+    return nebs
 
-            calc = str(rec.input.get("calculator", "bvff"))
-            nebs[cid] = {"summary": NEBSummary.failed(calc, rec.reason).as_dict()}
+
+def collect_records(store: ResultStore) -> tuple[list[Any], list[Any]]:
+    """(done records, failed records) of a store: one
+    :class:`~ionscreen.screening.records.HostRecord` per finished BVSE job, and as failures
+    every failed BVSE job, user file that did not load, NEB and voltage job (the candidates of
+    the last two keep their done records). Queued and running jobs are not finished: left out."""
+    from ionscreen.screening.bvse import BVSESummary
+    from ionscreen.screening.records import HostRecord
+    from ionscreen.structures.candidates import Candidate
+
+    nebs = _neb_summaries(store)
     ins = {rec.input["candidate"]["id"]: rec.result for rec in store.results("insertion")}
-    rows = []
+    done, failed = [], []
     for rec in store.results("bvse", state=None):
         if rec.state not in ("done", "failed"):
             continue
-        cand = rec.input["candidate"]
-        failure = {"error": rec.error, "reason": rec.reason} if rec.state == "failed" else None
-        rows.append(descriptor_row(cand, rec.id, rec.result if rec.state == "done" else None,
-                                   nebs.get(cand["id"]), ins.get(cand["id"]), failure))
+        cand = Candidate.from_dict(rec.input["candidate"])
+        if rec.state == "failed":
+            failed.append(HostRecord.from_results(cand, None, failure=_failure(rec), job_id=rec.id))
+            continue
+        done.append(HostRecord.from_results(
+            cand, BVSESummary.from_dict(rec.result["summary"]), nebs.get(cand.id), ins.get(cand.id),
+            job_id=rec.id))
     for rec in store.results("candidate", state="failed"):
-        rows.append({"job_id": rec.id, "candidate_id": None, "formula": Path(rec.input["path"]).name,
-                     "working_ion": rec.input["ion"], "source": f"file:{rec.input['path']}",
-                     "citation": "user structure", "status": "failed", "error": rec.error,
-                     "reason": rec.reason, "structure": None, "notes": []})
-    return rows
-
-
-def step_failures(store: ResultStore) -> list[dict[str, Any]]:
-    """Failed NEB and voltage jobs, as failure records (their candidates keep their BVSE rows)."""
-    out = []
+        failed.append(HostRecord.failed_file(rec.input["path"], rec.input["ion"], _failure(rec),
+                                             job_id=rec.id))
     for step in ("neb", "insertion"):
         for rec in store.results(step, state="failed"):
-            cand = rec.input["candidate"]
-            out.append({"working_ion": cand["working_ion"], "formula": cand["formula"],
-                        "source": cand["source"], "step": step, "status": "failed",
-                        "reason": rec.reason, "error": rec.error, "candidate_id": cand["id"],
-                        "job_id": rec.id})
-    return out
+            cand = Candidate.from_dict(rec.input["candidate"])
+            failed.append(HostRecord.from_results(cand, None, failure=_failure(rec), job_id=rec.id))
+    return done, failed
 
 
-def landscapes_for(rows: list[dict[str, Any]], per_ion: int = 3, resolution: float = 0.2) -> dict[str, Any]:
-    """BVSE grids of the best hosts per ion (recomputed: grids are not stored), for the report."""
-    from pymatgen.core import Structure
-
+def landscapes_for(records: list[Any], per_ion: int = 3, resolution: float = 0.2) -> dict[str, Any]:
+    """BVSE grids of the best done records per ion (recomputed: grids are not stored), for the report."""
     from ionscreen.screening.bvse import compute_landscape
     from ionscreen.structures.errors import IonscreenError
 
     out: dict[str, Any] = {}
     by_ion: dict[str, list] = {}
-    for r in rows:
-        if r["status"] == "done" and math.isfinite(best_bvse_barrier(r.get("bvse"))):
-            by_ion.setdefault(r["working_ion"], []).append(r)
+    for r in records:
+        if r.done and r.bvse is not None and math.isfinite(r.bvse.best_barrier):
+            by_ion.setdefault(r.working_ion, []).append(r)
     for lst in by_ion.values():
-        for r in sorted(lst, key=lambda r: best_bvse_barrier(r["bvse"]))[:per_ion]:
+        for r in sorted(lst, key=lambda r: r.bvse.best_barrier)[:per_ion]:
             try:
-                out[r["job_id"]] = compute_landscape(Structure.from_dict(r["structure"]), r["working_ion"],
-                                                     resolution=resolution)
+                out[r.job_id] = compute_landscape(r.structure, r.working_ion, resolution=resolution)
             except IonscreenError:
                 continue
     return out
@@ -278,7 +270,6 @@ def export(store: ResultStore, out_dir: str | Path, top_n: int = 10, weights: An
     """Rank and write every export of a store (ranked CSV/JSON per ion, CIF zip, HTML report)."""
     from ionscreen.screening.export import export_run
 
-    rows = collect_rows(store)
-    lands = landscapes_for(rows) if landscapes else None
-    return export_run(rows, out_dir, top_n=top_n, weights=weights, landscapes=lands,
-                      step_failures=step_failures(store))
+    records, failures = collect_records(store)
+    lands = landscapes_for(records) if landscapes else None
+    return export_run(records, failures, out_dir, top_n=top_n, weights=weights, landscapes=lands)

@@ -2,23 +2,22 @@
 
 Engines (local, FireWorks) only decide where and when these run. Each input document holds
 everything its step needs (the candidate with its structure, the settings), so a step can run
-in another process, on another MPI rank or on a cluster node.
+in another process, on another MPI rank or on a cluster node. Each step is a thin adapter:
+``Candidate.from_dict`` -> the screening function -> its result's document.
 
-* ``bvse``: candidate + BVSE settings -> BVSE landscape (barriers, sites, hops with grid paths)
+* ``bvse``: candidate + BVSE settings -> BVSE landscape (summary + result with hops and paths)
 * ``neb``: candidate + its BVSE result + NEB settings -> NEB report (BVFF by default)
 * ``insertion``: candidate (discharged) + ML calculator -> voltage and volume change
 
-``descriptor_row`` joins the results of one candidate into the row that ranking and exports use.
+:func:`ionscreen.workflows.screen.collect_records` joins the results of one candidate into
+its :class:`~ionscreen.screening.records.HostRecord`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pymatgen.core import Structure
-
 STEP_VERSIONS = {"bvse": "1", "neb": "1", "insertion": "1"}
-
 
 
 def bvse_step(doc: dict[str, Any]) -> dict[str, Any]:
@@ -56,54 +55,10 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
 
 def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"candidate" (discharged), "calculator": "chgnet"}`` -> voltage and volume change."""
-    from ionscreen.screening.insertion import insertion_voltage
+    from ionscreen.screening.insertion import hosts_for_voltage, insertion_voltage
     from ionscreen.structures.candidates import Candidate
-    from ionscreen.structures.errors import StructureValidationError
-    from ionscreen.structures.ions import get_working_ion
 
     cand = Candidate.from_dict(doc["candidate"])
-    if cand.state != "discharged":
-        raise StructureValidationError(
-            f"{cand.formula}: voltage needs the discharged host (ion on its sites); this "
-            f"candidate is {cand.state}")
-    inserted = cand.structure
-    # the one rule for which atoms are the ion: role tags keep a polymer's node Zn in ZnZn(L)
-    empty = get_working_ion(cand.working_ion).remove_from(inserted)
-    res = insertion_voltage(empty, inserted, cand.working_ion, doc.get("calculator", "chgnet"))
-    return res.to_dict()
-
-
-def descriptor_row(candidate: dict[str, Any], job_id: str, bvse: dict[str, Any] | None,
-                   neb: dict[str, Any] | None = None, insertion: dict[str, Any] | None = None,
-                   failure: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One candidate × ion as ranking and exports see it (JSON-able, no NaN)."""
-    st = Structure.from_dict(candidate["structure"])
-    notes: list[str] = []
-    if candidate.get("capacity_note"):
-        notes.append(candidate["capacity_note"])
-    row: dict[str, Any] = {
-        "job_id": job_id, "candidate_id": candidate["id"], "formula": candidate["formula"],
-        "working_ion": candidate["working_ion"], "source": candidate["source"],
-        "citation": candidate.get("citation", ""), "state": candidate.get("state"),
-        "status": "failed" if failure else "done",
-        "error": failure.get("error") if failure else None,
-        "reason": failure.get("reason") if failure else None,
-        "bvse": bvse["summary"] if bvse else None,
-        "neb": neb["summary"] if neb else None,
-        "capacity_mAh_g": candidate.get("capacity_mAh_g"),
-        "capacity_mAh_cm3": candidate.get("capacity_mAh_cm3"),
-        "density_g_cm3": round(float(st.density), 4),
-        "voltage_V": insertion.get("voltage_V") if insertion else None,
-        "volume_change": insertion.get("volume_change") if insertion else None,
-        "ml_model": insertion.get("model") if insertion else None,
-        "structure": candidate["structure"],
-        "notes": notes,
-    }
-    if bvse and bvse["summary"].get("approximate"):
-        notes.append(f"approximate ion model: {bvse['summary']['model']}")
-    if neb and neb["summary"].get("approximate") and neb["summary"]["converged"]:
-        notes.append(f"approximate NEB: {neb['summary']['calculator']}")
-    if insertion:
-        notes += [f"{insertion.get('model')}: {n}" for n in insertion.get("notes", [])
-                  if insertion.get("volume_warning") and "volume" in n.lower()][:1]
-    return row
+    empty, inserted = hosts_for_voltage(cand)
+    return insertion_voltage(empty, inserted, cand.working_ion,
+                             doc.get("calculator", "chgnet")).to_dict()
