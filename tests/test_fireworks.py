@@ -38,7 +38,7 @@ from ionscreen.workflows.fireworks_engine import (  # noqa: E402
     submit,
 )
 from ionscreen.workflows.local import LocalEngine, Step  # noqa: E402
-from ionscreen.workflows.screen import ScreenMaker, collect_rows, export  # noqa: E402
+from ionscreen.workflows.screen import ScreenMaker, collect_records, export  # noqa: E402
 from ionscreen.workflows.steps import STEP_VERSIONS, bvse_step  # noqa: E402
 from ionscreen.workflows.store import Job, RawJSON, SQLiteStore  # noqa: E402
 from ionscreen.workflows.store_mongo import (  # noqa: E402
@@ -102,21 +102,29 @@ def test_add_rapidfire_rank_export_equals_local_engine(lp, tmp_path):
                     assert math.isclose(a[key], b[key], rel_tol=1e-9, abs_tol=1e-12), (step, key)
             assert {k: v for k, v in a.items() if k != "seconds"} == \
                 {k: v for k, v in b.items() if k != "seconds"}
-    rows = collect_rows(store)
-    lrows = collect_rows(local)
-    key = lambda r: (r["working_ion"], r["formula"])  # noqa: E731
+    rows, fails = collect_records(store)
+    lrows, lfails = collect_records(local)
+    assert fails == lfails == []
+    key = lambda r: (r.working_ion, r.formula)  # noqa: E731
     assert sorted(map(key, rows)) == sorted(map(key, lrows)) and len(rows) == 4
     by = {key(r): r for r in lrows}
     for r in rows:
-        assert (r["neb"] or {}).get("barrier") == (by[key(r)]["neb"] or {}).get("barrier")
-    assert sum(r["neb"] is not None for r in rows) == 2
+        assert (r.neb.barrier if r.neb else None) == (by[key(r)].neb.barrier if by[key(r)].neb else None)
+    assert sum(r.neb is not None for r in rows) == 2
+
+    def same_physics(d: dict) -> dict:  # a record's document without the BVSE wall time
+        return {**d, "bvse": {k: v for k, v in d["bvse"].items() if k != "seconds"}}
+
+    # the two engines give identical records
+    for r in rows:
+        assert same_physics(r.as_dict()) == same_physics(by[key(r)].as_dict())
 
     from ionscreen.screening.rank import rank_all
 
     ranked = rank_all(rows, include_unranked=False)
     lranked = rank_all(lrows, include_unranked=False)
-    assert {ion: [(x["formula"], x["barrier"]) for x in lst] for ion, lst in ranked.items()} == \
-        {ion: [(x["formula"], x["barrier"]) for x in lst] for ion, lst in lranked.items()}
+    assert {ion: [(x.record.formula, x.barrier) for x in lst] for ion, lst in ranked.items()} == \
+        {ion: [(x.record.formula, x.barrier) for x in lst] for ion, lst in lranked.items()}
     written = export(store, tmp_path / "exports", landscapes=False)
     for name in ("ranked_Li.csv", "ranked_Mg.json", "top_cifs.zip", "report.html"):
         assert (tmp_path / "exports" / name).exists(), (name, written)
@@ -132,7 +140,7 @@ def test_add_rapidfire_rank_export_equals_local_engine(lp, tmp_path):
         mp.setattr(LaunchPad, "from_file", classmethod(lambda cls, f: lp))
         r = CliRunner().invoke(app, ["rank", "--store", str(lpfile), "--top", "5"])
         assert r.exit_code == 0, r.output
-        for formula in {x["formula"] for x in rows}:
+        for formula in {x.formula for x in rows}:
             assert formula in r.output
         assert "neb: 2 done" in r.output
         r = CliRunner().invoke(app, ["export", "--store", str(lpfile), "--out",
@@ -148,6 +156,11 @@ def test_add_rapidfire_rank_export_equals_local_engine(lp, tmp_path):
 
 
 _FAIL = {"TiS2": True}
+
+
+def _status_by_formula(store) -> dict[str, str]:
+    done, failed = collect_records(store)
+    return {**{r.formula: "done" for r in done}, **{r.formula: "failed" for r in failed}}
 
 
 def _flaky_bvse(doc):
@@ -171,8 +184,7 @@ def test_fizzled_firework_is_rerun_and_recovers(lp, tmp_path, monkeypatch):
     bad = store.failures("bvse")
     assert len(bad) == 1 and bad[0].error == "RuntimeError" and "node lost" in bad[0].reason
     assert bad[0].input["candidate"]["formula"] == "LiTiS2"
-    rows = collect_rows(store)
-    assert {r["formula"]: r["status"] for r in rows} == {"LiFePO4": "done", "LiTiS2": "failed"}
+    assert _status_by_formula(store) == {"LiFePO4": "done", "LiTiS2": "failed"}
     launch = lp.get_fw_by_id(fizzled[0]).launches[-1]
     assert "node lost" in str(launch.action.stored_data["_exception"])
 
@@ -188,8 +200,7 @@ def test_fizzled_firework_is_rerun_and_recovers(lp, tmp_path, monkeypatch):
     assert rec.state == "done" and rec.attempts == 2 and rec.reason is None
     assert store.jobs.count_documents({"_id": bad[0].id}) == 1
     assert [r.attempts for r in store.results("neb")] == [1]  # NEB reused, not recomputed
-    assert {r["formula"]: r["status"] for r in collect_rows(store)} == \
-        {"LiFePO4": "done", "LiTiS2": "done"}
+    assert _status_by_formula(store) == {"LiFePO4": "done", "LiTiS2": "done"}
 
 
 def test_task_refuses_a_changed_input(lp):

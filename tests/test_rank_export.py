@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -16,7 +17,10 @@ import pytest
 from pymatgen.core import Composition, Structure
 from pymatgen.io.cif import CifParser
 
+from ionscreen.screening.bvse import BVSESummary
+from ionscreen.screening.descriptors import Capacity
 from ionscreen.screening.export import COLUMNS, export_run, flat_record
+from ionscreen.screening.neb import NEBSummary
 from ionscreen.screening.rank import (
     barrier_of,
     load_weights,
@@ -25,6 +29,7 @@ from ionscreen.screening.rank import (
     rank_all,
     validate_weights,
 )
+from ionscreen.screening.records import Failure, HostRecord, host_sustainability, split_failed
 from ionscreen.screening.sustainability import (
     CRITICAL_ELEMENTS,
     TOXIC_ELEMENTS,
@@ -35,56 +40,49 @@ from ionscreen.structures.prototypes import get_prototype
 
 # ----------------------------------------------------------------------------- helpers
 
-_STRUCTS: dict[str, dict] = {}
+_STRUCTS: dict[str, Structure] = {}
 
 
-def _struct(proto: str) -> dict:
+def _struct(proto: str) -> Structure:
     if proto not in _STRUCTS:
-        _STRUCTS[proto] = get_prototype(proto).build().as_dict()
+        _STRUCTS[proto] = get_prototype(proto).build()
     return _STRUCTS[proto]
 
 
 def make_row(job: str, formula: str, ion: str = "Mg", e1d=0.5, e2d=None, e3d=None, cap=150.0,
-             proto: str = "TiS2", neb=None, status: str = "done", **extra) -> dict:
-    bars = {"E1D": e1d, "E2D": e2d, "E3D": e3d}
-    row = {
+             proto: str = "TiS2", neb=None, failure: Failure | None = None, **extra) -> HostRecord:
+    """A record as ``collect_records`` builds it, with made-up BVSE numbers (stored documents'
+    keys, so that NaN and inf become None as they do when a summary is read back)."""
+    bars = {"1D": e1d, "2D": e2d, "3D": e3d}
+    bvse = BVSESummary.from_dict({
+        "barriers": bars, "dimensionality": sum(v is not None for v in bars.values()), "method": "BVSE",
+        "model": "Mg2+ with softBV parameters (Chen & Adams 2017)", "approximate": False,
+        "n_sites": 4, "n_distinct_sites": 1, "site_energy_spread": 0.0,
+        "lowest_hop_barrier": e1d, "grid_step": 0.2})
+    st = _struct(proto)
+    fields = {
         "job_id": job, "candidate_id": f"{job}cand0123456789", "formula": formula, "working_ion": ion,
         "source": f"prototype:{proto}", "citation": f"Cited paper for {proto}", "state": "charged",
-        "status": status, "error": None, "reason": None,
-        "bvse": {**bars, "dimensionality": sum(v is not None for v in bars.values()), "method": "BVSE",
-                 "model": "Mg2+ with softBV parameters (Chen & Adams 2017)", "approximate": False,
-                 "n_sites": 4, "n_distinct_sites": 1, "site_energy_spread": 0.0,
-                 "lowest_hop_barrier": e1d},
-        "neb": neb, "capacity_mAh_g": cap, "capacity_mAh_cm3": None if cap is None else cap * 3.2,
-        "density_g_cm3": 3.2, "voltage_V": None, "volume_change": None, "ml_model": None,
-        "structure": _struct(proto), "notes": [],
+        "bvse": bvse, "neb": NEBSummary.from_dict(neb) if neb else None,
+        "capacity": Capacity(cap, None if cap is None else cap * 3.2), "density": 3.2,
+        "structure": st, "failure": failure,
+        "sustainability": None if failure else host_sustainability(st, ion),
     }
-    row.update(extra)
-    return row
+    fields.update(extra)
+    return HostRecord(**fields)
 
 
-def bvse_row() -> dict:
-    """A row from a real BVSE run (LiFePO4 with Li, 0.2 Å grid)."""
+def bvse_row() -> tuple[HostRecord, object]:
+    """A record from a real BVSE run (LiFePO4 with Li, 0.2 Å grid)."""
     from ionscreen.screening.bvse import compute_landscape
 
     st = get_prototype("LiFePO4").build(with_ion="Li")
     res = compute_landscape(st, "Li", resolution=0.2)
-    e = {d: (v if math.isfinite(v) else None) for d, v in res.barriers.items()}
-    energies = [s.energy for s in res.distinct_sites]
-    hops = [h.barrier for h in res.hops]
-    row = {
-        "job_id": "lfpjob", "candidate_id": "lfp0000011112222", "formula": res.formula,
-        "working_ion": "Li", "source": "prototype:LiFePO4", "citation": "Padhi et al. 1997",
-        "state": "discharged", "status": "done", "error": None, "reason": None,
-        "bvse": {"E1D": e["1D"], "E2D": e["2D"], "E3D": e["3D"], "dimensionality": res.dimensionality,
-                 "method": res.method, "model": res.model, "approximate": res.approximate,
-                 "n_sites": len(res.sites), "n_distinct_sites": len(res.distinct_sites),
-                 "site_energy_spread": max(energies) - min(energies),
-                 "lowest_hop_barrier": min(hops) if hops else None},
-        "neb": None, "capacity_mAh_g": 169.9, "capacity_mAh_cm3": 607.0, "density_g_cm3": 3.57,
-        "voltage_V": None, "volume_change": None, "ml_model": None,
-        "structure": st.as_dict(), "notes": [],
-    }
+    row = HostRecord(
+        job_id="lfpjob", candidate_id="lfp0000011112222", formula=res.formula, working_ion="Li",
+        source="prototype:LiFePO4", citation="Padhi et al. 1997", state="discharged",
+        bvse=res.summary(), capacity=Capacity(169.9, 607.0), density=3.57, structure=st,
+        sustainability=host_sustainability(st, "Li"))
     return row, res
 
 
@@ -212,12 +210,12 @@ def test_pareto_against_brute_force():
 def test_pareto_flags_in_rank():
     rows = [make_row(f"j{i}", f"F{i}", e1d=b, cap=c) for i, (b, c) in
             enumerate([(0.3, 100), (0.5, 200), (0.6, 150), (0.2, None)])]
-    out = {r["job_id"]: r for r in rank(rows, "Mg", {"barrier": 1})}
+    out = {r.record.job_id: r for r in rank(rows, "Mg", {"barrier": 1})}
     # same structure -> same sustainability; front over (barrier, capacity)
-    assert out["j0"]["pareto"] and out["j1"]["pareto"]
-    assert not out["j2"]["pareto"] and out["j2"]["pareto_rank"] == 1
-    assert out["j3"]["pareto"] is False and out["j3"]["pareto_rank"] is None
-    assert any("Pareto" in n and "capacity" in n for n in out["j3"]["notes"])
+    assert out["j0"].pareto and out["j1"].pareto
+    assert not out["j2"].pareto and out["j2"].pareto_rank == 1
+    assert out["j3"].pareto is False and out["j3"].pareto_rank is None
+    assert any(n.code == "no_pareto" and "capacity" in n.text for n in out["j3"].notes)
 
 
 # ----------------------------------------------------------------------------- score
@@ -230,16 +228,16 @@ def test_weighted_score_order_and_values():
         make_row("c", "C", e1d=0.5, cap=200, proto="TiS2"),
     ]
     by_barrier = rank(rows, "Mg", {"barrier": 1.0})
-    assert [r["job_id"] for r in by_barrier] == ["a", "c", "b"]
-    assert [r["rank"] for r in by_barrier] == [1, 2, 3]
-    assert by_barrier[0]["score"] == pytest.approx(1.0) and by_barrier[-1]["score"] == pytest.approx(0.0)
+    assert [r.record.job_id for r in by_barrier] == ["a", "c", "b"]
+    assert [r.rank for r in by_barrier] == [1, 2, 3]
+    assert by_barrier[0].score == pytest.approx(1.0) and by_barrier[-1].score == pytest.approx(0.0)
     by_cap = rank(rows, "Mg", {"capacity": 2.0})
-    assert [r["job_id"] for r in by_cap] == ["b", "c", "a"]
-    mixed = {r["job_id"]: r for r in rank(rows, "Mg", {"barrier": 1, "capacity": 1})}
+    assert [r.record.job_id for r in by_cap] == ["b", "c", "a"]
+    mixed = {r.record.job_id: r for r in rank(rows, "Mg", {"barrier": 1, "capacity": 1})}
     # min-max: a = (1 + 0)/2, b = (0 + 1)/2, c = (0.5 + 0.5)/2 -> all 0.5; ties broken by barrier
-    assert all(r["score"] == pytest.approx(0.5) for r in mixed.values())
-    assert [r["job_id"] for r in rank(rows, "Mg", {"barrier": 1, "capacity": 1})] == ["a", "c", "b"]
-    assert mixed["c"]["score_components"] == {"barrier": 0.5, "capacity": 0.5, "sustainability": 1.0}
+    assert all(r.score == pytest.approx(0.5) for r in mixed.values())
+    assert [r.record.job_id for r in rank(rows, "Mg", {"barrier": 1, "capacity": 1})] == ["a", "c", "b"]
+    assert mixed["c"].score_components == {"barrier": 0.5, "capacity": 0.5, "sustainability": 1.0}
 
 
 def test_sustainability_weight_prefers_clean_host():
@@ -247,23 +245,32 @@ def test_sustainability_weight_prefers_clean_host():
                      sustainability=sustainability("CdPS3")),
             make_row("ti", "TiS2", e1d=0.5, cap=150, proto="TiS2")]
     out = rank(rows, "Mg", {"sustainability": 1})
-    assert out[0]["job_id"] == "ti" and out[0]["sustainability"]["toxic"] is False
-    assert out[1]["sustainability"]["toxic"] is True
+    assert out[0].record.job_id == "ti" and out[0].record.sustainability["toxic"] is False
+    assert out[1].record.sustainability["toxic"] is True
 
 
 def test_missing_and_unranked_rows():
     rows = [make_row("ok", "A", e1d=0.4), make_row("nobar", "B", e1d=None),
-            make_row("fail", "C", status="failed", error="boom", reason="bad cell"),
+            make_row("fail", "C", failure=Failure("bvse", "boom", "bad cell")),
             make_row("ca", "D", ion="Ca", e1d=0.1), make_row("nocap", "E", e1d=0.6, cap=None)]
+    # a failed record is never dropped without a word: rank refuses it, and names it
+    with pytest.raises(ValueError, match=r"failed record.*C \(Mg, job fail\) failed at step bvse"):
+        rank(rows, "Mg")
+    with pytest.raises(ValueError, match="failed record"):
+        rank_all(rows)
+    rows, failed = split_failed(rows)
+    assert [r.job_id for r in failed] == ["fail"]
     out = rank(rows, "Mg")
-    assert [r["job_id"] for r in out] == ["ok", "nocap"]
-    assert any("capacity" in n and "worst" in n for n in out[1]["notes"])
+    assert [r.record.job_id for r in out] == ["ok", "nocap"]
+    assert any(n.code == "missing_score_part" and "capacity" in n.text and "worst" in n.text
+               for n in out[1].notes)
     full = rank(rows, "mg2+", include_unranked=True)
-    assert [r["job_id"] for r in full] == ["ok", "nocap", "nobar"]
-    assert full[-1]["rank"] is None and any("not ranked" in n for n in full[-1]["notes"])
+    assert [r.record.job_id for r in full] == ["ok", "nocap", "nobar"]
+    assert full[-1].rank is None and any(n.code == "no_barrier" and "not ranked" in n.text
+                                         for n in full[-1].notes)
     assert list(rank_all(rows)) == ["Mg", "Ca"]
-    # input rows untouched
-    assert "rank" not in rows[0] and rows[0]["notes"] == []
+    # input records untouched
+    assert rows[0].notes == () and not hasattr(rows[0], "rank")
 
 
 # ----------------------------------------------------------------------------- tiers
@@ -279,37 +286,39 @@ def test_tier_labels_and_mixed_tier_notes():
     rows = [make_row("b1", "A", e1d=0.9, e2d=1.2, neb=bvff), make_row("b2", "B", e1d=None, e2d=0.7),
             make_row("b3", "C", e1d=0.6), make_row("m1", "D", e1d=0.8, neb=mlip),
             make_row("u1", "E", e1d=0.55, neb=unconv)]
-    out = {r["job_id"]: r for r in rank(rows, "Mg")}
-    assert out["b1"]["barrier"] == 0.35
-    assert out["b1"]["barrier_tier"] == "BVFF CI-NEB (BVFF softBV (Chen & Adams 2017))"
-    assert out["m1"]["barrier_tier"] == "MLIP CI-NEB (CHGNet 0.3.0)"
-    assert out["b2"]["barrier"] == 0.7 and out["b2"]["barrier_tier"] == "BVSE E2D"
-    assert out["b3"]["barrier_tier"] == "BVSE E1D"
-    assert out["u1"]["barrier"] == 0.55 and out["u1"]["barrier_tier"] == "BVSE E1D"
-    assert any("MLIP CI-NEB (CHGNet 0.3.0) did not converge (not converged)" in n for n in out["u1"]["notes"])
+    out = {r.record.job_id: r for r in rank(rows, "Mg")}
+    assert out["b1"].barrier == 0.35
+    assert out["b1"].barrier_tier == "BVFF CI-NEB (BVFF softBV (Chen & Adams 2017))"
+    assert out["m1"].barrier_tier == "MLIP CI-NEB (CHGNet 0.3.0)"
+    assert out["b2"].barrier == 0.7 and out["b2"].barrier_tier == "BVSE E2D"
+    assert out["b3"].barrier_tier == "BVSE E1D"
+    assert out["u1"].barrier == 0.55 and out["u1"].barrier_tier == "BVSE E1D"
+    assert any(n.code == "neb_not_converged" and n.text.startswith("MLIP CI-NEB (CHGNet 0.3.0)")
+               for n in out["u1"].notes)
     # BVSE is the majority (3 of 5): the NEB rows are told that tiers compare loosely
-    assert any("compare only loosely" in n for n in out["b1"]["notes"])
-    assert any("compare only loosely" in n for n in out["m1"]["notes"])
-    assert not any("compare only loosely" in n for n in out["b3"]["notes"])
-    assert barrier_of({"bvse": {"E1D": float("nan"), "E2D": float("inf"), "E3D": 2.0}})[:2] == (2.0, "BVSE E3D")
-    assert barrier_of({"bvse": None, "neb": None})[0] is None
+    assert "tier_mismatch" in out["b1"].note_codes()
+    assert "tier_mismatch" in out["m1"].note_codes()
+    assert "tier_mismatch" not in out["b3"].note_codes()
+    odd = make_row("x", "X", e1d=float("nan"), e2d=float("inf"), e3d=2.0)
+    assert barrier_of(odd)[:2] == (2.0, "BVSE E3D")
+    assert barrier_of(dataclasses.replace(odd, bvse=None, neb=None))[0] is None
 
 
 def test_mixed_ml_models_noted():
     rows = [make_row("x", "A", voltage_V=2.0, ml_model="CHGNet 0.3.0"),
             make_row("y", "B", voltage_V=2.1, ml_model="CHGNet 0.3.0"),
             make_row("z", "C", voltage_V=1.0, ml_model="MACE-MP small")]
-    out = {r["job_id"]: r for r in rank(rows, "Mg")}
-    assert any("MACE-MP small" in n and "not comparable" in n for n in out["z"]["notes"])
-    assert not any("not comparable" in n for n in out["x"]["notes"])
+    out = {r.record.job_id: r for r in rank(rows, "Mg")}
+    assert any(n.code == "ml_model_mismatch" and "MACE-MP small" in n.text for n in out["z"].notes)
+    assert "ml_model_mismatch" not in out["x"].note_codes()
 
 
 def test_real_bvse_row(real):
     row, res = real
     out = rank([row], "Li")[0]
-    assert out["barrier"] == pytest.approx(res.barriers["1D"])
-    assert out["barrier_tier"] == "BVSE E1D" and out["rank"] == 1 and out["pareto"]
-    assert out["sustainability"]["formula"] == "FePO4"  # evaluated without the working ion
+    assert out.barrier == pytest.approx(res.barriers["1D"])
+    assert out.barrier_tier == "BVSE E1D" and out.rank == 1 and out.pareto
+    assert out.record.sustainability["formula"] == "FePO4"  # evaluated without the working ion
     rec = flat_record(out)
     assert rec["n_sites"] == len(res.sites) and rec["n_distinct_sites"] == len(res.distinct_sites)
     assert rec["dimensionality"] == res.dimensionality == 3
@@ -337,8 +346,8 @@ def test_weights_from_toml_and_json(tmp_path):
     top.write_text("barrier = 1\n")
     assert load_weights(top)["barrier"] == 1.0
     rows = [make_row("a", "A", e1d=0.2, cap=100), make_row("b", "B", e1d=0.8, cap=300)]
-    assert rank(rows, "Mg", weights=j)[0]["job_id"] == "b"
-    assert rank(rows, "Mg", weights=str(t))[0]["job_id"] == "a"
+    assert rank(rows, "Mg", weights=j)[0].record.job_id == "b"
+    assert rank(rows, "Mg", weights=str(t))[0].record.job_id == "a"
 
 
 @pytest.mark.parametrize("text, key", [
@@ -384,15 +393,16 @@ def exported(tmp_path_factory, real):
                       "status": "converged"}, voltage_V=2.3, volume_change=0.031, ml_model="CHGNet 0.3.0"),
         make_row("m4", EVIL, e1d=0.6, cap=120, proto="TiO2-rutile", citation=EVIL + " & co."),
         make_row("m5", "MoO3", e1d=None, cap=200, proto="MoO3"),
-        make_row("f1", "Bad", status="failed", error="OxidationStateError: no Fe oxi",
-                 reason="oxidation <states> unknown"),
+        make_row("f1", "Bad", failure=Failure("bvse", "OxidationStateError: no Fe oxi",
+                                              "oxidation <states> unknown")),
         make_row("z1", "TiO2", ion="Zn", e1d=0.3, cap=330, proto="TiO2-anatase"),
         lfp_row,
     ]
     out = tmp_path_factory.mktemp("export")
     landscapes = {"m1": np.random.default_rng(0).random((20, 16)),
                   "lfpjob": res}  # a BVSEResult with its grid
-    written = export_run(rows, out, top_n=3, landscapes=landscapes)
+    done, failed = split_failed(rows)
+    written = export_run(done, failed, out, top_n=3, landscapes=landscapes)
     return rows, out, written
 
 
@@ -485,12 +495,12 @@ def test_html_report(exported):
 
 def test_report_without_landscapes(tmp_path):
     rows = [make_row("a", "TiS2", e1d=0.4), make_row("b", "TiS2x", e1d=0.5, cap=None)]
-    written = export_run(rows, tmp_path, top_n=5)
+    written = export_run(rows, [], tmp_path, top_n=5)
     text = written["report.html"].read_text()
     assert "No BVSE landscape slices were given" in text
     assert "without a capacity are not shown" in text
     with pytest.raises(ValueError, match="top_n"):
-        export_run(rows, tmp_path, top_n=0)
+        export_run(rows, [], tmp_path, top_n=0)
 
 
 def test_export_brute_pareto_consistency(exported):
