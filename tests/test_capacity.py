@@ -180,3 +180,24 @@ def test_errors():
     with pytest.raises(OxidationStateError):
         max_ions_from_redox(host, "Mg", 2)
     assert issubclass(DescriptorError, IonscreenError)
+
+
+def test_capacity_of_a_candidate_is_pure():
+    """capacity(candidate): the discharged facts when the candidate has them, else the
+    one-electron reduction of an empty host; the candidate is not modified."""
+    from ionscreen.screening.descriptors import Capacity, capacity
+    from ionscreen.structures.candidates import from_prototypes
+
+    spinel = next(iter(from_prototypes(["Mg"], ["MgCr2O4"])))  # discharged: Mg on its sites
+    before = spinel.to_dict()
+    cap = capacity(spinel)
+    assert spinel.to_dict() == before
+    assert cap.mAh_g == pytest.approx(gravimetric_capacity(spinel.discharged_formula, spinel.electrons))
+    assert cap.mAh_cm3 == pytest.approx(cap.mAh_g * spinel.discharged_density)
+    assert cap.discharged_formula == "Mg8Cr16O32" and "taking 16 e-" in cap.note
+    empty = next(iter(from_prototypes(["Mg"], ["TiS2"])))  # charged: Ti4+ -> Ti3+
+    cap = capacity(empty)
+    assert empty.discharged_formula is None and cap.note.startswith("empty host:")
+    assert Composition(cap.discharged_formula) == Composition("Mg0.5TiS2")
+    assert cap.mAh_g == pytest.approx(gravimetric_capacity(cap.discharged_formula, cap.electrons))
+    assert Capacity.from_dict(cap.as_dict()) == cap
