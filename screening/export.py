@@ -42,13 +42,13 @@ from ionscreen.screening.rank import (
     SCORE_NORMALISATION,
     RankedHost,
     _num,
-    _resolve_weights,
     ions_in,
     normalise_ion,
     rank_all,
 )
 from ionscreen.screening.records import HostRecord
 from ionscreen.screening.sustainability import SCORE_FORMULA
+from ionscreen.screening.weights import _resolve_weights
 from ionscreen.structures.ions import DIMS
 
 __all__ = ["COLUMNS", "FAILURE_COLUMNS", "export_run", "failure_row", "flat_record", "write_csv"]
