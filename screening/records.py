@@ -86,7 +86,7 @@ def _insertion_doc(insertion: Any) -> dict[str, Any] | None:
     """An insertion result (object or its stored document) as a document."""
     if insertion is None:
         return None
-    return insertion.to_dict() if hasattr(insertion, "to_dict") else dict(insertion)
+    return dict(insertion) if isinstance(insertion, Mapping) else insertion.as_dict()
 
 
 def _capacity_of(candidate: Candidate) -> Capacity:

@@ -61,4 +61,4 @@ def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
     cand = Candidate.from_dict(doc["candidate"])
     empty, inserted = hosts_for_voltage(cand)
     return insertion_voltage(empty, inserted, cand.working_ion,
-                             doc.get("calculator", "chgnet")).to_dict()
+                             doc.get("calculator", "chgnet")).as_dict()
