@@ -18,17 +18,19 @@ relative energies along a path in one host, not for absolute energies or voltage
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.core import Structure
 
 from ionscreen.kernels import bvff as kbvff
 from ionscreen.structures.convert import MOBILE_TAG, to_atoms
-from ionscreen.structures.errors import StructureValidationError
+from ionscreen.structures.errors import IonscreenError, StructureValidationError
 from ionscreen.structures.ions import ion_label
 
 from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
@@ -66,6 +68,8 @@ class BVFFModel:
     cutoff: float
     screening_factor: float
     parameters: dict[str, Any] = field(default_factory=dict)
+    radii: str = "softbv"
+    derive_nitride: bool = False
 
     @property
     def derived(self) -> list[str]:
@@ -166,7 +170,8 @@ class BVFFModel:
             parameters["fractional_valences"] = (
                 f"{', '.join(fractional)}: Coulomb with the exact charge, Morse with the row of "
                 "the nearest integer valence")
-        return cls(ion, list(species), kind, params, float(cutoff), float(screening_factor), parameters)
+        return cls(ion, list(species), kind, params, float(cutoff), float(screening_factor), parameters,
+                   radii, bool(derive_nitride))
 
     def species_indices(self, atoms: Atoms) -> np.ndarray:
         """Species index of every atom (symbol, oxidation state from initial charges, tag)."""
@@ -212,43 +217,173 @@ def structure_to_atoms(structure: Structure, mobile: list[int] | None = None) ->
 
 
 class BVFFCalculator(Calculator):
-    """ASE calculator for the bond-valence force field: energy, forces and stress."""
+    """ASE calculator for the bond-valence force field: energy, forces and stress.
+
+    Parameters, as for any ASE calculator (``calc.parameters``, ``calc.todict()``):
+
+    ion: str
+        The working ion ("Mg", "NH4", ...): the atoms tagged 1 (:data:`MOBILE_TAG`). Required.
+    cutoff: float
+        Pair cutoff (Å); pair energies are shifted to 0 there. Default 7.0.
+    screening_factor: float
+        f in the screening length ρ = f (r_a + r_b) of like-charge Coulomb terms. Default 0.74.
+    radii: str
+        Covalent radii of the screening lengths, "softbv" (default; see :meth:`BVFFModel.build`).
+    derive_nitride: bool
+        Derive a missing working-ion–N3- row from the ion's O2- row (approximate). Default False.
+
+    The :class:`BVFFModel` (species and pair rows) is built from the atoms in :meth:`calculate`,
+    again whenever their numbers, initial charges (oxidation states) or tags change, as ASE's
+    Lennard-Jones calculator rebuilds its neighbour list. :meth:`from_model` wraps a model that
+    is already built (shared by the images of a NEB) and keeps it.
+    """
 
     implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    default_parameters: dict[str, Any] = {
+        "ion": None,
+        "cutoff": 7.0,
+        "screening_factor": 0.74,
+        "radii": "softbv",
+        "derive_nitride": False,
+    }
+    nolabel = True
     tier = METHOD
 
-    def __init__(self, model: BVFFModel, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.model = model
-        self._species_cache: tuple[tuple, np.ndarray] | None = None
+        self.model: BVFFModel | None = None
+        self._keep_model = False  # True for a model given to from_model
+        self._species: np.ndarray | None = None
+
+    @classmethod
+    def from_model(cls, model: BVFFModel, **kwargs: Any) -> BVFFCalculator:
+        """A calculator on a built model (its species must cover the atoms it is given)."""
+        calc = cls(ion=model.ion.name, cutoff=model.cutoff, screening_factor=model.screening_factor,
+                   radii=model.radii, derive_nitride=model.derive_nitride, **kwargs)
+        calc.model, calc._keep_model = model, True
+        return calc
+
+    def set(self, **kwargs: Any) -> dict[str, Any]:
+        changed = super().set(**kwargs)
+        if changed:  # another force field: rebuild the model from the next atoms
+            self.reset()
+            self.model, self._keep_model, self._species = None, False, None
+        return changed
+
+    def check_state(self, atoms: Atoms, tol: float = 1e-15) -> list[str]:
+        """ASE's system changes, plus ``"tags"``: the tag says which atom is the mobile ion."""
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None and not np.array_equal(self.atoms.get_tags(), atoms.get_tags()):
+            changes.append("tags")
+        return changes
+
+    def _built(self) -> BVFFModel:
+        if self.model is None:
+            raise IonscreenError(
+                "this BVFFCalculator has no model yet: it is built from the atoms on the first "
+                "calculation (or use BVFFCalculator.from_model)")
+        return self.model
 
     @property
     def neutral(self) -> list[str]:
-        """Species without terms (valence 0): covalently bound atoms the BVFF does not describe."""
-        return [s.label for s in self.species if s.valence == 0]
+        """Species without terms (valence 0), as :attr:`BVFFModel.neutral`."""
+        return self._built().neutral
 
     @property
     def identity(self) -> str:
-        return self.model.identity
+        return self._built().identity
 
-    def _species(self, atoms: Atoms) -> np.ndarray:
-        key = (tuple(atoms.numbers), tuple(np.round(atoms.get_initial_charges(), 4)), tuple(atoms.get_tags()))
-        if self._species_cache is None or self._species_cache[0] != key:
-            self._species_cache = (key, self.model.species_indices(atoms))
-        return self._species_cache[1]
+    def _build_model(self, atoms: Atoms) -> BVFFModel:
+        p = self.parameters
+        if p.get("ion") is None:
+            raise IonscreenError("BVFFCalculator needs the working ion: BVFFCalculator(ion='Mg', ...)")
+        return BVFFModel.from_atoms(atoms, p["ion"], cutoff=p["cutoff"],
+                                    screening_factor=p["screening_factor"], radii=p["radii"],
+                                    derive_nitride=p["derive_nitride"])
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         if not atoms.pbc.all():
             raise StructureValidationError("the BVFF needs a periodic cell (atoms.pbc all True)")
+        species_changed = bool(_SPECIES_CHANGES.intersection(system_changes))
+        if self.model is None or (species_changed and not self._keep_model):
+            self.model = self._build_model(atoms)
+            self._species = None
+        if self._species is None or species_changed:
+            self._species = self.model.species_indices(atoms)
         m = self.model
         e, f, stress = kbvff.energy_forces(
-            atoms.positions, atoms.cell.array, self._species(atoms), m.kind, m.params, m.cutoff
+            atoms.positions, atoms.cell.array, self._species, m.kind, m.params, m.cutoff
         )
         self.results = {
             "energy": e,
             "free_energy": e,
             "forces": f,
-            "stress": stress.flat[[0, 4, 8, 5, 2, 1]],
+            "stress": full_3x3_to_voigt_6_stress(stress),
         }
+
+
+# what tells the BVFF's species apart: a change rebuilds the model (or the species indices)
+_SPECIES_CHANGES = frozenset(("numbers", "initial_charges", "tags"))
+
+
+# ----------------------------------------------------------------------------- factories
+
+
+@dataclass
+class CalculatorFactory:
+    """Makes ASE calculators for one model; call it for a new calculator (one per NEB image).
+
+    The one factory type of every tier: :func:`bvff_factory` (BVFF) and
+    :func:`ionscreen.screening.mlip.calculator_factory` (ML potentials, any ASE calculator)
+    return it. Attributes: ``spec`` (as given), ``identity`` (the model, e.g. ``"CHGNet 0.3.0
+    (chgnet 0.4.2)"``, shown with every number it produced), ``tier`` (``"BVFF"``, ``"MLIP"``
+    or ``"ASE calculator"``), ``note`` (caveats of the model), ``threads``, ``model`` (the
+    loaded model the calculators share, if any) and ``approximate`` (an approximate ion model
+    or a derived pair row).
+    """
+
+    spec: str
+    identity: str
+    tier: str
+    _make: Callable[[], Any] = field(repr=False)
+    note: str = ""
+    threads: int = 1
+    model: Any = field(default=None, repr=False)
+    approximate: bool = False
+
+    def __call__(self) -> Any:
+        """A new ASE calculator (sharing the loaded model where there is one)."""
+        return self._make()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description, for result documents."""
+        return {
+            "spec": self.spec,
+            "identity": self.identity,
+            "tier": self.tier,
+            "note": self.note,
+            "threads": self.threads,
+            "approximate": self.approximate,
+        }
+
+
+BVFF_NOTE = "bond-valence force field: ranks barriers, not a prediction of absolute values"
+
+
+def bvff_factory(template: Atoms, ion: str | IonModel, derive_nitride: bool = False,
+                 **kwargs: Any) -> CalculatorFactory:
+    """A factory of BVFF calculators sharing one :class:`BVFFModel` built from ``template``
+    (charges and tags set; the mobile ion may be absent). ``kwargs`` go to
+    :meth:`BVFFModel.build` (``cutoff``, ``screening_factor``, ``radii``).
+
+    Raises :class:`MissingParameterError` naming a pair without a softBV row."""
+    ion = ion_model(ion)
+    model = BVFFModel.from_atoms(template, ion, derive_nitride=derive_nitride, **kwargs)
+    note = BVFF_NOTE
+    if model.derived:
+        note += f"; approximate: {', '.join(model.derived)} row derived by the nitride transfer rule"
+    return CalculatorFactory(spec="bvff", identity=model.identity, tier=METHOD,
+                             _make=lambda: BVFFCalculator.from_model(model), note=note,
+                             model=model, approximate=bool(model.derived) or ion.approximate)

@@ -13,7 +13,8 @@ Specs accepted by :func:`calculator_factory`:
   ``"package.module:ClassName?key=value&other=1.5"`` (values are read as Python literals —
   numbers, True/False/None, quoted strings — and otherwise kept as plain strings).
 
-A :class:`CalculatorFactory` loads the model once; every call returns a **new** calculator that
+A :class:`~ionscreen.screening.calculators.CalculatorFactory` (the one factory type, also made
+by :func:`~ionscreen.screening.calculators.bvff_factory`) loads the model once; every call returns a **new** calculator that
 shares it, because a NEB needs one calculator per image (sharing one calculator across images
 made each NEB step about five times dearer: every image was recomputed). For a
 ``module:Class`` spec each call builds a new instance of the class (ionscreen cannot know how
@@ -33,10 +34,9 @@ import importlib
 import io
 import re
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from ionscreen.screening.calculators import CalculatorFactory
 from ionscreen.screening.relax import relax
 from ionscreen.structures.errors import CalculationError, IonscreenError, MissingDependencyError
 
@@ -100,38 +100,6 @@ def set_threads(threads: int) -> int:
     if torch is not None:
         torch.set_num_threads(threads)
     return threads
-
-
-@dataclass
-class CalculatorFactory:
-    """Makes ASE calculators for one model. Call it to get a new calculator.
-
-    Attributes: ``spec`` (as given), ``identity`` (the model, e.g. ``"CHGNet 0.3.0 (chgnet
-    0.4.2)"``, shown with every number it produced), ``tier`` (``"MLIP"`` or
-    ``"ASE calculator"``), ``note`` (caveats of the model), ``threads``.
-    """
-
-    spec: str
-    identity: str
-    tier: str
-    note: str
-    threads: int
-    _make: Callable[[], Any] = field(repr=False)
-    model: Any = field(default=None, repr=False)
-
-    def __call__(self) -> Any:
-        """A new ASE calculator (sharing the loaded model where there is one)."""
-        return self._make()
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable description, for result documents."""
-        return {
-            "spec": self.spec,
-            "identity": self.identity,
-            "tier": self.tier,
-            "note": self.note,
-            "threads": self.threads,
-        }
 
 
 def calculator_factory(spec: str = "chgnet", threads: int = 1) -> CalculatorFactory:

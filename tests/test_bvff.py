@@ -101,7 +101,7 @@ def test_energy_is_continuous_at_the_cutoff():
 def lifepo4_atoms():
     s = get_prototype("LiFePO4").build(with_ion="Li")
     atoms = structure_to_atoms(s, [i for i, x in enumerate(s) if x.specie.symbol == "Li"])
-    atoms.calc = BVFFCalculator(BVFFModel.from_atoms(atoms, "Li"))
+    atoms.calc = BVFFCalculator.from_model(BVFFModel.from_atoms(atoms, "Li"))
     return atoms
 
 
@@ -160,7 +160,7 @@ def test_host_with_bvff_radii_stays_close_to_experiment():
 
     s = get_prototype("MgCr2O4").build()
     atoms = structure_to_atoms(s, [i for i, x in enumerate(s) if x.specie.symbol == "Mg"])
-    atoms.calc = BVFFCalculator(BVFFModel.from_atoms(atoms, "Mg"))
+    atoms.calc = BVFFCalculator.from_model(BVFFModel.from_atoms(atoms, "Mg"))
     p0 = atoms.positions.copy()
     FIRE(atoms, logfile=None).run(fmax=0.01, steps=500)
     assert np.linalg.norm(atoms.positions - p0, axis=1).max() < 0.05
@@ -174,7 +174,7 @@ def test_missing_pair_is_a_clear_error():
 def test_non_periodic_atoms_are_refused(lifepo4_atoms):
     atoms = lifepo4_atoms.copy()
     atoms.pbc = False
-    atoms.calc = BVFFCalculator(lifepo4_atoms.calc.model)
+    atoms.calc = BVFFCalculator.from_model(lifepo4_atoms.calc.model)
     with pytest.raises(StructureValidationError, match="periodic"):
         atoms.get_potential_energy()
 
@@ -198,7 +198,7 @@ def test_calculator_reports_only_what_it_implements():
     atoms.set_tags([1])
     with pytest.raises(PropertyNotImplementedError):
         m = BVFFModel.build([BVFFSpecies("Li", 1, True)], "Li")
-        atoms.calc = BVFFCalculator(m)
+        atoms.calc = BVFFCalculator.from_model(m)
         atoms.calc.get_property("magmom", atoms)
 
 
@@ -230,3 +230,75 @@ def test_bvff_neb_refuses_a_host_without_rows_once_and_keeps_neutral_atoms_fixed
     assert "neutral C0" in rep.note
     plain = run_neb(li3n, "Mg", "bvff", settings=settings)
     assert all(h.settings["relax_host"] for h in plain.hops) and "kept fixed" not in plain.note
+
+
+# ---------------------------------------------------------------------------- ASE parameters
+
+
+def test_calculator_takes_parameters_and_builds_its_model_from_the_atoms(lifepo4_atoms):
+    """``BVFFCalculator(ion=...)`` builds the model lazily and gives the numbers of a model
+    built by hand; ``todict()`` names the force field, so a trajectory can say what made it."""
+    atoms = lifepo4_atoms.copy()
+    atoms.calc = BVFFCalculator(ion="Li")
+    assert atoms.calc.model is None
+    e = atoms.get_potential_energy()
+    assert e == pytest.approx(lifepo4_atoms.get_potential_energy(), abs=1e-10)
+    np.testing.assert_allclose(atoms.get_stress(), lifepo4_atoms.get_stress(), atol=1e-12)
+    assert atoms.calc.todict() == {"ion": "Li"}
+    assert atoms.calc.todict(skip_default=False) == {
+        "ion": "Li", "cutoff": 7.0, "screening_factor": 0.74, "radii": "softbv", "derive_nitride": False}
+    assert BVFFCalculator.from_model(lifepo4_atoms.calc.model).todict() == {"ion": "Li"}
+    assert BVFFCalculator(ion="Mg", cutoff=6.0).todict() == {"ion": "Mg", "cutoff": 6.0}
+
+
+def test_model_is_rebuilt_when_species_or_parameters_change(lifepo4_atoms):
+    atoms = lifepo4_atoms.copy()
+    calc = BVFFCalculator(ion="Li")
+    atoms.calc = calc
+    atoms.get_potential_energy()
+    first = calc.model
+    atoms.positions[0] += 0.01
+    atoms.get_potential_energy()
+    assert calc.model is first  # positions only: same model
+    atoms.set_tags(0)  # no mobile Li any more: the Li+ atoms are framework ions now
+    e_untagged = atoms.get_potential_energy()
+    assert calc.model is not first and "Li+" in [s.label for s in calc.model.species]
+    assert np.isfinite(e_untagged)
+    second = calc.model
+    calc.set(cutoff=6.0)
+    atoms.get_potential_energy()
+    assert calc.model is not second and calc.model.cutoff == 6.0
+
+
+def test_a_given_model_is_kept_and_refuses_unknown_species(lifepo4_atoms):
+    atoms = lifepo4_atoms.copy()
+    atoms.calc = BVFFCalculator.from_model(lifepo4_atoms.calc.model)
+    atoms.set_tags(0)
+    with pytest.raises(StructureValidationError, match="not a species of this BVFF model"):
+        atoms.get_potential_energy()
+
+
+def test_calculator_needs_the_ion():
+    from ionscreen.structures.errors import IonscreenError
+
+    atoms = Atoms("Li", cell=[5, 5, 5], pbc=True)
+    atoms.calc = BVFFCalculator()
+    with pytest.raises(IonscreenError, match="needs the working ion"):
+        atoms.get_potential_energy()
+
+
+def test_neutral_delegates_to_the_model(lifepo4_atoms):
+    """The issue's defect 1: ``BVFFCalculator.neutral`` read a missing attribute and raised."""
+    from pymatgen.core import Lattice, Structure
+
+    from ionscreen.structures.errors import IonscreenError
+
+    assert BVFFCalculator.from_model(lifepo4_atoms.calc.model).neutral == []
+    with pytest.raises(IonscreenError, match="no model yet"):
+        _ = BVFFCalculator(ion="Mg").neutral
+    s = Structure(Lattice.cubic(6.0), ["Li", "N", "C"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]])
+    s.add_oxidation_state_by_element({"Li": 1, "N": -3, "C": 0})
+    atoms = structure_to_atoms(s)
+    atoms.calc = BVFFCalculator(ion="Mg")
+    atoms.get_potential_energy()
+    assert atoms.calc.neutral == ["C0"] == atoms.calc.model.neutral

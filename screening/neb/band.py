@@ -1,0 +1,275 @@
+"""One hop: relax the two endpoints, lay the initial band, optimise it (pre-relaxation, then
+climbing image), and the per-hop driver :func:`neb_hop` with its fixed-host fallback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.constraints import FixAtoms
+from ase.mep import NEB
+from pymatgen.core import Structure
+
+from ..bvse import BVSEResult, Hop, PreparedHost
+from ..calculators import CalculatorFactory
+from ..params import IonModel, ion_model
+from ..relax import make_optimizer, relax
+from .parallel import _CachedCalculator, check_ranks, make_band, rank_and_size
+from .results import NEBResult
+from .settings import MergedEndpointsError, NEBSettings
+from .setup import HopSetup, as_prepared, choose_calculator, path_length, resample
+
+_ENDS = ("initial", "final")
+# the mobile ion moving farther than this (Å) from its BVSE site on relaxing is worth a warning
+_MOVED = 1.0
+# a band is judged diverging only after this many optimiser steps
+_DIVERGE_AFTER = 10
+
+
+def _fix_host(atoms: Atoms, settings: NEBSettings, n_host: int) -> None:
+    if not settings.relax_host:
+        atoms.set_constraint(FixAtoms(indices=list(range(n_host))))
+
+
+def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings,
+                    comm: Any = None) -> tuple[list[Atoms], dict[str, int], list[str]]:
+    """The two endpoints, nudged off their BVSE sites (seeded) and relaxed; under MPI the two
+    relaxations run on different ranks. Returns (endpoints, steps, warnings).
+
+    Raises :class:`MergedEndpointsError` when both relax into one minimum."""
+    n_ion = len(setup.host)  # the moving ion is the last atom
+    rng = np.random.default_rng(settings.seed)
+    kicks = [rng.normal(size=3) for _ in range(2)]
+    rank, size = rank_and_size(comm)
+    ends = []
+    done: dict[int, tuple[np.ndarray, bool, int]] = {}
+    for k, pos in enumerate((setup.start, setup.end)):
+        a = setup.with_ion(pos)
+        if settings.nudge > 0:
+            a.positions[n_ion] += settings.nudge * kicks[k] / np.linalg.norm(kicks[k])
+        _fix_host(a, settings, n_ion)
+        ends.append(a)
+        if k % size == rank:
+            _, ok, n = relax(a, factory(), fmax=settings.fmax_endpoints, steps=settings.steps,
+                             optimizer=settings.optimizer, in_place=True, wrap_errors=False)
+            done[k] = (a.positions.copy(), ok, n)
+    if size > 1:
+        for part in comm.allgather(done):
+            done.update(part)
+    steps: dict[str, int] = {}
+    warnings: list[str] = []
+    for k, name in enumerate(_ENDS):
+        pos_k, ok, n = done[k]
+        ends[k].positions = pos_k
+        steps[f"relax_{name}"] = n
+        if not ok:
+            warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
+        moved = float(np.linalg.norm(pos_k[n_ion] - (setup.start, setup.end)[k]))
+        if moved > _MOVED:
+            warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its BVSE site on relaxing")
+    sep = float(np.linalg.norm(ends[1].positions[n_ion] - ends[0].positions[n_ion]))
+    if sep < settings.min_endpoint_distance:
+        raise MergedEndpointsError(
+            f"after relaxation both endpoints hold the ion within {sep:.2f} Å of each other: the "
+            "hop's two sites are the same minimum for this calculator; try another hop or "
+            "a fixed host (--fixed-host)")
+    return ends, steps, warnings
+
+
+def initial_band(setup: HopSetup, ends: list[Atoms], factory: CalculatorFactory,
+                 settings: NEBSettings, comm: Any = None) -> NEB:
+    """The band between relaxed endpoints: the ion along the BVSE grid path (shifted to the
+    relaxed endpoints) and the host interpolated linearly, or ASE's IDPP / linear band."""
+    n_ion = len(setup.host)
+    n = settings.images + 2
+    images = [ends[0], *(ends[0].copy() for _ in range(settings.images)), ends[1]]
+    if settings.path == "bvse":
+        g = resample(setup.grid_path, n)
+        t = np.linspace(0.0, 1.0, n)
+        ion_pos = (g + (1 - t)[:, None] * (ends[0].positions[n_ion] - g[0])
+                   + t[:, None] * (ends[1].positions[n_ion] - g[-1]))
+        for k in range(1, n - 1):
+            images[k].positions = (1 - t[k]) * ends[0].positions + t[k] * ends[1].positions
+            images[k].positions[n_ion] = ion_pos[k]
+    for im in images:
+        im.calc = _CachedCalculator(factory())
+        _fix_host(im, settings, n_ion)
+    band = make_band(images, comm, k=settings.spring, climb=False, method=settings.method)
+    if settings.path in ("linear", "idpp"):
+        band.interpolate(method=settings.path, mic=True, apply_constraint=False)
+    return band
+
+
+def _max_force(band: NEB) -> float:
+    return float(np.sqrt((band.get_forces() ** 2).sum(axis=1).max()))
+
+
+def _optimise(band: NEB, name: str, fmax: float, steps: int, diverge: float) -> tuple[bool, int, bool]:
+    """Optimise the band; stop early when it diverges (max force above ``diverge`` after 10 steps).
+
+    Returns (converged, steps, diverged).
+    """
+    opt = make_optimizer(name, band)
+    n = 0
+    for converged in opt.irun(fmax=fmax, steps=steps):
+        if converged:
+            return True, int(opt.nsteps), False
+        n += 1
+        if n > _DIVERGE_AFTER and _max_force(band) > diverge:
+            return False, int(opt.nsteps), True
+    return False, int(opt.nsteps), False
+
+
+@dataclass
+class BandRun:
+    """How the optimisation of a band ended."""
+
+    converged: bool
+    diverged: bool
+    pre_converged: bool
+    steps: dict[str, int]
+    fmax_final: float  # eV/Å, largest force on the band at the end
+
+
+def run_band(band: NEB, settings: NEBSettings) -> BandRun:
+    """Pre-relax the band without climbing to ``fmax_pre``, then (climbing) to ``fmax``."""
+    ok_pre, n_pre, div = _optimise(band, settings.optimizer, settings.fmax_pre, settings.steps,
+                                   settings.diverge_fmax)
+    converged, n_climb = False, 0
+    if not div:
+        if settings.climb:
+            band.climb = True
+        converged, n_climb, div = _optimise(band, settings.optimizer, settings.fmax, settings.steps,
+                                            settings.diverge_fmax)
+    steps = {"pre": n_pre, "climb" if settings.climb else "final": n_climb}
+    return BandRun(converged, div, ok_pre, steps, _max_force(band))
+
+
+@dataclass
+class _Attempt:
+    """One NEB of a hop with one set of settings."""
+
+    settings: NEBSettings
+    images: list[Atoms]
+    run: BandRun
+    steps: dict[str, int]
+    warnings: list[str]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _attempt(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings, comm: Any) -> _Attempt:
+    t0 = time.perf_counter()
+    ends, steps, warnings = relax_endpoints(setup, factory, settings, comm)
+    t_end = time.perf_counter()
+    band = initial_band(setup, ends, factory, settings, comm)
+    run = run_band(band, settings)
+    steps.update(run.steps)
+    if not run.pre_converged and not run.diverged:
+        warnings.append(f"pre-relaxation did not reach fmax {settings.fmax_pre} in {steps['pre']} steps")
+    t_band = time.perf_counter()
+    evals = sum(getattr(im.calc, "evaluations", 0) for im in band.images)
+    return _Attempt(settings, band.images, run, steps, warnings,
+                    {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
+                     "energy_force_calls": float(evals)})
+
+
+def neb_hop(
+    host: PreparedHost | Structure,
+    ion: str | IonModel,
+    hop: Hop,
+    bvse: BVSEResult,
+    calculator: str | CalculatorFactory | Callable[[], Calculator] = "bvff",
+    settings: NEBSettings | None = None,
+    comm: Any = None,
+    oxidation_states: dict[str, float] | None = None,
+    hop_index: int | None = None,
+) -> NEBResult:
+    """CI-NEB of one BVSE hop. ``host``: a :class:`PreparedHost` or a Structure (then prepared
+    here, with ``oxidation_states`` and the settings of ``bvse``). ``comm``: an mpi4py communicator to share the images over.
+
+    When the band diverges with the host relaxing (and ``fallback_fixed_host``), the hop is
+    computed again with the host fixed, and the result says so."""
+    settings = settings or NEBSettings()
+    settings.validate()
+    ion = ion_model(ion)
+    check_ranks(settings.images, comm)
+    host = as_prepared(host, ion, bvse.settings, oxidation_states)
+    setup = HopSetup.from_hop(host, hop, bvse, settings)
+    factory = choose_calculator(calculator, setup.with_ion(setup.start), ion,
+                                derive_nitride=settings.derive_nitride)
+    fallback = settings.relax_host and settings.fallback_fixed_host
+    fell_back = ""
+    for relax_host in ((True, False) if fallback else (settings.relax_host,)):
+        attempt = _attempt(setup, factory, replace(settings, relax_host=relax_host), comm)
+        if not (attempt.run.diverged and relax_host and fallback):
+            break
+        # the force field does not hold this host around the ion: redo the hop with the host fixed
+        fell_back = (f"with the host relaxing, the band diverged (fmax {attempt.run.fmax_final:.1f} eV/Å "
+                     f"after {sum(attempt.run.steps.values())} steps): this hop was computed with the "
+                     "host fixed (only the ion moves)")
+    result = hop_result(setup, hop, hop_index, factory, attempt)
+    if fell_back:
+        result.warnings.insert(0, fell_back)
+        result.settings["fallback_from_relaxed_host"] = True
+    return result
+
+
+def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: CalculatorFactory,
+               attempt: _Attempt) -> NEBResult:
+    """The result of one hop from its band (the barrier only when the band converged)."""
+    settings, run, images = attempt.settings, attempt.run, attempt.images
+    n_ion = len(setup.host)
+    e = np.array([im.get_potential_energy() for im in images])
+    ion_path = np.array([im.positions[n_ion] for im in images])
+    e_rel = e - e.min()
+    barrier = float(e_rel.max())
+    fwd = float(e.max() - e[0])
+    note = "barrier = highest image minus lowest image on the band"
+    if abs(barrier - fwd) > 1e-3:
+        note += f"; it differs from highest minus initial endpoint ({fwd:.3f} eV)"
+    if run.converged:
+        status = "converged"
+    elif run.diverged:
+        status = f"not converged: the band diverged (fmax {run.fmax_final:.1f} eV/Å)"
+    else:
+        status = (f"not converged: fmax {run.fmax_final:.3f} > {settings.fmax} eV/Å after "
+                  f"{settings.steps} steps")
+    return NEBResult(
+        formula=images[0].get_chemical_formula(mode="reduce"),
+        ion=setup.ion.label(),
+        calculator=factory.identity,
+        tier=factory.tier,
+        method=f"CI-NEB ({settings.method} tangent, {settings.optimizer}; pre-relaxed to "
+               f"{settings.fmax_pre} eV/Å without climbing)",
+        converged=run.converged,
+        barrier=barrier if run.converged else None,
+        barrier_forward=fwd,
+        barrier_reverse=float(e.max() - e[-1]),
+        energies=e_rel.round(6).tolist(),
+        reaction_coordinate=path_length(ion_path).round(5).tolist(),
+        ion_path=ion_path.round(5).tolist(),
+        steps=attempt.steps,
+        fmax_final=run.fmax_final,
+        hop={
+            "index": hop_index, "site_i": hop.site_i, "site_j": hop.site_j, "image": hop.image,
+            "distinct": hop.distinct, "multiplicity": hop.multiplicity, "length": hop.length,
+            "bvse_barrier": hop.barrier, "percolation": hop.percolation,
+            "bvse_path_length": path_length(setup.grid_path).round(4).tolist(),
+            "bvse_path_energy": setup.grid_energy.round(5).tolist(),
+        },
+        supercell=setup.supercell,
+        n_atoms=len(images[0]),
+        ion_image_distance=setup.ion_distance,
+        settings=asdict(settings),
+        timings=attempt.timings,
+        status=status,
+        note=note + (f". {factory.note}" if factory.note else ""),
+        warnings=attempt.warnings,
+        images=images,
+        approximate=factory.approximate,
+    )

@@ -1,0 +1,202 @@
+"""What a NEB produces: one hop (:class:`NEBResult`), the hops of a path (:class:`NEBReport`)
+and the numbers ranking uses (:class:`NEBSummary`). Each is written with ``as_dict()`` and read
+back with ``from_dict()``, in pymatgen's manner (``to_dict`` is the former name)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ase import Atoms
+
+from ionscreen._json import jsonable
+
+
+def _plain_fields(obj: Any, skip: str) -> dict[str, Any]:
+    """The dataclass fields of ``obj`` but ``skip``, deep-copied (as ``asdict`` would)."""
+    return {f.name: copy.deepcopy(getattr(obj, f.name)) for f in fields(obj) if f.name != skip}
+
+
+def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in d.items() if k in names}
+
+
+@dataclass
+class NEBResult:
+    """One NEB hop: barrier (only when converged), profile, band and what produced it."""
+
+    formula: str
+    ion: str
+    calculator: str
+    tier: str
+    method: str
+    converged: bool
+    barrier: float | None  # eV: highest image minus lowest image; None unless converged
+    barrier_forward: float  # eV: highest image minus the initial endpoint (at the last step)
+    barrier_reverse: float  # eV: highest image minus the final endpoint
+    energies: list[float]  # eV relative to the lowest image
+    reaction_coordinate: list[float]  # Å, cumulative path length of the mobile ion
+    ion_path: list[list[float]]  # Cartesian positions of the mobile ion, one per image (Å)
+    steps: dict[str, int]
+    fmax_final: float
+    hop: dict[str, Any]
+    supercell: list[int]
+    n_atoms: int
+    ion_image_distance: float
+    settings: dict[str, Any]
+    timings: dict[str, float]
+    status: str = "converged"
+    note: str = ""
+    warnings: list[str] = field(default_factory=list)
+    images: list[Atoms] | None = field(default=None, repr=False)
+    approximate: bool = False  # an approximate ion model or a derived pair row (see calculator)
+
+    def as_dict(self, with_images: bool = False) -> dict[str, Any]:
+        """The result as a document; ``with_images`` adds the band (symbols, cell, positions)."""
+        d = _plain_fields(self, "images")
+        if with_images and self.images:
+            d["images"] = {
+                "symbols": self.images[0].get_chemical_symbols(),
+                "cell": self.images[0].cell.array.tolist(),
+                "positions": [a.positions.round(5).tolist() for a in self.images],
+            }
+        return d
+
+    to_dict = as_dict
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NEBResult:
+        """A result from :meth:`as_dict` (the band as plain Atoms when it was written)."""
+        band = d.get("images")
+        images = None
+        if band:
+            images = [Atoms(band["symbols"], positions=p, cell=band["cell"], pbc=True)
+                      for p in band["positions"]]
+        return cls(**{**_known(cls, d), "images": images})
+
+
+def tier_of(calculator: str) -> str:
+    """Tier label of a NEB calculator spec when no report says it ("BVFF" or "NEB")."""
+    return "BVFF" if str(calculator).lower() == "bvff" else "NEB"
+
+
+@dataclass(frozen=True)
+class NEBSummary:
+    """The numbers of one NEB report that ranking and exports use.
+
+    ``barrier`` is the rate-limiting converged hop barrier (eV) or None; ``status`` says
+    "converged" or why there is no barrier (each reason once). A NEB job that failed before it
+    could report is :meth:`failed`. Built by :meth:`NEBReport.summary`; stored as the
+    ``summary`` of a NEB job.
+    """
+
+    barrier: float | None
+    converged: bool
+    calculator: str
+    tier: str
+    status: str
+    approximate: bool = False
+    dimension: str | None = None
+    bvse_barrier: float | None = None
+    hops: int = 0
+    failures: int = 0
+
+    @property
+    def label(self) -> str:
+        """What produced the barrier: ``"BVFF CI-NEB (<calculator>)"``."""
+        return f"{self.tier} CI-NEB ({self.calculator or 'unknown calculator'})"
+
+    @classmethod
+    def failed(cls, calculator: str, reason: str) -> NEBSummary:
+        """The summary of a NEB job that failed (``reason`` as stored by the engine)."""
+        return cls(barrier=None, converged=False, calculator=calculator,
+                   tier=tier_of(calculator), status=f"failed: {reason}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NEBSummary:
+        return cls(**_known(cls, d))
+
+
+@dataclass
+class NEBReport:
+    """NEB over the hops of the lowest-barrier percolating path BVSE found (or one chosen hop).
+
+    ``bvse`` says what seeded it: the BVSE method, the dimension and barrier of the path, the
+    BVSE barriers of its hops and the BVSE ``settings``.
+    """
+
+    formula: str
+    ion: str
+    calculator: str
+    tier: str
+    barrier: float | None  # eV, the highest converged hop barrier (rate-limiting); None if any hop failed
+    rate_limiting_hop: int | None  # index into hops
+    dimension: str | None  # BVSE percolation dimension the hops belong to
+    hops: list[NEBResult]
+    bvse: dict[str, Any]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
+    approximate: bool = False
+
+    @property
+    def barrier_label(self) -> str:
+        return f"{self.tier} CI-NEB barrier ({self.calculator})"
+
+    def as_dict(self, with_images: bool = False) -> dict[str, Any]:
+        """The report as a document (the stored NEB report); :meth:`from_dict` reads it back."""
+        d = _plain_fields(self, "hops")
+        d["hops"] = [h.as_dict(with_images) for h in self.hops]
+        d["barrier_label"] = self.barrier_label
+        return d
+
+    to_dict = as_dict
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NEBReport:
+        """A report from :meth:`as_dict` (or a stored NEB report document)."""
+        hops = [NEBResult.from_dict(h) for h in d.get("hops", [])]
+        return cls(**{**_known(cls, d), "hops": hops})
+
+    def to_json(self, path: str | Path | None = None, with_images: bool = False) -> str:
+        text = json.dumps(jsonable(self.as_dict(with_images)), indent=1)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def summary(self) -> NEBSummary:
+        """The numbers ranking and exports use, as a small frozen record."""
+        reasons = ([h.status for h in self.hops if not h.converged]
+                   or [f["reason"] for f in self.failures])
+        status = "converged" if self.barrier is not None else (
+            "; ".join(dict.fromkeys(reasons)) or "no hop computed")  # each reason once
+        return NEBSummary(
+            barrier=self.barrier, converged=self.barrier is not None, calculator=self.calculator,
+            tier=self.tier, status=status, approximate=self.approximate, dimension=self.dimension,
+            bvse_barrier=self.bvse.get("barrier"), hops=len(self.hops), failures=len(self.failures))
+
+    def summary_text(self) -> str:
+        """Lines for a terminal: each hop and the rate-limiting barrier."""
+        lines = [f"{self.formula} {self.ion}: {self.tier} CI-NEB ({self.calculator})"]
+        for k, h in enumerate(self.hops):
+            b = f"{h.barrier:.3f} eV" if h.barrier is not None else f"not converged ({h.status})"
+            lines.append(f"  hop {h.hop.get('index', k)} ({h.hop.get('length', float('nan')):.2f} Å, BVSE "
+                         f"{h.hop.get('bvse_barrier', float('nan')):.3f} eV): {b}")
+        b = "n/a" if self.barrier is None else f"{self.barrier:.3f} eV"
+        bv = self.bvse.get("barrier")
+        lines.append(f"  barrier (rate-limiting hop): {b}; BVSE {self.dimension or ''} "
+                     f"{'n/a' if bv is None else f'{bv:.3f} eV'}")
+        return "\n".join(lines)
+
+    def plot(self, path: str | Path) -> None:
+        """Energy profile of every hop, NEB points over the BVSE grid path (PNG)."""
+        from .plots import plot_report
+
+        plot_report(self, path)

@@ -1,0 +1,94 @@
+"""How one NEB is set up and converged (:class:`NEBSettings`), and the refusal of a hop whose
+endpoints relax into one minimum."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ionscreen.structures.errors import CalculationError
+
+LIMITS = ("dilute-ion", "dilute-vacancy")
+PATHS = ("bvse", "idpp", "linear")
+METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
+
+
+class MergedEndpointsError(CalculationError):
+    """Both endpoints of a hop relaxed into the same minimum: for this calculator it is no hop."""
+
+
+@dataclass
+class NEBSettings:
+    """How one NEB is set up and converged (all part of the result)."""
+
+    images: int = 7
+    """Inner images (the band has images + 2 endpoints)."""
+    method: str = "improvedtangent"
+    """ASE NEB tangent/force method, always passed explicitly (ASE's default changed in 3.27)."""
+    climb: bool = True
+    """Climbing image in the second stage."""
+    spring: float = 0.1
+    """Spring constant (eV/Å²)."""
+    fmax_pre: float = 0.3
+    """First stage, without climbing (eV/Å)."""
+    fmax: float = 0.05
+    """Convergence of the climbing stage (eV/Å)."""
+    fmax_endpoints: float = 0.02
+    """Convergence of the endpoint relaxations (eV/Å): tighter than the band, so that no
+    image relaxes the host below an endpoint."""
+    steps: int = 1000
+    """Most optimiser steps per stage."""
+    optimizer: str = "FIRE"
+    """"FIRE" or "BFGS"."""
+    relax_host: bool = True
+    """Host atoms relax in endpoints and images; False keeps them fixed (only the ion moves)."""
+    limit: str = "dilute-ion"
+    """"dilute-ion" (one ion in the empty host) or "dilute-vacancy" (one vacancy in the full host)."""
+    path: str = "bvse"
+    """Initial band: "bvse" (the BVSE grid path of the hop), "idpp" or "linear"."""
+    min_image_distance: float = 8.0
+    """Smallest distance (Å) between periodic images of the mobile ion (sets the supercell)."""
+    nudge: float = 0.1
+    """Endpoints are moved this far (Å, seeded direction) before relaxing, off any symmetric saddle."""
+    seed: int = 0
+    diverge_fmax: float = 5.0
+    """A band whose largest force exceeds this (eV/Å) after 10 steps has diverged: stop."""
+    fallback_fixed_host: bool = True
+    """When the band diverges with the host relaxing, redo the hop with the host fixed (said so)."""
+    min_endpoint_distance: float = 0.5
+    """Endpoints closer than this (Å, mobile ion) are refused."""
+    derive_nitride: bool = False
+    """BVFF only: derive a missing ion–N3- row from the ion's O2- row, as BVSE's
+    ``--derive-nitride`` does; the calculator label and the result say it is approximate."""
+
+    def validate(self) -> None:
+        checks = [
+            (self.images >= 1, "images must be >= 1 (7 is typical)"),
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
+            (self.spring > 0, "spring must be positive"),
+            (0 < self.fmax <= self.fmax_pre, "need 0 < fmax <= fmax_pre"),
+            (self.fmax_endpoints > 0, "fmax_endpoints must be positive"),
+            (self.steps >= 1, "steps must be >= 1"),
+            (self.optimizer in ("FIRE", "BFGS"), "optimizer must be FIRE or BFGS"),
+            (self.limit in LIMITS, f"limit must be one of {', '.join(LIMITS)}"),
+            (self.path in PATHS, f"path must be one of {', '.join(PATHS)}"),
+            (self.min_image_distance > 0, "min_image_distance must be positive"),
+            (self.nudge >= 0, "nudge must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"invalid NEB setting: {msg}")
+
+    def with_fixed_host(self) -> NEBSettings:
+        """The same settings with the host atoms fixed (only the ion moves)."""
+        return replace(self, relax_host=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NEBSettings:
+        """Settings from :meth:`as_dict` or a result's ``settings`` (whose extra keys, such as
+        ``fallback_from_relaxed_host``, are not settings and are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
