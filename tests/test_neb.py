@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ionscreen.screening.bvse import BVSESettings, compute_landscape
+from ionscreen.screening.bvse import BVSESettings, compute_landscape, prepare_host
 from ionscreen.screening.neb import NEBSettings, neb_hop, percolating_hops, run_neb, supercell_for
 from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
 from ionscreen.structures.prototypes import get_prototype
@@ -52,6 +52,58 @@ def test_olivine_finds_the_1d_path_along_b(lfp, lfp_report, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     d = json.loads(rep.to_json(with_images=True))
     assert d["barrier_label"].startswith("BVFF CI-NEB") and len(d["hops"][0]["images"]["positions"]) == 9
+
+
+def test_report_reads_back_and_keeps_its_document(lfp, lfp_report):
+    """``as_dict`` is the stored document (``to_dict`` its former name); ``from_dict`` reads it
+    back, with the band when it was written; the BVSE settings that seeded it are in it."""
+    from ionscreen.screening.neb import NEBReport, NEBResult
+
+    rep = lfp_report
+    d = rep.as_dict()
+    assert d == rep.to_dict()
+    assert set(d) == {"formula", "ion", "calculator", "tier", "barrier", "rate_limiting_hop",
+                      "dimension", "hops", "bvse", "failures", "skipped", "note", "approximate",
+                      "barrier_label"}
+    assert d["bvse"]["settings"] == lfp[1].settings and d["bvse"]["settings"]["resolution"] == 0.1
+    back = NEBReport.from_dict(json.loads(json.dumps(d)))
+    assert isinstance(back.hops[0], NEBResult) and back.as_dict() == d
+    assert back.summary() == rep.summary()
+    full = rep.as_dict(with_images=True)
+    again = NEBReport.from_dict(full)
+    assert len(again.hops[0].images) == 9 and again.as_dict(with_images=True) == full
+    np.testing.assert_allclose(again.hops[0].images[4].positions, rep.hops[0].images[4].positions, atol=1e-5)
+
+
+def test_one_calculator_factory_type_for_bvff_and_ml(lfp):
+    from ionscreen.screening.calculators import CalculatorFactory
+    from ionscreen.screening.mlip import calculator_factory
+    from ionscreen.screening.neb import HopSetup, choose_calculator
+    from ionscreen.screening.params import ion_model
+
+    s, b = lfp
+    host = prepare_host(s, "Li", BVSESettings())
+    setup = HopSetup.from_hop(host, b.distinct_hops[0], b, NEBSettings())
+    bvff = choose_calculator("bvff", setup.with_ion(setup.start), ion_model("Li"))
+    emt = choose_calculator("ase.calculators.emt:EMT", None, ion_model("Li"))
+    assert isinstance(bvff, CalculatorFactory) and isinstance(emt, CalculatorFactory)
+    assert isinstance(calculator_factory("ase.calculators.emt:EMT"), CalculatorFactory)
+    assert bvff.as_dict()["tier"] == "BVFF" and emt.as_dict()["tier"] == "ASE calculator"
+    c1, c2 = bvff(), bvff()
+    assert c1 is not c2 and c1.model is c2.model is bvff.model  # one model, one calculator per image
+    assert choose_calculator(bvff, None, ion_model("Li")) is bvff
+
+
+def test_prepared_host_is_accepted_and_the_seed_settings_are_stated(lfp):
+    """A PreparedHost goes in as it is; without a BVSE result, BVSE runs with the caller's
+    ``bvse_settings`` (never hidden ones) and the report says which."""
+    s, _ = lfp
+    host = prepare_host(s, "Li", BVSESettings())
+    quick = NEBSettings(images=3, steps=2, relax_host=False)
+    rep = run_neb(host, "Li", hop=0, settings=quick, bvse_settings=BVSESettings(resolution=0.25))
+    assert rep.bvse["settings"]["resolution"] == 0.25 and rep.hops
+    with pytest.raises(IonscreenError, match="prepared for Li"):
+        run_neb(host, "Mg", settings=quick)
 
 
 def test_fixed_host_bvff_neb_reproduces_the_bvse_hop():
