@@ -15,6 +15,7 @@ import pytest
 
 from ionscreen.screening.bvse import BVSESettings, compute_landscape, prepare_host
 from ionscreen.screening.neb import NEBSettings, neb_hop, percolating_hops, run_neb, supercell_for
+from ionscreen.screening.params import ion_model
 from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
 from ionscreen.structures.prototypes import get_prototype
 
@@ -65,7 +66,8 @@ def test_report_reads_back_and_keeps_its_document(lfp, lfp_report):
     assert set(d) == {"formula", "ion", "calculator", "tier", "barrier", "rate_limiting_hop",
                       "dimension", "hops", "bvse", "failures", "skipped", "note", "approximate",
                       "barrier_label"}
-    assert d["bvse"]["settings"] == lfp[1].settings and d["bvse"]["settings"]["resolution"] == 0.1
+    assert BVSESettings.from_dict(d["bvse"]["settings"]) == lfp[1].settings
+    assert d["bvse"]["settings"]["resolution"] == 0.1
     back = NEBReport.from_dict(json.loads(json.dumps(d)))
     assert isinstance(back.hops[0], NEBResult) and back.as_dict() == d
     assert back.summary() == rep.summary()
@@ -92,6 +94,26 @@ def test_one_calculator_factory_type_for_bvff_and_ml(lfp):
     c1, c2 = bvff(), bvff()
     assert c1 is not c2 and c1.model is c2.model is bvff.model  # one model, one calculator per image
     assert choose_calculator(bvff, None, ion_model("Li")) is bvff
+
+
+def test_the_host_is_prepared_once_per_neb(lfp, monkeypatch):
+    """Oxidation states, validation and the pair model: once for the BVSE seed, the BVFF check
+    and every hop together."""
+    import ionscreen.screening.bvse as bvse_mod
+    import ionscreen.screening.neb.setup as setup_mod
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(ion_model(args[1]).name)
+        return prepare_host(*args, **kwargs)
+
+    monkeypatch.setattr(setup_mod, "prepare_host", counted)
+    monkeypatch.setattr(bvse_mod, "prepare_host", counted)
+    s, _ = lfp
+    rep = run_neb(s, "Li", settings=NEBSettings(images=3, steps=2, relax_host=False))
+    assert len(rep.hops) >= 1 and calls == ["Li"]
+    assert rep.bvse["settings"] == BVSESettings(resolution=0.1).as_dict()
 
 
 def test_prepared_host_is_accepted_and_the_seed_settings_are_stated(lfp):
