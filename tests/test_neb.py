@@ -71,6 +71,8 @@ def test_report_reads_back_and_keeps_its_document(lfp, lfp_report):
     back = NEBReport.from_dict(json.loads(json.dumps(d)))
     assert isinstance(back.hops[0], NEBResult) and back.as_dict() == d
     assert back.summary() == rep.summary()
+    assert NEBSettings.from_dict(rep.hops[0].settings) == NEBSettings()
+    assert NEBSettings.from_dict(NEBSettings(images=3).as_dict()) == NEBSettings(images=3)
     full = rep.as_dict(with_images=True)
     again = NEBReport.from_dict(full)
     assert len(again.hops[0].images) == 9 and again.as_dict(with_images=True) == full

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -159,7 +159,7 @@ class _Attempt:
     run: BandRun
     steps: dict[str, int]
     warnings: list[str]
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]
 
 
 def _attempt(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings, comm: Any) -> _Attempt:
@@ -190,7 +190,8 @@ def neb_hop(
     hop_index: int | None = None,
 ) -> NEBResult:
     """CI-NEB of one BVSE hop. ``host``: a :class:`PreparedHost` or a Structure (then prepared
-    here, with ``oxidation_states`` and the settings of ``bvse``). ``comm``: an mpi4py communicator to share the images over.
+    here, with ``oxidation_states`` and the settings of ``bvse``). ``comm``: an mpi4py
+    communicator to share the images over.
 
     When the band diverges with the host relaxing (and ``fallback_fixed_host``), the hop is
     computed again with the host fixed, and the result says so."""
@@ -265,7 +266,7 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
         supercell=setup.supercell,
         n_atoms=len(images[0]),
         ion_image_distance=setup.ion_distance,
-        settings=asdict(settings),
+        settings=settings.as_dict(),
         timings=attempt.timings,
         status=status,
         note=note + (f". {factory.note}" if factory.note else ""),
