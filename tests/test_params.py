@@ -1,4 +1,5 @@
-"""Tests of the softBV parameter table, element data and working-ion models."""
+"""Tests of the softBV parameter table, element data and working-ion models (screening.params,
+param_rows and ion_models; the re-exports of params and the one-way imports of the split)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import math
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -369,3 +372,31 @@ def test_nh4_missing_pair_mentions_model(table):
         mobile_pair(table, ion_model("NH4"), "N", -3)
     msg = str(exc.value)
     assert "NH4+" in msg and "K+–N3-" in msg and "pseudo-ion" in msg
+
+
+# -- the split: table (params) <- nitride <- ion_models, re-exported by params ----------------
+
+SPLIT_MODULES = ("param_rows", "params", "nitride", "ion_models")
+
+
+@pytest.mark.parametrize("first", SPLIT_MODULES)
+def test_each_module_imports_first_without_a_cycle(first):
+    code = (f"import ionscreen.screening.{first}\n"
+            "from ionscreen.screening.params import *\n"
+            "from ionscreen.screening.params import NH4_RADIUS_SHIFT, ion_model\n"
+            "assert ion_model('NH4').r_min_shift == NH4_RADIUS_SHIFT\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_params_reexports_the_moved_names():
+    from ionscreen.screening import ion_models, nitride, param_rows, params
+
+    for mod in (param_rows, nitride, ion_models):
+        for name in mod.__all__:
+            if name in params.__all__:
+                assert getattr(params, name) is getattr(mod, name), name
+    assert set(params.__all__) >= set(nitride.__all__) | set(ion_models.__all__)
+    assert all(hasattr(params, name) for name in params.__all__)
+    assert "IonModel" in dir(params)
+    with pytest.raises(AttributeError):
+        params.no_such_name  # noqa: B018
