@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from pymatgen.core import Element, PeriodicSite, Structure
 
+from ionscreen._json import clean_number
 from ionscreen.structures.errors import (
     OxidationStateError,
     StructureReadError,
@@ -302,7 +303,7 @@ def assign_oxidation_states(
             )
         decorated = structure.copy()
         decorated.remove_oxidation_states()
-        decorated.add_oxidation_state_by_element({el: _clean(given[el]) for el in elements})
+        decorated.add_oxidation_state_by_element({el: clean_number(given[el], digits=None) for el in elements})
         return decorated
 
     if _all_sites_have_oxi(structure):
@@ -329,18 +330,12 @@ def assign_oxidation_states(
             if not guesses:
                 reasons.append("oxi_state_guesses: no charge-balanced combination found")
     if guesses:
-        bare.add_oxidation_state_by_element({el: _clean(v) for el, v in guesses[0].items()})
+        bare.add_oxidation_state_by_element({el: clean_number(v, digits=None) for el, v in guesses[0].items()})
         return bare
     raise OxidationStateError(
         f"cannot determine oxidation states for {bare.composition.reduced_formula} "
         f"({'; '.join(reasons)}). " + _OXI_HOWTO
     )
-
-
-def _clean(x: float) -> float | int:
-    """Integral values as int, so species read Fe2+ rather than Fe2.0+."""
-    r = round(float(x))
-    return int(r) if abs(float(x) - r) < 1e-9 else float(x)
 
 
 def _require_oxi(structure: Structure, what: str) -> None:

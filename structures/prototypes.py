@@ -25,6 +25,8 @@ import numpy as np
 from pymatgen.core import Element, Lattice, Species, Structure
 from pymatgen.symmetry.groups import SpaceGroup
 
+from ionscreen._json import clean_number
+
 from .ions import WORKING_IONS
 
 __all__ = [
@@ -161,14 +163,14 @@ class Prototype:
         for site in framework:
             sp = site.specie
             if sp.symbol in self.redox and abs(shift) > 1e-12:
-                new_oxi = _clean(sp.oxi_state + shift)
+                new_oxi = clean_number(sp.oxi_state + shift)
                 _check_oxidation_state(self.id, sp.symbol, new_oxi, with_ion)
                 sp = Species(sp.symbol, new_oxi)
             species.append(sp)
         coords = [site.frac_coords for site in framework]
         labels = [site.label for site in framework]
         if ion and ion_structure is not None:
-            species += [Species(ion, _clean(ion_oxi))] * len(ion_structure)
+            species += [Species(ion, clean_number(ion_oxi))] * len(ion_structure)
             coords += [site.frac_coords for site in ion_structure]
             labels += [site.label for site in ion_structure]
         return Structure(lattice, species, coords, labels=labels)
@@ -207,12 +209,6 @@ class Prototype:
     def formula(self) -> str:
         """Reduced formula of the cited (native) compound."""
         return self.build("native").composition.reduced_formula
-
-
-def _clean(x: float) -> float | int:
-    """Return an int when ``x`` is integral, so species print as Fe3+ rather than Fe3.0+."""
-    r = round(x)
-    return int(r) if abs(x - r) < 1e-9 else round(x, 6)
 
 
 def _check_oxidation_state(proto_id: str, element: str, oxi: float, with_ion: str | None) -> None:

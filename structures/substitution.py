@@ -100,6 +100,7 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Element, Lattice, Species, Structure
 
+from ionscreen._json import clean_number
 from ionscreen.structures.errors import OxidationStateError, StructureValidationError
 
 __all__ = [
@@ -209,11 +210,6 @@ def _state_exists(symbol: str, q: float) -> bool:
     known = known_oxidation_states(symbol)
     lo, hi = math.floor(q + 1e-9), math.ceil(q - 1e-9)
     return lo in known and hi in known
-
-
-def _clean(x: float) -> float | int:
-    r = round(float(x))
-    return int(r) if abs(float(x) - r) < 1e-9 else round(float(x), 6)
 
 
 # --------------------------------------------------------------------------- radii
@@ -419,18 +415,18 @@ def _assign_states(
         for group in groups:
             n = sum(counts[k] for k in group)
             shift = -dq / n
-            moved = {k: (k[0], float(_clean(k[1] + shift))) for k in group}
+            moved = {k: (k[0], float(clean_number(k[1] + shift))) for k in group}
             if all(_state_exists(*v) for v in moved.values()):
                 full = dict(assignment)
                 full.update(moved)
                 adjustment = {
-                    str(Species(k[0], _clean(k[1]))): str(Species(v[0], _clean(v[1])))
+                    str(Species(k[0], clean_number(k[1]))): str(Species(v[0], clean_number(v[1])))
                     for k, v in moved.items()
                 }
                 return full, adjustment
-        what = ", ".join(f"{mapping[k[0]]}{_clean(s):+g}" for k, s in zip(subs, states))
+        what = ", ".join(f"{mapping[k[0]]}{clean_number(s):+g}" for k, s in zip(subs, states))
         reasons.append(what)
-    pattern = ", ".join(f"{mapping[k[0]]}{_clean(k[1]):+g}" for k in subs)
+    pattern = ", ".join(f"{mapping[k[0]]}{clean_number(k[1]):+g}" for k in subs)
     return (
         f"no charge-balanced assignment: the pattern needs {pattern}, which is not a known "
         f"state; the nearest known states ({'; '.join(reasons)}) leave a charge that "
@@ -486,7 +482,7 @@ def _apply(
         if key in change:
             target = change[key]
             r_o, r_n, c, source = _pair_radii(key, target, cn)
-            sp_new = Species(target[0], _clean(target[1]))
+            sp_new = Species(target[0], clean_number(target[1]))
             if key[0] in mapping:
                 name = f"{site.specie}->{sp_new}"
                 rel = abs(r_n - r_o) / r_o
