@@ -378,11 +378,13 @@ def _default_redox(structure: Structure, mapping: Mapping[str, str]) -> list[str
     return els
 
 
-def _assign_states(
-    structure: Structure, mapping: Mapping[str, str], redox: Iterable[str] | None
-) -> tuple[dict[tuple[str, float], tuple[str, float]], dict[str, Any]] | str:
-    """Old species -> new species for every species in the cell, or a rejection reason."""
-    counts = _species_states(structure)
+_Key = tuple[str, float]  # a species: (element, oxidation state)
+
+
+def _substituent_options(
+    counts: Mapping[_Key, int], mapping: Mapping[str, str]
+) -> tuple[list[_Key], list[list[float]]] | str:
+    """The substituted species and the states each substituent may take, or a rejection."""
     subs = [k for k in counts if k[0] in mapping]
     options = []
     for el, q in subs:
@@ -390,51 +392,86 @@ def _assign_states(
         if not cands:
             return f"{mapping[el]} has no known oxidation state of the sign of {el}{q:+g}"
         options.append(cands)
-    redox_els = (
-        [e for e in redox if e not in mapping] if redox is not None
-        else _default_redox(structure, mapping)
-    )
-    redox_keys = [k for k in counts if k[0] in redox_els and k[1] > 0]
-    combos = sorted(  # smallest total change of state first
-        itertools.product(*options),
-        key=lambda states: sum(abs(s - k[1]) * counts[k] for k, s in zip(subs, states)),
-    )
-    reasons = []
-    for states in combos:
-        assignment = {k: (mapping[k[0]], s) for k, s in zip(subs, states)}
-        dq = sum((s - k[1]) * counts[k] for k, s in zip(subs, states))
-        if abs(dq) < _CHARGE_TOL:
-            return assignment, {}
-        groups: list[list[tuple[str, float]]] = []
-        if redox_keys:
-            groups.append(redox_keys)
-            for el in redox_els:
-                one = [k for k in redox_keys if k[0] == el]
-                if one and one != redox_keys:
-                    groups.append(one)
-        for group in groups:
-            n = sum(counts[k] for k in group)
-            shift = -dq / n
-            moved = {k: (k[0], float(clean_number(k[1] + shift))) for k in group}
-            if all(_state_exists(*v) for v in moved.values()):
-                full = dict(assignment)
-                full.update(moved)
-                adjustment = {
-                    str(Species(k[0], clean_number(k[1]))): str(Species(v[0], clean_number(v[1])))
-                    for k, v in moved.items()
-                }
-                return full, adjustment
-        what = ", ".join(f"{mapping[k[0]]}{clean_number(s):+g}" for k, s in zip(subs, states))
-        reasons.append(what)
+    return subs, options
+
+
+def _redox_groups(redox_keys: list[_Key], redox_els: list[str]) -> list[list[_Key]]:
+    """Species that may take up a charge: all redox species together first, then each
+    redox element alone."""
+    if not redox_keys:
+        return []
+    groups = [redox_keys]
+    for el in redox_els:
+        one = [k for k in redox_keys if k[0] == el]
+        if one and one != redox_keys:
+            groups.append(one)
+    return groups
+
+
+def _compensate(
+    groups: list[list[_Key]], counts: Mapping[_Key, int], dq: float
+) -> dict[_Key, _Key] | None:
+    """The first group whose states, shifted evenly to cancel ``dq``, all exist; else None."""
+    for group in groups:
+        shift = -dq / sum(counts[k] for k in group)
+        moved = {k: (k[0], float(clean_number(k[1] + shift))) for k in group}
+        if all(_state_exists(*v) for v in moved.values()):
+            return moved
+    return None
+
+
+def _species_label(key: _Key) -> str:
+    return str(Species(key[0], clean_number(key[1])))
+
+
+def _unbalanced_reason(
+    subs: list[_Key], mapping: Mapping[str, str], tried: list[str], redox_els: list[str]
+) -> str:
     pattern = ", ".join(f"{mapping[k[0]]}{clean_number(k[1]):+g}" for k in subs)
     return (
         f"no charge-balanced assignment: the pattern needs {pattern}, which is not a known "
-        f"state; the nearest known states ({'; '.join(reasons)}) leave a charge that "
+        f"state; the nearest known states ({'; '.join(tried)}) leave a charge that "
         + (
             f"the redox elements ({', '.join(redox_els)}) cannot take within their known states"
             if redox_els else "no redox element is left to compensate"
         )
     )
+
+
+def _assign_states(
+    structure: Structure, mapping: Mapping[str, str], redox: Iterable[str] | None
+) -> tuple[dict[_Key, _Key], dict[str, Any]] | str:
+    """Old species -> new species for every species in the cell, or a rejection reason.
+
+    Substituent state combinations are tried smallest total change of state first; one that
+    leaves a charge is kept if a redox group (:func:`_redox_groups`) can take it up.
+    """
+    counts = _species_states(structure)
+    options = _substituent_options(counts, mapping)
+    if isinstance(options, str):
+        return options
+    subs, choices = options
+    redox_els = (
+        [e for e in redox if e not in mapping] if redox is not None
+        else _default_redox(structure, mapping)
+    )
+    groups = _redox_groups([k for k in counts if k[0] in redox_els and k[1] > 0], redox_els)
+    combos = sorted(  # smallest total change of state first
+        itertools.product(*choices),
+        key=lambda states: sum(abs(s - k[1]) * counts[k] for k, s in zip(subs, states)),
+    )
+    tried = []
+    for states in combos:
+        assignment = {k: (mapping[k[0]], s) for k, s in zip(subs, states)}
+        dq = sum((s - k[1]) * counts[k] for k, s in zip(subs, states))
+        if abs(dq) < _CHARGE_TOL:
+            return assignment, {}
+        moved = _compensate(groups, counts, dq)
+        if moved is not None:
+            adjustment = {_species_label(k): _species_label(v) for k, v in moved.items()}
+            return {**assignment, **moved}, adjustment
+        tried.append(", ".join(f"{mapping[k[0]]}{clean_number(s):+g}" for k, s in zip(subs, states)))
+    return _unbalanced_reason(subs, mapping, tried, redox_els)
 
 
 def _relabel(label: str | None, old: str, new: str, species: Species) -> str:
