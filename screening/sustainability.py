@@ -130,6 +130,108 @@ def _nan_free(x: float | None, ndigits: int | None = None) -> float | None:
     return round(x, ndigits) if ndigits is not None else float(x)
 
 
+def _blank(notes: list[str]) -> dict[str, Any]:
+    """The result with every value unknown (the shape :func:`sustainability` returns)."""
+    return {
+        "formula": None, "hhi_production": None, "hhi_reserve": None, "hhi_method": HHI_METHOD,
+        "hhi_coverage": None, "abundance_min_ppm": None, "abundance_min_element": None,
+        "abundance_weighted_ppm": None, "abundance_source": "Rudnick & Gao 2003 upper crust "
+        "(H, C, O, Rh, Te: CRC Handbook)", "toxic": False, "toxic_elements": [],
+        "critical": False, "critical_elements": [], "critical_raw_materials": [],
+        "critical_mass_fraction": None, "sustainability_score": None, "score_components": {},
+        "score_formula": SCORE_FORMULA, "notes": notes,
+    }
+
+
+def _elements(comp: Composition, exclude: Iterable[str], notes: list[str]) -> Composition | None:
+    """The element composition to evaluate: ``comp`` without ``exclude``; None (with a note)
+    when it holds unknown species or nothing is left."""
+    dummies = sorted({str(sp) for sp in comp if isinstance(sp, DummySpecies)})
+    if dummies:
+        notes.append(f"unknown species {', '.join(dummies)} (no element data): all values None")
+        return None
+    elem = comp.element_composition
+    excluded = {str(e) for e in exclude}
+    if excluded & {str(e) for e in elem.elements}:
+        elem = Composition({e: n for e, n in elem.items() if str(e) not in excluded})
+        notes.append(f"evaluated without {', '.join(sorted(excluded))} (the working ion)")
+    if elem.num_atoms <= 0:
+        notes.append("nothing left to evaluate (empty composition)")
+        return None
+    return elem
+
+
+def _hhi(wt: Mapping[str, float], notes: list[str]) -> dict[str, Any]:
+    """HHI of production and reserve: pymatgen's table, weight-fraction-weighted as pymatgen
+    does, renormalised over the elements that have a value if they cover enough mass."""
+    table = _hhi_table()
+    missing = [s for s in wt if s not in table]
+    covered = sum(w for s, w in wt.items() if s in table)
+    out: dict[str, Any] = {"hhi_coverage": round(covered, 6)}
+    if 1.0 - covered <= HHI_MAX_MISSING_FRACTION and covered > 0:
+        hp = sum(w * table[s][0] for s, w in wt.items() if s in table) / covered
+        hr = sum(w * table[s][1] for s, w in wt.items() if s in table) / covered
+        out["hhi_production"], out["hhi_reserve"] = _nan_free(hp, 2), _nan_free(hr, 2)
+        if missing:
+            notes.append(f"HHI: no pymatgen value for {', '.join(missing)} ({100 * (1 - covered):.1f} "
+                         "wt%); mean taken over the other elements")
+    else:
+        notes.append(f"HHI: no pymatgen value for {', '.join(missing)} ({100 * (1 - covered):.1f} wt% "
+                     f"> {100 * HHI_MAX_MISSING_FRACTION:.0f}%): HHI unknown")
+    return out
+
+
+def _abundance(wt: Mapping[str, float], notes: list[str]) -> dict[str, Any]:
+    """The scarcest element and its crustal abundance, and the mass-weighted geometric mean
+    abundance (nothing when an element has no value)."""
+    ab = {s: abundance_ppm(s) for s in wt}
+    no_ab = [s for s in wt if ab[s] is None or ab[s] <= 0]
+    if no_ab:
+        why = load_data()["abundance"].get("no_value", {})
+        reasons = "; ".join(f"{s}: {why.get(s, 'not in the table')}" for s in no_ab)
+        notes.append(f"crustal abundance unknown for {reasons}")
+        return {}
+    scarce = min(wt, key=lambda s: ab[s])
+    uncertain = load_data()["abundance"].get("uncertain", {})
+    if scarce in uncertain:
+        notes.append(f"abundance of {scarce} is uncertain: {uncertain[scarce]}")
+    return {"abundance_min_ppm": _nan_free(ab[scarce]), "abundance_min_element": scarce,
+            "abundance_weighted_ppm": _nan_free(
+                math.exp(sum(w * math.log(ab[s]) for s, w in wt.items())), 6)}
+
+
+def _flags(wt: Mapping[str, float], cr6: bool, notes: list[str]) -> dict[str, Any]:
+    """Toxic elements (Cr only as Cr(VI)) and EU-critical elements with their mass fraction."""
+    toxic = sorted(s for s in wt if s in TOXIC_ELEMENTS)
+    if "Cr" in wt:
+        if cr6:
+            toxic.append("Cr")
+        else:
+            notes.append("Cr counted as non-toxic: only Cr(VI) is flagged and no Cr6+ oxidation "
+                         "state was given")
+    crit = sorted(s for s in wt if s in CRITICAL_ELEMENTS)
+    return {"toxic_elements": toxic, "toxic": bool(toxic), "critical_elements": crit,
+            "critical": bool(crit), "critical_raw_materials": sorted({CRITICAL_ELEMENTS[s] for s in crit}),
+            "critical_mass_fraction": round(sum(wt[s] for s in crit), 6)}
+
+
+def _score(d: Mapping[str, Any], wt: Mapping[str, float], notes: list[str]) -> dict[str, Any]:
+    """The combined score (module docstring) from the HHI, abundance and flag values of ``d``
+    and the mass fractions ``wt``."""
+    if d["hhi_production"] is None or d["abundance_min_ppm"] is None:
+        notes.append("sustainability_score unknown (needs HHI and crustal abundance)")
+        return {}
+    s_hhi = 1.0 - 0.5 * (d["hhi_production"] + d["hhi_reserve"]) / 10000.0
+    s_ab = (math.log10(d["abundance_min_ppm"]) - _LOG_PPM_LO) / (_LOG_PPM_HI - _LOG_PPM_LO)
+    s_ab = min(1.0, max(0.0, s_ab))
+    penalty_t = _TOXIC_PENALTY if d["toxic"] else 0.0
+    penalty_c = _CRITICAL_PENALTY * sum(wt[s] for s in d["critical_elements"])
+    score = _W_HHI * s_hhi + _W_ABUND * s_ab - penalty_t - penalty_c
+    return {"sustainability_score": round(min(1.0, max(0.0, score)), 6),
+            "score_components": {"s_hhi": round(s_hhi, 6), "s_abundance": round(s_ab, 6),
+                                 "toxic_penalty": penalty_t, "critical_penalty": round(penalty_c, 6)}}
+
+
 def sustainability(composition: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
     """Sustainability descriptors of a composition (see the module docstring for definitions).
 
@@ -142,97 +244,17 @@ def sustainability(composition: Any, exclude: Iterable[str] = ()) -> dict[str, A
     """
     comp = _to_composition(composition)
     notes: list[str] = []
-    out: dict[str, Any] = {
-        "formula": None, "hhi_production": None, "hhi_reserve": None, "hhi_method": HHI_METHOD,
-        "hhi_coverage": None, "abundance_min_ppm": None, "abundance_min_element": None,
-        "abundance_weighted_ppm": None, "abundance_source": "Rudnick & Gao 2003 upper crust "
-        "(H, C, O, Rh, Te: CRC Handbook)", "toxic": False, "toxic_elements": [],
-        "critical": False, "critical_elements": [], "critical_raw_materials": [],
-        "critical_mass_fraction": None, "sustainability_score": None, "score_components": {},
-        "score_formula": SCORE_FORMULA, "notes": notes,
-    }
-
+    out = _blank(notes)
     # Cr(VI) must be seen before oxidation states are dropped.
     cr6 = any(isinstance(sp, Species) and sp.symbol == "Cr" and (sp.oxi_state or 0) >= 6
               for sp in comp)
-    dummies = sorted({str(sp) for sp in comp if isinstance(sp, DummySpecies)})
-    if dummies:
-        notes.append(f"unknown species {', '.join(dummies)} (no element data): all values None")
-        return out
-    elem = comp.element_composition
-    excluded = {str(e) for e in exclude}
-    if excluded & {str(e) for e in elem.elements}:
-        elem = Composition({e: n for e, n in elem.items() if str(e) not in excluded})
-        notes.append(f"evaluated without {', '.join(sorted(excluded))} (the working ion)")
-    if elem.num_atoms <= 0:
-        notes.append("nothing left to evaluate (empty composition)")
+    elem = _elements(comp, exclude, notes)
+    if elem is None:
         return out
     out["formula"] = elem.reduced_formula
-    symbols = [str(e) for e in elem.elements]
-    wt = {str(e): float(elem.get_wt_fraction(e)) for e in elem.elements}
-
-    # -- HHI (pymatgen's table, weight-fraction-weighted as pymatgen does)
-    table = _hhi_table()
-    missing = [s for s in symbols if s not in table]
-    covered = sum(wt[s] for s in symbols if s in table)
-    out["hhi_coverage"] = round(covered, 6)
-    if 1.0 - covered <= HHI_MAX_MISSING_FRACTION and covered > 0:
-        hp = sum(wt[s] * table[s][0] for s in symbols if s in table) / covered
-        hr = sum(wt[s] * table[s][1] for s in symbols if s in table) / covered
-        out["hhi_production"], out["hhi_reserve"] = _nan_free(hp, 2), _nan_free(hr, 2)
-        if missing:
-            notes.append(f"HHI: no pymatgen value for {', '.join(missing)} ({100 * (1 - covered):.1f} "
-                         "wt%); mean taken over the other elements")
-    else:
-        notes.append(f"HHI: no pymatgen value for {', '.join(missing)} ({100 * (1 - covered):.1f} wt% "
-                     f"> {100 * HHI_MAX_MISSING_FRACTION:.0f}%): HHI unknown")
-
-    # -- crustal abundance
-    ab = {s: abundance_ppm(s) for s in symbols}
-    no_ab = [s for s in symbols if ab[s] is None or ab[s] <= 0]
-    if no_ab:
-        why = load_data()["abundance"].get("no_value", {})
-        reasons = "; ".join(f"{s}: {why.get(s, 'not in the table')}" for s in no_ab)
-        notes.append(f"crustal abundance unknown for {reasons}")
-    else:
-        scarce = min(symbols, key=lambda s: ab[s])
-        out["abundance_min_ppm"] = _nan_free(ab[scarce])
-        out["abundance_min_element"] = scarce
-        out["abundance_weighted_ppm"] = _nan_free(
-            math.exp(sum(wt[s] * math.log(ab[s]) for s in symbols)), 6)
-        uncertain = load_data()["abundance"].get("uncertain", {})
-        if scarce in uncertain:
-            notes.append(f"abundance of {scarce} is uncertain: {uncertain[scarce]}")
-
-    # -- flags
-    toxic = sorted(s for s in symbols if s in TOXIC_ELEMENTS)
-    if "Cr" in symbols:
-        if cr6:
-            toxic.append("Cr")
-        else:
-            notes.append("Cr counted as non-toxic: only Cr(VI) is flagged and no Cr6+ oxidation "
-                         "state was given")
-    out["toxic_elements"] = toxic
-    out["toxic"] = bool(toxic)
-    crit = sorted(s for s in symbols if s in CRITICAL_ELEMENTS)
-    out["critical_elements"] = crit
-    out["critical"] = bool(crit)
-    out["critical_raw_materials"] = sorted({CRITICAL_ELEMENTS[s] for s in crit})
-    w_crit = sum(wt[s] for s in crit)
-    out["critical_mass_fraction"] = round(w_crit, 6)
-
-    # -- combined score
-    if out["hhi_production"] is None or out["abundance_min_ppm"] is None:
-        notes.append("sustainability_score unknown (needs HHI and crustal abundance)")
-        return out
-    s_hhi = 1.0 - 0.5 * (out["hhi_production"] + out["hhi_reserve"]) / 10000.0
-    s_ab = (math.log10(out["abundance_min_ppm"]) - _LOG_PPM_LO) / (_LOG_PPM_HI - _LOG_PPM_LO)
-    s_ab = min(1.0, max(0.0, s_ab))
-    penalty_t = _TOXIC_PENALTY if out["toxic"] else 0.0
-    penalty_c = _CRITICAL_PENALTY * w_crit
-    score = _W_HHI * s_hhi + _W_ABUND * s_ab - penalty_t - penalty_c
-    out["sustainability_score"] = round(min(1.0, max(0.0, score)), 6)
-    out["score_components"] = {"s_hhi": round(s_hhi, 6), "s_abundance": round(s_ab, 6),
-                               "toxic_penalty": penalty_t, "critical_penalty": round(penalty_c, 6)}
+    wt = {str(e): float(elem.get_wt_fraction(e)) for e in elem.elements}  # in element order
+    out.update(_hhi(wt, notes))
+    out.update(_abundance(wt, notes))
+    out.update(_flags(wt, cr6, notes))
+    out.update(_score(out, wt, notes))
     return out
-

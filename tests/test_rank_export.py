@@ -121,6 +121,28 @@ def test_score_formula_by_hand():
     assert s["critical_elements"] == ["Mn"] and not s["toxic"]
 
 
+def test_sustainability_of_cds_and_mgo_computed_by_hand():
+    """Every number from the tables alone (pymatgen HHI: Cd 1700/1300, S 700/1000, Mg 5300/500,
+    O 500/500; crust ppm: Cd 0.09, S 62, Mg 14955, O 461000; Mg is EU-critical, Cd toxic)."""
+    cds = sustainability("CdS")  # w_Cd = 112.414 / 144.479 = 0.77806, w_S = 0.22194
+    assert cds["hhi_production"] == pytest.approx(0.77806 * 1700 + 0.22194 * 700, abs=0.01)  # 1478.06
+    assert cds["hhi_reserve"] == pytest.approx(0.77806 * 1300 + 0.22194 * 1000, abs=0.01)  # 1233.42
+    assert (cds["abundance_min_element"], cds["abundance_min_ppm"]) == ("Cd", 0.09)
+    assert cds["abundance_weighted_ppm"] == pytest.approx(0.09 ** 0.77806 * 62 ** 0.22194, rel=1e-4)
+    # 0.5 (1 - 2711.48 / 20000) + 0.5 (log10 0.09 + 3) / 7 - 0.25 = 0.432213 + 0.139589 - 0.25
+    assert cds["sustainability_score"] == pytest.approx(0.321802, abs=2e-6)
+    assert cds["score_components"] == {"s_hhi": pytest.approx(0.864426, abs=2e-6),
+                                       "s_abundance": pytest.approx(0.279178, abs=2e-6),
+                                       "toxic_penalty": 0.25, "critical_penalty": 0.0}
+    mgo = sustainability("MgO")  # w_Mg = 24.305 / 40.304 = 0.603036
+    assert mgo["hhi_production"] == pytest.approx(0.603036 * 5300 + 0.396964 * 500, abs=0.01)
+    assert mgo["critical_mass_fraction"] == pytest.approx(0.603036, abs=1e-6)
+    # s_abundance = (log10 14955 + 3) / 7 = 1.025, clipped to 1
+    # 0.5 (1 - 3894.57 / 20000) + 0.5 * 1 - 0.2 * 0.603036 = 0.402636 + 0.5 - 0.120607
+    assert mgo["sustainability_score"] == pytest.approx(0.782029, abs=2e-6)
+    assert mgo["score_components"]["s_abundance"] == 1.0
+
+
 def test_toxic_and_critical_flags():
     assert sustainability("CdS")["toxic_elements"] == ["Cd"]
     assert sustainability("PbO2")["toxic"] is True

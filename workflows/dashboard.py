@@ -3,12 +3,14 @@
 Standard library only (``http.server.ThreadingHTTPServer``) plus matplotlib (Agg) for the
 plots. Routes:
 
-* ``/``: the page (inline HTML, CSS and a few lines of JS that fetch ``/api/status`` every
-  2 s; nothing is loaded from elsewhere, so it works offline and over an SSH tunnel);
+* ``/``: the page (``data/dashboard.html``: HTML, inline CSS and a few lines of JS that fetch
+  ``/api/status`` every 2 s; nothing is loaded from elsewhere, so it works offline and over an
+  SSH tunnel);
 * ``/api/status``: JSON with the job counts by step and state, done/total, throughput (jobs/h)
   and ETA, the recent failures with their reasons, the current top candidates per ion with
   their descriptors and barrier tier, the run's start time and state, and the export links;
-* ``/plot/<ion>.png``: barrier vs capacity of that ion's ranked hosts (Pareto front marked);
+* ``/plot/<ion>.png``: barrier vs capacity of that ion's ranked hosts, the report's figure
+  (:func:`ionscreen.screening.plots.barrier_capacity_figure`);
 * ``/exports/<file>``: the exports in the run folder (``ranked_<ion>.csv/.json``,
   ``report.html``, ``top_cifs.zip``, ``failures.csv``), nothing else.
 
@@ -28,9 +30,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-import io
 import json
-import math
 import os
 import re
 import socket
@@ -38,12 +38,16 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from ionscreen._json import jsonable
+from ionscreen.screening.plots import barrier_capacity_figure
 from ionscreen.structures.errors import IonscreenError
 
 from .store import STATES, ResultStore, SQLiteStore
@@ -56,6 +60,8 @@ EXPORT_TYPES = {".csv": "text/csv; charset=utf-8", ".json": "application/json",
                 ".html": "text/html; charset=utf-8", ".zip": "application/zip"}
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 RECENT_FAILURES = 20
+PLOT_SIZE = (4.8, 3.4)
+"""Inches of the barrier-vs-capacity plot (the page shows it at 480 x 340 px)."""
 DESCRIPTOR_KEYS = ("rank", "formula", "source", "state", "barrier", "barrier_tier", "E1D",
                    "E2D", "E3D", "dimensionality", "capacity_mAh_g", "capacity_mAh_cm3",
                    "voltage_V", "volume_change", "sustainability_score", "score", "pareto",
@@ -89,19 +95,6 @@ def is_loopback(host: str) -> bool:
     return host in LOOPBACK or host.startswith("127.")
 
 
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf become None (browsers' JSON.parse rejects them)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return _clean(obj.tolist())
-    return obj
-
-
 def _pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
@@ -112,6 +105,31 @@ def _pid_alive(pid: int | None) -> bool:
     except (PermissionError, OverflowError, ValueError):
         return True
     return True
+
+
+def run_state(last: dict[str, Any] | None, remaining: int, total: int) -> str:
+    """"running", "finished", "stopped" or "empty", from the last run's record (None: a store
+    without a runs table) and the jobs left."""
+    if last is not None:
+        alive = last.get("finished") is None and (
+            last.get("host") != socket.gethostname() or _pid_alive(last.get("pid")))
+        state = "running" if alive else ("finished" if last.get("finished") else "stopped")
+    else:
+        state = "running" if remaining else ("finished" if total else "empty")
+    return "finished" if state == "stopped" and remaining == 0 else state
+
+
+def throughput(finished: list[float], run_start: float | None, run_end: float | None, state: str,
+               remaining: int, now: float) -> tuple[float | None, float | None, float | None]:
+    """(jobs per hour, ETA in s, elapsed s) over this run's finished jobs (earlier runs' jobs
+    excluded); the ETA is 0 when nothing is left and None when it cannot be estimated."""
+    in_run = [t for t in finished if run_start is None or t >= run_start]
+    end = run_end if (run_end and state == "finished") else now
+    elapsed = (end - run_start) if run_start else None
+    rate = (len(in_run) / elapsed * 3600.0) if elapsed and elapsed > 0 and in_run else None
+    eta = (remaining / rate * 3600.0) if (rate and remaining and state == "running") else (
+        0.0 if remaining == 0 else None)
+    return rate, eta, elapsed
 
 
 # --------------------------------------------------------------------------- data
@@ -184,7 +202,7 @@ class Dashboard:
 
     @contextmanager
     def open_store(self) -> Iterator[ResultStore | None]:
-        """The store for one request (None while a SQLite store does not exist yet)."""
+        """The store for one request (None while a SQLite store or its tables do not exist yet)."""
         if self._store_obj is not None:
             yield self._store_obj
             return
@@ -194,7 +212,10 @@ class Dashboard:
             return
         store = SQLiteStore.open_readonly(self._sqlite_path)
         try:
-            yield store
+            # the run creates the file a moment before its tables (written in one transaction
+            # that sets user_version last): until then there is nothing to read
+            ready = store._db.execute("PRAGMA user_version").fetchone()[0] > 0
+            yield store if ready else None
         finally:
             store.close()
 
@@ -267,56 +288,54 @@ class Dashboard:
         return out
 
     # ---- the status document
+    def _waiting(self) -> dict[str, Any]:
+        """The status part while a SQLite store does not exist yet."""
+        return {"ready": False, "message": f"waiting for {self._sqlite_path} (the run has not "
+                "started yet)", "counts": {}, "totals": dict.fromkeys(STATES, 0), "done": 0,
+                "total": 0, "top": {}, "failures": [], "exports": self.exports()}
+
+    def _progress(self, store: ResultStore, counts: dict[str, dict[str, int]], now: float
+                  ) -> dict[str, Any]:
+        """Job totals, the run's state and start/end, throughput and ETA."""
+        totals = {s: sum(c.get(s, 0) for c in counts.values()) for s in STATES}
+        total = sum(totals.values())
+        finished = totals["done"] + totals["failed"]
+        remaining = totals["queued"] + totals["running"]
+        fin, first_start = self._timings(store)
+        runs = self._runs(store)
+        last = runs[-1] if runs else None
+        run_start = (last or {}).get("started") or first_start
+        run_end = (last or {}).get("finished")
+        state = run_state(last, remaining, total)
+        rate, eta, elapsed = throughput(fin, run_start, run_end, state, remaining, now)
+        return {"state": state, "counts": counts, "totals": totals, "done": finished,
+                "done_ok": totals["done"], "total": total, "remaining": remaining,
+                "fraction": (finished / total) if total else 0.0, "throughput_jobs_per_h": rate,
+                "eta_s": eta, "elapsed_s": elapsed, "run_start": run_start, "run_end": run_end,
+                "run_argv": (last or {}).get("argv"), "n_runs": len(runs)}
+
+    def _failures(self, store: ResultStore) -> dict[str, Any]:
+        """The most recent failures first, and how many there are."""
+        failures = store.failures()
+        failures.sort(key=lambda r: r.finished or 0, reverse=True)
+        return {"failures": [self._failure(r) for r in failures[:RECENT_FAILURES]],
+                "n_failures": len(failures)}
+
     def status(self) -> dict[str, Any]:
+        """The ``/api/status`` document (plain JSON, no NaN)."""
         now = time.time()
-        base: dict[str, Any] = {"time": now, "store": self.description, "engine": (
+        doc: dict[str, Any] = {"time": now, "store": self.description, "engine": (
             "local" if self._sqlite_path is not None else "fireworks"),
             "webgui_url": self.webgui_url, "top_n": self.top}
         with self._lock, self.open_store() as store:
             if store is None:
-                return _clean({**base, "ready": False, "message":
-                               f"waiting for {self._sqlite_path} (the run has not started yet)",
-                               "counts": {}, "totals": dict.fromkeys(STATES, 0), "done": 0,
-                               "total": 0, "top": {}, "failures": [], "exports": self.exports()})
+                return jsonable({**doc, **self._waiting()})
             counts = store.counts()
-            totals = {s: sum(c.get(s, 0) for c in counts.values()) for s in STATES}
-            total = sum(totals.values())
-            finished = totals["done"] + totals["failed"]
-            fin, first_start = self._timings(store)
-            runs = self._runs(store)
-            last = runs[-1] if runs else None
-            run_start = (last or {}).get("started") or first_start
-            run_end = (last or {}).get("finished")
-            remaining = totals["queued"] + totals["running"]
-            if last is not None:
-                alive = last.get("finished") is None and (
-                    last.get("host") != socket.gethostname() or _pid_alive(last.get("pid")))
-                state = "running" if alive else ("finished" if run_end else "stopped")
-            else:
-                state = "running" if remaining else ("finished" if total else "empty")
-            if state == "stopped" and remaining == 0:
-                state = "finished"
-            # throughput over this run's finished jobs (earlier runs' jobs excluded)
-            in_run = [t for t in fin if run_start is None or t >= run_start]
-            end = run_end if (run_end and state == "finished") else now
-            elapsed = (end - run_start) if run_start else None
-            rate = (len(in_run) / elapsed * 3600.0) if elapsed and elapsed > 0 and in_run else None
-            eta = (remaining / rate * 3600.0) if (rate and remaining and state == "running") else (
-                0.0 if remaining == 0 else None)
-            failures = store.failures()
-            failures.sort(key=lambda r: r.finished or 0, reverse=True)
-            self._rank(store, (counts, total))
-            doc = {**base, "ready": True, "state": state, "counts": counts, "totals": totals,
-                   "done": finished, "done_ok": totals["done"], "total": total,
-                   "remaining": remaining, "fraction": (finished / total) if total else 0.0,
-                   "throughput_jobs_per_h": rate, "eta_s": eta, "elapsed_s": elapsed,
-                   "run_start": run_start, "run_end": run_end,
-                   "run_argv": (last or {}).get("argv"), "n_runs": len(runs),
-                   "failures": [self._failure(r) for r in failures[:RECENT_FAILURES]],
-                   "n_failures": len(failures), "top": self._top(),
-                   "ranking_error": self._rank_error, "exports": self.exports(),
-                   "plot_key": abs(hash(json.dumps(counts, sort_keys=True))) % 10**9}
-        return _clean(doc)
+            doc.update(ready=True, **self._progress(store, counts, now), **self._failures(store))
+            self._rank(store, (counts, doc["total"]))
+            doc.update(top=self._top(), ranking_error=self._rank_error, exports=self.exports(),
+                       plot_key=abs(hash(json.dumps(counts, sort_keys=True))) % 10**9)
+        return jsonable(doc)
 
     def plot_png(self, ion: str) -> bytes | None:
         """Barrier vs capacity of ``ion``'s ranked hosts, Pareto front marked (None: no ion)."""
@@ -324,39 +343,13 @@ class Dashboard:
             if ion not in self._ranked:
                 return None
             key = (self._cache_key is not None and json.dumps(self._cache_key[0], sort_keys=True), ion)
-            if key in self._plots:
-                return self._plots[key]
-            rows = self._ranked[ion]
-            import matplotlib
-
-            matplotlib.use("Agg")
-            from matplotlib.figure import Figure
-
-            fig = Figure(figsize=(4.8, 3.4), dpi=100)
-            ax = fig.add_subplot()
-            pts = [(h.capacity_mAh_g, h.barrier, h.pareto, h.record.formula) for h in rows]
-            pts = [p for p in pts if p[0] is not None and p[1] is not None
-                   and math.isfinite(p[0]) and math.isfinite(p[1])]
-            other = [p for p in pts if not p[2]]
-            front = sorted((p for p in pts if p[2]), key=lambda p: p[0])
-            if other:
-                ax.scatter([p[0] for p in other], [p[1] for p in other], c="#8896a8",
-                           label="ranked hosts")
-            if front:
-                ax.plot([p[0] for p in front], [p[1] for p in front], "o-", c="#c0392b",
-                        label="Pareto front")
-            for cap, bar, _par, name in pts[:12]:
-                ax.annotate(str(name), (cap, bar), fontsize=7, xytext=(3, 3),
-                            textcoords="offset points")
-            ax.set_xlabel("capacity (mAh/g)")
-            ax.set_ylabel("barrier (eV)")
-            ax.set_title(f"{ion}: barrier vs capacity ({len(pts)} hosts)", fontsize=10)
-            if pts:
-                ax.legend(fontsize=7, loc="best")
-            fig.tight_layout()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png")
-            self._plots[key] = buf.getvalue()
+            if key not in self._plots:
+                hosts = self._ranked[ion]
+                self._plots[key] = barrier_capacity_figure(
+                    ion, [h.record.formula for h in hosts], [h.barrier for h in hosts],
+                    [h.capacity_mAh_g for h in hosts], [h.barrier_tier for h in hosts],
+                    [h.pareto for h in hosts], [h.sustainability_score for h in hosts],
+                    figsize=PLOT_SIZE)
             return self._plots[key]
 
     def export_file(self, name: str) -> Path | None:
@@ -518,105 +511,17 @@ def serve_in_thread(store: Any, **kwargs: Any) -> tuple[DashboardServer, threadi
 # --------------------------------------------------------------------------- page
 
 
+@lru_cache(maxsize=1)
+def _page_template() -> str:
+    """The page (``data/dashboard.html``): HTML, CSS and JS inline, ``__STORE__`` to fill in."""
+    return resources.files("ionscreen.workflows").joinpath("data/dashboard.html").read_text(
+        encoding="utf-8")
+
+
 def _page(dash: Dashboard) -> str:
-    return _PAGE.replace("__STORE__", _html_escape(dash.description))
+    return _page_template().replace("__STORE__", _html_escape(dash.description))
 
 
 def _html_escape(s: str) -> str:
     return (s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ionscreen dashboard</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f4f6f9;color:#1d2733}
-header{background:#1f3a5f;color:#fff;padding:.7em 1.2em;display:flex;gap:1.5em;align-items:baseline;flex-wrap:wrap}
-header h1{font-size:1.25em;margin:0}
-header .store{opacity:.8;font-size:.85em}
-main{padding:1em 1.2em;display:grid;gap:1em}
-section{background:#fff;border-radius:6px;padding:.8em 1em;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-h2{font-size:1.05em;margin:.1em 0 .6em}
-table{border-collapse:collapse;font-size:.85em}
-th,td{padding:.25em .6em;border-bottom:1px solid #e3e7ec;text-align:left;vertical-align:top}
-th{background:#eef2f7}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
-.bar{background:#e3e7ec;border-radius:4px;height:14px;overflow:hidden;max-width:600px}
-.bar div{background:#2e7d32;height:100%;transition:width .5s}
-.kpis{display:flex;gap:2em;flex-wrap:wrap;margin:.6em 0}
-.kpi b{display:block;font-size:1.4em}
-.state-running{color:#1565c0}.state-finished{color:#2e7d32}.state-stopped{color:#c62828}
-.failed{color:#c62828}
-.ions{display:flex;flex-wrap:wrap;gap:1.2em}
-.ion{flex:1 1 480px}
-.muted{color:#6b7785;font-size:.85em}
-a{color:#1f5fa8}
-</style></head>
-<body>
-<header><h1>ionscreen dashboard</h1><span class="store">__STORE__</span>
-<span id="run-state" class="muted">connecting…</span><span id="updated" class="muted"></span></header>
-<main>
-<section id="progress-section"><h2>Progress</h2>
-<div class="bar"><div id="progress-bar" style="width:0%"></div></div>
-<div class="kpis">
-<div class="kpi">jobs finished<b><span id="progress-done">–</span> / <span id="progress-total">–</span></b></div>
-<div class="kpi">failed<b id="n-failed">–</b></div>
-<div class="kpi">throughput<b id="throughput">–</b></div>
-<div class="kpi">ETA<b id="eta">–</b></div>
-<div class="kpi">run started<b id="run-start">–</b></div>
-</div>
-<div id="counts"></div>
-<p class="muted">Totals grow during a run: NEB jobs are added once the BVSE jobs of their ion are done; the ETA counts the jobs known so far.</p>
-</section>
-<section><h2>Top candidates per working ion</h2><div id="ranking-error" class="failed"></div>
-<div id="top" class="ions"><p class="muted">no finished BVSE jobs yet</p></div></section>
-<section><h2>Recent failures</h2><div id="failures"><p class="muted">none</p></div></section>
-<section><h2>Exports and links</h2><div id="exports"><p class="muted">the exports appear when the run ends</p></div>
-<div id="links"></div></section>
-</main>
-<noscript><p>This page needs JavaScript; the data are at <a href="/api/status">/api/status</a>.</p></noscript>
-<script>
-"use strict";
-const $=id=>document.getElementById(id);
-const esc=s=>String(s==null?"":s).replace(/[&<>"']/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;","'":"&#39;"}[c]));
-const num=(x,d)=>x==null?"—":Number(x).toFixed(d);
-function dur(s){if(s==null)return"—";s=Math.round(s);if(s<60)return s+" s";if(s<3600)return Math.floor(s/60)+" min "+(s%60)+" s";return Math.floor(s/3600)+" h "+Math.floor(s%3600/60)+" min";}
-function table(cols,rows,cls){return '<table class="'+(cls||"")+'"><thead><tr>'+cols.map(c=>"<th>"+esc(c)+"</th>").join("")+"</tr></thead><tbody>"+rows.join("")+"</tbody></table>";}
-function render(d){
-  $("updated").textContent="updated "+new Date(d.time*1000).toLocaleTimeString();
-  if(!d.ready){$("run-state").textContent=d.message;return;}
-  const st=$("run-state");st.textContent="run "+d.state+(d.n_runs>1?" ("+d.n_runs+" runs)":"");st.className="state-"+d.state;
-  $("progress-done").textContent=d.done;$("progress-total").textContent=d.total;
-  $("progress-bar").style.width=(100*d.fraction).toFixed(1)+"%";
-  $("n-failed").textContent=d.totals.failed;
-  $("throughput").textContent=d.throughput_jobs_per_h==null?"—":Math.round(d.throughput_jobs_per_h)+" jobs/h";
-  $("eta").textContent=d.state==="running"?dur(d.eta_s):(d.remaining?"stopped":"done");
-  $("run-start").textContent=d.run_start?new Date(d.run_start*1000).toLocaleString():"—";
-  const states=["queued","running","done","failed"];
-  $("counts").innerHTML=table(["step"].concat(states),Object.entries(d.counts).map(([step,c])=>
-    "<tr><td>"+esc(step)+"</td>"+states.map(s=>'<td class="n'+(s==="failed"&&c[s]?" failed":"")+'">'+c[s]+"</td>").join("")+"</tr>"),"counts-table");
-  $("ranking-error").textContent=d.ranking_error?"ranking failed: "+d.ranking_error:"";
-  const ions=Object.keys(d.top);
-  if(ions.length){$("top").innerHTML=ions.map(ion=>'<div class="ion"><h3>'+esc(ion)+"</h3>"+
-    table(["rank","formula","source","barrier (eV)","produced by","E1D","E3D","dim","mAh/g","mAh/cm³","sust.","score","Pareto"],
-      d.top[ion].map(r=>"<tr><td class=n>"+esc(r.rank)+"</td><td>"+esc(r.formula)+"</td><td>"+esc(r.source)+"</td><td class=n>"+num(r.barrier,3)+
-        "</td><td>"+esc(r.barrier_tier)+"</td><td class=n>"+num(r.E1D,2)+"</td><td class=n>"+num(r.E3D,2)+"</td><td class=n>"+esc(r.dimensionality)+
-        "</td><td class=n>"+num(r.capacity_mAh_g,0)+"</td><td class=n>"+num(r.capacity_mAh_cm3,0)+"</td><td class=n>"+num(r.sustainability_score,2)+
-        "</td><td class=n>"+num(r.score,3)+"</td><td>"+(r.pareto?"yes":"")+"</td></tr>"),"top-table")+
-    '<img alt="barrier vs capacity, '+esc(ion)+'" src="/plot/'+encodeURIComponent(ion)+".png?k="+d.plot_key+'" width="480" height="340"></div>').join("");}
-  $("failures").innerHTML=d.failures.length?table(["step","host","ion","error","reason"],d.failures.map(f=>
-    "<tr><td>"+esc(f.step)+"</td><td>"+esc(f.formula)+"</td><td>"+esc(f.ion)+'</td><td class="failed">'+esc(f.error)+"</td><td>"+esc(f.reason)+"</td></tr>"),"failures-table")+
-    (d.n_failures>d.failures.length?'<p class="muted">'+(d.n_failures-d.failures.length)+" more in failures.csv</p>":""):'<p class="muted">none</p>';
-  if(d.exports.length)$("exports").innerHTML="<ul>"+d.exports.map(e=>'<li><a class="export" href="'+esc(e.url)+'">'+esc(e.name)+"</a> <span class=muted>("+Math.ceil(e.bytes/1024)+" kB)</span></li>").join("")+"</ul>";
-  $("links").innerHTML=d.webgui_url?'<p>Workflow graphs: <a href="'+esc(d.webgui_url)+'">FireWorks web GUI</a></p>':
-    (d.engine==="fireworks"?'<p class="muted">Workflow graphs: run <code>lpad -l my_launchpad.yaml webgui -s --host 127.0.0.1 --port 5000</code> and pass <code>--webgui-url http://127.0.0.1:5000/</code>.</p>':"");
-}
-async function tick(){
-  try{const r=await fetch("/api/status",{cache:"no-store"});if(!r.ok)throw new Error(r.status+" "+r.statusText);render(await r.json());}
-  catch(e){$("run-state").textContent="cannot reach the dashboard: "+e.message;}
-}
-tick();setInterval(tick,2000);
-</script></body></html>
-"""
