@@ -8,33 +8,42 @@ builds on it with float rounding and key order.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["clean_number", "jsonable"]
 
 
-def jsonable(obj: Any, *, nonfinite: Any = None) -> Any:
+def jsonable(obj: Any, *, nonfinite: Any = None,
+             floats: Callable[[float], Any] | None = None) -> Any:
     """A plain-JSON copy of ``obj``: mappings (keys as str), lists, str, int, float, bool, None.
 
-    Tuples and sets become lists, numpy scalars and arrays Python numbers and lists, objects
-    with ``as_dict`` (pymatgen, MSONable) their dict. NaN and infinities become ``nonfinite``
-    (None by default, since browsers' ``JSON.parse`` and strict readers reject them).
+    Tuples become lists, sets sorted lists, numpy scalars and arrays Python numbers and lists,
+    objects with ``as_dict`` (pymatgen, MSONable) their dict. NaN and infinities become
+    ``nonfinite`` (None by default, since browsers' ``JSON.parse`` and strict readers reject
+    them). ``floats``, when given, maps every float instead (finite or not): job ids round
+    them, a store that keeps NaN passes them through.
     """
     if obj is None or isinstance(obj, (str, bool, int)):
         return obj
     if isinstance(obj, float):
+        if floats is not None:
+            return floats(obj)
         return obj if math.isfinite(obj) else nonfinite
     if isinstance(obj, Mapping):
-        return {str(k): jsonable(v, nonfinite=nonfinite) for k, v in obj.items()}
+        return {str(k): jsonable(v, nonfinite=nonfinite, floats=floats) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [jsonable(v, nonfinite=nonfinite) for v in obj]
+        return [jsonable(v, nonfinite=nonfinite, floats=floats) for v in obj]
     if isinstance(obj, (set, frozenset)):
-        return sorted((jsonable(v, nonfinite=nonfinite) for v in obj), key=repr)
+        items = [jsonable(v, nonfinite=nonfinite, floats=floats) for v in obj]
+        try:
+            return sorted(items)
+        except TypeError:  # mixed types: any fixed order will do
+            return sorted(items, key=repr)
     if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return jsonable(obj.tolist(), nonfinite=nonfinite)
+        return jsonable(obj.tolist(), nonfinite=nonfinite, floats=floats)
     if hasattr(obj, "as_dict"):
-        return jsonable(obj.as_dict(), nonfinite=nonfinite)
+        return jsonable(obj.as_dict(), nonfinite=nonfinite, floats=floats)
     raise TypeError(f"not JSON-able: a {type(obj).__name__} ({obj!r:.80})")
 
 

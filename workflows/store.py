@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ionscreen._json import jsonable
 from ionscreen.structures.errors import IonscreenError
 
 STATES = ("queued", "running", "done", "failed")
@@ -66,30 +67,19 @@ class RawJSON(str):
 
 # --------------------------------------------------------------------------- ids
 
+def _canonical_float(x: float) -> float | str:
+    """10 significant digits, -0.0 as 0.0, NaN and infinities as strings."""
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    r = float(f"{x:.{FLOAT_DIGITS}g}")
+    return 0.0 if r == 0 else r
+
+
 def _canonical(obj: Any) -> Any:
     """A JSON-able copy of ``obj`` whose serialisation does not depend on float noise or order."""
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str):
-        return obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return "NaN"
-        if math.isinf(obj):
-            return "Infinity" if obj > 0 else "-Infinity"
-        x = float(f"{obj:.{FLOAT_DIGITS}g}")
-        return 0.0 if x == 0 else x  # -0.0 -> 0.0
-    if isinstance(obj, Mapping):
-        return {str(k): _canonical(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(v) for v in obj]
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return _canonical(obj.tolist())
-    if hasattr(obj, "as_dict"):  # pymatgen objects
-        return _canonical(obj.as_dict())
-    if isinstance(obj, (set, frozenset)):
-        return sorted(_canonical(v) for v in obj)
-    raise TypeError(f"cannot make a job id from a {type(obj).__name__}: {obj!r:.80}")
+    return jsonable(obj, floats=_canonical_float)
 
 
 def canonical_json(obj: Any) -> str:

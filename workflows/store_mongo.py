@@ -60,6 +60,8 @@ def split_mongo_uri(uri: str) -> tuple[str, str | None, str | None]:
     return clean, db, coll
 
 
+# Not ionscreen._json.jsonable: this must accept and refuse exactly what SQLiteStore's json.dumps
+# does (a set or a numpy array is an error in both stores), and keep NaN.
 def _plain(result: Any) -> Any:
     """The JSON document of a result (RawJSON text parsed; tuples, numpy scalars... normalised
     as ``json`` does). NaN and infinities survive (BSON doubles hold them)."""
