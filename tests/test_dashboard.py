@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -281,3 +282,20 @@ def test_browser_shows_progress_and_top_candidates(screen_run, tmp_path):
         drv.quit()
         server.shutdown()
         server.server_close()
+
+
+def test_run_state_and_throughput():
+    from ionscreen.workflows.dashboard import run_state, throughput
+
+    assert run_state(None, remaining=3, total=5) == "running"
+    assert run_state(None, remaining=0, total=5) == "finished"
+    assert run_state(None, remaining=0, total=0) == "empty"
+    ended = {"started": 100.0, "finished": 200.0, "host": "elsewhere", "pid": 1}
+    assert run_state(ended, remaining=0, total=4) == "finished"
+    assert run_state({**ended, "finished": None, "host": socket.gethostname(), "pid": 2**22 + 7},
+                     remaining=2, total=4) == "stopped"  # its process is gone
+    # 4 jobs of this run in 100 s (one from an earlier run left out): 144 jobs/h, 2 left -> 50 s
+    assert throughput([50.0, 120.0, 150.0, 180.0, 200.0], 100.0, None, "running", 2, now=200.0) \
+        == (144.0, 50.0, 100.0)
+    assert throughput([150.0], 100.0, 300.0, "finished", 0, now=900.0) == (18.0, 0.0, 200.0)
+    assert throughput([], None, None, "stopped", 3, now=5.0) == (None, None, None)
