@@ -10,11 +10,10 @@ that the BVSE and NEB drivers take instead of a Structure. :func:`grid_shape` an
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from monty.json import MSONable
 from pymatgen.core import Structure
 
 from ionscreen.kernels import bvse as kbvse
@@ -22,13 +21,14 @@ from ionscreen.structures.errors import GridMemoryError, StructureValidationErro
 from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
 
 from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
+from .typed_settings import TypedSettings
 
 METHOD = "BVSE"
 BYTES_PER_POINT = 320  # energies, sort order, union-find state, basins: array layout, rounded up
 
 
 @dataclass
-class BVSESettings(MSONable):
+class BVSESettings(TypedSettings):
     """Settings of one BVSE calculation (all part of the result's identity)."""
 
     resolution: float = 0.1
@@ -61,8 +61,10 @@ class BVSESettings(MSONable):
     """Derive a missing working-ion–N3- row from the ion's X–O2- row (approximate, flagged;
     :func:`~ionscreen.screening.params.derived_nitride_pair`) instead of failing."""
 
-    def validate(self) -> None:
-        checks = [
+    KIND: ClassVar[str] = "BVSE"
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.resolution > 0.005, "resolution must be > 0.005 Å (try 0.1 or 0.2)"),
             (1.0 <= self.cutoff <= 30.0, "cutoff must be between 1 and 30 Å (6–10 is typical)"),
             (self.mode in ("exact", "table"), "mode must be 'exact' or 'table'"),
@@ -73,18 +75,6 @@ class BVSESettings(MSONable):
             (self.encut > 0, "encut must be positive"),
             (0 < self.memory_fraction <= 1, "memory_fraction must be in (0, 1]"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"invalid BVSE setting: {msg}")
-
-    def as_dict(self) -> dict[str, Any]:
-        """The settings as a plain dict (the shape stored in result documents)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BVSESettings:
-        """Inverse of :meth:`as_dict` (monty's ``@module``/``@class`` keys are ignored)."""
-        return cls(**{k: v for k, v in d.items() if not k.startswith("@")})
 
 
 @dataclass(frozen=True, eq=False)

@@ -3,10 +3,12 @@ endpoints relax into one minimum."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from ionscreen.structures.errors import CalculationError
+
+from ..typed_settings import TypedSettings
 
 LIMITS = ("dilute-ion", "dilute-vacancy")
 PATHS = ("bvse", "idpp", "linear")
@@ -18,7 +20,7 @@ class MergedEndpointsError(CalculationError):
 
 
 @dataclass
-class NEBSettings:
+class NEBSettings(TypedSettings):
     """How one NEB is set up and converged (all part of the result)."""
 
     images: int = 7
@@ -61,8 +63,10 @@ class NEBSettings:
     """BVFF only: derive a missing ion–N3- row from the ion's O2- row, as BVSE's
     ``--derive-nitride`` does; the calculator label and the result say it is approximate."""
 
-    def validate(self) -> None:
-        checks = [
+    KIND: ClassVar[str] = "NEB"
+
+    def checks(self) -> list[tuple[bool, str]]:
+        return [
             (self.images >= 1, "images must be >= 1 (7 is typical)"),
             (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.spring > 0, "spring must be positive"),
@@ -75,20 +79,7 @@ class NEBSettings:
             (self.min_image_distance > 0, "min_image_distance must be positive"),
             (self.nudge >= 0, "nudge must be >= 0"),
         ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"invalid NEB setting: {msg}")
 
     def with_fixed_host(self) -> NEBSettings:
         """The same settings with the host atoms fixed (only the ion moves)."""
         return replace(self, relax_host=False)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> NEBSettings:
-        """Settings from :meth:`as_dict` or a result's ``settings`` (whose extra keys, such as
-        ``fallback_from_relaxed_host``, are not settings and are left out)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
