@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from ionscreen.structures.prototypes import get_prototype
-from ionscreen.workflows.cli import _parse_oxi, app
+from ionscreen.workflows.cli import app
+from ionscreen.workflows.cli_common import _parse_oxi
 
 
 @pytest.fixture()
@@ -65,3 +67,53 @@ def test_oxi_flag_parsing():
     assert _parse_oxi(None) is None
     with pytest.raises(Exception, match="ELEMENT=STATE"):
         _parse_oxi("Fe2")
+
+
+def test_candidates_screen_and_submit_share_the_screen_options():
+    """One option set (cli_common.screen_options): the same names and defaults in the three
+    commands (--cp-models was 2 in candidates and 1 in the others)."""
+    from ionscreen.workflows.cli_candidates import candidates
+    from ionscreen.workflows.cli_screen import screen
+
+    def options(cmd):
+        return {p.name: (p.default, p.multiple, p.is_flag, tuple(p.opts)) for p in cmd.params
+                if isinstance(p, click.Option)}
+
+    cands, scr = options(candidates), options(screen)
+    shared = {"hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "ions"}
+    assert shared <= cands.keys() and shared <= scr.keys()
+    assert {k: cands[k] for k in shared} == {k: scr[k] for k in shared}
+    assert cands["cp_models"][0] == 1
+    stages = {"resolution", "derive_nitride", "neb_top", "neb_calculator", "voltage_calc"}
+    assert stages <= scr.keys() and not stages & cands.keys()
+    pytest.importorskip("fireworks")
+    from ionscreen.workflows.cli_fireworks import submit
+
+    sub = options(submit)
+    assert {k: sub[k] for k in shared | stages} == {k: scr[k] for k in shared | stages}
+
+
+def test_screen_options_make_one_spec():
+    from ionscreen.workflows.cli_common import spec_from_options
+
+    spec = spec_from_options(ions=("mg, Ca",), substitute=("Mn:Fe,Co", "O:S"), cps=True,
+                             derive_nitride=True, resolution=0.3, neb_calculator="BVFF")
+    assert spec.ions == ["Mg", "Ca"] and spec.substitute == ["Mn:Fe,Co", "O:S"]
+    assert spec.bvse.resolution == 0.3 and spec.bvse.derive_nitride and spec.cp_models == 1
+    assert spec.neb_settings()["derive_nitride"]  # BVFF in any case is the BVFF
+    for bad in ({"substitute": ("Mn",)}, {"substitute": ("Mn:Qq",)}, {"ions": ("Xe",)},
+                {"oxi": "Fe2"}, {"resolution": 0.0}):
+        with pytest.raises(click.BadParameter):
+            spec_from_options(**bad)
+
+
+def test_candidates_command_writes_the_built_in_and_file_candidates(tmp_path, spinel_cif):
+    out = tmp_path / "c.json"
+    res = CliRunner().invoke(app, ["candidates", "--hosts", "TiS2", "--files", str(spinel_cif),
+                                   "--ions", "Mg", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert sorted(c["source"].split(":")[0] for c in doc["candidates"]) == ["file", "prototype"]
+    assert all(c["capacity_mAh_g"] is not None for c in doc["candidates"])
+    bad = CliRunner().invoke(app, ["candidates", "--hosts", "NoSuchHost", "--out", str(out)])
+    assert bad.exit_code == 2 and "NoSuchHost" in bad.output

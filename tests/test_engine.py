@@ -27,7 +27,8 @@ sys.path.insert(0, str(HELPERS))  # before any pool starts: forkserver copies sy
 import toysteps  # noqa: E402
 
 from ionscreen.structures.errors import IonscreenError  # noqa: E402
-from ionscreen.workflows.local import LocalEngine, Step  # noqa: E402
+from ionscreen.workflows.local import LocalEngine  # noqa: E402
+from ionscreen.workflows.plan import Step  # noqa: E402
 from ionscreen.workflows.store import (  # noqa: E402
     Job,
     SQLiteStore,
@@ -367,8 +368,12 @@ def test_mpiexec_matches_serial(tmp_path, ranks):
     mpi = SQLiteStore.open_readonly(tmp_path / "m.sqlite")
     assert {(r.id, r.error, r.reason) for r in mpi.failures()} == \
         {(r.id, r.error, r.reason) for r in serial.failures()}
-    workers = {r.worker.split(":")[1] for r in mpi.results()}
-    assert len(workers) == ranks - 1  # rank 0 only stores; the others computed
+    # the contract, not the scheduling: rank 0 only stores, and at most the ranks-1 others
+    # computed (with dynamic hand-out one rank may legitimately take every short job)
+    rank0 = [r for r in mpi.runs() if r["id"] == 1][0]
+    workers = {r.worker.split(":")[1] for r in mpi.results(None, None)}
+    assert 1 <= len(workers) <= ranks - 1
+    assert str(rank0["pid"]) not in workers
     mpi.close()
 
 

@@ -31,15 +31,16 @@ from fireworks import FWorker, LaunchPad  # noqa: E402
 from fireworks.core.rocket_launcher import rapidfire  # noqa: E402
 
 from ionscreen.structures.errors import IonscreenError  # noqa: E402
-from ionscreen.workflows import screen as screen_mod  # noqa: E402
+from ionscreen.workflows import plan  # noqa: E402
 from ionscreen.workflows.fireworks_engine import (  # noqa: E402
     IonscreenStepTask,
     ScreenWorkflowMaker,
     submit,
 )
-from ionscreen.workflows.local import LocalEngine, Step  # noqa: E402
-from ionscreen.workflows.screen import ScreenMaker, collect_records, export  # noqa: E402
-from ionscreen.workflows.steps import STEP_VERSIONS, bvse_step  # noqa: E402
+from ionscreen.workflows.local import LocalEngine  # noqa: E402
+from ionscreen.workflows.plan import ScreenSpec, Step  # noqa: E402
+from ionscreen.workflows.screen import collect_records, export  # noqa: E402
+from ionscreen.workflows.steps import bvse_step  # noqa: E402
 from ionscreen.workflows.store import Job, RawJSON, SQLiteStore  # noqa: E402
 from ionscreen.workflows.store_mongo import (  # noqa: E402
     MongoStore,
@@ -74,7 +75,7 @@ def _store(pad: LaunchPad) -> MongoStore:
 # --------------------------------------------------------------------------- end to end
 
 def test_add_rapidfire_rank_export_equals_local_engine(lp, tmp_path):
-    screen = ScreenMaker(ions=["Li", "Mg"], hosts="LiFePO4,TiS2", neb_top=1)
+    screen = ScreenSpec(ions=["Li", "Mg"], hosts="LiFePO4,TiS2", neb_top=1)
     res = submit(lp, ScreenWorkflowMaker(screen=screen))
     assert (res.workflows, res.fireworks, res.candidates, res.new_jobs) == (2, 6, 4, 4)
     store = _store(lp)
@@ -90,7 +91,7 @@ def test_add_rapidfire_rank_export_equals_local_engine(lp, tmp_path):
     # the same screen on the local engine: same jobs (ids: NEB inputs carry the BVSE result
     # without its wall times), same barriers
     local = SQLiteStore(tmp_path / "local.sqlite")
-    LocalEngine(local, progress=False).run_stages(screen.make())
+    LocalEngine(local, progress=False).run_stages(screen.stages())
     for step in ("bvse", "neb"):
         fw = {r.id: r.result for r in store.results(step)}
         loc = {r.id: r.result for r in local.results(step)}
@@ -170,9 +171,9 @@ def _flaky_bvse(doc):
 
 
 def test_fizzled_firework_is_rerun_and_recovers(lp, tmp_path, monkeypatch):
-    monkeypatch.setitem(screen_mod.STEPS, "bvse", Step("bvse", _flaky_bvse, STEP_VERSIONS["bvse"]))
+    monkeypatch.setitem(plan.STEPS, "bvse", Step("bvse", _flaky_bvse, plan.STEPS["bvse"].version))
     monkeypatch.setitem(_FAIL, "TiS2", True)
-    screen = ScreenMaker(ions=["Li"], hosts="LiFePO4,TiS2", neb_top=1)
+    screen = ScreenSpec(ions=["Li"], hosts="LiFePO4,TiS2", neb_top=1)
     submit(lp, ScreenWorkflowMaker(screen=screen))
     _run(lp, tmp_path / "r1")
     states = _states(lp)
@@ -214,8 +215,8 @@ def test_task_refuses_a_changed_input(lp):
 # --------------------------------------------------------------------------- specs and CLI
 
 def test_categories_queueadapter_priority_and_batches():
-    screen = ScreenMaker(ions=["Li", "Mg"], hosts="LiFePO4,TiS2", neb_top=2,
-                         neb_calculator="chgnet", voltage_calculator="chgnet")
+    screen = ScreenSpec(ions=["Li", "Mg"], hosts="LiFePO4,TiS2", neb_top=2,
+                        neb_calculator="chgnet", voltage_calculator="chgnet")
     maker = ScreenWorkflowMaker(screen=screen, batch_size=1,
                                 queueadapter={"ml": {"walltime": "08:00:00"}},
                                 priority={"ml": 7})
@@ -226,19 +227,40 @@ def test_categories_queueadapter_priority_and_batches():
         assert len(ions) == 1
         bvse = [fw for fw in wf.fws if fw.spec["_ionscreen"]["step"] == "bvse"]
         select = [fw for fw in wf.fws if fw.spec["_ionscreen"]["step"] == "select"]
-        assert len(bvse) == 1 and len(select) == 1
+        # one expand Firework per dynamic stage (NEB, voltage), each a child of the BVSE
+        assert len(bvse) == 1 and len(select) == 2
         assert "_category" not in bvse[0].spec
         assert bvse[0].spec["_queueadapter"]["walltime"] == "00:30:00"
-        assert select[0].spec["_allow_fizzled_parents"] is True
-        opts = select[0].tasks[0]["fw_options"]
+        opts = {}
+        for fw in select:
+            assert fw.spec["_allow_fizzled_parents"] is True
+            assert fw.fw_id in wf.links[bvse[0].fw_id]  # a child of the batch's BVSE
+            task = fw.tasks[0]
+            assert task["stage"] == fw.spec["_ionscreen"]["stage"]
+            assert task["jobs"] == [bvse[0].spec["_ionscreen"]["job_id"]]
+            opts[task["stage"]] = task["fw_options"]
         # NEB with an ML calculator and the voltage step go to "ml" workers
         for step in ("neb", "insertion"):
             assert opts[step]["_category"] == "ml" and opts[step]["_priority"] == 7
             assert opts[step]["_queueadapter"]["walltime"] == "08:00:00"
             assert opts[step]["_queueadapter"]["ntasks"] == 1
-    bvff = ScreenWorkflowMaker(screen=ScreenMaker(ions=["Li"], hosts="TiS2", neb_top=1))
+    bvff = ScreenWorkflowMaker(screen=ScreenSpec(ions=["Li"], hosts="TiS2", neb_top=1))
     opts = bvff.make()[0].fws[-1].tasks[0]["fw_options"]
-    assert opts["neb"]["_category"] == "neb" and opts["neb"]["_queueadapter"]["walltime"]
+    assert opts["_category"] == "neb" and opts["_queueadapter"]["walltime"]
+
+
+@pytest.mark.parametrize("name", ["bvff", "BVFF", " Bvff "])
+def test_neb_category_ignores_the_calculator_names_case(name):
+    """One definition of "the BVFF": --neb-calculator BVFF routes like bvff (category neb)
+    and gets the BVSE's derive_nitride, in both engines (the stage says so)."""
+    spec = ScreenSpec(ions=["Li"], hosts="TiS2", neb_top=1, neb_calculator=name,
+                      bvse={"derive_nitride": True})
+    (neb,) = spec.dynamic_stages()
+    assert neb.category == "neb" and spec.neb_settings()["derive_nitride"]
+    fws = ScreenWorkflowMaker(screen=spec).make()[0].fws
+    assert fws[-1].tasks[0]["fw_options"]["_category"] == "neb"
+    ml = ScreenSpec(ions=["Li"], hosts="TiS2", neb_top=1, neb_calculator="chgnet")
+    assert ml.dynamic_stages()[0].category == "ml"
 
 
 def test_submit_command(lp, tmp_path, monkeypatch):

@@ -236,12 +236,25 @@ def test_mpi_wrong_rank_count_is_refused(lfp_cif, tmp_path):
 def test_mpi_batch_shares_pairs_and_keeps_failures(lfp_cif, tmp_path):
     bad = tmp_path / "broken.cif"
     bad.write_text("data_x\n_cell_length_a 3\n")
-    r = _cli([str(lfp_cif), str(bad), "--ion", "Li", "--images", "3", "--out", "batch"], tmp_path, ranks=2)
+    args = [str(lfp_cif), str(bad), "--ion", "Li", "--images", "3", "--out", "batch"]
+    r = _cli(args, tmp_path, ranks=2)
     assert r.returncode == 0, r.stderr + r.stdout
     docs = json.loads((tmp_path / "batch" / "neb_results.json").read_text())
     assert [d["status"] for d in docs] == ["done", "failed"]
     assert docs[0]["report"]["barrier"] is not None and docs[1]["error"] == "StructureReadError"
-    assert "[rank 0]" in r.stdout and "[rank 1]" in r.stdout
+    # the local engine's MPI executor: rank 0 stores, the other rank computed both jobs
+    assert "mpi(2 ranks)" in r.stdout and "1 NEB jobs done, 1 failed" in r.stdout
+    from ionscreen.workflows.store import SQLiteStore
+
+    ro = SQLiteStore.open_readonly(tmp_path / "batch" / "ionscreen.sqlite")
+    root_pid = str(ro.runs()[0]["pid"])
+    ro.close()
+    assert all(d["worker"] and d["worker"].split(":")[1] != root_pid for d in docs)
+    # the batch is stored: run again, it resumes and computes nothing
+    again = _cli(args, tmp_path)
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert "0 done, 0 failed in this run; 1 already done, 1 failed earlier" in again.stdout
+    assert json.loads((tmp_path / "batch" / "neb_results.json").read_text()) == docs
 
 
 def test_cli_unconverged_exit_code_and_message(lfp_cif, tmp_path):

@@ -90,10 +90,10 @@ def test_bvse_in_a_cyanide_host_with_derived_rows_is_flagged():
 
 
 def test_screen_settings_carry_the_option():
-    from ionscreen.workflows.screen import ScreenMaker
+    from ionscreen.workflows.plan import ScreenSpec
 
-    assert ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True}).bvse_settings()["derive_nitride"]
-    assert not ScreenMaker(ions=["Ca"]).bvse_settings()["derive_nitride"]
+    assert ScreenSpec(ions=["Ca"], bvse={"derive_nitride": True}).bvse_settings()["derive_nitride"]
+    assert not ScreenSpec(ions=["Ca"]).bvse_settings()["derive_nitride"]
 
 
 def _li3n():
@@ -149,9 +149,9 @@ def test_neb_with_a_derived_row_is_flagged_approximate():
 
 
 def test_screen_passes_the_option_to_the_bvff_neb_only():
-    from ionscreen.workflows.screen import ScreenMaker
+    from ionscreen.workflows.plan import ScreenSpec
 
-    assert ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True}).neb_settings()["derive_nitride"]
-    assert "derive_nitride" not in ScreenMaker(ions=["Ca"]).neb_settings()
-    assert "derive_nitride" not in ScreenMaker(ions=["Ca"], bvse={"derive_nitride": True},
+    assert ScreenSpec(ions=["Ca"], bvse={"derive_nitride": True}).neb_settings()["derive_nitride"]
+    assert "derive_nitride" not in ScreenSpec(ions=["Ca"]).neb_settings()
+    assert "derive_nitride" not in ScreenSpec(ions=["Ca"], bvse={"derive_nitride": True},
                                                neb_calculator="chgnet").neb_settings()

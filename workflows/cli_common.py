@@ -1,14 +1,22 @@
-"""Helpers shared by the ``ionscreen`` command modules (consoles, option parsing)."""
+"""Helpers shared by the ``ionscreen`` command modules: consoles, option parsing, the one
+set of screen options (:func:`screen_options`) and the MPI start."""
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
 
+from ionscreen.errors import IonscreenError
 from ionscreen.structures.ions import SCREEN_DEFAULT
+
+if TYPE_CHECKING:
+    from .plan import ScreenSpec
 
 # wide enough for the ranking tables when the output is a file or a pipe (batch jobs)
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -64,3 +72,107 @@ def _parse_oxi(text: str | None) -> dict[str, float] | None:
 
 def _fmt(x: float) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.3f}"
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print a user error (no traceback) and exit with status 2."""
+    err_console.print(f"[bold red]error:[/] {exc}")
+    sys.exit(2)
+
+
+def mpi_world() -> Any:
+    """The MPI communicator under ``mpiexec`` (None without it); a launcher without mpi4py is
+    a clear error, not every rank redoing the whole job."""
+    from . import mpi
+
+    try:
+        return mpi.world()
+    except IonscreenError as exc:
+        fail(exc)
+
+
+# --------------------------------------------------------------------------- the screen options
+
+_CANDIDATE_OPTIONS = [
+    click.option("--hosts", default="builtin", show_default=True,
+                 help="'builtin' (all prototypes), 'none', or prototype ids separated by commas."),
+    click.option("--substitute", cls=_GreedyOption, multiple=True, default=None,
+                 help="Substituted built-in hosts: 'default' or rules such as 'Mn:Fe,Co O:S,Se'."),
+    click.option("--cps", is_flag=True,
+                 help="Add DI–M–ligand coordination polymers (ordered + disordered)."),
+    click.option("--cp-models", type=int, default=1, show_default=True,
+                 help="Disordered models per polymer (the same default in candidates, screen "
+                      "and submit)."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed of the disordered polymer models."),
+    click.option("--files", cls=_GreedyOption, multiple=True, default=None,
+                 help="Structure files or folders (CIF, POSCAR, extxyz)."),
+    click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2."),
+    click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
+                 help="Working ions (space or comma separated). Default: "
+                      f"{' '.join(DEFAULT_IONS)}."),
+]
+_STAGE_OPTIONS = [
+    click.option("--resolution", type=float, default=0.2, show_default=True,
+                 help="BVSE grid step (Å)."),
+    click.option("--derive-nitride", is_flag=True,
+                 help="Derive missing ion–N3- BVSE rows (Ca, Zn, Al, NH4, Na, Ba in cyanide or "
+                      "sulfonamide hosts) from the ion–O2- rows: approximate, flagged in every "
+                      "row."),
+    click.option("--neb-top", type=int, default=3, show_default=True,
+                 help="NEB on the N best BVSE candidates per ion (0: none)."),
+    click.option("--neb-calculator", default="bvff", show_default=True,
+                 help="Calculator of the NEB stage: bvff, chgnet or module:Class."),
+    click.option("--voltage", "voltage_calc", default=None,
+                 help="ML calculator (e.g. chgnet) for voltage and volume change of the top "
+                      "discharged hosts."),
+]
+_CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "ions")
+_STAGE_NAMES = ("resolution", "derive_nitride", "neb_top", "neb_calculator", "voltage_calc")
+
+
+def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: Any = None,
+                      cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
+                      oxi: str | None = None, resolution: float = 0.2,
+                      derive_nitride: bool = False, neb_top: int = 3,
+                      neb_calculator: str = "bvff", voltage_calc: str | None = None) -> ScreenSpec:
+    """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
+    from ionscreen.structures.ions import get_working_ion
+
+    from .plan import ScreenSpec, parse_substitution_rules
+
+    try:
+        ion_list = [get_working_ion(i).name for i in (_split_words(ions) or list(DEFAULT_IONS))]
+    except IonscreenError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ions") from exc
+    rules = " ".join(substitute or ()).split() or None  # commas separate targets: not words
+    try:
+        parse_substitution_rules(rules)
+        return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
+                          cp_models=cp_models, seed=seed, files=_split_words(files),
+                          oxi=_parse_oxi(oxi),
+                          bvse={"resolution": resolution, "derive_nitride": derive_nitride},
+                          neb_top=neb_top, neb_calculator=neb_calculator,
+                          voltage_calculator=voltage_calc)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def screen_options(stages: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options that describe a screen, shared by ``candidates`` (``stages=False``: the
+    candidate options only), ``screen`` and ``submit``. The command receives them as one
+    ``spec`` (:func:`spec_from_options`)."""
+    options = _CANDIDATE_OPTIONS + (_STAGE_OPTIONS if stages else [])
+    names = _CANDIDATE_NAMES + (_STAGE_NAMES if stages else ())
+
+    def deco(f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def command(*args: Any, **kw: Any) -> Any:
+            spec = spec_from_options(**{n: kw.pop(n) for n in names})
+            return f(*args, spec=spec, **kw)
+
+        for opt in reversed(options):
+            command = opt(command)
+        return command
+
+    return deco

@@ -1,10 +1,11 @@
-"""``ionscreen neb``: CI-NEB seeded from BVSE, serial or over MPI ranks."""
+"""``ionscreen neb``: CI-NEB seeded from BVSE, serial or over MPI ranks; batches of several
+hosts or ions run on the local engine (stored, resumable)."""
 
 from __future__ import annotations
 
 import json
 import sys
-import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from rich.table import Table
 from ionscreen.structures.errors import IonscreenError
 
 from . import mpi
-from .cli_common import _GreedyOption, _parse_oxi, _split_words, console, err_console
+from .cli_bvse import print_result
+from .cli_common import _GreedyOption, _parse_oxi, _split_words, console, fail, mpi_world
 
 
 def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]
@@ -47,23 +49,6 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
         console.print(f"[red]hop {f['hop']} failed:[/] {f['reason']}")
 
 
-def _one(job: dict[str, Any]) -> dict[str, Any]:
-    """One host–ion NEB for a batch: a document with the report or the reason it failed."""
-    from ionscreen.screening.neb import NEBSettings, run_neb
-    from ionscreen.structures.io import read_structure
-
-    t0 = time.perf_counter()
-    try:
-        s = read_structure(job["file"])
-        rep = run_neb(s, job["ion"], job["calculator"], job["hop"], NEBSettings(**job["settings"]),
-                      oxidation_states=job["oxi"])
-        return {"file": job["file"], "ion": job["ion"], "status": "done", "report": rep.to_dict(),
-                "seconds": time.perf_counter() - t0}
-    except IonscreenError as exc:
-        return {"file": job["file"], "ion": job["ion"], "status": "failed", "error": type(exc).__name__,
-                "reason": str(exc), "seconds": time.perf_counter() - t0}
-
-
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--ion", "ions", cls=_GreedyOption, multiple=True, required=True,
@@ -92,25 +77,21 @@ def _one(job: dict[str, Any]) -> dict[str, Any]:
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result as JSON.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write the energy profiles (PNG).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Batch of several files/ions: folder for neb_results.json.")
+              help="Batch of several files/ions: folder for the result store (ionscreen.sqlite: "
+                   "run again to resume), the run log and neb_results.json. Default: here.")
 def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
         min_distance, resolution, oxi, derive_nitride, json_out, plot_out, out_dir):
     """Climbing-image NEB of the working ion in each host FILE, seeded from BVSE.
 
-    Under `mpiexec -n N`: one host and ion share the NEB images over the ranks; several
-    hosts or ions are shared out over the ranks, one NEB each.
+    One host and ion: under `mpiexec -n N` the ranks share its NEB images. Several hosts or
+    ions: a batch of jobs on the local engine, committed to OUT/ionscreen.sqlite as each ends
+    (run the command again to resume), with the results in OUT/neb_results.json; under
+    `mpiexec -n N` ranks 1..N-1 compute one NEB each at a time while rank 0 stores.
     """
-    from ionscreen.screening.bvse import BVSESettings, compute_landscape
-    from ionscreen.screening.neb import NEBSettings, run_neb
-    from ionscreen.structures.io import read_structure
+    from ionscreen.screening.neb import NEBSettings
 
     ions = _split_words(ions)
-    try:
-        comm = mpi.world()
-    except IonscreenError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
-    root = mpi.rank(comm) == 0
+    comm = mpi_world()
     settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
                     fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
                     derive_nitride=derive_nitride)
@@ -120,36 +101,76 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
         raise click.BadParameter(str(exc)) from exc
     oxs = _parse_oxi(oxi)
     pairs = [(f, i) for f in files for i in ions]
-
-    if len(pairs) > 1:  # a batch: pairs over ranks, each NEB serial
-        jobs = [{"file": f, "ion": i, "calculator": calculator, "hop": hop, "settings": settings, "oxi": oxs}
-                for f, i in pairs]
-
-        def done(k: int, doc: dict[str, Any]) -> None:
-            rep = doc.get("report")
-            msg = (f"{rep['barrier_label']}: {rep['barrier']}" if rep else f"failed: {doc['reason']}")
-            console.print(f"[rank {mpi.rank(comm)}] {Path(doc['file']).name} {doc['ion']}: {msg}", markup=False)
-
-        docs = mpi.map_over_ranks(_one, jobs, comm, done)
-        if root and docs is not None:
-            out = Path(out_dir or ".")
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "neb_results.json").write_text(json.dumps(docs, indent=1, default=str))
-            n_bad = sum(d["status"] != "done" for d in docs)
-            console.print(f"{len(docs) - n_bad} NEB jobs done, {n_bad} failed; results in {out / 'neb_results.json'}")
+    if len(pairs) > 1:
+        docs = [{"path": f, "ion": i, "calculator": calculator, "hop": hop, "settings": settings,
+                 "oxi": oxs} for f, i in pairs]
+        _batch(docs, Path(out_dir or "."), comm)
         return
+    _single(pairs[0], calculator, hop, settings, oxs, resolution, derive_nitride, list_hops,
+            json_out, plot_out, comm)
 
-    file, ion = pairs[0]
+
+def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
+    """Several host–ion NEBs as jobs of the local engine, stored in ``out`` (resumable)."""
+    from .local import LocalEngine
+    from .plan import STEPS
+    from .screen import STORE_NAME
+
+    root = mpi.rank(comm) == 0
+    step = STEPS["neb_file"]
+    if root:
+        out.mkdir(parents=True, exist_ok=True)
+    engine = LocalEngine(out / STORE_NAME if root else None, comm=comm,
+                         log_path=out / "run.log" if root else None, argv=sys.argv,
+                         console=console)
+    try:
+        summary = engine.run([(step, d) for d in docs])
+    except IonscreenError as exc:
+        fail(exc)
+    if not root:
+        return
+    store = engine.store
+    assert store is not None
+    results = []
+    for d in docs:
+        rec = store.get(step.job_id(d))
+        doc = {"file": d["path"], "ion": d["ion"], "status": rec.state, "seconds": rec.seconds,
+               "job_id": rec.id, "worker": rec.worker}
+        if rec.state == "done":
+            doc["report"] = rec.result
+            msg = f"{rec.result['barrier_label']}: {rec.result['barrier']}"
+        else:
+            doc.update(error=rec.error, reason=rec.reason)
+            msg = f"{rec.state}: {rec.reason}"
+        console.print(f"{Path(d['path']).name} {d['ion']}: {msg}", markup=False)
+        results.append(doc)
+    store.close()
+    (out / "neb_results.json").write_text(json.dumps(results, indent=1, default=str))
+    for line in summary.lines():
+        console.print(line, markup=False)
+    n_bad = sum(d["status"] != "done" for d in results)
+    console.print(f"{len(results) - n_bad} NEB jobs done, {n_bad} failed; results in "
+                  f"{out / 'neb_results.json'}")
+
+
+def _single(pair: tuple[str, str], calculator: str, hop: int | None, settings: dict[str, Any],
+            oxs: dict[str, float] | None, resolution: float, derive_nitride: bool,
+            list_hops: bool, json_out: str | None, plot_out: str | None, comm: Any) -> None:
+    """One host–ion NEB, printed in full; under MPI its images are shared over the ranks."""
+    from ionscreen.screening.bvse import BVSESettings, compute_landscape
+    from ionscreen.screening.neb import NEBSettings, run_neb
+    from ionscreen.structures.io import read_structure
+
+    root = mpi.rank(comm) == 0
+    file, ion = pair
     try:
         structure = read_structure(file)
-        with console.status(f"BVSE seed: {ion} in {Path(file).name} ...") if root else _null():
+        with console.status(f"BVSE seed: {ion} in {Path(file).name} ...") if root else nullcontext():
             seed = compute_landscape(structure, ion, oxidation_states=oxs, settings=BVSESettings(
                 resolution=resolution, derive_nitride=derive_nitride))
         if list_hops:
             if root:
-                from .cli import _print_result
-
-                _print_result(seed)
+                print_result(seed)
             return
 
         def progress(msg: str) -> None:
@@ -159,8 +180,7 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
         rep = run_neb(structure, ion, calculator, hop, NEBSettings(**settings), bvse=seed, comm=comm,
                       oxidation_states=oxs, progress=progress)
     except IonscreenError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+        fail(exc)
     if not root:
         return
     _print_report(rep)
@@ -172,11 +192,3 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
         console.print(f"plot written to {plot_out}")
     if rep.barrier is None:
         sys.exit(3)
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -13,15 +13,7 @@ from rich.table import Table
 from ionscreen.structures.errors import IonscreenError
 
 from . import mpi
-from .cli_common import (
-    DEFAULT_IONS,
-    _fmt,
-    _GreedyOption,
-    _parse_oxi,
-    _split_words,
-    console,
-    err_console,
-)
+from .cli_common import console, fail, fmt, mpi_world, screen_options
 
 
 def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-untyped-def]
@@ -45,7 +37,7 @@ def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
                          overflow="fold")
         for h in lst[:top]:
             cap, s = h.capacity_mAh_g, h.sustainability_score
-            t.add_row(str(h.rank), h.record.formula, h.record.source[:40], _fmt(h.barrier),
+            t.add_row(str(h.rank), h.record.formula, h.record.source[:40], fmt(h.barrier),
                       str(h.barrier_tier).split(" (")[0], "—" if cap is None else f"{cap:.0f}",
                       "—" if s is None else f"{s:.2f}", "yes" if h.pareto else "")
         console.print(t)
@@ -68,72 +60,34 @@ def _print_failures(bad: list[Any]) -> None:
 
 
 @click.command()
-@click.option("--hosts", default="builtin", show_default=True,
-              help="'builtin' (all prototypes), 'none', or prototype ids separated by commas.")
-@click.option("--substitute", cls=_GreedyOption, multiple=True, default=None,
-              help="Substituted built-in hosts: 'default' or rules such as 'Mn:Fe,Co O:S,Se'.")
-@click.option("--cps", is_flag=True, help="Add DI–M–ligand coordination polymers.")
-@click.option("--cp-models", type=int, default=1, show_default=True, help="Disordered models per polymer.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the disordered polymer models.")
-@click.option("--files", cls=_GreedyOption, multiple=True, default=None,
-              help="Structure files or folders (CIF, POSCAR, extxyz).")
-@click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2.")
-@click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
-              help="Working ions (space or comma separated). Default: Mg Ca Zn Al NH4.")
+@screen_options()
 @click.option("--out", type=click.Path(file_okay=False), default="run", show_default=True,
               help="Output folder: the result store, the run log and the exports.")
-@click.option("--resolution", type=float, default=0.2, show_default=True, help="BVSE grid step (Å).")
-@click.option("--derive-nitride", is_flag=True,
-              help="Derive missing ion–N3- BVSE rows (Ca, Zn, Al, NH4, Na, Ba in cyanide or "
-                   "sulfonamide hosts) from the ion–O2- rows: approximate, flagged in every row.")
-@click.option("--neb-top", type=int, default=3, show_default=True,
-              help="BVFF-NEB on the N best BVSE candidates per ion (0: none).")
-@click.option("--neb-calculator", default="bvff", show_default=True,
-              help="Calculator of the NEB stage: bvff, chgnet or module:Class.")
-@click.option("--voltage", "voltage_calc", default=None,
-              help="ML calculator (e.g. chgnet) for voltage and volume change of the top discharged hosts.")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes (a pool when > 1). Under mpiexec the ranks are the workers.")
 @click.option("--top", type=int, default=10, show_default=True, help="Candidates per ion in the exports.")
 @click.option("--weights", type=click.Path(dir_okay=False), default=None,
               help="Ranking weights (TOML or JSON with a [weights] table).")
 @click.option("--retry-failed", is_flag=True, help="Run jobs that failed in an earlier run again.")
-def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resolution, neb_top,  # type: ignore[no-untyped-def]
-           neb_calculator, voltage_calc, workers, top, weights, retry_failed, derive_nitride):
+def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-untyped-def]
     """Screen candidate hosts for each working ion: BVSE, BVFF-NEB on the best, rank, export.
 
     Every finished job is committed to OUT/ionscreen.sqlite at once: run the same command again
     after a kill and it resumes, computing nothing twice. Failed jobs are stored with their
     reason and listed; the others go on.
     """
-    from ionscreen.structures.ions import get_working_ion
-
     from .local import LocalEngine
-    from .screen import STORE_NAME, ScreenMaker, collect_records, export
+    from .screen import STORE_NAME, collect_records, export
 
-    try:
-        comm = mpi.world()
-    except IonscreenError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+    comm = mpi_world()
     root = mpi.rank(comm) == 0
-    ion_names = _split_words(ions) or list(DEFAULT_IONS)
-    try:
-        ion_list = [get_working_ion(i).name for i in ion_names]
-    except IonscreenError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    maker = ScreenMaker(ions=ion_list, hosts=hosts, substitute=_split_words(substitute) or None,
-                        cps=cps, cp_models=cp_models, seed=seed, files=_split_words(files),
-                        oxi=_parse_oxi(oxi), resolution=resolution, neb_top=neb_top,
-                        neb_calculator=neb_calculator, voltage_calculator=voltage_calc,
-                        bvse={"derive_nitride": True} if derive_nitride else {})
     outdir = Path(out)
     stages: list[Any] = []
     if root:
         outdir.mkdir(parents=True, exist_ok=True)
         try:
             with console.status("generating candidates ..."):
-                stages = maker.make()
+                stages = spec.stages()
         except (ValueError, IonscreenError) as exc:
             if comm is not None:
                 comm.Abort(2)
@@ -141,14 +95,14 @@ def screen(hosts, substitute, cps, cp_models, seed, files, oxi, ions, out, resol
     t0 = time.perf_counter()
     engine = LocalEngine(outdir / STORE_NAME if root else None, workers=workers, comm=comm,
                          log_path=outdir / "run.log" if root else None, retry_failed=retry_failed,
-                         argv=sys.argv, settings={"ions": ion_list, "hosts": hosts,
-                                                  "resolution": resolution, "neb_top": neb_top},
+                         argv=sys.argv, settings={"ions": spec.ions, "hosts": spec.hosts,
+                                                  "resolution": spec.bvse.resolution,
+                                                  "neb_top": spec.neb_top},
                          console=console)
     try:
         summary = engine.run_stages(stages)
     except IonscreenError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
-        sys.exit(2)
+        fail(exc)
     if not root:
         return
     store = engine.store

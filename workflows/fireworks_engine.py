@@ -1,32 +1,35 @@
-"""The FireWorks engine: the screen's steps as Firetasks, one Workflow per candidate batch.
+"""The FireWorks engine: a screen's stages (:mod:`ionscreen.workflows.plan`) as FireWorks
+Workflows, one per candidate batch.
 
-Each step of :data:`ionscreen.workflows.screen.STEPS` runs in a :class:`IonscreenStepTask`,
-which writes its result (or its failure with the reason) through the result-store interface
-and raises on failure, so that the Firework FIZZLES and FireWorks shows it. Job ids are those of
-the local engine (``STEPS[step].job_id(input)``): a re-submitted or rerun job finds its earlier
-result in the store and is not computed again, and both engines fill the same kind of store,
+Each job runs in an :class:`IonscreenStepTask` (``STEPS[step]`` through
+:func:`~ionscreen.workflows.jobs.run_job`), which writes its result (or its failure with the
+reason) through the result-store interface and raises on failure, so that the Firework
+FIZZLES and FireWorks shows it. Job ids are those of the local engine: a re-submitted or rerun
+job finds its earlier result in the store, and both engines fill the same kind of store,
 which ``collect_records`` / ``export`` / ``ionscreen rank`` read.
 
-:class:`ScreenWorkflowMaker` (``make(candidates) -> list[Workflow]``) builds, per batch of
-candidates of one working ion:
+:class:`ScreenWorkflowMaker` lays the stages out:
 
-* one BVSE Firework per candidate;
-* a *select* Firework, child of all of them (``_allow_fizzled_parents``: a candidate that fails
-  does not stop its batch), which reads the batch's BVSE results from the store, picks the
-  ``neb_top`` best per ion (lowest percolation barrier, ties by candidate id: the local
-  engine's rule) and adds their NEB Fireworks as its children with ``FWAction(additions=...)``
-  (and the ML voltage Fireworks of the best discharged hosts when ``voltage_calculator`` is
-  set). If the select runs again (a parent was rerun), it adds only the Fireworks that its
-  workflow does not hold yet.
+* ``inline`` stages (reading the user files) run at submission, through the store: a bad
+  file is stored failed with its reason, as with the local engine;
+* static stages, and dynamic stages that read only inline results, are evaluated at
+  submission and become one Firework per job (the BVSE stage), in batches of one working ion;
+* each dynamic stage (NEB, ML voltage) becomes one generic :class:`ExpandStageTask` Firework
+  per batch, child of the batch's Fireworks (``_allow_fizzled_parents``: a candidate that
+  fails does not stop its batch). It calls the stage's own ``inputs`` on the batch's results
+  in the store and adds one Firework per new job with ``FWAction(additions=...)``, as jobflow's
+  ``Response(addition=...)``. If it runs again (a parent was rerun), it adds only the
+  Fireworks that its workflow does not hold yet.
 
 NEB top-N selection is per batch: batches never mix working ions, and with ``batch_size`` at
 least the number of candidates of an ion (or 0: one batch per ion) the selection is exactly
 the local engine's.
 
-Every Firework's spec carries ``_queueadapter`` (resources for ``qlaunch``, per step,
-overridable), ``_category`` on the NEB (``"neb"``, or ``"ml"`` with an ML calculator) and ML
-voltage (``"ml"``) Fireworks, ``_priority`` if given, and ``_ionscreen`` (step, job id,
-candidate) for queries and dashboards.
+Every Firework's spec carries ``_queueadapter`` (resources for ``qlaunch``, per category,
+overridable), ``_category`` from the stage's category (NEB: ``"neb"`` for the BVFF, ``"ml"``
+with an ML calculator; ML voltage: ``"ml"``), ``_priority`` if given, and ``_ionscreen``
+(step, job id, candidate) for queries and dashboards. The expand Fireworks have the category
+``select``.
 
 Store specs written into the tasks (``store`` parameter):
 
@@ -54,15 +57,16 @@ from fireworks import Firework, FWAction, LaunchPad, Workflow
 from fireworks.core.firework import FiretaskBase
 from fireworks.utilities.fw_utilities import explicit_serialize
 
-from ionscreen.structures.errors import IonscreenError
+from ionscreen.errors import IonscreenError
 
-from .local import Step, _execute, _worker_name
-from .screen import select_top
-from .steps import bvse_for_neb
-from .store import Job, RawJSON, ResultStore, SQLiteStore
+from .jobs import run_job
+from .plan import INLINE, STEPS, JobsView, ScreenSpec, Stage
+from .store import Job, ResultStore, SQLiteStore, canonical_json
 from .store_mongo import DEFAULT_COLLECTION, MongoStore
 
 DEFAULT_STORE = "launchpad"
+SELECT = "select"
+"""The category of the expand Fireworks (quick: they read the store and add Fireworks)."""
 
 DEFAULT_QUEUEADAPTER: dict[str, dict[str, Any]] = {
     # "nodes" is the SLURM template's key, "nnodes" the PBS one; CommonAdapter ignores the other
@@ -99,34 +103,12 @@ def _load_input(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         return json.loads(value)
     if isinstance(value, Mapping):  # written by hand: undo FireWorks' object decoding
-        from .store import _canonical
-
-        return json.loads(json.dumps(_canonical(value)))
+        return json.loads(canonical_json(value))
     raise IonscreenError(f"a step input must be a JSON text or a dict, not {type(value).__name__}")
 
 
-def run_job(store: ResultStore, step: Step, doc: dict[str, Any],
-            jid: str | None = None) -> tuple[str, str, Any]:
-    """Run one job through ``store`` (the Firetasks' core, usable without FireWorks).
-
-    Adds the job if missing; a job already ``done`` is not computed again. Returns
-    ``(job id, "done" | "reused" | "failed", result or (error, reason))``.
-    """
-    jid = jid or step.job_id(doc)
-    store.add_jobs([Job(jid, step.name, doc)])
-    rec = store.get(jid)
-    if rec is not None and rec.state == "done":
-        return jid, "reused", rec.result
-    store.mark_running(jid, _worker_name())
-    ok, payload, seconds, worker = _execute(step.fn, doc)
-    if ok:
-        store.finish(jid, RawJSON(payload), seconds, worker)
-        return jid, "done", json.loads(payload)
-    error, reason, tb = payload
-    store.fail(jid, error, reason, seconds, worker)
-    if tb:
-        store.log("error", f"{step.name} {jid} failed on {worker}:\n{tb}")
-    return jid, "failed", (error, reason)
+def _text(doc: Any) -> str:
+    return json.dumps(doc, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- Firetasks
@@ -135,7 +117,7 @@ def run_job(store: ResultStore, step: Step, doc: dict[str, Any],
 class IonscreenStepTask(FiretaskBase):
     """Run one ionscreen step (``STEPS[step]``) on ``input`` and store the outcome in ``store``.
 
-    Parameters: ``step`` (name in ``screen.STEPS``), ``input`` (the input document as JSON
+    Parameters: ``step`` (name in ``plan.STEPS``), ``input`` (the input document as JSON
     text, or a dict), ``store`` (store spec, see the module docstring); optional ``job_id``
     (checked against the input: a mismatch means the step version or the input changed).
     A failure is stored with its reason and then raised: the Firework FIZZLES.
@@ -145,8 +127,6 @@ class IonscreenStepTask(FiretaskBase):
     optional_params = ["job_id"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        from .screen import STEPS
-
         name = self["step"]
         if name not in STEPS:
             raise IonscreenError(f"unknown ionscreen step '{name}' (known: {', '.join(STEPS)})")
@@ -173,56 +153,43 @@ class IonscreenStepTask(FiretaskBase):
         return FWAction(stored_data=data)
 
 
-@explicit_serialize
-class IonscreenSelectTask(FiretaskBase):
-    """Pick the best BVSE results of a batch and add their NEB (and ML voltage) Fireworks.
 
-    Parameters: ``store``, ``bvse_jobs`` (the batch's BVSE job ids), ``neb`` (``{"top",
-    "settings", "calculator"}`` or None), ``insertion`` (``{"top", "calculator"}`` or None),
-    ``fw_options`` (``{step: {"_category", "_queueadapter", "_priority"}}`` for the new
-    Fireworks), ``name`` (prefix of their names).
+@explicit_serialize
+class ExpandStageTask(FiretaskBase):
+    """Add the Fireworks of one dynamic stage of a screen: the stage's ``inputs`` on the
+    results of the parent jobs, one new Firework per job (jobflow's ``Response(addition=...)``).
+
+    Parameters: ``stage`` (its name), ``screen`` (the :class:`ScreenSpec` as JSON text),
+    ``jobs`` (ids of the parent jobs whose results the stage reads), ``store``; optional
+    ``fw_options`` (``_category``, ``_queueadapter``, ``_priority`` of the new Fireworks) and
+    ``name`` (prefix of their names).
     """
 
-    required_params = ["store", "bvse_jobs"]
-    optional_params = ["neb", "insertion", "fw_options", "name"]
+    required_params = ["stage", "screen", "jobs", "store"]
+    optional_params = ["fw_options", "name"]
 
     def run_task(self, fw_spec: dict[str, Any]) -> FWAction:
-        from .screen import STEPS
-
+        stage = ScreenSpec.from_dict(_load_input(self["screen"])).stage(self["stage"])
         store, owned = resolve_store(self["store"], getattr(self, "launchpad", None))
         try:
-            recs = [store.get(i) for i in self["bvse_jobs"]]
+            view = JobsView(store, self["jobs"])
+            docs = stage.docs(view)
         finally:
             if owned:
                 store.close()
-        done = [r for r in recs if r is not None and r.state == "done"]
-        opts = self.get("fw_options") or {}
-        new: list[tuple[str, dict[str, Any]]] = []
-        neb = self.get("neb")
-        if neb and int(neb.get("top", 0)) > 0:
-            for rec in select_top(done, int(neb["top"])):
-                new.append(("neb", {"candidate": rec.input["candidate"],
-                                    "bvse": bvse_for_neb(rec.result["result"]),
-                                    "settings": neb.get("settings") or {},
-                                    "calculator": neb.get("calculator", "bvff")}))
-        ins = self.get("insertion")
-        if ins and ins.get("calculator") and int(ins.get("top", 0)) > 0:
-            for rec in select_top(done, int(ins["top"]), only_discharged=True):
-                new.append(("insertion", {"candidate": rec.input["candidate"],
-                                          "calculator": ins["calculator"]}))
         present = self._jobs_in_workflow()
-        fws = []
-        picked = []
-        for step_name, doc in new:
-            jid = STEPS[step_name].job_id(doc)
+        fws, picked = [], []
+        for doc in docs:
+            jid = stage.step.job_id(doc)
             picked.append(jid)
-            if jid in present:
-                continue
-            fws.append(step_firework(step_name, doc, self["store"], opts.get(step_name),
-                                     name=self.get("name", "ionscreen"), jid=jid))
+            if jid not in present:
+                fws.append(step_firework(stage.step.name, doc, self["store"],
+                                         self.get("fw_options"),
+                                         name=self.get("name", "ionscreen"), jid=jid))
         return FWAction(additions=[Workflow([fw]) for fw in fws],
-                        stored_data={"picked": picked, "added": len(fws),
-                                     "bvse_done": len(done), "bvse_total": len(recs)})
+                        stored_data={"stage": stage.name, "picked": picked, "added": len(fws),
+                                     "parents_done": len(view.results()),
+                                     "parents_total": len(self["jobs"])})
 
     def _jobs_in_workflow(self) -> set[str]:
         lp = getattr(self, "launchpad", None)
@@ -244,8 +211,6 @@ def step_firework(step: str, doc: dict[str, Any], store: str, options: Mapping[s
                   ) -> Firework:
     """One Firework running step ``step`` on ``doc``; ``options`` holds ``_category``,
     ``_queueadapter``, ``_priority`` (None values are left out)."""
-    from .screen import STEPS
-
     jid = jid or STEPS[step].job_id(doc)
     cand = doc.get("candidate") or {}
     spec: dict[str, Any] = {"_add_launchpad_and_fw_id": True,
@@ -253,11 +218,8 @@ def step_firework(step: str, doc: dict[str, Any], store: str, options: Mapping[s
                                            "candidate_id": cand.get("id"),
                                            "working_ion": cand.get("working_ion"),
                                            "formula": cand.get("formula")}}
-    for k, v in (options or {}).items():
-        if v is not None:
-            spec[k] = v
-    task = IonscreenStepTask(step=step, input=json.dumps(doc, separators=(",", ":")),
-                             store=store, job_id=jid)
+    spec.update({k: v for k, v in (options or {}).items() if v is not None})
+    task = IonscreenStepTask(step=step, input=_text(doc), store=store, job_id=jid)
     label = cand.get("formula") or doc.get("path", "")
     return Firework([task], spec=spec, name=f"{name} {step} {label} {cand.get('working_ion', '')}"
                     .strip(), parents=parents, fw_id=fw_id)
@@ -266,23 +228,32 @@ def step_firework(step: str, doc: dict[str, Any], store: str, options: Mapping[s
 # --------------------------------------------------------------------------- the Maker
 
 @dataclass
-class ScreenWorkflowMaker:
-    """Build FireWorks Workflows of a screen (see the module docstring).
+class Layout:
+    """A screen laid out as Workflows: the Workflows, the jobs of their Fireworks at
+    submission (registered ``queued`` in the store), and the inline jobs run at submission."""
 
-    ``screen`` holds what to compute (ions, hosts, BVSE/NEB settings, ``neb_top``,
-    ``voltage_calculator``...); this Maker only decides how it is laid out as Fireworks.
+    workflows: list[Workflow]
+    jobs: list[Job]
+    inline_failed: int = 0
+
+
+@dataclass
+class ScreenWorkflowMaker:
+    """Lay a screen out as FireWorks Workflows (see the module docstring).
+
+    ``screen`` says what to compute (ions, hosts, BVSE/NEB settings, ``neb_top``,
+    ``voltage_calculator``...); this Maker only decides how its stages become Fireworks.
     """
 
-    screen: Any = None
-    """A :class:`~ionscreen.workflows.screen.ScreenMaker` (default: ``ScreenMaker()``)."""
+    screen: ScreenSpec | None = None
+    """What to screen (default: ``ScreenSpec()``)."""
     store: str = DEFAULT_STORE
     """Store spec written into every task (``launchpad[:collection]``, ``mongodb://``, path)."""
     batch_size: int = 50
     """Candidates per Workflow (batches never mix working ions); 0: one Workflow per ion."""
     categories: dict[str, str | None] = field(default_factory=lambda: {
-        "bvse": None, "select": None, "neb": "neb", "ml": "ml"})
-    """``_category`` per kind of Firework (None: any worker). NEB with an ML calculator and
-    the ML voltage step use ``"ml"``."""
+        "bvse": None, SELECT: None, "neb": "neb", "ml": "ml"})
+    """``_category`` per stage category (None: any worker)."""
     queueadapter: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Overrides of :data:`DEFAULT_QUEUEADAPTER` per category, merged key by key."""
     priority: dict[str, int] = field(default_factory=dict)
@@ -291,106 +262,91 @@ class ScreenWorkflowMaker:
 
     def __post_init__(self) -> None:
         if self.screen is None:
-            from .screen import ScreenMaker
-
-            self.screen = ScreenMaker()
+            self.screen = ScreenSpec()
         if self.batch_size < 0:
             raise ValueError("batch_size must be >= 0 (0: one workflow per working ion)")
 
-    # ---- per-Firework options
-    def kind(self, step: str) -> str:
-        if step == "neb":
-            return "neb" if self.screen.neb_calculator == "bvff" else "ml"
-        if step == "insertion":
-            return "ml"
-        return step
+    def options(self, category: str) -> dict[str, Any]:
+        """``_category``, ``_queueadapter`` and ``_priority`` of a category's Fireworks."""
+        qa = {**DEFAULT_QUEUEADAPTER.get(category, {}), **self.queueadapter.get(category, {})}
+        return {"_category": self.categories.get(category), "_queueadapter": qa or None,
+                "_priority": self.priority.get(category)}
 
-    def options(self, step: str) -> dict[str, Any]:
-        kind = self.kind(step)
-        qa = {**DEFAULT_QUEUEADAPTER.get(kind, {}), **self.queueadapter.get(kind, {})}
-        return {"_category": self.categories.get(kind), "_queueadapter": qa or None,
-                "_priority": self.priority.get(kind)}
-
-    # ---- jobs and batches
-    def bvse_doc(self, candidate: dict[str, Any], settings: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-        return {"candidate": candidate, "settings": settings or self.screen.bvse_settings()}
-
-    def batches(self, candidates: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-        by_ion: dict[str, list[dict[str, Any]]] = {}
-        for c in candidates:
-            by_ion.setdefault(c["working_ion"], []).append(c)
+    def batches(self, entries: Sequence[tuple[Stage, dict[str, Any]]]
+                ) -> list[list[tuple[Stage, dict[str, Any]]]]:
+        """Jobs in batches of at most ``batch_size`` candidates of one working ion."""
+        by_ion: dict[str, list[tuple[Stage, dict[str, Any]]]] = {}
+        for st, doc in entries:
+            by_ion.setdefault(doc["candidate"]["working_ion"], []).append((st, doc))
         out = []
         for lst in by_ion.values():
             n = self.batch_size or len(lst)
             out += [lst[i:i + n] for i in range(0, len(lst), n)]
         return out
 
-    def make(self, candidates: Sequence[dict[str, Any]] | None = None) -> list[Workflow]:
-        """One Workflow per batch; ``candidates`` default to the screen's built-in ones."""
-        from .screen import STEPS
+    def make(self, candidates: Sequence[dict[str, Any]] | None = None,
+             store: ResultStore | None = None) -> list[Workflow]:
+        """One Workflow per batch; ``candidates`` default to the screen's (built-in ones, and
+        those of its files, which need ``store``)."""
+        return self.layout(candidates, store).workflows
 
-        if candidates is None:
-            candidates, _ = self.screen.builtin_candidates()
-        settings = self.screen.bvse_settings()
-        batches = self.batches(candidates)
-        wfs = []
-        for k, batch in enumerate(batches, 1):
-            ion = batch[0]["working_ion"]
-            label = f"{self.name} {ion} batch {k}/{len(batches)}"
-            fws, ids = [], []
-            for c in batch:
-                doc = self.bvse_doc(c, settings)
-                jid = STEPS["bvse"].job_id(doc)
-                ids.append(jid)
-                fws.append(step_firework("bvse", doc, self.store, self.options("bvse"),
-                                         name=self.name, jid=jid))
-            sc = self.screen
-            neb = {"top": sc.neb_top, "settings": sc.neb_settings(), "calculator": sc.neb_calculator} \
-                if sc.neb_top > 0 else None
-            ins = {"top": sc.voltage_top, "calculator": sc.voltage_calculator} \
-                if sc.voltage_calculator else None
-            if neb or ins:
-                task = IonscreenSelectTask(
-                    store=self.store, bvse_jobs=ids, neb=neb, insertion=ins, name=self.name,
-                    fw_options={s: self.options(s) for s in ("neb", "insertion")})
-                spec = {"_add_launchpad_and_fw_id": True, "_allow_fizzled_parents": True,
-                        "_ionscreen": {"step": "select", "batch": k, "working_ion": ion}}
-                spec.update({k2: v for k2, v in self.options("select").items() if v is not None})
-                fws.append(Firework([task], spec=spec, name=f"{label} select", parents=fws[:]))
-            wfs.append(Workflow(fws, name=label,
-                                metadata={"ionscreen": {"working_ion": ion, "batch": k,
-                                                        "batches": len(batches),
-                                                        "candidates": len(batch)}}))
-        return wfs
+    def layout(self, candidates: Sequence[dict[str, Any]] | None = None,
+               store: ResultStore | None = None) -> Layout:
+        assert self.screen is not None
+        here: dict[str, list[str]] = {}  # inline stage -> its job ids (run now)
+        entries: list[tuple[Stage, dict[str, Any]]] = []  # Firework jobs of the static stages
+        expand: list[Stage] = []
+        failed = 0
+        for st in self.screen.stages(candidates):
+            if st.category == INLINE:
+                if store is None:
+                    raise ValueError(f"stage {st.name} runs at submission: give a result store")
+                ran = [run_job(store, st.step, doc) for doc in st.docs()]
+                here[st.step.name] = [jid for jid, _, _ in ran]
+                failed += sum(state == "failed" for _, state, _ in ran)
+            elif not st.dynamic or set(st.reads) <= set(here):
+                view = JobsView(store, [i for ids in here.values() for i in ids]) \
+                    if st.dynamic else None
+                entries += [(st, doc) for doc in st.docs(view)]
+            elif set(st.reads) <= {s.step.name for s, _ in entries} | set(here):
+                expand.append(st)
+            else:
+                raise IonscreenError(f"stage {st.name} reads {', '.join(st.reads)}, which the "
+                                     "FireWorks engine cannot lay out before it")
+        batches = self.batches(entries)
+        wfs = [self._workflow(k, len(batches), batch, expand)
+               for k, batch in enumerate(batches, 1)]
+        return Layout(wfs, [st.step.job(doc) for st, doc in entries], failed)
 
-    def jobs(self, candidates: Sequence[dict[str, Any]]) -> list[Job]:
-        """The BVSE jobs of ``candidates`` (to register them ``queued`` at submission)."""
-        from .screen import STEPS
-
-        settings = self.screen.bvse_settings()
-        return [STEPS["bvse"].job(self.bvse_doc(c, settings)) for c in candidates]
+    def _workflow(self, k: int, n: int, batch: list[tuple[Stage, dict[str, Any]]],
+                  expand: list[Stage]) -> Workflow:
+        assert self.screen is not None
+        ion = batch[0][1]["candidate"]["working_ion"]
+        label = f"{self.name} {ion} batch {k}/{n}"
+        fws: list[Firework] = []
+        ids: list[tuple[str, str]] = []  # (step, job id) of this batch's Fireworks
+        for st, doc in batch:
+            jid = st.step.job_id(doc)
+            ids.append((st.step.name, jid))
+            fws.append(step_firework(st.step.name, doc, self.store, self.options(st.category),
+                                     name=self.name, jid=jid))
+        screen = _text(self.screen.as_dict())
+        for st in expand:
+            parents = [fw for fw, (step, _) in zip(fws[:len(batch)], ids) if step in st.reads]
+            task = ExpandStageTask(stage=st.name, screen=screen, store=self.store,
+                                   jobs=[j for step, j in ids if step in st.reads],
+                                   fw_options=self.options(st.category), name=self.name)
+            spec = {"_add_launchpad_and_fw_id": True, "_allow_fizzled_parents": True,
+                    "_ionscreen": {"step": SELECT, "stage": st.name, "batch": k,
+                                   "working_ion": ion}}
+            spec.update({key: v for key, v in self.options(SELECT).items() if v is not None})
+            fws.append(Firework([task], spec=spec, name=f"{label} {SELECT} {st.name}",
+                                parents=parents))
+        return Workflow(fws, name=label, metadata={"ionscreen": {
+            "working_ion": ion, "batch": k, "batches": n, "candidates": len(batch)}})
 
 
 # --------------------------------------------------------------------------- submission
-
-def file_candidates(screen: Any, store: ResultStore) -> list[dict[str, Any]]:
-    """Candidates from the screen's user files, built here (reading a file is quick) through
-    the store's ``candidate`` jobs: a bad file is stored failed with its reason, as with the
-    local engine, and the others go on."""
-    from ionscreen.structures.candidates import iter_structure_files
-
-    from .screen import STEPS
-
-    out = []
-    for p in iter_structure_files(screen.files):
-        for ion in screen.ions:
-            _, state, res = run_job(store, STEPS["candidate"],
-                                    {"path": str(p), "ion": ion, "oxi": screen.oxi})
-            if state != "failed":
-                out.append(res)
-    return out
-
 
 @dataclass
 class Submission:
@@ -404,31 +360,25 @@ class Submission:
 def submit(launchpad: LaunchPad, maker: ScreenWorkflowMaker,
            candidates: Sequence[dict[str, Any]] | None = None,
            store: ResultStore | None = None) -> Submission:
-    """Add the screen's workflows to ``launchpad`` and register their BVSE jobs in the store
-    (``queued``, so that ``ionscreen rank`` sees them before they run). ``candidates``
-    default to the built-in ones plus those of the screen's files."""
+    """Add the screen's workflows to ``launchpad`` and register the jobs of their Fireworks in
+    the store (``queued``, so that ``ionscreen rank`` sees them before they run).
+    ``candidates`` default to the built-in ones plus those of the screen's files (read here,
+    through the store's ``candidate`` jobs)."""
     own = store is None
     if store is None:
         store, own = resolve_store(maker.store, launchpad)
     try:
-        failed_files = 0
-        if candidates is None:
-            candidates, _ = maker.screen.builtin_candidates()
-            if maker.screen.files:
-                before = len(store.failures("candidate"))
-                candidates = list(candidates) + file_candidates(maker.screen, store)
-                failed_files = len(store.failures("candidate")) - before
-        wfs = maker.make(candidates)
-        new = store.add_jobs(maker.jobs(candidates))
-        for wf in wfs:
+        lay = maker.layout(candidates, store)
+        new = store.add_jobs(lay.jobs)
+        for wf in lay.workflows:
             launchpad.add_wf(wf)
-        return Submission(len(wfs), sum(len(wf.fws) for wf in wfs), len(candidates), new,
-                          failed_files)
+        return Submission(len(lay.workflows), sum(len(wf.fws) for wf in lay.workflows),
+                          len(lay.jobs), new, lay.inline_failed)
     finally:
         if own:
             store.close()
 
 
-__all__ = ["IonscreenStepTask", "IonscreenSelectTask", "ScreenWorkflowMaker", "StepFailed",
-           "DEFAULT_QUEUEADAPTER", "DEFAULT_STORE", "resolve_store", "run_job", "select_top",
-           "step_firework", "file_candidates", "submit", "Submission"]
+__all__ = ["DEFAULT_QUEUEADAPTER", "DEFAULT_STORE", "ExpandStageTask", "IonscreenStepTask",
+           "Layout", "ScreenWorkflowMaker", "StepFailed", "Submission", "resolve_store",
+           "step_firework", "submit"]

@@ -1,4 +1,4 @@
-"""MPI distribution: find the world communicator, share work out, gather results on rank 0.
+"""MPI: find the world communicator (the local engine's MPI executor shares the work out).
 
 mpi4py is optional (``pip install "ionscreen[mpi]"``; on a cluster build mpi4py against the
 site MPI). Run as ``mpiexec -n N ionscreen ...``. Without mpiexec everything runs serially.
@@ -7,14 +7,9 @@ site MPI). Run as ``mpiexec -n N ionscreen ...``. Without mpiexec everything run
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from ionscreen.structures.errors import MissingDependencyError
-
-T = TypeVar("T")
-R = TypeVar("R")
-
 
 
 def launched_under_mpi() -> bool:
@@ -57,28 +52,3 @@ def rank(comm: Any) -> int:
 
 def size(comm: Any) -> int:
     return 1 if comm is None else comm.Get_size()
-
-
-def map_over_ranks(fn: Callable[[T], R], items: Sequence[T], comm: Any,
-                   on_done: Callable[[int, R], None] | None = None) -> list[R] | None:
-    """Apply ``fn`` to ``items`` shared round-robin over the ranks.
-
-    Returns the results in the order of ``items`` on rank 0 and None on the other ranks.
-    ``fn`` must not raise: return the failure as a result so that the batch goes on.
-    ``on_done(index, result)`` is called on the rank that computed the item.
-    """
-    n, r = size(comm), rank(comm)
-    mine: dict[int, R] = {}
-    for i in range(r, len(items), n):
-        mine[i] = fn(items[i])
-        if on_done:
-            on_done(i, mine[i])
-    if comm is None:
-        return [mine[i] for i in range(len(items))]
-    parts = comm.gather(mine, root=0)
-    if r != 0:
-        return None
-    merged: dict[int, R] = {}
-    for p in parts:
-        merged.update(p)
-    return [merged[i] for i in range(len(items))]

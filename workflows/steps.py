@@ -8,6 +8,9 @@ in another process, on another MPI rank or on a cluster node. Each step is a thi
 * ``bvse``: candidate + BVSE settings -> BVSE landscape (summary + result with hops and paths)
 * ``neb``: candidate + its BVSE result + NEB settings -> NEB report (BVFF by default)
 * ``insertion``: candidate (discharged) + ML calculator -> voltage and volume change
+* ``neb_file``: a structure file + ion + NEB settings -> NEB report (``ionscreen neb`` batches)
+
+Their names and versions are in :data:`ionscreen.workflows.plan.STEPS`.
 
 :func:`ionscreen.workflows.screen.collect_records` joins the results of one candidate into
 its :class:`~ionscreen.screening.records.HostRecord`.
@@ -16,8 +19,6 @@ its :class:`~ionscreen.screening.records.HostRecord`.
 from __future__ import annotations
 
 from typing import Any
-
-STEP_VERSIONS = {"bvse": "1", "neb": "1", "insertion": "1"}
 
 
 def bvse_step(doc: dict[str, Any]) -> dict[str, Any]:
@@ -51,6 +52,18 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
     rep = run_neb(cand.structure, cand.working_ion, doc.get("calculator", "bvff"),
                   settings=NEBSettings(**doc.get("settings", {})), bvse=bvse)
     return {"summary": rep.summary().as_dict(), "report": rep.to_dict()}
+
+
+def neb_file_step(doc: dict[str, Any]) -> dict[str, Any]:
+    """``{"path", "ion", "calculator", "hop", "settings": NEBSettings fields, "oxi"}`` -> the
+    NEB report document of the host in that file (one job of an ``ionscreen neb`` batch)."""
+    from ionscreen.screening.neb import NEBSettings, run_neb
+    from ionscreen.structures.io import read_structure
+
+    structure = read_structure(doc["path"])
+    rep = run_neb(structure, doc["ion"], doc.get("calculator", "bvff"), doc.get("hop"),
+                  NEBSettings(**doc.get("settings", {})), oxidation_states=doc.get("oxi"))
+    return rep.to_dict()
 
 
 def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:

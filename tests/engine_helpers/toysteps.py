@@ -12,7 +12,7 @@ import os
 import time
 
 from ionscreen.structures.errors import IonscreenError
-from ionscreen.workflows.local import Step
+from ionscreen.workflows.plan import Step
 
 SIDE_ENV = "IONSCREEN_TOY_SIDEFILE"
 

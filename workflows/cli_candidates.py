@@ -1,0 +1,65 @@
+"""``ionscreen candidates``: generate the candidate hosts of a screen and write them as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from .cli_common import console, screen_options
+
+
+@click.command()
+@screen_options(stages=False)
+@click.option("--out", type=click.Path(dir_okay=False), default="candidates.json",
+              show_default=True)
+def candidates(spec, out):  # type: ignore[no-untyped-def]
+    """Generate candidate hosts with provenance and theoretical capacity; write them as JSON."""
+    try:
+        with console.status("generating candidates ..."):
+            found = spec.candidates(files=True)
+    except ValueError as exc:  # unknown prototype id and the like
+        raise click.BadParameter(str(exc)) from exc
+    docs = [_with_capacity(c) for c in found.candidates]
+    Path(out).write_text(json.dumps(
+        {"candidates": docs, "failures": found.failures,
+         "rejected_substitutions": found.rejected}, indent=1))
+    console.print(_summary_table(docs))
+    for f in found.failures:
+        console.print(f"[yellow]skipped[/] {f['path']}: {f['reason']}")
+    if found.rejected:
+        console.print(f"{len(found.rejected)} substitutions rejected (reasons in {out})")
+    console.print(f"written to {out}")
+
+
+def _with_capacity(cand: Any) -> dict[str, Any]:
+    """A candidate's document with its theoretical capacity beside it (computed here, never
+    stored in the candidate)."""
+    from ionscreen.errors import IonscreenError
+    from ionscreen.screening.descriptors import Capacity, capacity
+
+    try:
+        cap = capacity(cand)
+    except IonscreenError as exc:
+        cap = Capacity(None, None, f"capacity not computed: {exc}")
+    return {**cand.to_dict(), "discharged_formula": cap.discharged_formula or cand.discharged_formula,
+            "electrons": cap.electrons or cand.electrons, "capacity_mAh_g": cap.mAh_g,
+            "capacity_mAh_cm3": cap.mAh_cm3, "capacity_note": cap.note}
+
+
+def _summary_table(docs: list[dict[str, Any]]) -> Table:
+    """Candidates per source: ions, count and the range of capacities."""
+    t = Table(title=f"{len(docs)} candidates")
+    for c in ("source", "ions", "count", "capacity mAh/g (range)"):
+        t.add_column(c)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in docs:
+        groups.setdefault(c["source"].split(":")[0], []).append(c)
+    for src, cs in groups.items():
+        caps = [c["capacity_mAh_g"] for c in cs if c.get("capacity_mAh_g") is not None]
+        rng = f"{min(caps):.0f}–{max(caps):.0f}" if caps else "—"
+        t.add_row(src, " ".join(sorted({c["working_ion"] for c in cs})), str(len(cs)), rng)
+    return t
