@@ -16,9 +16,8 @@ results.
    and commits each result or failure when it arrives. Only one process writes the store: the
    calling process (serial and pool) or MPI rank 0.
 
-A step that raises marks its job failed with the exception's type and message (the *reason*);
-the run goes on. For exceptions that are not :class:`IonscreenError` (bugs rather than bad
-input) a short traceback goes to the run log too.
+A step that raises marks its job failed with its reason (:func:`~ionscreen.workflows.jobs.
+execute`; bugs bring a traceback to the run log); the run goes on.
 
 Kill safety: a job's result is committed before the engine counts it, and a committed job is
 never started again, so a kill (SIGKILL, OOM, wall-time limit) at any moment loses at most the
@@ -30,9 +29,8 @@ their inputs from the results of earlier ones (e.g. NEB jobs for the best BVSE r
 plain lists of ``(step, doc)`` and callables ``make_jobs(store) -> list``. Every stage is
 resumable.
 
-MPI (``mpiexec -n N``, ``comm`` from :func:`ionscreen.workflows.mpi.world`): all ranks call
-``run``/``run_stages`` with the same arguments; rank 0 builds the job lists, owns the store
-and hands out jobs; ranks 1..N-1 compute and return a summary with ``role="worker"``.
+MPI (``mpiexec -n N``): all ranks call ``run``/``run_stages`` with the same arguments; rank 0
+builds the job lists, owns the store and hands out jobs; the others compute.
 """
 
 from __future__ import annotations
@@ -129,33 +127,6 @@ class RunSummary:
         for f in self.failures:
             t.add_row(f.step, f.id, f.error, f.reason)
         return t
-
-
-# --------------------------------------------------------------------------- run log
-
-class _RunLog:
-    """Plain-text run log (one timestamped line per event) plus the store's log table for the
-    events that matter later (start, resume counts, failures, end)."""
-
-    def __init__(self, path: str | os.PathLike[str] | None, store: ResultStore) -> None:
-        self.store = store
-        self.file: TextIO | None = None
-        if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
-
-    def __call__(self, level: str, message: str, store: bool = False) -> None:
-        if self.file is not None:
-            stamp = _dt.datetime.now().isoformat(timespec="milliseconds")
-            for i, line in enumerate(message.splitlines() or [""]):
-                self.file.write(f"{stamp} {level.upper():5s} {'  ' if i else ''}{line}\n")
-        if store:
-            self.store.log(level, message)
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
 
 
 # --------------------------------------------------------------------------- run log
