@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from ionscreen.structures.prototypes import get_prototype
 from ionscreen.workflows.cli import app
-from ionscreen.workflows.cli_common import _parse_oxi
+from ionscreen.workflows.cli_common import parse_oxi
 
 
 @pytest.fixture()
@@ -63,10 +63,10 @@ def test_bvse_command_unknown_ion(spinel_cif):
 
 
 def test_oxi_flag_parsing():
-    assert _parse_oxi("Fe=2, P=5,O=-2") == {"Fe": 2.0, "P": 5.0, "O": -2.0}
-    assert _parse_oxi(None) is None
+    assert parse_oxi("Fe=2, P=5,O=-2") == {"Fe": 2.0, "P": 5.0, "O": -2.0}
+    assert parse_oxi(None) is None
     with pytest.raises(Exception, match="ELEMENT=STATE"):
-        _parse_oxi("Fe2")
+        parse_oxi("Fe2")
 
 
 def test_candidates_screen_and_submit_share_the_screen_options():

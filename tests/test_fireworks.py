@@ -263,6 +263,29 @@ def test_neb_category_ignores_the_calculator_names_case(name):
     assert ml.dynamic_stages()[0].category == "ml"
 
 
+def test_user_files_are_read_at_submission_through_the_store(lp, tmp_path):
+    """The inline stage (user files) runs at submission: a bad file is stored failed with its
+    reason, the good one becomes a BVSE Firework of its ion's batch like a built-in host."""
+    from ionscreen.structures.prototypes import get_prototype
+
+    good = tmp_path / "lfp.cif"
+    get_prototype("LiFePO4").build(with_ion="Li").to(filename=str(good))
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_x\n_cell_length_a 3\n")
+    screen = ScreenSpec(ions=["Li"], hosts="TiS2", files=[str(good), str(bad)], neb_top=1)
+    res = submit(lp, ScreenWorkflowMaker(screen=screen))
+    assert (res.workflows, res.fireworks, res.candidates, res.failed_files) == (1, 3, 2, 1)
+    store = _store(lp)
+    assert store.counts()["candidate"] == {"queued": 0, "running": 0, "done": 1, "failed": 1}
+    assert store.failures("candidate")[0].input["path"] == str(bad)
+    (wf,) = [lp.get_wf_by_fw_id(i) for i in lp.get_fw_ids()[:1]]
+    sources = sorted(fw.spec["_ionscreen"]["formula"] for fw in wf.fws
+                     if fw.spec["_ionscreen"]["step"] == "bvse")
+    assert sources == ["LiFePO4", "LiTiS2"]
+    (select,) = [fw for fw in wf.fws if fw.spec["_ionscreen"]["step"] == "select"]
+    assert len(select.tasks[0]["jobs"]) == 2
+
+
 def test_submit_command(lp, tmp_path, monkeypatch):
     from ionscreen.workflows.cli_fireworks import submit as submit_cmd
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ionscreen.errors import IonscreenError
 
-from .cli_common import _fmt, _parse_oxi, console, fail
+from .cli_common import console, fail, fmt, parse_oxi
 
 _BVSE_OPTIONS = [
     click.option("--cutoff", type=float, default=7.0, show_default=True,
@@ -76,7 +76,7 @@ def bvse(file, ion, oxi, cube, json_out, plot_out, **bvse_kw):  # type: ignore[n
         structure = read_structure(file)
         with console.status(f"BVSE: {ion} in {Path(file).name} ..."):
             res = compute_landscape(structure, ion, settings=settings,
-                                    oxidation_states=_parse_oxi(oxi))
+                                    oxidation_states=parse_oxi(oxi))
     except IonscreenError as exc:
         fail(exc)
     print_result(res)
@@ -99,7 +99,7 @@ def print_result(res) -> None:  # type: ignore[no-untyped-def]
     t = Table(title="Percolation barriers (BVSE, eV above the lowest site)")
     for d in res.barriers:
         t.add_column(f"E{d}", justify="right")
-    t.add_row(*[_fmt(v) for v in res.barriers.values()])
+    t.add_row(*[fmt(v) for v in res.barriers.values()])
     console.print(t)
     st = Table(title=f"Insertion sites (BVSE minima; {len(res.sites)} in the cell)")
     for c in ("class", "frac x", "frac y", "frac z", "E (eV)", "multiplicity"):
@@ -115,7 +115,7 @@ def print_result(res) -> None:  # type: ignore[no-untyped-def]
     for h in res.distinct_hops[:20]:
         ht.add_row(
             str(h.distinct), f"{h.site_i}→{h.site_j}{tuple(h.image)}", f"{h.length:.3f}",
-            _fmt(h.barrier), _fmt(h.barrier_grid), str(h.multiplicity), h.percolation or "—",
+            fmt(h.barrier), fmt(h.barrier_grid), str(h.multiplicity), h.percolation or "—",
         )
     console.print(ht)
     tm = res.timings

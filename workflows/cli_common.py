@@ -25,7 +25,7 @@ err_console = Console(stderr=True)
 DEFAULT_IONS = SCREEN_DEFAULT
 
 
-class _GreedyOption(click.Option):
+class GreedyOption(click.Option):
     """An option that takes every following word up to the next option: ``--ions Mg Ca Zn``."""
 
     def add_to_parser(self, parser, ctx):  # type: ignore[no-untyped-def]
@@ -45,14 +45,14 @@ class _GreedyOption(click.Option):
             opt.process = process
 
 
-def _split_words(values) -> list[str]:  # type: ignore[no-untyped-def]
+def split_words(values) -> list[str]:  # type: ignore[no-untyped-def]
     out: list[str] = []
     for v in values or ():
         out += [w for w in v.replace(",", " ").split() if w]
     return out
 
 
-def _parse_oxi(text: str | None) -> dict[str, float] | None:
+def parse_oxi(text: str | None) -> dict[str, float] | None:
     """``Fe=2,P=5,O=-2`` -> {"Fe": 2, "P": 5, "O": -2}."""
     if not text:
         return None
@@ -70,7 +70,7 @@ def _parse_oxi(text: str | None) -> dict[str, float] | None:
     return out
 
 
-def _fmt(x: float) -> str:
+def fmt(x: float) -> str:
     return "—" if x is None or not math.isfinite(x) else f"{x:.3f}"
 
 
@@ -96,7 +96,7 @@ def mpi_world() -> Any:
 _CANDIDATE_OPTIONS = [
     click.option("--hosts", default="builtin", show_default=True,
                  help="'builtin' (all prototypes), 'none', or prototype ids separated by commas."),
-    click.option("--substitute", cls=_GreedyOption, multiple=True, default=None,
+    click.option("--substitute", cls=GreedyOption, multiple=True, default=None,
                  help="Substituted built-in hosts: 'default' or rules such as 'Mn:Fe,Co O:S,Se'."),
     click.option("--cps", is_flag=True,
                  help="Add DI–M–ligand coordination polymers (ordered + disordered)."),
@@ -105,10 +105,10 @@ _CANDIDATE_OPTIONS = [
                       "and submit)."),
     click.option("--seed", type=int, default=0, show_default=True,
                  help="Seed of the disordered polymer models."),
-    click.option("--files", cls=_GreedyOption, multiple=True, default=None,
+    click.option("--files", cls=GreedyOption, multiple=True, default=None,
                  help="Structure files or folders (CIF, POSCAR, extxyz)."),
     click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2."),
-    click.option("--ions", cls=_GreedyOption, multiple=True, default=None,
+    click.option("--ions", cls=GreedyOption, multiple=True, default=None,
                  help="Working ions (space or comma separated). Default: "
                       f"{' '.join(DEFAULT_IONS)}."),
 ]
@@ -142,15 +142,15 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
     from .plan import ScreenSpec, parse_substitution_rules
 
     try:
-        ion_list = [get_working_ion(i).name for i in (_split_words(ions) or list(DEFAULT_IONS))]
+        ion_list = [get_working_ion(i).name for i in (split_words(ions) or list(DEFAULT_IONS))]
     except IonscreenError as exc:
         raise click.BadParameter(str(exc), param_hint="--ions") from exc
     rules = " ".join(substitute or ()).split() or None  # commas separate targets: not words
     try:
         parse_substitution_rules(rules)
         return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
-                          cp_models=cp_models, seed=seed, files=_split_words(files),
-                          oxi=_parse_oxi(oxi),
+                          cp_models=cp_models, seed=seed, files=split_words(files),
+                          oxi=parse_oxi(oxi),
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,
                           voltage_calculator=voltage_calc)

@@ -16,7 +16,7 @@ from ionscreen.structures.errors import IonscreenError
 
 from . import mpi
 from .cli_bvse import print_result
-from .cli_common import _GreedyOption, _parse_oxi, _split_words, console, fail, mpi_world
+from .cli_common import GreedyOption, console, fail, mpi_world, parse_oxi, split_words
 
 
 def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]
@@ -51,7 +51,7 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--ion", "ions", cls=_GreedyOption, multiple=True, required=True,
+@click.option("--ion", "ions", cls=GreedyOption, multiple=True, required=True,
               help="Working ion(s): Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
 @click.option("--calculator", default="bvff", show_default=True,
               help="bvff, chgnet[:model] (pip install \"ionscreen[mlip]\"), or module:Class (any ASE calculator).")
@@ -90,7 +90,7 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
     """
     from ionscreen.screening.neb import NEBSettings
 
-    ions = _split_words(ions)
+    ions = split_words(ions)
     comm = mpi_world()
     settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
                     fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
@@ -99,7 +99,7 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
         NEBSettings(**settings).validate()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    oxs = _parse_oxi(oxi)
+    oxs = parse_oxi(oxi)
     pairs = [(f, i) for f in files for i in ions]
     if len(pairs) > 1:
         docs = [{"path": f, "ion": i, "calculator": calculator, "hop": hop, "settings": settings,
