@@ -328,10 +328,12 @@ class LocalEngine:
         return summary
 
     # ---- one stage
-    def _run_stage(self, index: int, stage: StageLike, retry: bool, summary: RunSummary,
-                   bar: Any) -> None:
-        store, log = self.store, self._log
-        assert store is not None and log is not None
+    def _add_stage_jobs(self, stage: StageLike, retry: bool
+                        ) -> tuple[dict[str, tuple[Job, Step]], set[str], set[str]]:
+        """Add a stage's jobs to the store (once per id); returns them with the ids found done
+        and failed (failed ones queued again when ``retry``)."""
+        store = self.store
+        assert store is not None
         jobs: dict[str, tuple[Job, Step]] = {}
         for step, doc in _job_specs(stage, store):
             job = step.job(doc)
@@ -342,8 +344,15 @@ class LocalEngine:
         failed_before = {i for i, s in states.items() if s == "failed"}
         if retry and failed_before:
             store.requeue(failed_before)
-        todo = [jobs[i] for i in jobs if i not in done_before and (retry or i not in
-                                                                    failed_before)]
+        return jobs, done_before, failed_before
+
+    def _run_stage(self, index: int, stage: StageLike, retry: bool, summary: RunSummary,
+                   bar: Any) -> None:
+        store, log = self.store, self._log
+        assert store is not None and log is not None
+        jobs, done_before, failed_before = self._add_stage_jobs(stage, retry)
+        skip = done_before if retry else done_before | failed_before
+        todo = [jobs[i] for i in jobs if i not in skip]
         st = {"jobs": len(jobs), "already_done": len(done_before),
               "failed_earlier": len(failed_before) if not retry else 0, "to_run": len(todo)}
         summary.stages.append(st)
@@ -359,11 +368,10 @@ class LocalEngine:
         if todo:
             self.executor.run(todo, events)
         failed_ids = {i for i, s in store.states(jobs).items() if s == "failed"}
-        if failed_ids:
-            for rec in store.failures():
-                if rec.id in failed_ids:
-                    summary.failures.append(Failure(rec.id, rec.step, rec.error or "",
-                                                    rec.reason or "", rec.id in events.computed))
+        summary.failures += [Failure(rec.id, rec.step, rec.error or "", rec.reason or "",
+                                     rec.id in events.computed)
+                             for rec in (store.failures() if failed_ids else [])
+                             if rec.id in failed_ids]
 
     def _progress_bar(self) -> Any:
         from rich.console import Console
