@@ -14,12 +14,8 @@ import math
 from pathlib import Path
 
 from ionscreen.screening.bvse import BVSESettings, compute_landscape
-from ionscreen.screening.params import (
-    NITRIDE_RULE_CATIONS,
-    derived_nitride_pair,
-    load_table,
-    nitride_rule,
-)
+from ionscreen.screening.nitride import NITRIDE_RULE_CATIONS, derived_nitride_pair, nitride_rule
+from ionscreen.screening.params import load_table
 from ionscreen.structures.polymers import build_ordered
 from ionscreen.structures.prototypes import get_prototype, host_for_ion
 

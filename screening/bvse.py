@@ -45,7 +45,8 @@ from .bvse_model import (
     prepare_host,
 )
 from .hopgraph import Hop, HopGraph, Refiner, Site
-from .params import IonModel, ParamTable, ion_model
+from .ion_models import IonModel, ion_model
+from .params import ParamTable
 from .symmetry import orbit_energies, symmetric_grid
 
 __all__ = [

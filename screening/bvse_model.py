@@ -20,7 +20,8 @@ from ionscreen.kernels import bvse as kbvse
 from ionscreen.structures.errors import GridMemoryError, StructureValidationError
 from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
 
-from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
+from .ion_models import IonModel, ion_model, mobile_pair
+from .params import ParamTable, load_table
 from .typed_settings import TypedSettings
 
 METHOD = "BVSE"

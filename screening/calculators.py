@@ -33,7 +33,8 @@ from ionscreen.structures.convert import MOBILE_TAG, to_atoms
 from ionscreen.structures.errors import IonscreenError, StructureValidationError
 from ionscreen.structures.ions import ion_label
 
-from .params import IonModel, ParamTable, ion_model, load_table, mobile_pair
+from .ion_models import IonModel, ion_model, mobile_pair
+from .params import ParamTable, load_table
 
 METHOD = "BVFF"
 

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 
 from pymatgen.core import Structure
 
+from ionscreen.screening.ion_models import IonModel, ion_model
 from ionscreen.screening.ion_reference import (
     METAL_REFERENCES,
     NH4_BOX,
@@ -38,7 +39,6 @@ from ionscreen.screening.ion_reference import (
     reference_composition,
 )
 from ionscreen.screening.mlip import CalculatorFactory
-from ionscreen.screening.params import IonModel, ion_model
 from ionscreen.screening.relax import relax as _relax
 from ionscreen.structures.convert import to_atoms, to_structure
 from ionscreen.structures.errors import (

@@ -13,22 +13,21 @@ The rows themselves (:class:`PairParams`, :class:`ElementParams`) are defined in
 :mod:`ionscreen.screening.nitride` (the X–O2- → X–N3- transfer rule) and
 :mod:`ionscreen.screening.ion_models` (how the bond-valence tiers model a working ion, and its
 rows), which uses the rule. Imports point one way:
-``param_rows`` ← ``params`` ← ``nitride`` ← ``ion_models``. The public names of the last two are
-re-exported here but imported on first use (PEP 562, :data:`_REEXPORTS`), so that this module
-never imports them at load time and there is no import cycle.
+``param_rows`` ← ``params`` ← ``nitride`` ← ``ion_models``; each name has one home, where it
+is imported from.
 
 Typical use::
 
+    from ionscreen.screening.ion_models import ion_model, mobile_pair
+
     table = load_table()
-    ion = ion_model("Mg2+")
-    row = mobile_pair(table, ion, "O", -2)   # PairParams for Mg2+–O2-
+    row = mobile_pair(table, ion_model("Mg2+"), "O", -2)   # PairParams for Mg2+–O2-
 """
 
 from __future__ import annotations
 
 import copy
 import functools
-import importlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace as _replace
@@ -41,24 +40,11 @@ from ionscreen.structures.ions import ANIONS, ion_label
 from .param_rows import ElementParams, PairKey, PairParams, normalise_symbol, pair_label
 
 #: re-exported name -> module that defines it (imported on first use, see the module docstring)
-_REEXPORTS = {
-    "ION_MODELS": "ionscreen.screening.ion_models",
-    "IonModel": "ionscreen.screening.ion_models",
-    "NH4_RADIUS_SHIFT": "ionscreen.screening.ion_models",
-    "ion_model": "ionscreen.screening.ion_models",
-    "mobile_pair": "ionscreen.screening.ion_models",
-    "NITRIDE_RULE_CATIONS": "ionscreen.screening.nitride",
-    "derived_nitride_pair": "ionscreen.screening.nitride",
-    "nitride_rule": "ionscreen.screening.nitride",
-}
 
 __all__ = [
     "DEFAULT_TABLE_PATH",
-    "ElementParams",
-    "PairParams",
     "ParamTable",
     "load_table",
-    *_REEXPORTS,
 ]
 
 DEFAULT_TABLE_PATH = Path(__file__).resolve().parent / "data" / "softbv_params.json"
@@ -331,17 +317,3 @@ def load_table(path: str | None = None) -> ParamTable:
     """
     resolved = str(Path(path).resolve()) if path is not None else str(DEFAULT_TABLE_PATH)
     return _load_cached(resolved).copy()
-
-
-def __getattr__(name: str) -> Any:
-    """The re-exported names of :data:`_REEXPORTS`, imported from their module on first use."""
-    module = _REEXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_REEXPORTS})

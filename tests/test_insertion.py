@@ -75,7 +75,7 @@ def test_result_document_round_trip():
 
 def test_ion_reference_module_and_reexports():
     from ionscreen.screening import insertion, ion_reference
-    from ionscreen.screening.params import ion_model
+    from ionscreen.screening.ion_models import ion_model
 
     for name in ("METAL_REFERENCES", "NH4_BOX", "clear_reference_cache", "ion_reference"):
         assert getattr(insertion, name) is getattr(ion_reference, name)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from ionscreen.screening.bvse import BVSESettings, compute_landscape, prepare_host
+from ionscreen.screening.ion_models import ion_model
 from ionscreen.screening.neb import NEBSettings, neb_hop, percolating_hops, run_neb, supercell_for
-from ionscreen.screening.params import ion_model
 from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
 from ionscreen.structures.prototypes import get_prototype
 
@@ -81,9 +81,9 @@ def test_report_reads_back_and_keeps_its_document(lfp, lfp_report):
 
 def test_one_calculator_factory_type_for_bvff_and_ml(lfp):
     from ionscreen.screening.calculators import CalculatorFactory
+    from ionscreen.screening.ion_models import ion_model
     from ionscreen.screening.mlip import calculator_factory
     from ionscreen.screening.neb import HopSetup, choose_calculator
-    from ionscreen.screening.params import ion_model
 
     s, b = lfp
     host = prepare_host(s, "Li", BVSESettings())
@@ -296,8 +296,8 @@ def test_missing_ml_extra_names_the_extra(lfp, monkeypatch):
 def test_nh4_needs_the_bvff(lfp):
     s, b = lfp
     with pytest.raises(IonscreenError, match="only the BVFF"):
+        from ionscreen.screening.ion_models import ion_model
         from ionscreen.screening.neb import choose_calculator
-        from ionscreen.screening.params import ion_model
 
         choose_calculator("chgnet", None, ion_model("NH4"))
 

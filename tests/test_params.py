@@ -15,15 +15,9 @@ import pytest
 from ase.data import atomic_numbers, chemical_symbols
 from ase.data import covalent_radii as ase_covalent_radii
 
-from ionscreen.screening.params import (
-    DEFAULT_TABLE_PATH,
-    ION_MODELS,
-    PairParams,
-    ParamTable,
-    ion_model,
-    load_table,
-    mobile_pair,
-)
+from ionscreen.screening.ion_models import ION_MODELS, ion_model, mobile_pair
+from ionscreen.screening.param_rows import PairParams
+from ionscreen.screening.params import DEFAULT_TABLE_PATH, ParamTable, load_table
 from ionscreen.structures.errors import (
     IonscreenError,
     MissingParameterError,
@@ -374,7 +368,7 @@ def test_nh4_missing_pair_mentions_model(table):
     assert "NH4+" in msg and "K+–N3-" in msg and "pseudo-ion" in msg
 
 
-# -- the split: table (params) <- nitride <- ion_models, re-exported by params ----------------
+# -- the split: table (params) <- nitride <- ion_models, one home per name ---------------------
 
 SPLIT_MODULES = ("param_rows", "params", "nitride", "ion_models")
 
@@ -382,21 +376,17 @@ SPLIT_MODULES = ("param_rows", "params", "nitride", "ion_models")
 @pytest.mark.parametrize("first", SPLIT_MODULES)
 def test_each_module_imports_first_without_a_cycle(first):
     code = (f"import ionscreen.screening.{first}\n"
+            "from ionscreen.screening.ion_models import NH4_RADIUS_SHIFT, ion_model\n"
             "from ionscreen.screening.params import *\n"
-            "from ionscreen.screening.params import NH4_RADIUS_SHIFT, ion_model\n"
             "assert ion_model('NH4').r_min_shift == NH4_RADIUS_SHIFT\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_params_reexports_the_moved_names():
+def test_each_public_name_has_one_home():
     from ionscreen.screening import ion_models, nitride, param_rows, params
 
-    for mod in (param_rows, nitride, ion_models):
+    homes: dict[str, str] = {}
+    for mod in (param_rows, params, nitride, ion_models):
         for name in mod.__all__:
-            if name in params.__all__:
-                assert getattr(params, name) is getattr(mod, name), name
-    assert set(params.__all__) >= set(nitride.__all__) | set(ion_models.__all__)
-    assert all(hasattr(params, name) for name in params.__all__)
-    assert "IonModel" in dir(params)
-    with pytest.raises(AttributeError):
-        params.no_such_name  # noqa: B018
+            assert name not in homes, f"{name} is public in {homes.get(name)} and {mod.__name__}"
+            homes[name] = mod.__name__

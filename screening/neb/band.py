@@ -17,7 +17,7 @@ from pymatgen.core import Structure
 
 from ..bvse import BVSEResult, Hop, PreparedHost
 from ..calculators import CalculatorFactory
-from ..params import IonModel, ion_model
+from ..ion_models import IonModel, ion_model
 from ..relax import make_optimizer, relax
 from .parallel import _CachedCalculator, check_ranks, make_band, rank_and_size
 from .results import NEBResult

@@ -16,7 +16,7 @@ from ionscreen.structures.errors import CalculationError, IonscreenError, Missin
 
 from ..bvse import DIMS, BVSEResult, BVSESettings, Hop, PreparedHost, compute_landscape
 from ..calculators import BVFFModel, CalculatorFactory
-from ..params import IonModel, ion_model
+from ..ion_models import IonModel, ion_model
 from .band import neb_hop
 from .parallel import check_ranks
 from .results import NEBReport, NEBResult, tier_of

@@ -20,7 +20,7 @@ from ionscreen.structures.errors import CalculationError, IonscreenError, Struct
 
 from ..bvse import BVSEResult, BVSESettings, Hop, PreparedHost, prepare_host
 from ..calculators import CalculatorFactory, bvff_factory, mobile_symbol
-from ..params import IonModel
+from ..ion_models import IonModel
 from .settings import NEBSettings
 
 # a host ion this close (Å) to the start site of a dilute-vacancy hop is the one that moves
