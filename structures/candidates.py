@@ -229,6 +229,18 @@ def _looks_supported(path: Path) -> bool:
     return name.startswith(("poscar", "contcar")) or name.endswith(STRUCTURE_SUFFIXES)
 
 
+def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, float] | None = None,
+              structure: Structure | None = None) -> Candidate:
+    """The candidate of one user file for one working ion: discharged (ions on their sites) when
+    the file holds the ion, else the host as given. Raises an :class:`IonscreenError` for a file
+    that cannot be used. ``structure`` skips re-reading a file already loaded."""
+    st = structure if structure is not None else load_host(path, oxidation_states=oxidation_states)
+    n = float(get_working_ion(ion).count(st))
+    return make_candidate(st, ion, f"file:{path}", citation="user structure",
+                          state="discharged" if n else "as given", provenance={"path": str(path)},
+                          discharged=st if n else None, n_ions=n or None)
+
+
 def from_files(
     paths: Iterable[str | os.PathLike],
     ions: Iterable[str],
@@ -244,12 +256,7 @@ def from_files(
         except IonscreenError as exc:
             failures.append({"path": str(f), "reason": str(exc)})
             continue
-        for ion in ions:
-            n = float(get_working_ion(ion).count(st))
-            cands.append(make_candidate(
-                st, ion, f"file:{f}", citation="user structure", state="discharged" if n else "as given",
-                provenance={"path": str(f)}, discharged=st if n else None, n_ions=n or None,
-            ))
+        cands += [from_file(f, ion, structure=st) for ion in ions]
     return cands, failures
 
 

@@ -19,17 +19,9 @@ STORE_NAME = "ionscreen.sqlite"
 
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"path", "ion", "oxi"}`` -> one validated candidate from a user file (bad files fail here)."""
-    from ionscreen.structures.candidates import make_candidate
-    from ionscreen.structures.io import load_host
-    from ionscreen.structures.ions import get_working_ion
+    from ionscreen.structures.candidates import from_file
 
-    path, ion = doc["path"], doc["ion"]
-    st = load_host(path, oxidation_states=doc.get("oxi"))
-    n = float(get_working_ion(ion).count(st))
-    cand = make_candidate(st, ion, f"file:{path}", citation="user structure",
-                          state="discharged" if n else "as given", provenance={"path": path},
-                          discharged=st if n else None, n_ions=n or None)
-    return cand.to_dict()
+    return from_file(doc["path"], doc["ion"], doc.get("oxi")).to_dict()
 
 
 def best_bvse_barrier(summary: dict[str, Any] | None) -> float:
