@@ -299,3 +299,15 @@ def test_run_state_and_throughput():
         == (144.0, 50.0, 100.0)
     assert throughput([150.0], 100.0, 300.0, "finished", 0, now=900.0) == (18.0, 0.0, 200.0)
     assert throughput([], None, None, "stopped", 3, now=5.0) == (None, None, None)
+
+
+@pytest.mark.parametrize("first", ["dashboard", "dashboard_server"])
+def test_dashboard_modules_import_in_any_order(first):
+    """dashboard.py re-exports the server's public names, whichever module is imported first."""
+    code = (f"import ionscreen.workflows.{first}\n"
+            "import ionscreen.workflows.dashboard as d, ionscreen.workflows.dashboard_server as s\n"
+            "names = ('DashboardServer', 'EXPORT_TYPES', 'LOOPBACK', 'is_loopback', 'serve', "
+            "'serve_in_thread')\n"
+            "assert all(getattr(d, n) is getattr(s, n) for n in names)\n"
+            "assert s.Dashboard is d.Dashboard and d.is_loopback('127.0.0.2')")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

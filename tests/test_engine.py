@@ -107,6 +107,16 @@ def test_job_id_is_canonical():
                                                                    None, "1")
 
 
+
+@pytest.mark.parametrize("first", ["store", "store_sqlite"])
+def test_store_modules_import_in_any_order(first):
+    """store.py re-exports SQLiteStore from store_sqlite.py, whichever is imported first."""
+    code = (f"import ionscreen.workflows.{first}\n"
+            "from ionscreen.workflows.store import SQLiteStore, canonical, canonical_json\n"
+            "from ionscreen.workflows.store_sqlite import SQLiteStore as S\n"
+            "assert SQLiteStore is S and canonical_json([canonical(0.5)]) == '[0.5]'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
 def test_store_basics(tmp_path):
     s = SQLiteStore(tmp_path / "s.sqlite")
     assert s._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

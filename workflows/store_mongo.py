@@ -35,7 +35,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ionscreen.structures.errors import IonscreenError
 
-from .store import STATES, Job, JobRecord, RawJSON, ResultStore, SQLiteStore
+from .store import STATES, Job, JobRecord, RawJSON, ResultStore
+from .store_sqlite import SQLiteStore
 
 DEFAULT_COLLECTION = "ionscreen_jobs"
 """Collection of the launchpad's database used by ``ionscreen submit`` by default."""
