@@ -193,10 +193,6 @@ class ResultStore(abc.ABC):
         self.close()
 
 
-# kept while fireworks_engine imports the private name
-_canonical = canonical
-
-
 def __getattr__(name: str) -> Any:
     """``SQLiteStore``, re-exported from :mod:`.store_sqlite` on first use (PEP 562: that module
     imports this one, so an eager import here would be circular)."""
