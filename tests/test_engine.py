@@ -31,11 +31,11 @@ from ionscreen.workflows.local import LocalEngine  # noqa: E402
 from ionscreen.workflows.plan import Step  # noqa: E402
 from ionscreen.workflows.store import (  # noqa: E402
     Job,
-    SQLiteStore,
     StoreBusyError,
     canonical_json,
     job_id,
 )
+from ionscreen.workflows.store_sqlite import SQLiteStore  # noqa: E402
 
 RUN_TOY = str(HELPERS / "run_toy.py")
 
@@ -110,11 +110,11 @@ def test_job_id_is_canonical():
 
 @pytest.mark.parametrize("first", ["store", "store_sqlite"])
 def test_store_modules_import_in_any_order(first):
-    """store.py re-exports SQLiteStore from store_sqlite.py, whichever is imported first."""
+    """The store interface and its SQLite implementation import in either order (no cycle)."""
     code = (f"import ionscreen.workflows.{first}\n"
-            "from ionscreen.workflows.store import SQLiteStore, canonical, canonical_json\n"
-            "from ionscreen.workflows.store_sqlite import SQLiteStore as S\n"
-            "assert SQLiteStore is S and canonical_json([canonical(0.5)]) == '[0.5]'")
+            "from ionscreen.workflows.store import ResultStore, canonical, canonical_json\n"
+            "from ionscreen.workflows.store_sqlite import SQLiteStore\n"
+            "assert issubclass(SQLiteStore, ResultStore) and canonical_json([canonical(0.5)]) == '[0.5]'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 def test_store_basics(tmp_path):

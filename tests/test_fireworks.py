@@ -41,12 +41,13 @@ from ionscreen.workflows.local import LocalEngine  # noqa: E402
 from ionscreen.workflows.plan import ScreenSpec, Step  # noqa: E402
 from ionscreen.workflows.screen import collect_records, export  # noqa: E402
 from ionscreen.workflows.steps import bvse_step  # noqa: E402
-from ionscreen.workflows.store import Job, RawJSON, SQLiteStore  # noqa: E402
+from ionscreen.workflows.store import Job, RawJSON  # noqa: E402
 from ionscreen.workflows.store_mongo import (  # noqa: E402
     MongoStore,
     open_store,
     split_mongo_uri,
 )
+from ionscreen.workflows.store_sqlite import SQLiteStore  # noqa: E402
 
 
 @pytest.fixture

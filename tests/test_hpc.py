@@ -184,7 +184,7 @@ def test_local_mpi_batch_script_runs(tmp_path, script, env):
     for f in ("ionscreen.sqlite", "ranked_Mg.csv", "ranked_Li.json", "report.html",
               "top_cifs.zip", "failures.csv"):
         assert (out / f).is_file(), f
-    from ionscreen.workflows.store import SQLiteStore
+    from ionscreen.workflows.store_sqlite import SQLiteStore
 
     store = SQLiteStore.open_readonly(out / "ionscreen.sqlite")
     try:

@@ -117,7 +117,8 @@ def test_collect_records_keeps_every_finished_job(tmp_path):
     finished, so it is in neither."""
     from ionscreen.workflows.screen import collect_records
     from ionscreen.workflows.steps import bvse_step
-    from ionscreen.workflows.store import Job, SQLiteStore, job_id
+    from ionscreen.workflows.store import Job, job_id
+    from ionscreen.workflows.store_sqlite import SQLiteStore
 
     cands = [c.to_dict() for c in from_prototypes(["Mg"], ["TiS2", "MoO3", "TiO2-anatase"])]
     settings = {"resolution": 0.5}

@@ -34,7 +34,8 @@ def dashboard(store_spec, host, port, user, password, webgui_url, exports_dir, t
     desktop, tunnel with `ssh -L 8050:127.0.0.1:8050 <login node>` and open
     http://127.0.0.1:8050/.
     """
-    from .dashboard import DashboardError, serve
+    from .dashboard import DashboardError
+    from .dashboard_server import serve
 
     try:
         server = serve(store_spec, host=host, port=port, user=user, password=password, top=top,

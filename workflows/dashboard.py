@@ -6,7 +6,7 @@ with their descriptors and barrier tier, the run's start time and state, the exp
 the barrier-vs-capacity plot of each ion's ranked hosts (the report's figure,
 :func:`ionscreen.screening.plots.barrier_capacity_figure`) and the exports in the run folder.
 The web server around it (``ionscreen dashboard --store ...``) is
-:mod:`ionscreen.workflows.dashboard_server`; its public names are re-exported here.
+:mod:`ionscreen.workflows.dashboard_server`.
 
 Safe while a run writes: a SQLite store is opened read-only (``mode=ro``, WAL readers never
 block the writer) for each request and closed after it; a MongoDB store is one pymongo client
@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ionscreen._json import jsonable
 from ionscreen.errors import IonscreenError
@@ -34,14 +34,6 @@ from ionscreen.screening.plots import barrier_capacity_figure
 
 from .store import STATES, ResultStore
 from .store_sqlite import SQLiteStore
-
-if TYPE_CHECKING:  # the lazy re-exports at the end of the module
-    from .dashboard_server import EXPORT_TYPES as EXPORT_TYPES
-    from .dashboard_server import LOOPBACK as LOOPBACK
-    from .dashboard_server import DashboardServer as DashboardServer
-    from .dashboard_server import is_loopback as is_loopback
-    from .dashboard_server import serve as serve
-    from .dashboard_server import serve_in_thread as serve_in_thread
 
 STORE_NAME = "ionscreen.sqlite"
 EXPORT_RE = re.compile(r"^(ranked_[A-Za-z0-9]{1,8}\.(csv|json)|report\.html|top_cifs\.zip|"
@@ -347,19 +339,3 @@ class Dashboard:
         except OSError:
             return None
         return None
-
-
-_SERVER_NAMES = ("DashboardServer", "EXPORT_TYPES", "LOOPBACK", "is_loopback", "serve",
-                 "serve_in_thread")
-
-
-def __getattr__(name: str) -> Any:
-    """The web server's public names, re-exported from :mod:`.dashboard_server` on first use
-    (PEP 562: that module imports this one, so an eager import here would be circular)."""
-    if name not in _SERVER_NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from . import dashboard_server
-
-    value = getattr(dashboard_server, name)
-    globals()[name] = value
-    return value

@@ -61,8 +61,9 @@ from ionscreen.errors import IonscreenError
 
 from .jobs import run_job
 from .plan import INLINE, STEPS, JobsView, ScreenSpec, Stage
-from .store import Job, ResultStore, SQLiteStore, canonical_json
+from .store import Job, ResultStore, canonical_json
 from .store_mongo import DEFAULT_COLLECTION, MongoStore
+from .store_sqlite import SQLiteStore
 
 DEFAULT_STORE = "launchpad"
 SELECT = "select"

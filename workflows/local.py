@@ -49,7 +49,8 @@ from .jobs import Outcome
 from .mpi import rank as _rank
 from .mpi import size as _size
 from .plan import JobSpec, Stage, Step
-from .store import Job, RawJSON, ResultStore, SQLiteStore
+from .store import Job, RawJSON, ResultStore
+from .store_sqlite import SQLiteStore
 
 StageLike = Stage | Sequence[JobSpec] | Callable[[ResultStore], Sequence[JobSpec]]
 

@@ -8,8 +8,7 @@ table (run start/end, resume counts, failures with tracebacks).
 
 :class:`ResultStore` is the interface the engines use; this module holds it with the job
 records, their states, the deterministic ids and the store errors. The implementations:
-:class:`~ionscreen.workflows.store_sqlite.SQLiteStore`, the embedded default (re-exported
-here), and :class:`~ionscreen.workflows.store_mongo.MongoStore` for the FireWorks engine.
+:class:`~ionscreen.workflows.store_sqlite.SQLiteStore`, the embedded default, and :class:`~ionscreen.workflows.store_mongo.MongoStore` for the FireWorks engine.
 """
 
 from __future__ import annotations
@@ -20,13 +19,10 @@ import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ionscreen._json import jsonable
 from ionscreen.errors import IonscreenError
-
-if TYPE_CHECKING:
-    from .store_sqlite import SQLiteStore as SQLiteStore  # the lazy re-export below
 
 STATES = ("queued", "running", "done", "failed")
 ID_HEX_CHARS = 24  # 96 bits: a collision among 10^9 jobs has probability ~1e-11
@@ -192,13 +188,3 @@ class ResultStore(abc.ABC):
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-
-def __getattr__(name: str) -> Any:
-    """``SQLiteStore``, re-exported from :mod:`.store_sqlite` on first use (PEP 562: that module
-    imports this one, so an eager import here would be circular)."""
-    if name == "SQLiteStore":
-        from .store_sqlite import SQLiteStore
-
-        globals()[name] = SQLiteStore
-        return SQLiteStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
