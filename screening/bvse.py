@@ -62,7 +62,7 @@ def _finite(x: Any) -> float | None:
 
 
 @dataclass(frozen=True)
-class BVSESummary:
+class BVSESummary(MSONable):
     """The numbers of one BVSE landscape that ranking, exports and the dashboard use.
 
     ``barriers`` holds the percolation thresholds per dimension ("1D", "2D", "3D"; None where

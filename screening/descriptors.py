@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from monty.json import MSONable
 from pymatgen.core import Composition, DummySpecies, Element, Species, Structure
 
 from ionscreen.structures.candidates import Candidate
@@ -319,7 +320,7 @@ def one_electron_floor(charged: Structure) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
-class Capacity:
+class Capacity(MSONable):
     """Theoretical capacity of a candidate: mAh/g, mAh/cm³ (None where unknown) and how it was
     obtained (``note``), plus the discharged formula and electrons it refers to."""
 

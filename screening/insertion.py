@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass, field, fields
 from typing import Any, NamedTuple
 
+from monty.json import MSONable
 from pymatgen.core import Structure
 
 from ionscreen.screening.ion_models import IonModel, ion_model
@@ -99,7 +100,7 @@ def _ions_inserted(empty: Structure, inserted: Structure, ion: IonModel) -> floa
 
 
 @dataclass
-class InsertionResult:
+class InsertionResult(MSONable):
     """Average insertion voltage and volume change of one host–ion pair with one model.
 
     Energies in eV (per cell), volumes in Å³ (per cell), voltage in V, all from ``model``.

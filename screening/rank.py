@@ -48,6 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monty.json import MSONable
+
 from ionscreen.screening.records import HostRecord, Note
 from ionscreen.screening.weights import (
     WEIGHT_KEYS,
@@ -202,7 +204,7 @@ def _majority(keys: list[str | None]) -> tuple[str | None, int]:
 
 
 @dataclass
-class RankedHost:
+class RankedHost(MSONable):
     """A done :class:`HostRecord` with its place in the ranking of its working ion.
 
     ``barrier`` / ``barrier_tier`` / ``barrier_tier_key``: see :func:`barrier_of`;
@@ -228,6 +230,26 @@ class RankedHost:
 
     def note_codes(self) -> list[str]:
         return [n.code for n in self.notes]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ranked host as a document: the record's, plus the ranking's fields."""
+        return {"@module": type(self).__module__, "@class": type(self).__name__,
+                "record": self.record.as_dict(), "barrier": self.barrier,
+                "barrier_tier": self.barrier_tier, "barrier_tier_key": self.barrier_tier_key,
+                "sustainability_score": self.sustainability_score,
+                "notes": [n.as_dict() for n in self.notes], "pareto": self.pareto,
+                "pareto_rank": self.pareto_rank, "score": self.score,
+                "score_components": self.score_components, "rank": self.rank}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RankedHost:
+        return cls(record=HostRecord.from_dict(d["record"]), barrier=d.get("barrier"),
+                   barrier_tier=d.get("barrier_tier"), barrier_tier_key=d.get("barrier_tier_key"),
+                   sustainability_score=d.get("sustainability_score"),
+                   notes=[Note.from_dict(n) for n in d.get("notes") or ()],
+                   pareto=bool(d.get("pareto")), pareto_rank=d.get("pareto_rank"),
+                   score=d.get("score"), score_components=d.get("score_components"),
+                   rank=d.get("rank"))
 
 
 def _check_done(records: Iterable[HostRecord]) -> list[HostRecord]:

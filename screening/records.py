@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from monty.json import MSONable
 from pymatgen.core import Structure
 
 from ionscreen.errors import IonscreenError
@@ -32,7 +33,7 @@ __all__ = ["Failure", "HostRecord", "Note", "host_sustainability", "split_failed
 
 
 @dataclass(frozen=True)
-class Note:
+class Note(MSONable):
     """A remark on a record or a ranked host: a stable ``code`` for programs and tests, and
     the ``text`` the exports print (``str(note)`` is the text)."""
 
@@ -54,7 +55,7 @@ class Note:
 
 
 @dataclass(frozen=True)
-class Failure:
+class Failure(MSONable):
     """Why a job did not finish: the ``step`` ("candidate", "bvse", "neb", "insertion"), the
     exception type (``error``) and the message (``reason``) as the engine stored them."""
 
@@ -113,7 +114,7 @@ def _result_notes(cap: Capacity | None, bvse: BVSESummary | None, neb: NEBSummar
 
 
 @dataclass(frozen=True)
-class HostRecord:
+class HostRecord(MSONable):
     """One candidate × working ion with everything ranking and exports use.
 
     ``failure`` is None for a record whose BVSE finished (a *done* record); a failed NEB keeps

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from monty.json import MSONable
 from pymatgen.core import Structure
 
 from .errors import IonscreenError
@@ -49,7 +50,7 @@ def candidate_id(structure: Structure, working_ion: str) -> str:
 
 
 @dataclass
-class Candidate:
+class Candidate(MSONable):
     """One host–ion pair to screen, with its provenance."""
 
     id: str
@@ -64,10 +65,14 @@ class Candidate:
     electrons: float | None = None  # electrons taken by discharged_formula (as written)
     discharged_density: float | None = None  # g/cm³ of the discharged structure, when built
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
+        """The candidate as a document (structure as pymatgen's dict); the input of every job."""
         d = asdict(self)
         d["structure"] = self.structure.as_dict()
         return d
+
+    #: The name used before 0.2 (job input documents are built with it).
+    to_dict = as_dict
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Candidate:
@@ -75,7 +80,8 @@ class Candidate:
         computed by ``ionscreen.screening.descriptors.capacity``, never stored here)."""
         known = {f.name for f in fields(cls)}
         d = {k: v for k, v in d.items() if k in known}
-        d["structure"] = Structure.from_dict(d["structure"])
+        if not isinstance(d["structure"], Structure):  # monty's decoder may have built it
+            d["structure"] = Structure.from_dict(d["structure"])
         return cls(**d)
 
 

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from monty.json import MSONable
 from pymatgen.core import Composition, Structure
 
 from ionscreen.errors import UnsupportedIonError
@@ -57,7 +58,7 @@ def ion_label(symbol: str, valence: int) -> str:
 
 
 @dataclass(frozen=True)
-class WorkingIon:
+class WorkingIon(MSONable):
     """A working (mobile) ion: ``name`` ("Mg", "NH4"), the ``element`` that identifies its
     sites (N for NH4+), its ``charge`` and whether it is ``molecular``."""
 
@@ -116,6 +117,10 @@ class WorkingIon:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "element": self.element, "charge": self.charge,
                 "molecular": self.molecular, "label": self.label()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WorkingIon:
+        return cls(d["name"], d["element"], int(d["charge"]), bool(d.get("molecular", False)))
 
 
 WORKING_IONS: dict[str, WorkingIon] = {

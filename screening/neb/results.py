@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ase import Atoms
+from monty.json import MSONable
 
 from ionscreen._json import jsonable
 
@@ -26,7 +27,7 @@ def _known(cls: type, d: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class NEBResult:
+class NEBResult(MSONable):
     """One NEB hop: barrier (only when converged), profile, band and what produced it."""
 
     formula: str
@@ -85,7 +86,7 @@ def tier_of(calculator: str) -> str:
 
 
 @dataclass(frozen=True)
-class NEBSummary:
+class NEBSummary(MSONable):
     """The numbers of one NEB report that ranking and exports use.
 
     ``barrier`` is the rate-limiting converged hop barrier (eV) or None; ``status`` says
@@ -125,7 +126,7 @@ class NEBSummary:
 
 
 @dataclass
-class NEBReport:
+class NEBReport(MSONable):
     """NEB over the hops of the lowest-barrier percolating path BVSE found (or one chosen hop).
 
     ``bvse`` says what seeded it: the BVSE method, the dimension and barrier of the path, the
