@@ -23,8 +23,8 @@ import numba  # noqa: E402
 import numpy  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
+from ionscreen.errors import IonscreenError  # noqa: E402
 from ionscreen.screening.bvse import BVSESettings, compute_landscape  # noqa: E402
-from ionscreen.structures.errors import IonscreenError  # noqa: E402
 from ionscreen.structures.ions import SCREEN_DEFAULT  # noqa: E402
 from ionscreen.structures.prototypes import host_for_ion, list_prototypes  # noqa: E402
 

@@ -329,13 +329,15 @@ def compute_landscape(
     ``structure`` is a pymatgen Structure or a :class:`PreparedHost`. A Structure may carry
     oxidation states; otherwise ``oxidation_states`` (element -> state) or pymatgen's
     BVAnalyzer supply them, and it is prepared once here. A PreparedHost is used as it is: it
-    must have been prepared with the same model settings (:attr:`PreparedHost.MODEL_FIELDS`),
-    ``ion`` may be left out, and ``oxidation_states``/``table`` must be. Ions of the
+    must have been prepared with the same model settings (:attr:`PreparedHost.MODEL_FIELDS`;
+    without ``settings``, its own are used), ``ion`` may be left out, and ``oxidation_states``/``table`` must be. Ions of the
     working-ion species already in the structure are removed from the framework. ``shape``
     overrides the grid from ``resolution``. Raises an
-    :class:`~ionscreen.structures.errors.IonscreenError` subclass for anything the user can fix.
+    :class:`~ionscreen.errors.IonscreenError` subclass for anything the user can fix.
     """
-    settings = replace(settings or BVSESettings())
+    if settings is None:  # a PreparedHost brings the settings it was prepared with
+        settings = structure.settings if isinstance(structure, PreparedHost) else BVSESettings()
+    settings = replace(settings)
     if resolution is not None:
         settings.resolution = float(resolution)
     settings.validate()

@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 import numpy as np
 from pymatgen.core import Structure
 
+from ionscreen.errors import GridMemoryError, StructureValidationError
 from ionscreen.kernels import bvse as kbvse
-from ionscreen.structures.errors import GridMemoryError, StructureValidationError
 from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
 
 from .ion_models import IonModel, ion_model, mobile_pair
@@ -60,7 +60,7 @@ class BVSESettings(TypedSettings):
     """Refuse a grid that would need more than this fraction of the available memory."""
     derive_nitride: bool = False
     """Derive a missing working-ion–N3- row from the ion's X–O2- row (approximate, flagged;
-    :func:`~ionscreen.screening.params.derived_nitride_pair`) instead of failing."""
+    :func:`~ionscreen.screening.nitride.derived_nitride_pair`) instead of failing."""
 
     KIND: ClassVar[str] = "BVSE"
 

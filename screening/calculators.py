@@ -9,7 +9,7 @@ the same kinds of terms between framework ions, so that the host can relax aroun
 
 Atoms are told apart by symbol, oxidation state (``atoms.get_initial_charges()``) and tag
 (tag 1 = the mobile working ion). The NH4+ pseudo-ion is one atom (symbol N, tag 1, charge +1)
-with the K+-derived rows of ``params.ION_MODELS["NH4"]``.
+with the K+-derived rows of ``ion_models.ION_MODELS["NH4"]``.
 
 Numbers from this calculator are "BVFF" numbers: a bond-valence force field, good for
 relative energies along a path in one host, not for absolute energies or voltages.
@@ -28,9 +28,9 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.core import Structure
 
+from ionscreen.errors import IonscreenError, StructureValidationError
 from ionscreen.kernels import bvff as kbvff
 from ionscreen.structures.convert import MOBILE_TAG, to_atoms
-from ionscreen.structures.errors import IonscreenError, StructureValidationError
 from ionscreen.structures.ions import ion_label
 
 from .ion_models import IonModel, ion_model, mobile_pair
@@ -110,7 +110,7 @@ class BVFFModel:
         they feel no force, so keep them fixed (:attr:`neutral` lists them).
 
         ``derive_nitride``: a missing working-ion–N3- row is derived from the ion's O2- row, as
-        in BVSE (:func:`~ionscreen.screening.params.derived_nitride_pair`), and :attr:`identity`
+        in BVSE (:func:`~ionscreen.screening.nitride.derived_nitride_pair`), and :attr:`identity`
         says so.
 
         Raises :class:`MissingParameterError` naming a cation–anion pair without a softBV row.

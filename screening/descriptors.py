@@ -30,12 +30,12 @@ from typing import Any
 from monty.json import MSONable
 from pymatgen.core import Composition, DummySpecies, Element, Species, Structure
 
-from ionscreen.structures.candidates import Candidate
-from ionscreen.structures.errors import (
+from ionscreen.errors import (
     IonscreenError,
     OxidationStateError,
     UnsupportedIonError,
 )
+from ionscreen.structures.candidates import Candidate
 from ionscreen.structures.ions import get_working_ion
 
 __all__ = [

@@ -30,6 +30,11 @@ from typing import Any, NamedTuple
 from monty.json import MSONable
 from pymatgen.core import Structure
 
+from ionscreen.errors import (
+    CalculationError,
+    IonscreenError,
+    StructureValidationError,
+)
 from ionscreen.screening.ion_models import IonModel, ion_model
 from ionscreen.screening.ion_reference import (
     METAL_REFERENCES,
@@ -42,11 +47,6 @@ from ionscreen.screening.ion_reference import (
 from ionscreen.screening.mlip import CalculatorFactory
 from ionscreen.screening.relax import relax as _relax
 from ionscreen.structures.convert import to_atoms, to_structure
-from ionscreen.structures.errors import (
-    CalculationError,
-    IonscreenError,
-    StructureValidationError,
-)
 
 __all__ = [
     "METAL_REFERENCES",  # re-exported from ion_reference

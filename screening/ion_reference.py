@@ -24,10 +24,10 @@ from typing import Any
 
 from pymatgen.core import Composition
 
+from ionscreen.errors import CalculationError, IonscreenError, UnsupportedIonError
 from ionscreen.screening.ion_models import IonModel, ion_model
 from ionscreen.screening.mlip import CalculatorFactory, calculator_factory
 from ionscreen.screening.relax import relax as _relax
-from ionscreen.structures.errors import CalculationError, IonscreenError, UnsupportedIonError
 
 __all__ = [
     "METAL_REFERENCES",

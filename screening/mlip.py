@@ -36,9 +36,9 @@ import re
 import sys
 from typing import Any
 
+from ionscreen.errors import CalculationError, IonscreenError, MissingDependencyError
 from ionscreen.screening.calculators import CalculatorFactory
 from ionscreen.screening.relax import relax
-from ionscreen.structures.errors import CalculationError, IonscreenError, MissingDependencyError
 
 __all__ = [
     "CHGNET_MODELS",

@@ -25,7 +25,8 @@ import numpy as np
 from monty.json import MSONable
 from pymatgen.core import Structure
 
-from .errors import IonscreenError
+from ionscreen.errors import IonscreenError
+
 from .io import load_host
 from .ions import get_working_ion
 

@@ -17,7 +17,7 @@ import numpy as np
 from pymatgen.core import Element, PeriodicSite, Structure
 
 from ionscreen._json import clean_number
-from ionscreen.structures.errors import (
+from ionscreen.errors import (
     OxidationStateError,
     StructureReadError,
     StructureValidationError,

@@ -13,7 +13,7 @@ One home for what every layer needs to agree on:
 * :data:`ANIONS` and :data:`DIMS`.
 
 How an ion is *modelled* by bond valence (its softBV rows, the NH4+ pseudo-ion) is not here:
-that is :class:`ionscreen.screening.params.IonModel`.
+that is :class:`ionscreen.screening.ion_models.IonModel`.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Element, Lattice, Species, Structure
 
 from ionscreen._json import clean_number
-from ionscreen.structures.errors import StructureValidationError
+from ionscreen.errors import StructureValidationError
 from ionscreen.structures.substitution_radii import (
     RESCALE_RULE,
     _Geometry,

@@ -61,7 +61,7 @@ import numpy as np
 from pymatgen.core import Element, Species, Structure
 
 from ionscreen._json import clean_number
-from ionscreen.structures.errors import StructureValidationError
+from ionscreen.errors import StructureValidationError
 
 __all__ = ["RESCALE_RULE", "shannon_radius"]
 

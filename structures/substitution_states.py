@@ -28,7 +28,7 @@ from typing import Any
 from pymatgen.core import Element, Species, Structure
 
 from ionscreen._json import clean_number
-from ionscreen.structures.errors import OxidationStateError, StructureValidationError
+from ionscreen.errors import OxidationStateError, StructureValidationError
 
 __all__ = ["known_oxidation_states"]
 

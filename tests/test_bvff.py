@@ -13,6 +13,7 @@ from ase.md.verlet import VelocityVerlet
 from naive import naive_bvff_energy, naive_bvff_forces, naive_bvff_stress
 from test_kernels import CELLS, random_atoms
 
+from ionscreen.errors import MissingParameterError, StructureValidationError
 from ionscreen.kernels import bvff
 from ionscreen.screening.calculators import (
     BVFFCalculator,
@@ -20,7 +21,6 @@ from ionscreen.screening.calculators import (
     BVFFSpecies,
     structure_to_atoms,
 )
-from ionscreen.structures.errors import MissingParameterError, StructureValidationError
 from ionscreen.structures.prototypes import get_prototype
 
 MORSE, COULOMB, NONE = bvff.MORSE, bvff.COULOMB, bvff.NONE
@@ -207,8 +207,8 @@ def test_bvff_neb_refuses_a_host_without_rows_once_and_keeps_neutral_atoms_fixed
     neutral atoms get no BVFF terms, so a host with them is kept fixed and the result says so."""
     from pymatgen.core import Lattice, Structure
 
+    from ionscreen.errors import MissingParameterError
     from ionscreen.screening.neb import NEBSettings, run_neb
-    from ionscreen.structures.errors import MissingParameterError
     from ionscreen.structures.prototypes import get_prototype, host_for_ion
 
     pba, _ = host_for_ion(get_prototype("PBA-MnCr"), "Mg")
@@ -279,7 +279,7 @@ def test_a_given_model_is_kept_and_refuses_unknown_species(lifepo4_atoms):
 
 
 def test_calculator_needs_the_ion():
-    from ionscreen.structures.errors import IonscreenError
+    from ionscreen.errors import IonscreenError
 
     atoms = Atoms("Li", cell=[5, 5, 5], pbc=True)
     atoms.calc = BVFFCalculator()
@@ -291,7 +291,7 @@ def test_neutral_delegates_to_the_model(lifepo4_atoms):
     """The issue's defect 1: ``BVFFCalculator.neutral`` read a missing attribute and raised."""
     from pymatgen.core import Lattice, Structure
 
-    from ionscreen.structures.errors import IonscreenError
+    from ionscreen.errors import IonscreenError
 
     assert BVFFCalculator.from_model(lifepo4_atoms.calc.model).neutral == []
     with pytest.raises(IonscreenError, match="no model yet"):

@@ -10,6 +10,14 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from ionscreen.errors import (
+    GridMemoryError,
+    IonscreenError,
+    MissingParameterError,
+    OxidationStateError,
+    StructureValidationError,
+    UnsupportedIonError,
+)
 from ionscreen.screening.bvse import (
     BVSEResult,
     BVSESettings,
@@ -18,14 +26,6 @@ from ionscreen.screening.bvse import (
     Site,
     compute_landscape,
     prepare_host,
-)
-from ionscreen.structures.errors import (
-    GridMemoryError,
-    IonscreenError,
-    MissingParameterError,
-    OxidationStateError,
-    StructureValidationError,
-    UnsupportedIonError,
 )
 from ionscreen.structures.prototypes import get_prototype
 

@@ -124,9 +124,9 @@ def test_bvse_runs_on_every_builtin_candidate_for_every_ion():
     """
     import math
 
+    from ionscreen.errors import IonscreenError, MissingParameterError
     from ionscreen.screening.bvse import BVSESettings, compute_landscape
     from ionscreen.structures.candidates import from_substitutions
-    from ionscreen.structures.errors import IonscreenError, MissingParameterError
     from ionscreen.structures.ions import WORKING_IONS
 
     ions = list(WORKING_IONS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 from pymatgen.core import Composition
 
+from ionscreen.errors import IonscreenError, OxidationStateError, UnsupportedIonError
 from ionscreen.screening.descriptors import (
     AVOGADRO,
     FARADAY,
@@ -23,7 +24,6 @@ from ionscreen.screening.descriptors import (
     redox_floor,
     volumetric_capacity,
 )
-from ionscreen.structures.errors import IonscreenError, OxidationStateError, UnsupportedIonError
 from ionscreen.structures.prototypes import get_prototype
 
 LI, FE, P, OX = 6.941, 55.845, 30.973762, 15.9994

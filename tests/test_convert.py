@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Lattice, Structure
 
+from ionscreen.errors import IonscreenError, StructureValidationError
 from ionscreen.structures.convert import MOBILE_TAG, to_atoms, to_structure
-from ionscreen.structures.errors import IonscreenError, StructureValidationError
 from ionscreen.structures.prototypes import get_prototype
 
 

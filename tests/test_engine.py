@@ -26,7 +26,7 @@ sys.path.insert(0, str(HELPERS))  # before any pool starts: forkserver copies sy
 
 import toysteps  # noqa: E402
 
-from ionscreen.structures.errors import IonscreenError  # noqa: E402
+from ionscreen.errors import IonscreenError  # noqa: E402
 from ionscreen.workflows.local import LocalEngine  # noqa: E402
 from ionscreen.workflows.plan import Step  # noqa: E402
 from ionscreen.workflows.store import (  # noqa: E402

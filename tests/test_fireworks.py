@@ -30,7 +30,7 @@ from click.testing import CliRunner  # noqa: E402
 from fireworks import FWorker, LaunchPad  # noqa: E402
 from fireworks.core.rocket_launcher import rapidfire  # noqa: E402
 
-from ionscreen.structures.errors import IonscreenError  # noqa: E402
+from ionscreen.errors import IonscreenError  # noqa: E402
 from ionscreen.workflows import plan  # noqa: E402
 from ionscreen.workflows.fireworks_engine import (  # noqa: E402
     IonscreenStepTask,

@@ -9,6 +9,7 @@ import math
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
+from ionscreen.errors import IonscreenError
 from ionscreen.screening.insertion import (
     InsertionResult,
     RelaxedCell,
@@ -16,7 +17,6 @@ from ionscreen.screening.insertion import (
     relax_pair,
     voltage_from_energies,
 )
-from ionscreen.structures.errors import IonscreenError
 
 EMT = "ase.calculators.emt:EMT"
 

@@ -23,6 +23,13 @@ from ase.constraints import FixAtoms  # noqa: E402
 from pymatgen.core import Lattice, Structure  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 
+from ionscreen.errors import (  # noqa: E402
+    CalculationError,
+    IonscreenError,
+    MissingDependencyError,
+    StructureValidationError,
+    UnsupportedIonError,
+)
 from ionscreen.screening import insertion, mlip  # noqa: E402
 from ionscreen.screening.insertion import (  # noqa: E402
     InsertionResult,
@@ -31,13 +38,6 @@ from ionscreen.screening.insertion import (  # noqa: E402
 )
 from ionscreen.screening.mlip import CalculatorFactory, calculator_factory  # noqa: E402
 from ionscreen.screening.relax import RelaxResult, relax  # noqa: E402
-from ionscreen.structures.errors import (  # noqa: E402
-    CalculationError,
-    IonscreenError,
-    MissingDependencyError,
-    StructureValidationError,
-    UnsupportedIonError,
-)
 from ionscreen.structures.prototypes import get_prototype, host_for_ion  # noqa: E402
 
 EMT = "ase.calculators.emt:EMT"

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ionscreen.errors import CalculationError, IonscreenError, StructureValidationError
 from ionscreen.screening.bvse import BVSESettings, compute_landscape, prepare_host
 from ionscreen.screening.ion_models import ion_model
 from ionscreen.screening.neb import NEBSettings, neb_hop, percolating_hops, run_neb, supercell_for
-from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
 from ionscreen.structures.prototypes import get_prototype
 
 
@@ -284,7 +284,7 @@ def test_chgnet_neb_of_mg_in_spinel_runs_offline():
 
 
 def test_missing_ml_extra_names_the_extra(lfp, monkeypatch):
-    from ionscreen.structures.errors import MissingDependencyError
+    from ionscreen.errors import MissingDependencyError
 
     s, b = lfp
     monkeypatch.setitem(sys.modules, "chgnet", None)
@@ -319,3 +319,25 @@ def test_diverging_band_falls_back_to_a_fixed_host_and_says_so():
     no_fallback = run_neb(s, "Mg", hop=fell_back[0].hop["index"],
                           settings=NEBSettings(images=5, steps=300, fallback_fixed_host=False))
     assert no_fallback.barrier is None and "diverged" in no_fallback.hops[0].status
+
+
+def test_dilute_vacancy_moves_only_the_stored_ion_not_a_node_of_the_same_element():
+    """The dilute-vacancy set-up picks the mover and the vacancy among the working ion's own
+    sites (WorkingIon.mobile_sites): a Zn tagged as a framework node ("M") never moves."""
+    from ionscreen.screening.bvse import BVSESettings, prepare_host
+    from ionscreen.screening.neb.setup import _one_vacancy
+    from ionscreen.structures.prototypes import get_prototype
+
+    st = get_prototype("MgCr2O4").build(with_ion="Zn")
+    zn = [i for i, s in enumerate(st) if s.specie.symbol == "Zn"]
+    nodes = set(zn[:4])  # half the Zn play the node metal, as in ZnZn(PTtSA)
+    st.add_site_property("role", ["M" if i in nodes else "DI" for i in range(len(st))])
+    host = prepare_host(st, "Zn", BVSESettings())
+    assert sorted(host.ion.mobile_sites(host.structure)) == zn[4:]
+    # a hop that starts on a node Zn has no stored ion to move (the old rule moved the node)
+    with pytest.raises(StructureValidationError, match="start site"):
+        _one_vacancy(host, [1, 1, 1], st[zn[0]].coords, st[zn[5]].coords)
+    atoms = _one_vacancy(host, [1, 1, 1], st[zn[4]].coords, st[zn[5]].coords)
+    syms, tags = atoms.get_chemical_symbols(), atoms.get_tags()
+    assert syms.count("Zn") == len(zn) - 2  # the mover and the vacancy, both stored Zn
+    assert sum(1 for y, t in zip(syms, tags) if y == "Zn" and t == 0) == len(nodes)  # nodes stay

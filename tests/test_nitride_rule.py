@@ -10,11 +10,11 @@ import math
 
 import pytest
 
+from ionscreen.errors import MissingParameterError
 from ionscreen.screening.bvse import BVSESettings, compute_landscape
 from ionscreen.screening.ion_models import ion_model, mobile_pair
 from ionscreen.screening.nitride import NITRIDE_RULE_CATIONS, derived_nitride_pair, nitride_rule
 from ionscreen.screening.params import load_table
-from ionscreen.structures.errors import MissingParameterError
 from ionscreen.structures.prototypes import get_prototype, host_for_ion
 
 TABLE = load_table()

@@ -15,14 +15,14 @@ import pytest
 from ase.data import atomic_numbers, chemical_symbols
 from ase.data import covalent_radii as ase_covalent_radii
 
-from ionscreen.screening.ion_models import ION_MODELS, ion_model, mobile_pair
-from ionscreen.screening.param_rows import PairParams
-from ionscreen.screening.params import DEFAULT_TABLE_PATH, ParamTable, load_table
-from ionscreen.structures.errors import (
+from ionscreen.errors import (
     IonscreenError,
     MissingParameterError,
     UnsupportedIonError,
 )
+from ionscreen.screening.ion_models import ION_MODELS, ion_model, mobile_pair
+from ionscreen.screening.param_rows import PairParams
+from ionscreen.screening.params import DEFAULT_TABLE_PATH, ParamTable, load_table
 from ionscreen.structures.ions import WORKING_IONS, get_working_ion, ion_label
 
 

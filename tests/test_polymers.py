@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Species
 
+from ionscreen.errors import IonscreenError, UnsupportedIonError
 from ionscreen.structures import polymers as P
-from ionscreen.structures.errors import IonscreenError, UnsupportedIonError
 
 PAIRS = P.polymer_compositions()
 

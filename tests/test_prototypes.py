@@ -15,8 +15,8 @@ import pytest
 from pymatgen.core import Species
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from ionscreen.errors import IonscreenError
 from ionscreen.screening.bvse import BVSESettings, compute_landscape
-from ionscreen.structures.errors import IonscreenError
 from ionscreen.structures.io import anions, check_charge_balance, validate_structure
 from ionscreen.structures.prototypes import (
     Prototype,

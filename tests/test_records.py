@@ -14,6 +14,7 @@ import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
 from ionscreen._json import jsonable
+from ionscreen.errors import StructureValidationError
 from ionscreen.screening.bvse import BVSESettings, compute_landscape
 from ionscreen.screening.descriptors import Capacity, capacity
 from ionscreen.screening.export import export_run
@@ -22,7 +23,6 @@ from ionscreen.screening.neb import NEBSummary
 from ionscreen.screening.rank import rank
 from ionscreen.screening.records import Failure, HostRecord, Note, host_sustainability, split_failed
 from ionscreen.structures.candidates import Candidate, from_prototypes, make_candidate
-from ionscreen.structures.errors import StructureValidationError
 from ionscreen.structures.ions import get_working_ion
 
 

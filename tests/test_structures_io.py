@@ -18,7 +18,7 @@ from pymatgen.io.ase import AseAtomsAdaptor
 from pymatgen.io.cif import CifWriter
 from pymatgen.io.vasp import Poscar
 
-from ionscreen.structures.errors import (
+from ionscreen.errors import (
     IonscreenError,
     OxidationStateError,
     StructureReadError,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from pymatgen.core import Lattice, Species, Structure
 
-from ionscreen.structures.errors import (
+from ionscreen.errors import (
     IonscreenError,
     OxidationStateError,
     StructureValidationError,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ionscreen.structures.errors import IonscreenError
+from ionscreen.errors import IonscreenError
 
 from .cli_common import console, screen_options
 

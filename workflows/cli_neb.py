@@ -12,7 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ionscreen.structures.errors import IonscreenError
+from ionscreen.errors import IonscreenError
 
 from . import mpi
 from .cli_bvse import print_result
@@ -102,8 +102,13 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
     oxs = parse_oxi(oxi)
     pairs = [(f, i) for f in files for i in ions]
     if len(pairs) > 1:
+        if list_hops or json_out or plot_out:
+            raise click.UsageError(
+                "--list-hops, --json and --plot take one file and one ion; a batch of "
+                f"{len(pairs)} host–ion pairs writes every report to OUT/neb_results.json")
+        seed = {"resolution": resolution, "derive_nitride": derive_nitride}
         docs = [{"path": f, "ion": i, "calculator": calculator, "hop": hop, "settings": settings,
-                 "oxi": oxs} for f, i in pairs]
+                 "bvse_settings": seed, "oxi": oxs} for f, i in pairs]
         _batch(docs, Path(out_dir or "."), comm)
         return
     _single(pairs[0], calculator, hop, settings, oxs, resolution, derive_nitride, list_hops,
@@ -157,17 +162,18 @@ def _single(pair: tuple[str, str], calculator: str, hop: int | None, settings: d
             oxs: dict[str, float] | None, resolution: float, derive_nitride: bool,
             list_hops: bool, json_out: str | None, plot_out: str | None, comm: Any) -> None:
     """One host–ion NEB, printed in full; under MPI its images are shared over the ranks."""
-    from ionscreen.screening.bvse import BVSESettings, compute_landscape
+    from ionscreen.screening.bvse import BVSESettings, compute_landscape, prepare_host
     from ionscreen.screening.neb import NEBSettings, run_neb
     from ionscreen.structures.io import read_structure
 
     root = mpi.rank(comm) == 0
     file, ion = pair
     try:
-        structure = read_structure(file)
+        # prepared once: the BVSE seed and the NEB use the same host and pair model
+        host = prepare_host(read_structure(file), ion, BVSESettings(
+            resolution=resolution, derive_nitride=derive_nitride), oxidation_states=oxs)
         with console.status(f"BVSE seed: {ion} in {Path(file).name} ...") if root else nullcontext():
-            seed = compute_landscape(structure, ion, oxidation_states=oxs, settings=BVSESettings(
-                resolution=resolution, derive_nitride=derive_nitride))
+            seed = compute_landscape(host)
         if list_hops:
             if root:
                 print_result(seed)
@@ -177,8 +183,8 @@ def _single(pair: tuple[str, str], calculator: str, hop: int | None, settings: d
             if root:
                 console.print(f"NEB {msg}")
 
-        rep = run_neb(structure, ion, calculator, hop, NEBSettings(**settings), bvse=seed, comm=comm,
-                      oxidation_states=oxs, progress=progress)
+        rep = run_neb(host, ion, calculator, hop, NEBSettings(**settings), bvse=seed, comm=comm,
+                      progress=progress)
     except IonscreenError as exc:
         fail(exc)
     if not root:

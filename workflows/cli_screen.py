@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ionscreen.structures.errors import IonscreenError
+from ionscreen.errors import IonscreenError
 
 from . import mpi
 from .cli_common import console, fail, fmt, mpi_world, screen_options

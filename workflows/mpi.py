@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ionscreen.structures.errors import MissingDependencyError
+from ionscreen.errors import MissingDependencyError
 
 
 def launched_under_mpi() -> bool:

@@ -89,8 +89,8 @@ def collect_records(store: ResultStore) -> tuple[list[Any], list[Any]]:
 
 def landscapes_for(records: list[Any], per_ion: int = 3, resolution: float = 0.2) -> dict[str, Any]:
     """BVSE grids of the best done records per ion (recomputed: grids are not stored), for the report."""
+    from ionscreen.errors import IonscreenError
     from ionscreen.screening.bvse import compute_landscape
-    from ionscreen.structures.errors import IonscreenError
 
     out: dict[str, Any] = {}
     by_ion: dict[str, list] = {}

@@ -55,14 +55,18 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def neb_file_step(doc: dict[str, Any]) -> dict[str, Any]:
-    """``{"path", "ion", "calculator", "hop", "settings": NEBSettings fields, "oxi"}`` -> the
-    NEB report document of the host in that file (one job of an ``ionscreen neb`` batch)."""
+    """``{"path", "ion", "calculator", "hop", "settings": NEBSettings fields, "bvse_settings":
+    BVSESettings fields of the seed, "oxi"}`` -> the NEB report document of the host in that
+    file (one job of an ``ionscreen neb`` batch)."""
+    from ionscreen.screening.bvse import BVSESettings
     from ionscreen.screening.neb import NEBSettings, run_neb
     from ionscreen.structures.io import read_structure
 
-    structure = read_structure(doc["path"])
-    rep = run_neb(structure, doc["ion"], doc.get("calculator", "bvff"), doc.get("hop"),
-                  NEBSettings(**doc.get("settings", {})), oxidation_states=doc.get("oxi"))
+    seed = doc.get("bvse_settings")
+    rep = run_neb(read_structure(doc["path"]), doc["ion"], doc.get("calculator", "bvff"),
+                  doc.get("hop"), NEBSettings(**doc.get("settings", {})),
+                  bvse_settings=BVSESettings.from_dict(seed) if seed is not None else None,
+                  oxidation_states=doc.get("oxi"))
     return rep.to_dict()
 
 

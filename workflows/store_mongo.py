@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ionscreen.structures.errors import IonscreenError
+from ionscreen.errors import IonscreenError
 
 from .store import STATES, Job, JobRecord, RawJSON, ResultStore
 from .store_sqlite import SQLiteStore

@@ -11,8 +11,8 @@ from typing import Any
 from ase.calculators.calculator import Calculator
 from pymatgen.core import Structure
 
+from ionscreen.errors import CalculationError, IonscreenError, MissingParameterError
 from ionscreen.structures.convert import to_atoms
-from ionscreen.structures.errors import CalculationError, IonscreenError, MissingParameterError
 
 from ..bvse import DIMS, BVSEResult, BVSESettings, Hop, PreparedHost, compute_landscape
 from ..calculators import BVFFModel, CalculatorFactory

@@ -12,7 +12,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.mep import NEB
 
-from ionscreen.structures.errors import CalculationError
+from ionscreen.errors import CalculationError
 
 
 class _CachedCalculator(Calculator):

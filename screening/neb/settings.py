@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from ionscreen.structures.errors import CalculationError
+from ionscreen.errors import CalculationError
 
 from ..typed_settings import TypedSettings
 

@@ -14,9 +14,9 @@ from ase.calculators.calculator import Calculator
 from ase.geometry import find_mic
 from pymatgen.core import Structure
 
+from ionscreen.errors import CalculationError, IonscreenError, StructureValidationError
 from ionscreen.kernels.cells import perpendicular_heights
 from ionscreen.structures.convert import MOBILE_TAG, to_atoms
-from ionscreen.structures.errors import CalculationError, IonscreenError, StructureValidationError
 
 from ..bvse import BVSEResult, BVSESettings, Hop, PreparedHost, prepare_host
 from ..calculators import CalculatorFactory, bvff_factory, mobile_symbol
@@ -117,15 +117,21 @@ def _one_vacancy(host: PreparedHost, sc: list[int], start: np.ndarray, end: np.n
     """The full host's supercell without the ion on the start site (it is the one that moves)
     and without the ion on the destination site: the dilute-vacancy limit."""
     ion, base = host.ion, host.structure
-    if not any(s.specie.symbol == ion.element and getattr(s.specie, "oxi_state", None) == ion.charge
-               for s in base):
+    if ion.ion.molecular:
+        raise StructureValidationError(
+            f"the dilute-vacancy limit moves one atom of the host; {ion.label()} is molecular "
+            "(its N and H would have to move together): use the dilute-ion limit")
+    # the one rule for which atoms are the ion (role tags keep a polymer's node metal fixed)
+    mobile = ion.mobile_sites(base)
+    if not mobile:
         raise StructureValidationError(
             f"the dilute-vacancy limit needs a structure that contains {ion.label()} ions "
             f"({base.composition.reduced_formula} has none); use the dilute-ion limit")
-    atoms = _supercell_atoms(base, sc)
-    syms, q = atoms.get_chemical_symbols(), atoms.get_initial_charges()
-    ions = np.array([i for i in range(len(atoms))
-                     if syms[i] == ion.element and abs(q[i] - ion.charge) < 1e-6])
+    big = base.copy()
+    big.add_site_property("mobile", [i in set(mobile) for i in range(len(base))])
+    big.make_supercell(sc)
+    atoms = to_atoms(big, charges=True)
+    ions = np.flatnonzero(big.site_properties["mobile"])
     d_start = _mic_dist(atoms.positions[ions], start, atoms.cell)
     d_end = _mic_dist(atoms.positions[ions], end, atoms.cell)
     if d_start.min() > _ON_SITE:

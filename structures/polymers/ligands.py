@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pymatgen.core import Element
 
-from ionscreen.structures.errors import IonscreenError, UnsupportedIonError
+from ionscreen.errors import IonscreenError, UnsupportedIonError
 
 #: Name recorded in every provenance record.
 BUILDER = "ionscreen.structures.polymers"

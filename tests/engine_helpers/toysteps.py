@@ -11,7 +11,7 @@ import math
 import os
 import time
 
-from ionscreen.structures.errors import IonscreenError
+from ionscreen.errors import IonscreenError
 from ionscreen.workflows.plan import Step
 
 SIDE_ENV = "IONSCREEN_TOY_SIDEFILE"
