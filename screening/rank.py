@@ -124,8 +124,11 @@ def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None
         if nb is not None and neb.converged:
             return nb, neb.label, neb.label, notes
         status = str(neb.status or "n/a")
-        code, what = (("neb_not_converged", "did not converge") if status.startswith("not converged")
-                      else ("neb_no_barrier", "gave no barrier"))
+        if status.startswith("not converged"):
+            code, what = "neb_not_converged", "did not converge"
+        else:  # the job failed (its reason stored), or the band gave no barrier
+            code, what = ("neb_failed" if status.startswith("failed:") else "neb_no_barrier",
+                          "gave no barrier")
         status = clip_words(status, 200)  # the whole status stays in the NEB record
         notes.append(Note(code, f"{neb.label} {what} ({status}); barrier from BVSE"))
     bvse = record.bvse

@@ -51,7 +51,7 @@ def relax(
     *,
     fmax: float = 0.05,
     steps: int = 500,
-    optimizer: str = "FIRE",
+    optimizer: str = "BFGS",
     cell: bool = False,
     smax: float | None = None,
     rattle: float = 0.0,
