@@ -9,6 +9,7 @@ The screen itself (steps, stages, settings) is described in :mod:`ionscreen.work
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,10 +88,13 @@ def collect_records(store: ResultStore) -> tuple[list[Any], list[Any]]:
     return done, failed
 
 
-def landscapes_for(records: list[Any], per_ion: int = 3, resolution: float = 0.2) -> dict[str, Any]:
-    """BVSE grids of the best done records per ion (recomputed: grids are not stored), for the report."""
+def landscapes_for(records: list[Any], settings: Mapping[str, Mapping[str, Any]],
+                   per_ion: int = 3) -> dict[str, Any]:
+    """BVSE grids of the best done records per ion, for the report: recomputed (grids are not
+    stored) with the settings of each record's own BVSE job (``settings``: job id -> the
+    BVSESettings fields of its input), so the slice shows the landscape that was ranked."""
     from ionscreen.errors import IonscreenError
-    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.bvse import BVSESettings, compute_landscape
 
     out: dict[str, Any] = {}
     by_ion: dict[str, list] = {}
@@ -100,7 +104,8 @@ def landscapes_for(records: list[Any], per_ion: int = 3, resolution: float = 0.2
     for lst in by_ion.values():
         for r in sorted(lst, key=lambda r: r.bvse.best_barrier)[:per_ion]:
             try:
-                out[r.job_id] = compute_landscape(r.structure, r.working_ion, resolution=resolution)
+                out[r.job_id] = compute_landscape(r.structure, r.working_ion, settings=BVSESettings.
+                                                  from_dict(settings.get(r.job_id) or {}))
             except IonscreenError:
                 continue
     return out
@@ -112,5 +117,8 @@ def export(store: ResultStore, out_dir: str | Path, top_n: int = 10, weights: An
     from ionscreen.screening.export import export_run
 
     records, failures = collect_records(store)
-    lands = landscapes_for(records) if landscapes else None
+    lands = None
+    if landscapes:
+        settings = {rec.id: rec.input.get("settings") or {} for rec in store.results("bvse")}
+        lands = landscapes_for(records, settings)
     return export_run(records, failures, out_dir, top_n=top_n, weights=weights, landscapes=lands)
