@@ -45,6 +45,7 @@ __all__ = [
     "DescriptorError",
     "Capacity",
     "capacity",
+    "capacity_or_note",
     "capacity_for_ion",
     "gravimetric_capacity",
     "max_ions_from_redox",
@@ -366,3 +367,12 @@ def capacity(candidate: Candidate) -> Capacity:
         cap["gravimetric_mAh_g"], cap["volumetric_mAh_cm3"],
         f"empty host: {n:g} {wi.label()} per cell from one-electron reduction of each transition "
         f"metal; {cap['volumetric_basis']}", cap["discharged_formula"], cap["electrons"])
+
+
+def capacity_or_note(candidate: Candidate) -> Capacity:
+    """:func:`capacity`, or no numbers and a note saying why it could not be computed (for
+    records and listings, where one host's capacity must not stop the others)."""
+    try:
+        return capacity(candidate)
+    except IonscreenError as exc:
+        return Capacity(None, None, f"capacity not computed: {exc}")

@@ -22,9 +22,8 @@ from typing import Any
 from monty.json import MSONable
 from pymatgen.core import Structure
 
-from ionscreen.errors import IonscreenError
 from ionscreen.screening.bvse import BVSESummary
-from ionscreen.screening.descriptors import Capacity, capacity
+from ionscreen.screening.descriptors import Capacity, capacity_or_note
 from ionscreen.screening.neb import NEBSummary
 from ionscreen.screening.sustainability import sustainability
 from ionscreen.structures.candidates import Candidate
@@ -88,13 +87,6 @@ def _insertion_doc(insertion: Any) -> dict[str, Any] | None:
     if insertion is None:
         return None
     return dict(insertion) if isinstance(insertion, Mapping) else insertion.as_dict()
-
-
-def _capacity_of(candidate: Candidate) -> Capacity:
-    try:
-        return capacity(candidate)
-    except IonscreenError as exc:
-        return Capacity(None, None, f"capacity not computed: {exc}")
 
 
 def _result_notes(cap: Capacity | None, bvse: BVSESummary | None, neb: NEBSummary | None,
@@ -170,7 +162,7 @@ class HostRecord(MSONable):
         if failure is not None:
             return cls(**ident, bvse=bvse, neb=neb, failure=failure)
         ins = _insertion_doc(insertion)
-        cap = _capacity_of(candidate)
+        cap = capacity_or_note(candidate)
         return cls(
             **ident, bvse=bvse, neb=neb, capacity=cap,
             density=round(float(candidate.structure.density), 4),

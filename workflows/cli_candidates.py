@@ -38,13 +38,9 @@ def candidates(spec, out):  # type: ignore[no-untyped-def]
 def _with_capacity(cand: Any) -> dict[str, Any]:
     """A candidate's document with its theoretical capacity beside it (computed here, never
     stored in the candidate)."""
-    from ionscreen.errors import IonscreenError
-    from ionscreen.screening.descriptors import Capacity, capacity
+    from ionscreen.screening.descriptors import capacity_or_note
 
-    try:
-        cap = capacity(cand)
-    except IonscreenError as exc:
-        cap = Capacity(None, None, f"capacity not computed: {exc}")
+    cap = capacity_or_note(cand)
     return {**cand.to_dict(), "discharged_formula": cap.discharged_formula or cand.discharged_formula,
             "electrons": cap.electrons or cand.electrons, "capacity_mAh_g": cap.mAh_g,
             "capacity_mAh_cm3": cap.mAh_cm3, "capacity_note": cap.note}

@@ -119,7 +119,7 @@ def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
     """Several host–ion NEBs as jobs of the local engine, stored in ``out`` (resumable)."""
     from .local import LocalEngine
     from .plan import STEPS
-    from .screen import STORE_NAME
+    from .store_sqlite import STORE_NAME
 
     root = mpi.rank(comm) == 0
     step = STEPS["neb_file"]

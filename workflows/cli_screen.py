@@ -77,7 +77,8 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
     reason and listed; the others go on.
     """
     from .local import LocalEngine
-    from .screen import STORE_NAME, collect_records, export
+    from .screen import collect_records, export
+    from .store_sqlite import STORE_NAME
 
     comm = mpi_world()
     root = mpi.rank(comm) == 0

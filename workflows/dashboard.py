@@ -30,43 +30,18 @@ from typing import Any
 
 from ionscreen._json import jsonable
 from ionscreen.errors import IonscreenError
+from ionscreen.screening.export import flat_record
 from ionscreen.screening.plots import barrier_capacity_figure
 
 from .store import STATES, ResultStore
-from .store_sqlite import SQLiteStore
+from .store_sqlite import STORE_NAME, SQLiteStore
 
-STORE_NAME = "ionscreen.sqlite"
 EXPORT_RE = re.compile(r"^(ranked_[A-Za-z0-9]{1,8}\.(csv|json)|report\.html|top_cifs\.zip|"
                        r"failures\.csv)$")
 """The only files ``/exports/`` serves (from the run folder, never below or above it)."""
 RECENT_FAILURES = 20
 PLOT_SIZE = (4.8, 3.4)
 """Inches of the barrier-vs-capacity plot (the page shows it at 480 x 340 px)."""
-DESCRIPTOR_KEYS = ("rank", "formula", "source", "state", "barrier", "barrier_tier", "E1D",
-                   "E2D", "E3D", "dimensionality", "capacity_mAh_g", "capacity_mAh_cm3",
-                   "voltage_V", "volume_change", "sustainability_score", "score", "pareto",
-                   "pareto_rank", "candidate_id", "job_id")
-
-
-def _top_row(host: Any) -> dict[str, Any]:
-    """One ranked host as the page shows it (:data:`DESCRIPTOR_KEYS` plus ``neb_barrier``)."""
-    rec = host.record
-    bvse, neb = rec.bvse, rec.neb
-    bars = bvse.barriers if bvse else {}
-    return {
-        "rank": host.rank, "formula": rec.formula, "source": rec.source, "state": rec.state,
-        "barrier": host.barrier, "barrier_tier": host.barrier_tier,
-        "E1D": bars.get("1D"), "E2D": bars.get("2D"), "E3D": bars.get("3D"),
-        "dimensionality": bvse.dimensionality if bvse else None,
-        "capacity_mAh_g": rec.capacity_mAh_g, "capacity_mAh_cm3": rec.capacity_mAh_cm3,
-        "voltage_V": rec.voltage_V, "volume_change": rec.volume_change,
-        "sustainability_score": host.sustainability_score, "score": host.score,
-        "pareto": host.pareto, "pareto_rank": host.pareto_rank,
-        "candidate_id": rec.candidate_id, "job_id": rec.job_id,
-        "neb_barrier": neb.barrier if neb else None,
-    }
-
-
 class DashboardError(IonscreenError):
     """The dashboard cannot start as asked (bad store, missing password, ...)."""
 
@@ -251,7 +226,7 @@ class Dashboard:
         self._plots.clear()
 
     def _top(self) -> dict[str, list[dict[str, Any]]]:
-        return {ion: [_top_row(h) for h in hosts[: self.top]] for ion, hosts in self._ranked.items()}
+        return {ion: [flat_record(h) for h in hosts[: self.top]] for ion, hosts in self._ranked.items()}
 
     def exports(self) -> list[dict[str, Any]]:
         if self.exports_dir is None or not self.exports_dir.is_dir():

@@ -15,8 +15,6 @@ from typing import Any
 
 from .store import ResultStore
 
-STORE_NAME = "ionscreen.sqlite"
-
 
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"path", "ion", "oxi"}`` -> one validated candidate from a user file (bad files fail here)."""

@@ -36,7 +36,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ionscreen.errors import IonscreenError
 
 from .store import STATES, Job, JobRecord, RawJSON, ResultStore
-from .store_sqlite import SQLiteStore
+from .store_sqlite import STORE_NAME, SQLiteStore
 
 DEFAULT_COLLECTION = "ionscreen_jobs"
 """Collection of the launchpad's database used by ``ionscreen submit`` by default."""
@@ -330,7 +330,7 @@ def open_store(spec: Any, *, readonly: bool = True, collection: str | None = Non
             raise IonscreenError(f"no launchpad file at {p}")
         return MongoStore(_launchpad_collection(p, coll))
     if p.is_dir() or (not p.suffix and not p.exists()):
-        p = p / "ionscreen.sqlite"
+        p = p / STORE_NAME
     if readonly:
         if not p.exists():
             raise IonscreenError(f"no result store at {p} (run `ionscreen screen --out DIR` "

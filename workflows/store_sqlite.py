@@ -93,6 +93,10 @@ def _dumps_result(result: Any) -> str:
     return json.dumps(result, separators=(",", ":"), ensure_ascii=False)
 
 
+#: File name of the store in a run folder (``ionscreen screen --out DIR``).
+STORE_NAME = "ionscreen.sqlite"
+
+
 class SQLiteStore(ResultStore):
     """The embedded result store: one SQLite file in WAL mode (see the module docstring).
 
