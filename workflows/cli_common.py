@@ -91,6 +91,16 @@ def mpi_world() -> Any:
         fail(exc)
 
 
+def run_engine(engine: Any, run: Callable[[], Any]) -> tuple[Any, Any]:
+    """``run()`` on ``engine`` (a LocalEngine): (its RunSummary, the store) on the rank that
+    owns the store, (summary, None) on the other MPI ranks; a user error exits cleanly."""
+    try:
+        summary = run()
+    except IonscreenError as exc:
+        fail(exc)
+    return summary, engine.store
+
+
 # --------------------------------------------------------------------------- the screen options
 
 _CANDIDATE_OPTIONS = [

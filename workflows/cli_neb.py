@@ -16,7 +16,7 @@ from ionscreen.errors import IonscreenError
 
 from . import mpi
 from .cli_bvse import print_result
-from .cli_common import GreedyOption, console, fail, mpi_world, parse_oxi, split_words
+from .cli_common import GreedyOption, console, fail, mpi_world, parse_oxi, run_engine, split_words
 
 
 def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]
@@ -128,14 +128,9 @@ def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
     engine = LocalEngine(out / STORE_NAME if root else None, comm=comm,
                          log_path=out / "run.log" if root else None, argv=sys.argv,
                          console=console)
-    try:
-        summary = engine.run([(step, d) for d in docs])
-    except IonscreenError as exc:
-        fail(exc)
-    if not root:
+    summary, store = run_engine(engine, lambda: engine.run([(step, d) for d in docs]))
+    if store is None:  # a computing MPI rank
         return
-    store = engine.store
-    assert store is not None
     results = []
     for d in docs:
         rec = store.get(step.job_id(d))

@@ -13,7 +13,7 @@ from rich.table import Table
 from ionscreen.errors import IonscreenError
 
 from . import mpi
-from .cli_common import console, fail, fmt, mpi_world, screen_options
+from .cli_common import console, fmt, mpi_world, run_engine, screen_options
 
 
 def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-untyped-def]
@@ -100,14 +100,9 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
                                                   "resolution": spec.bvse.resolution,
                                                   "neb_top": spec.neb_top},
                          console=console)
-    try:
-        summary = engine.run_stages(stages)
-    except IonscreenError as exc:
-        fail(exc)
-    if not root:
+    summary, store = run_engine(engine, lambda: engine.run_stages(stages))
+    if store is None:  # a computing MPI rank
         return
-    store = engine.store
-    assert store is not None
     with console.status("ranking and exporting ..."):
         written = export(store, outdir, top_n=top, weights=weights)
         records, failures = collect_records(store)
