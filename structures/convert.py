@@ -84,13 +84,16 @@ def to_atoms(
 def to_structure(atoms: Atoms) -> Structure:
     """A pymatgen ``Structure`` of periodic ``atoms`` (a new object).
 
-    Carries symbols, Cartesian positions and the cell; initial charges become oxidation states
-    and initial magnetic moments the ``magmom`` site property, each only when some are
-    non-zero. Tags, constraints and the attached calculator are not carried.
+    Carries symbols, Cartesian positions and the cell; pymatgen's ``oxi_states`` array (or
+    else the initial charges) become oxidation states and initial magnetic moments the
+    ``magmom`` site property, each only when some are non-zero. Tags, constraints and the attached calculator are not carried.
     """
     structure = Structure(Lattice(atoms.cell.array), atoms.get_chemical_symbols(),
                           atoms.positions, coords_are_cartesian=True)
-    charges = atoms.get_initial_charges()
+    # oxidation states: pymatgen's own array when the Atoms came from pymatgen (extxyz files
+    # written by it carry it), else the initial charges
+    oxi = atoms.arrays.get("oxi_states")
+    charges = np.asarray(oxi, float) if oxi is not None else atoms.get_initial_charges()
     if np.any(charges != 0):
         structure.add_oxidation_state_by_site([clean_number(q, None) for q in charges])
     magmoms = atoms.get_initial_magnetic_moments()

@@ -111,7 +111,8 @@ def _read_poscar(path: Path) -> Structure:
 
 def _read_extxyz(path: Path) -> Structure:
     import ase.io
-    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from .convert import to_structure  # imported here: convert builds on this module
 
     try:
         frames = ase.io.read(path, index=":", format="extxyz")
@@ -131,9 +132,9 @@ def _read_extxyz(path: Path) -> Structure:
             "line, or write the file with ase.io.write from an Atoms object that has a cell."
         )
     try:
-        return AseAtomsAdaptor.get_structure(atoms)
+        return to_structure(atoms)
     except Exception as exc:  # noqa: BLE001
-        raise _ParseError("pymatgen AseAtomsAdaptor", exc) from None
+        raise _ParseError("ionscreen.structures.convert.to_structure", exc) from None
 
 
 class _ParseError(Exception):
@@ -395,14 +396,15 @@ def load_host(
         structure = read_structure(path_or_structure)
     else:
         from ase import Atoms
-        from pymatgen.io.ase import AseAtomsAdaptor
+
+        from .convert import to_structure
 
         if not isinstance(path_or_structure, Atoms):
             raise TypeError(
                 "load_host takes a file path, a pymatgen Structure or an ase Atoms, not "
                 f"{type(path_or_structure).__name__}"
             )
-        structure = AseAtomsAdaptor.get_structure(path_or_structure)
+        structure = to_structure(path_or_structure)
     if len(structure) == 0:
         raise StructureValidationError("the structure contains no atoms.")
     validate_structure(structure, min_distance=min_distance)
