@@ -50,11 +50,11 @@ def bvff_neb(pid: str, ion: str) -> dict:
 def chgnet_per_call() -> dict:
     import numpy as np
 
-    from ionscreen.screening.calculators import structure_to_atoms
     from ionscreen.screening.mlip import calculator_factory
+    from ionscreen.structures.convert import to_atoms
 
     s, _ = host_for_ion(get_prototype("LiMn2O4"), "Mg")
-    atoms = structure_to_atoms(s)
+    atoms = to_atoms(s, charges=True)
     f = calculator_factory("chgnet", threads=1)
     atoms.calc = f()
     atoms.get_forces()  # warm-up

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["clean_number", "jsonable"]
+__all__ = ["clean_number", "finite_or_none", "jsonable"]
 
 
 def jsonable(obj: Any, *, nonfinite: Any = None,
@@ -54,3 +54,15 @@ def clean_number(x: float, digits: int | None = 6) -> float | int:
     if abs(float(x) - r) < 1e-9:
         return int(r)
     return float(x) if digits is None else round(float(x), digits)
+
+
+def finite_or_none(x: Any) -> float | None:
+    """A finite float or None (NaN, inf, None, bools and non-numbers give None): how a table
+    cell or a ranking reads an optional number."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None

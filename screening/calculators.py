@@ -26,11 +26,10 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
-from pymatgen.core import Structure
 
 from ionscreen.errors import IonscreenError, StructureValidationError
 from ionscreen.kernels import bvff as kbvff
-from ionscreen.structures.convert import MOBILE_TAG, to_atoms
+from ionscreen.structures.convert import MOBILE_TAG
 from ionscreen.structures.ions import ion_label
 
 from .ion_models import IonModel, ion_model, mobile_pair
@@ -209,12 +208,6 @@ class BVFFModel:
 def mobile_symbol(ion: IonModel) -> str:
     """Chemical symbol used for the mobile atom in ASE Atoms (N for the NH4+ pseudo-ion)."""
     return "N" if ion.name == "NH4" else ion.element
-
-
-def structure_to_atoms(structure: Structure, mobile: list[int] | None = None) -> Atoms:
-    """ASE Atoms as the BVFF reads them: :func:`~ionscreen.structures.convert.to_atoms` with
-    oxidation states (guessed when absent) as initial charges and ``mobile`` tagged 1."""
-    return to_atoms(structure, charges=True, mobile=mobile)
 
 
 class BVFFCalculator(Calculator):

@@ -33,12 +33,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ionscreen._json import jsonable
+from ionscreen._json import finite_or_none, jsonable
 from ionscreen.screening.bvse import BVSESummary
 from ionscreen.screening.rank import (
     SCORE_NORMALISATION,
     RankedHost,
-    _num,
     ions_in,
     normalise_ion,
     rank_all,
@@ -46,7 +45,7 @@ from ionscreen.screening.rank import (
 from ionscreen.screening.records import HostRecord
 from ionscreen.screening.report import ReportInput, report_html
 from ionscreen.screening.sustainability import SCORE_FORMULA
-from ionscreen.screening.weights import _resolve_weights
+from ionscreen.screening.weights import resolve_weights
 from ionscreen.structures.ions import DIMS
 
 __all__ = ["COLUMNS", "FAILURE_COLUMNS", "export_run", "failure_row", "flat_record", "write_csv"]
@@ -85,7 +84,7 @@ PRODUCERS = {
 
 
 def _round(x: Any, nd: int) -> float | None:
-    v = _num(x)
+    v = finite_or_none(x)
     return None if v is None else round(v, nd)
 
 
@@ -132,7 +131,7 @@ def flat_record(host: RankedHost) -> dict[str, Any]:
         "ml_model": rec.ml_model,
         "hhi_production": _round(sus.get("hhi_production"), 1),
         "hhi_reserve": _round(sus.get("hhi_reserve"), 1),
-        "abundance_min_ppm": _num(sus.get("abundance_min_ppm")),
+        "abundance_min_ppm": finite_or_none(sus.get("abundance_min_ppm")),
         "abundance_min_element": sus.get("abundance_min_element"),
         "abundance_weighted_ppm": _round(sus.get("abundance_weighted_ppm"), 4),
         "toxic": sus.get("toxic"),
@@ -213,7 +212,7 @@ def _cif_text(host: RankedHost) -> str:
         f"# formula: {_ascii_line(rec.formula)}; state: {_ascii_line(rec.state)}",
         f"# source: {_ascii_line(rec.source)}",
         f"# citation: {_ascii_line(rec.citation)}",
-        f"# barrier: {_num(host.barrier)} eV ({_ascii_line(host.barrier_tier)})",
+        f"# barrier: {finite_or_none(host.barrier)} eV ({_ascii_line(host.barrier_tier)})",
     ]
     return "\n".join(header) + "\n" + str(CifWriter(rec.structure))
 
@@ -309,7 +308,7 @@ def export_run(records: Iterable[HostRecord], failures: Iterable[HostRecord], ou
     top_n = int(top_n)
     records = list(records)
     failures = list(failures)
-    w = _resolve_weights(weights)
+    w = resolve_weights(weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ion_list = [normalise_ion(i) for i in ions] if ions else ions_in(records + failures)

@@ -144,7 +144,7 @@ class InsertionResult(MSONable):
     def volume_change_percent(self) -> float:
         return 100.0 * self.volume_change
 
-    def summary(self) -> str:
+    def summary_text(self) -> str:
         """One line, with the model that produced the numbers."""
         flag = "" if self.converged or not self.relaxed else " (relaxation NOT converged)"
         if self.volume_warning:

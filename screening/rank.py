@@ -41,7 +41,6 @@ packaged defaults).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,12 +49,13 @@ from typing import Any
 
 from monty.json import MSONable
 
+from ionscreen._json import finite_or_none
 from ionscreen.screening.records import HostRecord, Note
 from ionscreen.screening.weights import (
     WEIGHT_KEYS,
-    _resolve_weights,
     default_weights,
     load_weights,
+    resolve_weights,
     validate_weights,
 )
 from ionscreen.structures.ions import DIMS, normalise_ion
@@ -86,16 +86,6 @@ SCORE_NORMALISATION = (
 # ----------------------------------------------------------------------------- helpers
 
 
-def _num(x: Any) -> float | None:
-    """A finite float or None (NaN, inf, None, non-numbers → None)."""
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
 
 def ions_in(records: Iterable[HostRecord]) -> list[str]:
     """Working ions present in ``records``, in :data:`ION_ORDER` (others alphabetically after)."""
@@ -120,7 +110,7 @@ def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None
     notes: list[Note] = []
     neb = record.neb
     if neb is not None:
-        nb = _num(neb.barrier)
+        nb = finite_or_none(neb.barrier)
         if nb is not None and neb.converged:
             return nb, neb.label, neb.label, notes
         status = str(neb.status or "n/a")
@@ -229,7 +219,7 @@ class RankedHost(MSONable):
 
     @property
     def capacity_mAh_g(self) -> float | None:
-        return _num(self.record.capacity_mAh_g)
+        return finite_or_none(self.record.capacity_mAh_g)
 
     def note_codes(self) -> list[str]:
         return [n.code for n in self.notes]
@@ -271,7 +261,7 @@ def _start(record: HostRecord) -> RankedHost:
     """Barrier, sustainability score and their notes of one record (not yet ranked)."""
     b, label, key, notes = barrier_of(record)
     sus = record.sustainability or {}
-    score = _num(sus.get("sustainability_score"))
+    score = finite_or_none(sus.get("sustainability_score"))
     host = RankedHost(record, b, label, key, score, [*record.notes, *notes])
     if score is None:
         why = "; ".join(sus.get("notes") or []) or "no structure or formula"
@@ -291,8 +281,8 @@ def _tier_notes(ranked: list[RankedHost], ion: str) -> None:
                 f"barrier from {h.barrier_tier} while most rows of {ion} ({n_major}/{len(ranked)}) "
                 f"use {major}: barriers of different tiers compare only loosely"))
     ml_major, _ = _majority([h.record.ml_model for h in ranked
-                             if _num(h.record.voltage_V) is not None
-                             or _num(h.record.volume_change) is not None])
+                             if finite_or_none(h.record.voltage_V) is not None
+                             or finite_or_none(h.record.volume_change) is not None])
     for h in ranked:
         m = h.record.ml_model
         if m and ml_major and m != ml_major:
@@ -346,7 +336,7 @@ def rank(records: Iterable[HostRecord], ion: str,
     any barrier (``rank`` None, a note says why). ``weights``: a mapping, a config file path,
     or None for the packaged defaults.
     """
-    w = _resolve_weights(weights)
+    w = resolve_weights(weights)
     ion = normalise_ion(ion)
     hosts = [_start(r) for r in _check_done(records) if normalise_ion(r.working_ion) == ion]
     ranked = [h for h in hosts if h.barrier is not None]
@@ -370,6 +360,6 @@ def rank_all(records: Iterable[HostRecord],
              include_unranked: bool = False) -> dict[str, list[RankedHost]]:
     """:func:`rank` for every ion in ``records`` (or in ``ions``), in :data:`ION_ORDER`."""
     records = _check_done(records)
-    w = _resolve_weights(weights)
+    w = resolve_weights(weights)
     ion_list = [normalise_ion(i) for i in ions] if ions else ions_in(records)
     return {ion: rank(records, ion, w, include_unranked=include_unranked) for ion in ion_list}

@@ -19,8 +19,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from ionscreen._json import finite_or_none
 from ionscreen.screening.plots import barrier_capacity_figure, landscape_figure
-from ionscreen.screening.rank import SCORE_NORMALISATION, RankedHost, _num
+from ionscreen.screening.rank import SCORE_NORMALISATION, RankedHost
 from ionscreen.screening.sustainability import SCORE_FORMULA
 
 __all__ = ["ReportInput", "report_css", "report_html"]
@@ -80,7 +81,7 @@ def _e(x: Any) -> str:
 
 
 def _fmt(v: Any, nd: int = 3) -> str:
-    n = _num(v)
+    n = finite_or_none(v)
     if n is None:
         return "—" if v is None or isinstance(v, (int, float)) else _e(v)
     if abs(n) >= 1e4 or (0 < abs(n) < 1e-3):
@@ -89,7 +90,7 @@ def _fmt(v: Any, nd: int = 3) -> str:
 
 
 def _sig(v: Any) -> str:
-    n = _num(v)
+    n = finite_or_none(v)
     return "—" if n is None else f"{n:.3g}"
 
 

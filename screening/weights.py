@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WEIGHT_KEYS", "default_weights", "load_weights", "validate_weights"]
+__all__ = ["WEIGHT_KEYS", "default_weights", "load_weights", "resolve_weights", "validate_weights"]
 
 WEIGHT_KEYS = ("barrier", "capacity", "sustainability")
 
@@ -91,7 +91,7 @@ def default_weights() -> dict[str, float]:
     return load_weights(None)
 
 
-def _resolve_weights(weights: Mapping[str, Any] | str | Path | None) -> dict[str, float]:
+def resolve_weights(weights: Mapping[str, Any] | str | Path | None) -> dict[str, float]:
     if weights is None:
         return default_weights()
     if isinstance(weights, (str, Path)):

@@ -19,8 +19,8 @@ from ionscreen.screening.calculators import (
     BVFFCalculator,
     BVFFModel,
     BVFFSpecies,
-    structure_to_atoms,
 )
+from ionscreen.structures.convert import to_atoms
 from ionscreen.structures.prototypes import get_prototype
 
 MORSE, COULOMB, NONE = bvff.MORSE, bvff.COULOMB, bvff.NONE
@@ -100,7 +100,7 @@ def test_energy_is_continuous_at_the_cutoff():
 @pytest.fixture(scope="module")
 def lifepo4_atoms():
     s = get_prototype("LiFePO4").build(with_ion="Li")
-    atoms = structure_to_atoms(s, [i for i, x in enumerate(s) if x.specie.symbol == "Li"])
+    atoms = to_atoms(s, charges=True, mobile=[i for i, x in enumerate(s) if x.specie.symbol == "Li"])
     atoms.calc = BVFFCalculator.from_model(BVFFModel.from_atoms(atoms, "Li"))
     return atoms
 
@@ -159,7 +159,7 @@ def test_host_with_bvff_radii_stays_close_to_experiment():
     from ase.optimize import FIRE
 
     s = get_prototype("MgCr2O4").build()
-    atoms = structure_to_atoms(s, [i for i, x in enumerate(s) if x.specie.symbol == "Mg"])
+    atoms = to_atoms(s, charges=True, mobile=[i for i, x in enumerate(s) if x.specie.symbol == "Mg"])
     atoms.calc = BVFFCalculator.from_model(BVFFModel.from_atoms(atoms, "Mg"))
     p0 = atoms.positions.copy()
     FIRE(atoms, logfile=None).run(fmax=0.01, steps=500)
@@ -222,7 +222,7 @@ def test_bvff_neb_refuses_a_host_without_rows_once_and_keeps_neutral_atoms_fixed
     with_c.append("C", [0.5, 0.5, 0.5])  # a neutral atom: no BVFF (or BVSE) terms
     with_c.add_oxidation_state_by_element({"Li": 1, "N": -3, "C": 0})
     settings = NEBSettings(images=3, steps=60, fmax=0.2, fmax_pre=0.3)
-    model = BVFFModel.from_atoms(structure_to_atoms(with_c), "Mg")
+    model = BVFFModel.from_atoms(to_atoms(with_c, charges=True), "Mg")
     assert model.neutral == ["C0"]
     rep = run_neb(with_c, "Mg", "bvff", settings=settings)
     assert rep.hops and all(not h.settings["relax_host"] for h in rep.hops)
@@ -298,7 +298,7 @@ def test_neutral_delegates_to_the_model(lifepo4_atoms):
         _ = BVFFCalculator(ion="Mg").neutral
     s = Structure(Lattice.cubic(6.0), ["Li", "N", "C"], [[0, 0, 0], [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]])
     s.add_oxidation_state_by_element({"Li": 1, "N": -3, "C": 0})
-    atoms = structure_to_atoms(s)
+    atoms = to_atoms(s, charges=True)
     atoms.calc = BVFFCalculator(ion="Mg")
     atoms.get_potential_energy()
     assert atoms.calc.neutral == ["C0"] == atoms.calc.model.neutral

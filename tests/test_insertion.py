@@ -68,7 +68,7 @@ def test_result_document_round_trip():
     # without the cells, everything else comes back
     light = InsertionResult.from_dict(json.loads(json.dumps(res.as_dict())))
     assert light.empty_structure is None and light.voltage_V == res.voltage_V
-    assert light.notes == res.notes and light.summary() == res.summary()
+    assert light.notes == res.notes and light.summary_text() == res.summary_text()
     # the deprecated name gives the same document
     assert res.to_dict(structures=True) == res.as_dict(structures=True)
 

@@ -303,7 +303,7 @@ def _check_result(res: InsertionResult, factory: CalculatorFactory) -> dict:
     doc = json.loads(json.dumps(res.to_dict(structures=True)))
     assert doc["model"] == factory.identity and doc["produced_by"].startswith(factory.identity)
     assert any("0.3–0.6 eV" in n for n in doc["notes"])
-    assert factory.identity in res.summary()
+    assert factory.identity in res.summary_text()
     assert Structure.from_dict(doc["inserted_structure"]).composition == \
         res.inserted_structure.composition
     return doc
@@ -313,7 +313,7 @@ def _check_result(res: InsertionResult, factory: CalculatorFactory) -> dict:
 def test_voltage_and_volume_change_licoo2(chgnet_factory):
     proto = get_prototype("LiCoO2")
     res = insertion_voltage(proto.build(), proto.build(with_ion="Li"), "Li", chgnet_factory)
-    print("\n" + res.summary())
+    print("\n" + res.summary_text())
     _check_result(res, chgnet_factory)
     assert res.x == 3 and res.ion_charge == 1
     assert 2.0 < res.voltage_V < 5.0  # measured ≈ 3.9 V average; CHGNet gives ≈ 3.4–3.5 V
@@ -337,7 +337,7 @@ def test_voltage_and_volume_change_mg_spinel(chgnet_factory):
     empty = proto.build().get_primitive_structure()  # λ-MnO2, 12 atoms
     inserted = discharged.get_primitive_structure()  # MgMn2O4, 14 atoms
     res = insertion_voltage(empty, inserted, "Mg2+", chgnet_factory)
-    print("\n" + res.summary())
+    print("\n" + res.summary_text())
     _check_result(res, chgnet_factory)
     assert res.x == 2 and res.ion_charge == 2
     assert 1.5 < res.voltage_V < 4.0  # DFT (PBE+U) literature ≈ 2.9 V vs Mg

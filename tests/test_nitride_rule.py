@@ -108,9 +108,10 @@ def _li3n():
 
 
 def test_bvff_model_derives_the_row_only_when_asked():
-    from ionscreen.screening.calculators import BVFFModel, structure_to_atoms
+    from ionscreen.screening.calculators import BVFFModel
+    from ionscreen.structures.convert import to_atoms
 
-    atoms = structure_to_atoms(_li3n())
+    atoms = to_atoms(_li3n(), charges=True)
     with pytest.raises(MissingParameterError, match="--derive-nitride"):
         BVFFModel.from_atoms(atoms, "Ca")
     m = BVFFModel.from_atoms(atoms, "Ca", derive_nitride=True)
@@ -123,7 +124,7 @@ def test_bvff_model_derives_the_row_only_when_asked():
     mg = BVFFModel.from_atoms(atoms, "Mg", derive_nitride=True)
     assert mg.derived == [] and "derived" not in mg.identity
     # the option is for the working ion only: the PBA's cyanide C2+–N3- pair is still missing
-    pba = structure_to_atoms(host_for_ion(get_prototype("PBA-MnCr"), "Ca")[0])
+    pba = to_atoms(host_for_ion(get_prototype("PBA-MnCr"), "Ca")[0], charges=True)
     with pytest.raises(MissingParameterError, match="C2\\+–N3-"):
         BVFFModel.from_atoms(pba, "Ca", derive_nitride=True)
 

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 console = Console(width=None if sys.stdout.isatty() else 140)
 err_console = Console(stderr=True)
 
-DEFAULT_IONS = SCREEN_DEFAULT
 
 
 class GreedyOption(click.Option):
@@ -120,7 +119,7 @@ _CANDIDATE_OPTIONS = [
     click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2."),
     click.option("--ions", cls=GreedyOption, multiple=True, default=None,
                  help="Working ions (space or comma separated). Default: "
-                      f"{' '.join(DEFAULT_IONS)}."),
+                      f"{' '.join(SCREEN_DEFAULT)}."),
 ]
 _STAGE_OPTIONS = [
     click.option("--resolution", type=float, default=0.2, show_default=True,
@@ -152,7 +151,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
     from .plan import ScreenSpec, parse_substitution_rules
 
     try:
-        ion_list = [get_working_ion(i).name for i in (split_words(ions) or list(DEFAULT_IONS))]
+        ion_list = [get_working_ion(i).name for i in (split_words(ions) or list(SCREEN_DEFAULT))]
     except IonscreenError as exc:
         raise click.BadParameter(str(exc), param_hint="--ions") from exc
     rules = " ".join(substitute or ()).split() or None  # commas separate targets: not words

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ionscreen.structures.ions import ANIONS, SCREEN_DEFAULT
 
-from .screen import best_bvse_barrier, candidate_step
+from .screen import candidate_step
 from .steps import bvse_for_neb, bvse_step, insertion_step, neb_file_step, neb_step
 from .store import Job, JobRecord, job_id
 
@@ -136,12 +136,14 @@ def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = Fal
     """The ``n`` best done BVSE records per working ion (lowest finite percolation barrier,
     ties by candidate id), largest cells first, so that a pool or MPI run does not end waiting
     on one big job."""
+    from ionscreen.screening.bvse import BVSESummary  # here: keeps the CLI's start-up light
+
     by_ion: dict[str, list] = {}
     for rec in records:
         cand = rec.input["candidate"]
         if only_discharged and cand.get("state") != "discharged":
             continue
-        b = best_bvse_barrier(rec.result["summary"])
+        b = BVSESummary.from_dict(rec.result["summary"]).best_barrier
         if math.isfinite(b):
             by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
     picked = []
@@ -386,9 +388,8 @@ class ScreenSpec:
         return stages + self.dynamic_stages()
 
 
-ScreenMaker = ScreenSpec
 """The earlier name of :class:`ScreenSpec` (it describes the screen; it makes nothing)."""
 
 __all__ = ["BVSE", "INLINE", "ML", "NEB", "STEPS", "CandidateSet", "JobsView", "ResultView",
-           "ScreenMaker", "ScreenSpec", "Stage", "Step", "insertion_inputs", "is_bvff",
+           "ScreenSpec", "Stage", "Step", "insertion_inputs", "is_bvff",
            "neb_inputs", "parse_substitution_rules", "select_top"]

@@ -23,13 +23,6 @@ def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     return from_file(doc["path"], doc["ion"], doc.get("oxi")).to_dict()
 
 
-def best_bvse_barrier(summary: dict[str, Any] | None) -> float:
-    """Lowest finite percolation barrier (the easiest dimension), inf when none percolates."""
-    from ionscreen.screening.bvse import BVSESummary
-
-    return BVSESummary.from_dict(summary).best_barrier if summary else math.inf
-
-
 # --------------------------------------------------------------------------- records from a store
 
 
