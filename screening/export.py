@@ -44,7 +44,7 @@ from ionscreen.screening.rank import (
 )
 from ionscreen.screening.records import HostRecord
 from ionscreen.screening.report import ReportInput, report_html
-from ionscreen.screening.sustainability import SCORE_FORMULA
+from ionscreen.screening.sustainability import SCORE_FORMULA, Sustainability
 from ionscreen.screening.weights import resolve_weights
 from ionscreen.structures.ions import DIMS
 
@@ -98,7 +98,7 @@ def flat_record(host: RankedHost) -> dict[str, Any]:
     """One ranked host as a flat dict over :data:`COLUMNS` (JSON-able, no NaN)."""
     rec = host.record
     bvse, neb = rec.bvse, rec.neb
-    sus = rec.sustainability or {}
+    sus = rec.sustainability or Sustainability()  # no document: every value unknown
     bars = bvse.barriers if bvse else dict.fromkeys(DIMS)
     flat = {
         "rank": host.rank,
@@ -129,15 +129,15 @@ def flat_record(host: RankedHost) -> dict[str, Any]:
         "voltage_V": _round(rec.voltage_V, 4),
         "volume_change": _round(rec.volume_change, 5),
         "ml_model": rec.ml_model,
-        "hhi_production": _round(sus.get("hhi_production"), 1),
-        "hhi_reserve": _round(sus.get("hhi_reserve"), 1),
-        "abundance_min_ppm": finite_or_none(sus.get("abundance_min_ppm")),
-        "abundance_min_element": sus.get("abundance_min_element"),
-        "abundance_weighted_ppm": _round(sus.get("abundance_weighted_ppm"), 4),
-        "toxic": sus.get("toxic"),
-        "toxic_elements": " ".join(sus.get("toxic_elements") or []),
-        "critical": sus.get("critical"),
-        "critical_elements": " ".join(sus.get("critical_elements") or []),
+        "hhi_production": _round(sus.hhi_production, 1),
+        "hhi_reserve": _round(sus.hhi_reserve, 1),
+        "abundance_min_ppm": finite_or_none(sus.abundance_min_ppm),
+        "abundance_min_element": sus.abundance_min_element,
+        "abundance_weighted_ppm": _round(sus.abundance_weighted_ppm, 4),
+        "toxic": sus.toxic,
+        "toxic_elements": " ".join(sus.toxic_elements),
+        "critical": sus.critical,
+        "critical_elements": " ".join(sus.critical_elements),
         "sustainability_score": _round(host.sustainability_score, 4),
         "pareto": host.pareto,
         "pareto_rank": host.pareto_rank,

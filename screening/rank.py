@@ -260,11 +260,11 @@ def _check_done(records: Iterable[HostRecord]) -> list[HostRecord]:
 def _start(record: HostRecord) -> RankedHost:
     """Barrier, sustainability score and their notes of one record (not yet ranked)."""
     b, label, key, notes = barrier_of(record)
-    sus = record.sustainability or {}
-    score = finite_or_none(sus.get("sustainability_score"))
+    sus = record.sustainability
+    score = finite_or_none(sus.score) if sus else None
     host = RankedHost(record, b, label, key, score, [*record.notes, *notes])
     if score is None:
-        why = "; ".join(sus.get("notes") or []) or "no structure or formula"
+        why = "; ".join(sus.notes if sus else ()) or "no structure or formula"
         host.notes.append(Note("sustainability_unknown", f"sustainability score unknown ({why})"))
     if b is None:
         host.notes.append(Note("no_barrier", "no barrier (no percolating BVSE path below encut and no "

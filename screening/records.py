@@ -25,7 +25,7 @@ from pymatgen.core import Structure
 from ionscreen.screening.bvse import BVSESummary
 from ionscreen.screening.descriptors import Capacity, capacity_or_note
 from ionscreen.screening.neb import NEBSummary
-from ionscreen.screening.sustainability import sustainability
+from ionscreen.screening.sustainability import Sustainability, sustainability
 from ionscreen.structures.candidates import Candidate
 
 __all__ = ["Failure", "HostRecord", "Note", "host_sustainability", "split_failed"]
@@ -70,7 +70,7 @@ class Failure(MSONable):
         return cls(str(d["step"]), d.get("error"), d.get("reason"))
 
 
-def host_sustainability(source: Structure | Mapping[str, Any] | str, ion: str) -> dict[str, Any]:
+def host_sustainability(source: Structure | Mapping[str, Any] | str, ion: str) -> Sustainability:
     """Sustainability of the host **without the working ion** (so that a charged and a
     discharged host of one framework compare alike; NH4's N and H stay, as they are not a
     separate element of the host). A formula that cannot be read gives a score of None with
@@ -79,7 +79,7 @@ def host_sustainability(source: Structure | Mapping[str, Any] | str, ion: str) -
     try:
         return sustainability(source, exclude=exclude)
     except ValueError as exc:
-        return {"sustainability_score": None, "notes": [str(exc)]}
+        return Sustainability(notes=(str(exc),))
 
 
 def _insertion_doc(insertion: Any) -> dict[str, Any] | None:
@@ -132,7 +132,7 @@ class HostRecord(MSONable):
     structure: Structure | None = field(default=None, repr=False)
     notes: tuple[Note, ...] = ()
     failure: Failure | None = None
-    sustainability: dict[str, Any] | None = field(default=None, repr=False)
+    sustainability: Sustainability | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ views
     @property
@@ -197,7 +197,7 @@ class HostRecord(MSONable):
             "structure": self.structure.as_dict() if self.structure is not None else None,
             "notes": [n.as_dict() for n in self.notes],
             "failure": self.failure.as_dict() if self.failure else None,
-            "sustainability": self.sustainability,
+            "sustainability": self.sustainability.as_dict() if self.sustainability else None,
         }
 
     @classmethod
@@ -215,7 +215,7 @@ class HostRecord(MSONable):
             ml_model=d.get("ml_model"),
             structure=Structure.from_dict(st) if isinstance(st, Mapping) else st,
             notes=tuple(Note.from_dict(n) for n in d.get("notes") or ()),
-            failure=opt("failure", Failure), sustainability=d.get("sustainability"),
+            failure=opt("failure", Failure), sustainability=opt("sustainability", Sustainability),
         )
 
 

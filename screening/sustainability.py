@@ -35,7 +35,7 @@ What each number is
     and natural graphite (C), feldspar and helium are not mapped. The full map is in the data
     file (:data:`CRITICAL_ELEMENTS`).
 
-``sustainability_score`` (0–1, higher = better)::
+``sustainability_score`` (:attr:`Sustainability.score`; 0–1, higher = better)::
 
     s_hhi   = 1 − (HHI_production + HHI_reserve) / 2 / 10 000
     s_abund = clip((log10(abundance_min_ppm) + 3) / 7, 0, 1)     # 1e-3 ppm → 0, 1e4 ppm → 1
@@ -50,10 +50,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from monty.json import MSONable
 from pymatgen.core import Composition, DummySpecies, Species, Structure
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "HHI_MAX_MISSING_FRACTION",
     "SCORE_FORMULA",
     "TOXIC_ELEMENTS",
+    "Sustainability",
     "abundance_ppm",
     "load_data",
     "sustainability",
@@ -75,6 +78,7 @@ SCORE_FORMULA = (
     "+ 0.5*clip((log10(min element crustal abundance in ppm) + 3)/7, 0, 1) "
     "- 0.25*[toxic] - 0.2*(mass fraction of EU-2023-critical elements), 0, 1)"
 )
+ABUNDANCE_SOURCE = "Rudnick & Gao 2003 upper crust (H, C, O, Rh, Te: CRC Handbook)"
 _W_HHI = 0.5
 _W_ABUND = 0.5
 _TOXIC_PENALTY = 0.25
@@ -130,17 +134,63 @@ def _nan_free(x: float | None, ndigits: int | None = None) -> float | None:
     return round(x, ndigits) if ndigits is not None else float(x)
 
 
-def _blank(notes: list[str]) -> dict[str, Any]:
-    """The result with every value unknown (the shape :func:`sustainability` returns)."""
-    return {
-        "formula": None, "hhi_production": None, "hhi_reserve": None, "hhi_method": HHI_METHOD,
-        "hhi_coverage": None, "abundance_min_ppm": None, "abundance_min_element": None,
-        "abundance_weighted_ppm": None, "abundance_source": "Rudnick & Gao 2003 upper crust "
-        "(H, C, O, Rh, Te: CRC Handbook)", "toxic": False, "toxic_elements": [],
-        "critical": False, "critical_elements": [], "critical_raw_materials": [],
-        "critical_mass_fraction": None, "sustainability_score": None, "score_components": {},
-        "score_formula": SCORE_FORMULA, "notes": notes,
-    }
+# Document key of a field where the two differ (the stored documents keep their 0.2 keys).
+_KEYS = {"score": "sustainability_score"}
+_SEQUENCES = ("toxic_elements", "critical_elements", "critical_raw_materials", "notes")
+
+
+@dataclass(frozen=True)
+class Sustainability(MSONable):
+    """The sustainability descriptors of one composition (module docstring for definitions);
+    ``score`` is the ``sustainability_score``. A value that could not be computed is None and
+    ``notes`` say why. ``toxic`` and ``critical`` are None only when the composition was never
+    read (no elements were looked at).
+
+    ``as_dict()`` is the document the records store, keyed as the exports name the columns
+    (``sustainability_score`` for ``score``); ``from_dict`` reads it back, missing keys as
+    unknown.
+    """
+
+    formula: str | None = None
+    hhi_production: float | None = None
+    hhi_reserve: float | None = None
+    hhi_method: str = HHI_METHOD
+    hhi_coverage: float | None = None
+    abundance_min_ppm: float | None = None
+    abundance_min_element: str | None = None
+    abundance_weighted_ppm: float | None = None
+    abundance_source: str = ABUNDANCE_SOURCE
+    toxic: bool | None = None
+    toxic_elements: tuple[str, ...] = ()
+    critical: bool | None = None
+    critical_elements: tuple[str, ...] = ()
+    critical_raw_materials: tuple[str, ...] = ()
+    critical_mass_fraction: float | None = None
+    score: float | None = None
+    score_components: dict[str, float] = field(default_factory=dict)
+    score_formula: str = SCORE_FORMULA
+    notes: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON-able document (lists for the sequences), in the documented key order."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[_KEYS.get(f.name, f.name)] = list(v) if f.name in _SEQUENCES else (
+                dict(v) if f.name == "score_components" else v)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Sustainability:
+        """Reads :meth:`as_dict`'s document, or a part of it (absent keys take the defaults)."""
+        kw: dict[str, Any] = {}
+        for f in fields(cls):
+            key = _KEYS.get(f.name, f.name)
+            if d.get(key) is not None:
+                v = d[key]
+                kw[f.name] = tuple(v) if f.name in _SEQUENCES else (
+                    dict(v) if f.name == "score_components" else v)
+        return cls(**kw)
 
 
 def _elements(comp: Composition, exclude: Iterable[str], notes: list[str]) -> Composition | None:
@@ -210,15 +260,16 @@ def _flags(wt: Mapping[str, float], cr6: bool, notes: list[str]) -> dict[str, An
             notes.append("Cr counted as non-toxic: only Cr(VI) is flagged and no Cr6+ oxidation "
                          "state was given")
     crit = sorted(s for s in wt if s in CRITICAL_ELEMENTS)
-    return {"toxic_elements": toxic, "toxic": bool(toxic), "critical_elements": crit,
-            "critical": bool(crit), "critical_raw_materials": sorted({CRITICAL_ELEMENTS[s] for s in crit}),
+    return {"toxic_elements": tuple(toxic), "toxic": bool(toxic), "critical_elements": tuple(crit),
+            "critical": bool(crit),
+            "critical_raw_materials": tuple(sorted({CRITICAL_ELEMENTS[s] for s in crit})),
             "critical_mass_fraction": round(sum(wt[s] for s in crit), 6)}
 
 
 def _score(d: Mapping[str, Any], wt: Mapping[str, float], notes: list[str]) -> dict[str, Any]:
     """The combined score (module docstring) from the HHI, abundance and flag values of ``d``
-    and the mass fractions ``wt``."""
-    if d["hhi_production"] is None or d["abundance_min_ppm"] is None:
+    (keyed by :class:`Sustainability` field) and the mass fractions ``wt``."""
+    if d.get("hhi_production") is None or d.get("abundance_min_ppm") is None:
         notes.append("sustainability_score unknown (needs HHI and crustal abundance)")
         return {}
     s_hhi = 1.0 - 0.5 * (d["hhi_production"] + d["hhi_reserve"]) / 10000.0
@@ -227,34 +278,31 @@ def _score(d: Mapping[str, Any], wt: Mapping[str, float], notes: list[str]) -> d
     penalty_t = _TOXIC_PENALTY if d["toxic"] else 0.0
     penalty_c = _CRITICAL_PENALTY * sum(wt[s] for s in d["critical_elements"])
     score = _W_HHI * s_hhi + _W_ABUND * s_ab - penalty_t - penalty_c
-    return {"sustainability_score": round(min(1.0, max(0.0, score)), 6),
+    return {"score": round(min(1.0, max(0.0, score)), 6),
             "score_components": {"s_hhi": round(s_hhi, 6), "s_abundance": round(s_ab, 6),
                                  "toxic_penalty": penalty_t, "critical_penalty": round(penalty_c, 6)}}
 
 
-def sustainability(composition: Any, exclude: Iterable[str] = ()) -> dict[str, Any]:
+def sustainability(composition: Any, exclude: Iterable[str] = ()) -> Sustainability:
     """Sustainability descriptors of a composition (see the module docstring for definitions).
 
     ``composition``: a formula, :class:`~pymatgen.core.Composition`, :class:`~pymatgen.core.Structure`
     or ``Structure.as_dict()``. ``exclude``: element symbols to leave out first (the ranking
     leaves out the working ion, so that charged and discharged hosts compare alike).
 
-    Returns a JSON-able dict; values that cannot be computed are ``None`` and ``notes`` says
-    why. Unknown elements never raise; an unreadable formula raises :class:`ValueError`.
+    Values that cannot be computed are ``None`` and ``notes`` says why. Unknown elements never
+    raise; an unreadable formula raises :class:`ValueError`.
     """
     comp = _to_composition(composition)
     notes: list[str] = []
-    out = _blank(notes)
     # Cr(VI) must be seen before oxidation states are dropped.
     cr6 = any(isinstance(sp, Species) and sp.symbol == "Cr" and (sp.oxi_state or 0) >= 6
               for sp in comp)
     elem = _elements(comp, exclude, notes)
     if elem is None:
-        return out
-    out["formula"] = elem.reduced_formula
+        return Sustainability(toxic=False, critical=False, notes=tuple(notes))
     wt = {str(e): float(elem.get_wt_fraction(e)) for e in elem.elements}  # in element order
-    out.update(_hhi(wt, notes))
-    out.update(_abundance(wt, notes))
-    out.update(_flags(wt, cr6, notes))
+    out: dict[str, Any] = {"formula": elem.reduced_formula, **_hhi(wt, notes),
+                           **_abundance(wt, notes), **_flags(wt, cr6, notes)}
     out.update(_score(out, wt, notes))
-    return out
+    return Sustainability(**out, notes=tuple(notes))

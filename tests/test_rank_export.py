@@ -33,6 +33,7 @@ from ionscreen.screening.records import Failure, HostRecord, host_sustainability
 from ionscreen.screening.sustainability import (
     CRITICAL_ELEMENTS,
     TOXIC_ELEMENTS,
+    Sustainability,
     load_data,
     sustainability,
 )
@@ -99,66 +100,66 @@ def test_hhi_matches_pymatgen():
 
     hp, hr = HHIModel().get_hhi("LiFePO4")
     s = sustainability("LiFePO4")
-    assert s["hhi_production"] == pytest.approx(hp, abs=0.01)
-    assert s["hhi_reserve"] == pytest.approx(hr, abs=0.01)
-    assert s["hhi_coverage"] == 1.0
-    assert s["abundance_min_element"] == "Li" and s["abundance_min_ppm"] == 24.0
-    assert 0 <= s["sustainability_score"] <= 1
+    assert s.hhi_production == pytest.approx(hp, abs=0.01)
+    assert s.hhi_reserve == pytest.approx(hr, abs=0.01)
+    assert s.hhi_coverage == 1.0
+    assert s.abundance_min_element == "Li" and s.abundance_min_ppm == 24.0
+    assert 0 <= s.score <= 1
     # structure, Composition and dict inputs agree
     st = get_prototype("LiFePO4").build(with_ion="Li")
-    assert sustainability(st)["hhi_production"] == s["hhi_production"]
-    assert sustainability(st.as_dict())["hhi_reserve"] == s["hhi_reserve"]
-    assert sustainability(Composition("LiFePO4"))["sustainability_score"] == s["sustainability_score"]
+    assert sustainability(st).hhi_production == s.hhi_production
+    assert sustainability(st.as_dict()).hhi_reserve == s.hhi_reserve
+    assert sustainability(Composition("LiFePO4")).score == s.score
 
 
 def test_score_formula_by_hand():
     s = sustainability("MnO2")
-    hp, hr = s["hhi_production"], s["hhi_reserve"]
+    hp, hr = s.hhi_production, s.hhi_reserve
     s_hhi = 1 - (hp + hr) / 2 / 10000
     s_ab = (math.log10(774.0) + 3) / 7
     w_mn = Composition("MnO2").get_wt_fraction("Mn")
-    assert s["sustainability_score"] == pytest.approx(0.5 * s_hhi + 0.5 * s_ab - 0.2 * w_mn, abs=1e-5)
-    assert s["critical_elements"] == ["Mn"] and not s["toxic"]
+    assert s.score == pytest.approx(0.5 * s_hhi + 0.5 * s_ab - 0.2 * w_mn, abs=1e-5)
+    assert s.critical_elements == ("Mn",) and not s.toxic
 
 
 def test_sustainability_of_cds_and_mgo_computed_by_hand():
     """Every number from the tables alone (pymatgen HHI: Cd 1700/1300, S 700/1000, Mg 5300/500,
     O 500/500; crust ppm: Cd 0.09, S 62, Mg 14955, O 461000; Mg is EU-critical, Cd toxic)."""
     cds = sustainability("CdS")  # w_Cd = 112.414 / 144.479 = 0.77806, w_S = 0.22194
-    assert cds["hhi_production"] == pytest.approx(0.77806 * 1700 + 0.22194 * 700, abs=0.01)  # 1478.06
-    assert cds["hhi_reserve"] == pytest.approx(0.77806 * 1300 + 0.22194 * 1000, abs=0.01)  # 1233.42
-    assert (cds["abundance_min_element"], cds["abundance_min_ppm"]) == ("Cd", 0.09)
-    assert cds["abundance_weighted_ppm"] == pytest.approx(0.09 ** 0.77806 * 62 ** 0.22194, rel=1e-4)
+    assert cds.hhi_production == pytest.approx(0.77806 * 1700 + 0.22194 * 700, abs=0.01)  # 1478.06
+    assert cds.hhi_reserve == pytest.approx(0.77806 * 1300 + 0.22194 * 1000, abs=0.01)  # 1233.42
+    assert (cds.abundance_min_element, cds.abundance_min_ppm) == ("Cd", 0.09)
+    assert cds.abundance_weighted_ppm == pytest.approx(0.09 ** 0.77806 * 62 ** 0.22194, rel=1e-4)
     # 0.5 (1 - 2711.48 / 20000) + 0.5 (log10 0.09 + 3) / 7 - 0.25 = 0.432213 + 0.139589 - 0.25
-    assert cds["sustainability_score"] == pytest.approx(0.321802, abs=2e-6)
-    assert cds["score_components"] == {"s_hhi": pytest.approx(0.864426, abs=2e-6),
+    assert cds.score == pytest.approx(0.321802, abs=2e-6)
+    assert cds.score_components == {"s_hhi": pytest.approx(0.864426, abs=2e-6),
                                        "s_abundance": pytest.approx(0.279178, abs=2e-6),
                                        "toxic_penalty": 0.25, "critical_penalty": 0.0}
     mgo = sustainability("MgO")  # w_Mg = 24.305 / 40.304 = 0.603036
-    assert mgo["hhi_production"] == pytest.approx(0.603036 * 5300 + 0.396964 * 500, abs=0.01)
-    assert mgo["critical_mass_fraction"] == pytest.approx(0.603036, abs=1e-6)
+    assert mgo.hhi_production == pytest.approx(0.603036 * 5300 + 0.396964 * 500, abs=0.01)
+    assert mgo.critical_mass_fraction == pytest.approx(0.603036, abs=1e-6)
     # s_abundance = (log10 14955 + 3) / 7 = 1.025, clipped to 1
     # 0.5 (1 - 3894.57 / 20000) + 0.5 * 1 - 0.2 * 0.603036 = 0.402636 + 0.5 - 0.120607
-    assert mgo["sustainability_score"] == pytest.approx(0.782029, abs=2e-6)
-    assert mgo["score_components"]["s_abundance"] == 1.0
+    assert mgo.score == pytest.approx(0.782029, abs=2e-6)
+    assert mgo.score_components["s_abundance"] == 1.0
 
 
 def test_toxic_and_critical_flags():
-    assert sustainability("CdS")["toxic_elements"] == ["Cd"]
-    assert sustainability("PbO2")["toxic"] is True
-    assert sustainability("TiS2")["toxic"] is False
+    assert sustainability("CdS").toxic_elements == ("Cd",)
+    assert sustainability("PbO2").toxic is True
+    assert sustainability("TiS2").toxic is False
     # Cr only as Cr(VI)
     plain = sustainability("MgCr2O4")
-    assert plain["toxic"] is False and any("Cr(VI)" in n for n in plain["notes"])
-    assert sustainability(Composition({"Cr6+": 1, "O2-": 3}))["toxic_elements"] == ["Cr"]
+    assert plain.toxic is False and any("Cr(VI)" in n for n in plain.notes)
+    assert sustainability(Composition({"Cr6+": 1, "O2-": 3})).toxic_elements == ("Cr",)
     co = sustainability("LiCoO2")
-    assert co["critical"] and {"Co", "Li"} <= set(co["critical_elements"])
-    assert "cobalt" in co["critical_raw_materials"]
-    assert sustainability("MgO")["critical_elements"] == ["Mg"]
-    assert sustainability("Mo3S4")["critical"] is False  # Mo is not on the EU 2023 list
+    assert co.critical and {"Co", "Li"} <= set(co.critical_elements)
+    assert "cobalt" in co.critical_raw_materials
+    assert sustainability("MgO").critical_elements == ("Mg",)
+    assert sustainability("Mo3S4").critical is False  # Mo is not on the EU 2023 list
     tox = sustainability("CdS")
     clean = sustainability("ZnS")
-    assert tox["sustainability_score"] < clean["sustainability_score"]
+    assert tox.score < clean.score
 
 
 def test_documented_lists():
@@ -180,24 +181,55 @@ def test_documented_lists():
 
 def test_unknown_elements_give_none_not_crash():
     s = sustainability("TcO2")
-    assert s["sustainability_score"] is None and s["abundance_min_ppm"] is None
-    assert any("Tc" in n for n in s["notes"])
+    assert s.score is None and s.abundance_min_ppm is None
+    assert any("Tc" in n for n in s.notes)
     # H has no pymatgen HHI: a polymer (little H by mass) still gets a value, with a note
     p = sustainability("ZnC8H4O4")
-    assert p["hhi_production"] is not None and p["hhi_coverage"] < 1
-    assert any("H" in n and "HHI" in n for n in p["notes"])
+    assert p.hhi_production is not None and p.hhi_coverage < 1
+    assert any("H" in n and "HHI" in n for n in p.notes)
     # mostly-H: HHI unknown
-    assert sustainability("LiH")["hhi_production"] is None
+    assert sustainability("LiH").hhi_production is None
     # dummy species
     from pymatgen.core import DummySpecies
 
     d = sustainability(Composition({DummySpecies("X"): 1, "O": 1}))
-    assert d["sustainability_score"] is None and d["notes"]
+    assert d.score is None and d.notes
     with pytest.raises(ValueError, match="cannot read"):
         sustainability("Qq2!")
     # excluding the working ion
     s = sustainability("MgTiS2", exclude=["Mg"])
-    assert s["formula"] == "TiS2" and "Mg" not in s["critical_elements"]
+    assert s.formula == "TiS2" and "Mg" not in s.critical_elements
+
+
+_DOC_KEYS = ["formula", "hhi_production", "hhi_reserve", "hhi_method", "hhi_coverage",
+             "abundance_min_ppm", "abundance_min_element", "abundance_weighted_ppm",
+             "abundance_source", "toxic", "toxic_elements", "critical", "critical_elements",
+             "critical_raw_materials", "critical_mass_fraction", "sustainability_score",
+             "score_components", "score_formula", "notes"]
+
+
+def test_sustainability_document_keeps_its_keys_and_round_trips():
+    s = sustainability("LiCoO2")
+    doc = s.as_dict()
+    assert list(doc) == _DOC_KEYS  # the keys (and order) stored before the typed result
+    assert doc["sustainability_score"] == s.score and doc["critical_elements"] == list(s.critical_elements)
+    assert doc["toxic_elements"] == [] and isinstance(doc["notes"], list)
+    assert Sustainability.from_dict(json.loads(json.dumps(doc))) == s
+    blank = sustainability(Composition({"O": 1}), exclude=["O"]).as_dict()  # nothing left
+    assert list(blank) == _DOC_KEYS and blank["toxic"] is False and blank["score_components"] == {}
+
+
+def test_unreadable_host_gets_an_unknown_score_with_its_reason():
+    s = host_sustainability("Qq2!", "Mg")
+    assert isinstance(s, Sustainability) and s.score is None and s.toxic is None
+    assert len(s.notes) == 1 and "cannot read" in s.notes[0]
+    # a document stored as {"sustainability_score": None, "notes": [...]} reads back the same
+    assert Sustainability.from_dict({"sustainability_score": None, "notes": list(s.notes)}) == s
+    host = rank([make_row("q", "Qq2", sustainability=s)], "Mg")[0]
+    assert host.sustainability_score is None
+    assert any(n.code == "sustainability_unknown" and "cannot read" in n.text for n in host.notes)
+    row = flat_record(host)
+    assert (row["toxic"], row["toxic_elements"], row["critical"], row["hhi_production"]) == (None, "", None, None)
 
 
 # ----------------------------------------------------------------------------- Pareto
@@ -267,8 +299,8 @@ def test_sustainability_weight_prefers_clean_host():
                      sustainability=sustainability("CdPS3")),
             make_row("ti", "TiS2", e1d=0.5, cap=150, proto="TiS2")]
     out = rank(rows, "Mg", {"sustainability": 1})
-    assert out[0].record.job_id == "ti" and out[0].record.sustainability["toxic"] is False
-    assert out[1].record.sustainability["toxic"] is True
+    assert out[0].record.job_id == "ti" and out[0].record.sustainability.toxic is False
+    assert out[1].record.sustainability.toxic is True
 
 
 def test_missing_and_unranked_rows():
@@ -340,7 +372,7 @@ def test_real_bvse_row(real):
     out = rank([row], "Li")[0]
     assert out.barrier == pytest.approx(res.barriers["1D"])
     assert out.barrier_tier == "BVSE E1D" and out.rank == 1 and out.pareto
-    assert out.record.sustainability["formula"] == "FePO4"  # evaluated without the working ion
+    assert out.record.sustainability.formula == "FePO4"  # evaluated without the working ion
     rec = flat_record(out)
     assert rec["n_sites"] == len(res.sites) and rec["n_distinct_sites"] == len(res.distinct_sites)
     assert rec["dimensionality"] == res.dimensionality == 3

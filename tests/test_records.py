@@ -44,7 +44,7 @@ def test_from_results_computes_the_descriptors_once_and_leaves_the_candidate(tis
     assert rec.capacity == capacity(cand) and rec.capacity_mAh_g == capacity(cand).mAh_g > 0
     assert rec.density == round(cand.structure.density, 4)
     assert rec.sustainability == host_sustainability(cand.structure, "Mg")
-    assert rec.sustainability["formula"] == "TiS2"
+    assert rec.sustainability.formula == "TiS2"
     assert rec.bvse is summary and rec.neb is None and rec.voltage_V is None
     # the capacity basis is the first note, as the exports print it
     assert [n.code for n in rec.notes] == ["capacity_basis"]
@@ -63,6 +63,9 @@ def test_record_round_trips_through_json(tis2):
     back = HostRecord.from_dict(doc)
     assert back.as_dict() == rec.as_dict()
     assert back.neb == neb and back.capacity == rec.capacity and back.bvse == summary
+    assert back.sustainability == rec.sustainability and back.sustainability.formula == "TiS2"
+    assert doc["sustainability"] == rec.sustainability.as_dict()  # stored as the plain document
+    assert doc["sustainability"]["sustainability_score"] == rec.sustainability.score
     assert Note.from_dict("a note written before 0.2") == Note("note", "a note written before 0.2")
 
 

@@ -14,6 +14,7 @@ from ionscreen.screening.insertion import InsertionResult
 from ionscreen.screening.neb import NEBReport, NEBResult, NEBSettings, NEBSummary
 from ionscreen.screening.rank import RankedHost
 from ionscreen.screening.records import Failure, HostRecord, Note
+from ionscreen.screening.sustainability import Sustainability, sustainability
 from ionscreen.structures.candidates import Candidate
 from ionscreen.structures.ions import WorkingIon
 
@@ -41,7 +42,7 @@ def _round_trip(obj, tmp_path):
 def test_every_result_type_is_msonable():
     for kind in (BVSESettings, NEBSettings, BVSESummary, NEBSummary, NEBResult, NEBReport,
                  Capacity, Note, Failure, HostRecord, RankedHost, Candidate, WorkingIon,
-                 BVSEResult, InsertionResult):
+                 BVSEResult, InsertionResult, Sustainability):
         assert issubclass(kind, MSONable), kind
 
 
@@ -64,7 +65,8 @@ def test_chain_round_trips_through_monty(screened, tmp_path):
 def test_small_records_round_trip(tmp_path):
     for obj in (BVSESettings(resolution=0.3), NEBSettings(images=3), Capacity(100.0, 300.0, "n"),
                 Note("tier_mismatch", "text"), Failure("neb", "CalculationError", "why"),
-                WorkingIon("NH4", "N", 1, molecular=True), isc.get_working_ion("Mg")):
+                WorkingIon("NH4", "N", 1, molecular=True), isc.get_working_ion("Mg"),
+                sustainability("LiFePO4"), Sustainability(notes=("unreadable formula",))):
         assert _round_trip(obj, tmp_path) == obj
 
 
