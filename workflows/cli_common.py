@@ -90,12 +90,18 @@ def mpi_world() -> Any:
         fail(exc)
 
 
-def run_engine(engine: Any, run: Callable[[], Any]) -> tuple[Any, Any]:
-    """``run()`` on ``engine`` (a LocalEngine): (its RunSummary, the store) on the rank that
-    owns the store, (summary, None) on the other MPI ranks; a user error exits cleanly."""
+def run_engine(make_engine: Callable[[], Any], run: Callable[[Any], Any],
+               comm: Any = None) -> tuple[Any, Any]:
+    """Make the engine (a LocalEngine; opening its store may refuse a foreign or corrupted
+    file) and ``run(engine)``: (its RunSummary, the store) on the rank that owns the store,
+    (summary, None) on the other MPI ranks. A user error exits cleanly (all ranks under MPI)."""
     try:
-        summary = run()
+        engine = make_engine()
+        summary = run(engine)
     except IonscreenError as exc:
+        if comm is not None and comm.Get_size() > 1:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            comm.Abort(2)
         fail(exc)
     return summary, engine.store
 

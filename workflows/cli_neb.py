@@ -125,10 +125,10 @@ def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
     step = STEPS["neb_file"]
     if root:
         out.mkdir(parents=True, exist_ok=True)
-    engine = LocalEngine(out / STORE_NAME if root else None, comm=comm,
-                         log_path=out / "run.log" if root else None, argv=sys.argv,
-                         console=console)
-    summary, store = run_engine(engine, lambda: engine.run([(step, d) for d in docs]))
+    summary, store = run_engine(lambda: LocalEngine(
+        out / STORE_NAME if root else None, comm=comm,
+        log_path=out / "run.log" if root else None, argv=sys.argv, console=console),
+        lambda engine: engine.run([(step, d) for d in docs]), comm)
     if store is None:  # a computing MPI rank
         return
     results = []

@@ -94,13 +94,12 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
                 comm.Abort(2)
             raise click.BadParameter(str(exc)) from exc
     t0 = time.perf_counter()
-    engine = LocalEngine(outdir / STORE_NAME if root else None, workers=workers, comm=comm,
-                         log_path=outdir / "run.log" if root else None, retry_failed=retry_failed,
-                         argv=sys.argv, settings={"ions": spec.ions, "hosts": spec.hosts,
-                                                  "resolution": spec.bvse.resolution,
-                                                  "neb_top": spec.neb_top},
-                         console=console)
-    summary, store = run_engine(engine, lambda: engine.run_stages(stages))
+    summary, store = run_engine(lambda: LocalEngine(
+        outdir / STORE_NAME if root else None, workers=workers, comm=comm,
+        log_path=outdir / "run.log" if root else None, retry_failed=retry_failed, argv=sys.argv,
+        settings={"ions": spec.ions, "hosts": spec.hosts, "resolution": spec.bvse.resolution,
+                  "neb_top": spec.neb_top}, console=console),
+        lambda engine: engine.run_stages(stages), comm)
     if store is None:  # a computing MPI rank
         return
     with console.status("ranking and exporting ..."):

@@ -78,6 +78,10 @@ CREATE TABLE IF NOT EXISTS log (
 );
 """
 _SCHEMA_VERSION = 1
+#: ``PRAGMA application_id`` of an ionscreen store ("ISCR"): tells it from other SQLite files.
+APPLICATION_ID = 0x49534352
+_OUR_TABLES = {"jobs", "runs", "log", "sqlite_sequence"}
+_SQLITE_HEADER = b"SQLite format 3\x00"
 _COLS = "id, step, input, state, result, error, reason, attempts, worker, created, started, " \
         "finished, seconds"
 
@@ -97,6 +101,36 @@ def _dumps_result(result: Any) -> str:
 STORE_NAME = "ionscreen.sqlite"
 
 
+def _not_ours(path: Path, what: str) -> IonscreenError:
+    return IonscreenError(
+        f"{path} is not an ionscreen result store ({what}); ionscreen will not write into it or "
+        "overwrite it. Move it away, or give the run another folder (--out DIR).")
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """A file that is not SQLite at all (corrupted, or something else with the store's name)."""
+    if path.is_dir():
+        raise _not_ours(path, "a directory")
+    if path.exists() and path.stat().st_size > 0:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+        if head != _SQLITE_HEADER:
+            raise _not_ours(path, "not a SQLite database file: corrupted, or another kind of file")
+
+
+def _refuse_foreign_database(db: sqlite3.Connection, path: Path) -> None:
+    """A SQLite database of something else (other tables, another application id), or one
+    too damaged to read: refused before anything is written."""
+    try:
+        app = db.execute("PRAGMA application_id").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise _not_ours(path, f"SQLite cannot read it: {exc}") from None
+    if app not in (0, APPLICATION_ID) or not tables <= _OUR_TABLES:
+        other = ", ".join(sorted(tables - _OUR_TABLES)) or f"application id {app:#x}"
+        raise _not_ours(path, f"a SQLite database of something else: {other}")
+
+
 class SQLiteStore(ResultStore):
     """The embedded result store: one SQLite file in WAL mode (see the module docstring).
 
@@ -111,6 +145,7 @@ class SQLiteStore(ResultStore):
         self.path = Path(path)
         self.readonly = readonly
         self._lock_fd: int | None = None
+        _refuse_foreign_file(self.path)
         if readonly:
             if not self.path.exists():
                 raise IonscreenError(f"no result store at {self.path}")
@@ -124,6 +159,7 @@ class SQLiteStore(ResultStore):
         self._db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
         db = self._db
         db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        _refuse_foreign_database(db, self.path)
         mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise IonscreenError(f"{self.path}: the file system does not allow SQLite WAL mode "
@@ -139,6 +175,7 @@ class SQLiteStore(ResultStore):
                 if stmt.strip():
                     db.execute(stmt)
             db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike[str]) -> SQLiteStore:
