@@ -152,6 +152,7 @@ class SQLiteStore(ResultStore):
             uri = f"file:{self.path.resolve()}?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            _refuse_foreign_database(self._db, self.path)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; a single statement is its own transaction, and
