@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,268 @@ def test_dashboard_modules_import_in_any_order(first):
             "assert s.Dashboard is d.Dashboard and s.is_loopback('127.0.0.2')\n"
             "assert not hasattr(d, 'serve')")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# --------------------------------------------------------------------------- fresh stores
+
+def _get_code(url: str) -> tuple[int, bytes]:
+    """(HTTP status, body), error statuses included."""
+    try:
+        code, _, body = _get(url, timeout=60)
+        return code, body
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _check_all_routes(url: str) -> dict:
+    """``/``, ``/api/status`` and a plot: never a server error, the status always JSON that
+    the page can show (``ready`` and, when not ready, a ``message``)."""
+    code, page = _get_code(url)
+    assert code == 200 and b"/api/status" in page
+    code, body = _get_code(url + "api/status")
+    assert code == 200, body
+    doc = json.loads(body)
+    assert isinstance(doc["ready"], bool) and "counts" in doc and "totals" in doc
+    assert doc["ready"] or (doc["message"] and doc["state"] in ("waiting", "unreadable"))
+    code, body = _get_code(url + "plot/Mg.png")
+    assert code in (200, 404), body
+    return doc
+
+
+def _no_tables(path: Path) -> None:
+    """A SQLite file in WAL mode without the store's tables (what a run creates first)."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("CREATE TABLE other (x)")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("case", ["no store", "empty file", "no tables", "not sqlite"])
+def test_status_of_a_store_that_is_not_ready(tmp_path, case):
+    """Polled before the run has made its store, the dashboard answers a JSON state (it
+    answered 500, "no such table: jobs", on 3 of 4 fresh screens)."""
+    path = tmp_path / "ionscreen.sqlite"
+    if case == "empty file":
+        path.touch()
+    elif case == "no tables":
+        _no_tables(path)
+    elif case == "not sqlite":
+        path.write_bytes(b"this is no database\n" * 300)
+    server, _ = serve_in_thread(tmp_path, port=0)
+    try:
+        doc = _check_all_routes(server.url)
+        assert doc["ready"] is False and doc["done"] == doc["total"] == 0
+        if case == "not sqlite":
+            assert doc["state"] == "unreadable" and "not a database" in doc["message"]
+        else:
+            assert doc["state"] == "waiting" and "waiting for" in doc["message"]
+        json.dumps(doc, allow_nan=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_status_while_stores_are_being_created(tmp_path):
+    """Polls racing the creation of 30 stores (file, WAL, tables, run, jobs): every answer is
+    a status document, never an exception."""
+    import threading
+
+    from ionscreen.workflows.store import Job
+    from ionscreen.workflows.store_sqlite import SQLiteStore
+
+    seen: Counter = Counter()
+    for i in range(30):
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        dash = Dashboard(folder)
+        stop = threading.Event()
+
+        def poll(dash=dash, stop=stop) -> None:
+            while not stop.is_set():
+                try:
+                    seen[dash.status()["ready"]] += 1
+                except Exception as exc:  # noqa: BLE001 - counted, the test fails below
+                    seen[f"{type(exc).__name__}: {exc}"] += 1
+
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.005 * (i % 4))
+        store = SQLiteStore(folder / "ionscreen.sqlite")
+        run = store.begin_run(["test"], {"neb_top": 1})
+        store.add_jobs([Job(f"{k:024x}", "bvse", {"candidate": {"working_ion": "Mg"}})
+                        for k in range(3)])
+        time.sleep(0.01)
+        stop.set()
+        t.join()
+        store.end_run(run)
+        store.close()
+    assert set(seen) <= {True, False}, seen
+    assert seen[True] and seen[False]
+
+
+@pytest.mark.slow
+def test_routes_while_a_screen_creates_its_store(tmp_path):
+    """/, /api/status and a plot polled from before a real screen starts until its first job
+    is done: 200 (404 for a plot not drawn yet), never 500."""
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ionscreen.workflows", "screen", "--hosts", "builtin", "--ions",
+         "Mg", "--neb-top", "0", "--out", str(out)], stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    server, _ = serve_in_thread(out, port=0)
+    states: list[str] = []
+    try:
+        t0 = time.time()
+        while time.time() - t0 < 180:
+            doc = _check_all_routes(server.url)
+            states.append(doc.get("state") if doc["ready"] else "waiting")
+            if doc["ready"] and doc["done"] >= 1:
+                break
+            assert proc.poll() in (None, 0)
+        else:
+            raise AssertionError(f"no finished job after 180 s: {states[-5:]}")
+        assert states[0] == "waiting" and states[-1] in ("running", "finished")
+    finally:
+        proc.kill()
+        proc.wait(30)
+        server.shutdown()
+        server.server_close()
+
+
+# --------------------------------------------------------------------------- ETA
+
+def _fake_store(folder: Path, settings: dict, jobs: list[tuple], run_start: float):
+    """A store written by hand, its run "running" (this process holds it): ``jobs`` are
+    (id, step, ion, state, started, finished, seconds)."""
+    from ionscreen.workflows.store_sqlite import SQLiteStore
+
+    store = SQLiteStore(folder / "ionscreen.sqlite")
+    run = store.begin_run(["ionscreen", "screen"], settings)
+    _write_jobs(store, jobs)
+    store._db.execute("UPDATE runs SET started = ? WHERE id = ?", (run_start, run))
+    return store
+
+
+def _write_jobs(store, jobs: list[tuple]) -> None:
+    from ionscreen.workflows.store import Job
+
+    store.add_jobs([Job(j[0], j[1], {"candidate": {"working_ion": j[2]}}) for j in jobs])
+    for jid, _step, _ion, state, started, finished, seconds in jobs:
+        store._db.execute("UPDATE jobs SET state = ?, started = ?, finished = ?, seconds = ? "
+                          "WHERE id = ?", (state, started, finished, seconds, jid))
+
+
+def test_eta_includes_the_neb_jobs_not_queued_yet(tmp_path):
+    """While BVSE runs the NEB jobs are not in the store; the ETA counts them (neb_top per ion,
+    at most the ion's BVSE jobs not failed) at 30 BVSE means each until a NEB job is done."""
+    from ionscreen.workflows.progress import NEB_PER_BVSE
+
+    now = time.time()
+    t0 = now - 10.0  # the run started 10 s ago; 4 BVSE s computed since: 0.4 s per wall s
+    done = [(f"{i:024x}", "bvse", ion, "done", t0 + i, t0 + i + 1, 1.0)
+            for i, ion in enumerate(["Mg", "Mg", "Ca", "Zn"])]
+    jobs = done + [("f" * 24, "bvse", "Zn", "failed", t0 + 5, t0 + 5, 0.0),
+                   ("e" * 24, "bvse", "Mg", "queued", None, None, None),
+                   ("d" * 24, "bvse", "Mg", "queued", None, None, None)]
+    settings = {"ions": ["Mg", "Ca", "Zn"], "neb_top": 2, "stages": ["bvse", "neb"]}
+    store = _fake_store(tmp_path, settings, jobs, t0)
+    try:
+        s = Dashboard(tmp_path).status()
+        # NEB to come: Mg min(2, 4) + Ca min(2, 1) + Zn min(2, 1) (its failed job excluded)
+        assert s["state"] == "running" and s["remaining"] == 2
+        assert s["pending"] == 4 and s["pending_by_step"] == {"neb": 4}
+        work = 2 * 1.0 + 4 * NEB_PER_BVSE * 1.0
+        elapsed = s["elapsed_s"]
+        assert elapsed == pytest.approx(10.0, abs=1.0)
+        assert s["eta_s"] == pytest.approx(work / (4.0 / elapsed), rel=1e-6)
+        assert s["eta_s"] > 250  # the known jobs alone: 2 left at 5 per 10 s, 4 s
+        assert "4 NEB jobs" in s["eta_note"] and "not queued yet" in s["eta_note"]
+        assert "30x the mean BVSE job" in s["eta_note"]
+        # BVSE ended, its NEB stage queued (3 jobs: one ion had no finite barrier), one done
+        # in 6 s: nothing to come, the NEB mean is the measured one
+        _write_jobs(store, [("e" * 24, "bvse", "Mg", "done", t0 + 6, t0 + 7, 1.0),
+                            ("d" * 24, "bvse", "Mg", "done", t0 + 7, t0 + 8, 1.0),
+                            ("a" * 24, "neb", "Mg", "done", t0 + 8, t0 + 9, 6.0),
+                            ("b" * 24, "neb", "Ca", "queued", None, None, None),
+                            ("c" * 24, "neb", "Zn", "running", now, None, None)])
+        s = Dashboard(tmp_path).status()
+        assert s["pending"] == 0 and s["eta_note"] is None and s["remaining"] == 2
+        assert s["eta_s"] == pytest.approx(2 * 6.0 / (12.0 / s["elapsed_s"]), rel=1e-6)
+    finally:
+        store.close()
+
+
+def test_pending_jobs_rules():
+    from ionscreen.workflows.progress import pending_jobs, work_eta
+
+    running = {"bvse": {"queued": 5, "running": 1, "done": 3, "failed": 0}}
+    ions = {"Mg": 5, "Ca": 2, "Zn": 2}
+    assert pending_jobs({"neb_top": 3}, running, ions) == {"neb": 7}  # no stage list recorded
+    assert pending_jobs({"neb_top": 0}, running, ions) == {}
+    assert pending_jobs({"neb_top": 3, "stages": ["bvse"]}, running, ions) == {}
+    # an ML voltage stage recorded without its top N: ScreenSpec's 3 per ion
+    assert pending_jobs({"neb_top": 1, "stages": ["bvse", "neb", "insertion"]}, running,
+                        ions) == {"neb": 3, "insertion": 7}
+    # resumed with more hosts: earlier NEB jobs count against the expected ones
+    assert pending_jobs({"neb_top": 3}, {**running, "neb": {"done": 6}}, ions) == {"neb": 1}
+    # the BVSE stage over and the NEB jobs queued: nothing more to come
+    over = {"bvse": {"done": 9}, "neb": {"queued": 2}}
+    assert pending_jobs({"neb_top": 3}, over, ions) == {}
+    assert work_eta({"bvse": 2, "neb": 1}, {"bvse": 0.5}, 10.0, 5.0) == \
+        pytest.approx((2 * 0.5 + 15.0) / 2.0)
+    assert work_eta({"bvse": 2}, {}, 10.0, 5.0) is None
+
+
+def _browser():
+    """A headless Chromium driver, or skip (fail in CI)."""
+    found = _chromium()
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        found = None
+    if found is None or found[1] is None:
+        msg = "the browser tests need chromium, chromium-driver and selenium"
+        if IN_CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = found[0]
+    for f in CHROME_FLAGS:
+        opts.add_argument(f)
+    return webdriver.Chrome(service=Service(executable_path=found[1]), options=opts)
+
+
+def test_browser_shows_waiting_and_the_eta_estimate(tmp_path):
+    """The page before the store has tables says it waits; with a running fake store it shows
+    the ETA and says it includes the NEB jobs not queued yet."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _no_tables(tmp_path / "ionscreen.sqlite")
+    server, _ = serve_in_thread(tmp_path, port=0)
+    drv = _browser()
+    store = None
+    try:
+        drv.get(server.url)
+        WebDriverWait(drv, 30, 0.2).until(
+            lambda d: "waiting for" in d.find_element(By.ID, "run-state").text)
+        t0 = time.time() - 10.0  # the run makes its tables in that file
+        store = _fake_store(tmp_path, {"neb_top": 3, "stages": ["bvse", "neb"]},
+                            [("a" * 24, "bvse", "Mg", "done", t0, t0 + 1, 1.0),
+                             ("b" * 24, "bvse", "Mg", "queued", None, None, None)], t0)
+        WebDriverWait(drv, 30, 0.2).until(
+            lambda d: "not queued yet" in d.find_element(By.ID, "eta-note").text)
+        assert "2 NEB jobs" in drv.find_element(By.ID, "eta-note").text
+        assert "min" in drv.find_element(By.ID, "eta").text  # (1 + 60 s) / 0.1 per s
+        logs = [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"]
+        assert not logs, logs
+    finally:
+        drv.quit()
+        if store is not None:
+            store.close()
+        server.shutdown()
+        server.server_close()

@@ -1,9 +1,10 @@
 """What the live dashboard of a screen shows: :class:`Dashboard`, computed from a result store.
 
 The status document (``/api/status``: job counts by step and state, done/total, throughput
-(jobs/h) and ETA, the recent failures with their reasons, the current top candidates per ion
-with their descriptors and barrier tier, the run's start time and state, the export links),
-the barrier-vs-capacity plot of each ion's ranked hosts (the report's figure,
+(jobs/h) and ETA (an estimate that includes the NEB and voltage jobs not queued yet, see
+:mod:`ionscreen.workflows.progress`), the recent failures with their reasons, the current top
+candidates per ion with their descriptors and barrier tier, the run's start time and state,
+the export links), the barrier-vs-capacity plot of each ion's ranked hosts (the report's figure,
 :func:`ionscreen.screening.plots.barrier_capacity_figure`) and the exports in the run folder.
 The web server around it (``ionscreen dashboard --store ...``) is
 :mod:`ionscreen.workflows.dashboard_server`.
@@ -12,7 +13,8 @@ Safe while a run writes: a SQLite store is opened read-only (``mode=ro``, WAL re
 block the writer) for each request and closed after it; a MongoDB store is one pymongo client
 (thread-safe) used with reads only. The ranking is recomputed only when the counts change,
 from the BVSE (and NEB) jobs done so far; any error there is shown on the page instead of
-breaking it.
+breaking it. A store that does not exist yet, has no tables yet or cannot be read is a
+status document saying so (``ready: false``), never an HTTP error.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import json
 import os
 import re
 import socket
+import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +37,7 @@ from ionscreen.errors import IonscreenError
 from ionscreen.screening.export import flat_record
 from ionscreen.screening.plots import barrier_capacity_figure
 
+from .progress import Timings, eta_note, pending_jobs, throughput, work_eta
 from .store import STATES, ResultStore
 from .store_sqlite import STORE_NAME, SQLiteStore
 
@@ -42,6 +47,8 @@ EXPORT_RE = re.compile(r"^(ranked_[A-Za-z0-9]{1,8}\.(csv|json)|report\.html|top_
 RECENT_FAILURES = 20
 PLOT_SIZE = (4.8, 3.4)
 """Inches of the barrier-vs-capacity plot (the page shows it at 480 x 340 px)."""
+
+
 class DashboardError(IonscreenError):
     """The dashboard cannot start as asked (bad store, missing password, ...)."""
 
@@ -70,19 +77,6 @@ def run_state(last: dict[str, Any] | None, remaining: int, total: int) -> str:
     return "finished" if state == "stopped" and remaining == 0 else state
 
 
-def throughput(finished: list[float], run_start: float | None, run_end: float | None, state: str,
-               remaining: int, now: float) -> tuple[float | None, float | None, float | None]:
-    """(jobs per hour, ETA in s, elapsed s) over this run's finished jobs (earlier runs' jobs
-    excluded); the ETA is 0 when nothing is left and None when it cannot be estimated."""
-    in_run = [t for t in finished if run_start is None or t >= run_start]
-    end = run_end if (run_end and state == "finished") else now
-    elapsed = (end - run_start) if run_start else None
-    rate = (len(in_run) / elapsed * 3600.0) if elapsed and elapsed > 0 and in_run else None
-    eta = (remaining / rate * 3600.0) if (rate and remaining and state == "running") else (
-        0.0 if remaining == 0 else None)
-    return rate, eta, elapsed
-
-
 # --------------------------------------------------------------------------- data
 
 
@@ -107,6 +101,8 @@ class Dashboard:
         self._ranked: dict[str, list[Any]] = {}  # ion -> RankedHost list
         self._rank_error: str | None = None
         self._plots: dict[tuple[Any, str], bytes] = {}
+        self._bvse_key: Any = None
+        self._bvse_ions: dict[str, int] = {}
         if isinstance(store, SQLiteStore):
             # a connection cannot cross threads: reopen the file read-only per request
             self._sqlite_path = Path(store.path)
@@ -172,19 +168,43 @@ class Dashboard:
 
     # ---- pieces of the status
     @staticmethod
-    def _timings(store: ResultStore) -> tuple[list[float], float | None]:
-        """Finish times of the finished jobs, and the earliest start."""
+    def _timings(store: ResultStore) -> Timings:
+        """Finish times and seconds of the finished jobs, the earliest start, step means."""
         if isinstance(store, SQLiteStore):
-            db = store._db  # one cheap query instead of loading every document
-            fin = [r[0] for r in db.execute(
-                "SELECT finished FROM jobs WHERE state IN ('done', 'failed') "
-                "AND finished IS NOT NULL")]
+            db = store._db  # a few cheap queries instead of loading every document
+            fin = db.execute("SELECT finished, COALESCE(seconds, 0) FROM jobs WHERE state IN "
+                             "('done', 'failed') AND finished IS NOT NULL").fetchall()
             first = db.execute("SELECT MIN(started) FROM jobs").fetchone()[0]
-            return fin, first
+            means = db.execute("SELECT step, AVG(seconds) FROM jobs WHERE state = 'done' AND "
+                               "seconds IS NOT NULL GROUP BY step").fetchall()
+            return Timings([tuple(r) for r in fin], first, dict(means))
         recs = store.results(None, state=None)
-        fin = [r.finished for r in recs if r.state in ("done", "failed") and r.finished]
+        fin = [(r.finished, r.seconds or 0.0) for r in recs
+               if r.state in ("done", "failed") and r.finished]
         starts = [r.started for r in recs if r.started]
-        return fin, (min(starts) if starts else None)
+        by_step: dict[str, list[float]] = {}
+        for r in recs:
+            if r.state == "done" and r.seconds is not None:
+                by_step.setdefault(r.step, []).append(r.seconds)
+        return Timings(fin, min(starts) if starts else None,
+                       {k: statistics.fmean(v) for k, v in by_step.items()})
+
+    def _bvse_by_ion(self, store: ResultStore, counts: dict[str, dict[str, int]]
+                     ) -> dict[str, int]:
+        """BVSE jobs not failed per working ion (cached until the BVSE counts change)."""
+        key = tuple(sorted(counts.get("bvse", {}).items()))
+        if key != self._bvse_key:
+            if isinstance(store, SQLiteStore):
+                rows = store._db.execute(
+                    "SELECT json_extract(input, '$.candidate.working_ion'), COUNT(*) FROM jobs "
+                    "WHERE step = 'bvse' AND state != 'failed' GROUP BY 1").fetchall()
+                self._bvse_ions = {str(ion): n for ion, n in rows}
+            else:
+                ions = [((r.input or {}).get("candidate") or {}).get("working_ion")
+                        for r in store.results("bvse", state=None) if r.state != "failed"]
+                self._bvse_ions = {str(i): ions.count(i) for i in set(ions)}
+            self._bvse_key = key
+        return self._bvse_ions
 
     @staticmethod
     def _runs(store: ResultStore) -> list[dict[str, Any]]:
@@ -239,30 +259,49 @@ class Dashboard:
         return out
 
     # ---- the status document
-    def _waiting(self) -> dict[str, Any]:
-        """The status part while a SQLite store does not exist yet."""
-        return {"ready": False, "message": f"waiting for {self._sqlite_path} (the run has not "
-                "started yet)", "counts": {}, "totals": dict.fromkeys(STATES, 0), "done": 0,
-                "total": 0, "top": {}, "failures": [], "exports": self.exports()}
+    def _waiting(self, problem: str | None = None) -> dict[str, Any]:
+        """The status part while a SQLite store or its tables do not exist yet, or while it
+        cannot be read (``problem``)."""
+        msg = (f"cannot read {self._sqlite_path}: {problem} (is it an ionscreen result store? "
+               "retrying)") if problem else (f"waiting for {self._sqlite_path} (the run has not "
+                                             "started yet)")
+        return {"ready": False, "state": "unreadable" if problem else "waiting", "message": msg,
+                "counts": {}, "totals": dict.fromkeys(STATES, 0), "done": 0, "total": 0,
+                "remaining": 0, "top": {}, "failures": [], "n_failures": 0,
+                "exports": self.exports()}
 
     def _progress(self, store: ResultStore, counts: dict[str, dict[str, int]], now: float
                   ) -> dict[str, Any]:
-        """Job totals, the run's state and start/end, throughput and ETA."""
+        """Job totals, the run's state and start/end, throughput and ETA (with the jobs of the
+        dynamic stages still to come while the run is running)."""
         totals = {s: sum(c.get(s, 0) for c in counts.values()) for s in STATES}
         total = sum(totals.values())
         finished = totals["done"] + totals["failed"]
         remaining = totals["queued"] + totals["running"]
-        fin, first_start = self._timings(store)
+        timings = self._timings(store)
         runs = self._runs(store)
         last = runs[-1] if runs else None
-        run_start = (last or {}).get("started") or first_start
+        run_start = (last or {}).get("started") or timings.first_start
         run_end = (last or {}).get("finished")
+        settings = (last or {}).get("settings") or {}
         state = run_state(last, remaining, total)
-        rate, eta, elapsed = throughput(fin, run_start, run_end, state, remaining, now)
+        rate, eta, elapsed = throughput([t for t, _ in timings.finished], run_start, run_end,
+                                        state, remaining, now)
+        pending: dict[str, int] = {}
+        if state == "running":
+            pending = pending_jobs(settings, counts, self._bvse_by_ion(store, counts))
+            left = {step: c.get("queued", 0) + c.get("running", 0) for step, c in counts.items()}
+            for step, n in pending.items():
+                left[step] = left.get(step, 0) + n
+            est = work_eta(left, timings.mean_s, timings.run_seconds(run_start),
+                           elapsed)
+            eta = eta if est is None else est
         return {"state": state, "counts": counts, "totals": totals, "done": finished,
                 "done_ok": totals["done"], "total": total, "remaining": remaining,
+                "pending": sum(pending.values()), "pending_by_step": pending,
                 "fraction": (finished / total) if total else 0.0, "throughput_jobs_per_h": rate,
-                "eta_s": eta, "elapsed_s": elapsed, "run_start": run_start, "run_end": run_end,
+                "eta_s": eta, "eta_note": eta_note(pending, timings.mean_s, settings),
+                "elapsed_s": elapsed, "run_start": run_start, "run_end": run_end,
                 "run_argv": (last or {}).get("argv"), "n_runs": len(runs)}
 
     def _failures(self, store: ResultStore) -> dict[str, Any]:
@@ -278,14 +317,21 @@ class Dashboard:
         doc: dict[str, Any] = {"time": now, "store": self.description, "engine": (
             "local" if self._sqlite_path is not None else "fireworks"),
             "webgui_url": self.webgui_url, "top_n": self.top}
-        with self._lock, self.open_store() as store:
-            if store is None:
-                return jsonable({**doc, **self._waiting()})
-            counts = store.counts()
-            doc.update(ready=True, **self._progress(store, counts, now), **self._failures(store))
-            self._rank(store, (counts, doc["total"]))
-            doc.update(top=self._top(), ranking_error=self._rank_error, exports=self.exports(),
-                       plot_key=abs(hash(json.dumps(counts, sort_keys=True))) % 10**9)
+        try:
+            with self._lock, self.open_store() as store:
+                if store is None:
+                    return jsonable({**doc, **self._waiting()})
+                counts = store.counts()
+                doc.update(ready=True, **self._progress(store, counts, now),
+                           **self._failures(store))
+                self._rank(store, (counts, doc["total"]))
+                doc.update(top=self._top(), ranking_error=self._rank_error,
+                           exports=self.exports(),
+                           plot_key=abs(hash(json.dumps(counts, sort_keys=True))) % 10**9)
+        except sqlite3.Error as exc:  # not (yet) a store: say so on the page, poll again
+            if self._sqlite_path is None:
+                raise
+            return jsonable({**doc, **self._waiting(f"{type(exc).__name__}: {exc}")})
         return jsonable(doc)
 
     def plot_png(self, ion: str) -> bytes | None:

@@ -49,6 +49,7 @@ from .jobs import Outcome
 from .mpi import rank as _rank
 from .mpi import size as _size
 from .plan import JobSpec, Stage, Step
+from .progress import progress_display
 from .store import Job, RawJSON, ResultStore
 from .store_sqlite import SQLiteStore
 
@@ -221,8 +222,10 @@ class LocalEngine:
     comm:
         An MPI communicator (:func:`ionscreen.workflows.mpi.world`); None or size 1: no MPI.
     progress:
-        Show a rich progress bar (bar, done/total, elapsed, ETA) on the writing process when
-        stderr is a terminal.
+        Show the progress of each stage on the writing process's ``console`` (default: stderr):
+        a rich bar (done/total, failed, elapsed, ETA) on a terminal, else a plain line every
+        ``progress_interval`` s and at every tenth of the jobs
+        (:func:`~ionscreen.workflows.progress.progress_display`).
     log_path:
         The plain-text run log (e.g. ``run/run.log``), appended to.
     retry_failed:
@@ -233,7 +236,8 @@ class LocalEngine:
     threads_per_worker:
         numba/OpenMP threads in each pool worker.
     argv, settings:
-        Recorded in the store's ``runs`` table.
+        Recorded in the store's ``runs`` table, with the mode and the names of the stages
+        (``stages``: the dashboard's ETA counts the jobs of the dynamic ones before they exist).
     mpi_prefetch, mpi_poll:
         Jobs handed to an MPI rank ahead (1: strictly one at a time); the longest sleep (s)
         between polls of a waiting rank.
@@ -245,7 +249,8 @@ class LocalEngine:
                  max_attempts: int = 3, threads_per_worker: int = 1,
                  mp_context: str | None = None, argv: Sequence[str] | None = None,
                  settings: Mapping[str, Any] | None = None, console: Any = None,
-                 mpi_prefetch: int = 2, mpi_poll: float = 1e-3) -> None:
+                 mpi_prefetch: int = 2, mpi_poll: float = 1e-3,
+                 progress_interval: float | None = None) -> None:
         comm = comm if _size(comm) > 1 else None
         self.is_root = _rank(comm) == 0
         if isinstance(store, (str, os.PathLike)):
@@ -262,6 +267,7 @@ class LocalEngine:
         else:
             self.executor = SerialExecutor()
         self.progress = progress
+        self.progress_interval = progress_interval
         self.log_path = log_path
         self.retry_failed = retry_failed
         self.max_attempts = max_attempts
@@ -293,7 +299,9 @@ class LocalEngine:
         summary = RunSummary(mode=self.mode)
         t_start = time.perf_counter()
         try:
-            run_id = store.begin_run(self.argv, {"mode": self.mode, **dict(self.settings or {})})
+            names = [s.name for s in stages if isinstance(s, Stage)]
+            run_id = store.begin_run(self.argv, {"mode": self.mode, "stages": names,
+                                                 **dict(self.settings or {})})
             log = self._log = _RunLog(self.log_path, store)
         except BaseException:  # e.g. StoreBusyError: let the other ranks go before raising
             self.executor.close(graceful=False)
@@ -376,22 +384,9 @@ class LocalEngine:
 
     def _progress_bar(self) -> Any:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
 
-        console = self.console or Console(stderr=True)
-        return Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("[red]{task.fields[failed]} failed"), TimeElapsedColumn(),
-            TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, disable=not (self.progress and console.is_terminal),
-            transient=False)
+        return progress_display(self.console or Console(stderr=True), self.progress,
+                                self.progress_interval)
 
 
 def run_jobs(store: ResultStore | str | os.PathLike[str], jobs: Iterable[JobSpec],
