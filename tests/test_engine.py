@@ -445,3 +445,80 @@ def test_a_corrupted_or_foreign_store_file_is_refused_and_never_overwritten(tmp_
     assert s.get("a").state == "queued"
     assert s._db.execute("PRAGMA application_id").fetchone()[0] == 0x49534352
     s.close()
+
+
+# --------------------------------------------------------------------------- progress
+
+def test_plain_progress_lines_when_the_output_is_not_a_terminal(tmp_path):
+    """Output redirected: plain lines (no bar) at the start, at every tenth of the jobs, every
+    ``progress_interval`` s during a long job, and at the end of each stage."""
+    import io
+
+    from rich.console import Console
+
+    from ionscreen.workflows.plan import Stage
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=100)
+    jobs = [(toysteps.TOY, d) for d in toysteps.docs(20, 0.0)] + \
+        [(toysteps.TOY, {"n": 99, "sleep": 1.0}), (toysteps.TOY, {"n": -1})]
+    eng = LocalEngine(SQLiteStore(tmp_path / "p.sqlite"), console=console,
+                      progress_interval=0.3)
+    summary = eng.run_stages([Stage("toy", toysteps.TOY, [d for _, d in jobs]),
+                              toysteps.make_double_jobs])
+    assert (summary.done, summary.failed) == (42, 1)
+    lines = out.getvalue().splitlines()
+    assert all(line.startswith("progress: stage ") for line in lines), lines
+    assert "━" not in out.getvalue() and "\x1b" not in out.getvalue()
+    assert lines[0] == "progress: stage 1: toy: 22 jobs to run"
+    tenths = [ln for ln in lines if ln.startswith("progress: stage 1: toy: ") and "/22 jobs" in ln]
+    assert 10 <= len(tenths) <= 16 and "jobs/h" in tenths[0] and "stage ETA" in tenths[0]
+    # the 1 s job: lines every 0.3 s with the same count
+    assert len([ln for ln in tenths if ln.startswith("progress: stage 1: toy: 20/22")]) >= 3
+    assert lines.index("progress: stage 2: double: 21 jobs to run") > 0
+    assert lines[-1].startswith("progress: stage 2: double: 21/21 jobs finished (100%), 0 failed")
+    assert any("22/22 jobs finished (100%), 1 failed, in" in ln for ln in lines)
+    # the run records its stages (the dashboard's ETA expects their jobs)
+    assert eng.store.runs()[-1]["settings"]["stages"] == ["toy"]
+
+
+def test_a_terminal_keeps_the_rich_bar():
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from ionscreen.workflows.progress import PlainProgress, progress_display
+
+    tty = Console(file=io.StringIO(), force_terminal=True)
+    pipe = Console(file=io.StringIO(), force_terminal=False)
+    assert isinstance(progress_display(tty), Progress) and not progress_display(tty).disable
+    assert isinstance(progress_display(pipe, interval=5), PlainProgress)
+    assert progress_display(pipe, enabled=False).disable
+    assert progress_display(tty, enabled=False).disable
+
+
+@pytest.mark.slow
+def test_screen_with_piped_output_prints_progress_before_the_end(tmp_path):
+    """``ionscreen screen ... | tee log``: progress lines arrive while the jobs run (there were
+    none before the end: the bar was off and nothing replaced it)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IONSCREEN_PROGRESS_INTERVAL": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ionscreen.workflows", "screen", "--hosts", "builtin", "--ions",
+         "Mg", "Ca", "--neb-top", "1", "--out", str(tmp_path / "run")],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+    arrived: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        arrived.append((time.monotonic(), line.rstrip("\n")))
+    assert proc.wait(300) == 0, "\n".join(t for _, t in arrived[-30:])
+    end = next(t for t, text in arrived if "host–ion pairs screened" in text)
+    progress = [(t, text) for t, text in arrived if text.startswith("progress: ")]
+    midway = [(t, text) for t, text in progress if " jobs finished (" in text
+              and "(100%)" not in text]
+    assert any(": bvse: " in text for _, text in midway), progress
+    assert any(": neb: " in text for _, text in progress), progress
+    # streamed, not flushed at the end: the first BVSE lines came before the NEB stage's 2 s
+    assert end - midway[0][0] > 1.0, progress
+    assert all("━" not in text for _, text in progress)
+    assert all("\x1b" not in text for _, text in arrived)  # no terminal control codes
