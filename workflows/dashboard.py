@@ -191,8 +191,9 @@ class Dashboard:
 
     def _bvse_by_ion(self, store: ResultStore, counts: dict[str, dict[str, int]]
                      ) -> dict[str, int]:
-        """BVSE jobs not failed per working ion (cached until the BVSE counts change)."""
-        key = tuple(sorted(counts.get("bvse", {}).items()))
+        """BVSE jobs not failed per working ion (cached until BVSE jobs are added or fail)."""
+        bvse = counts.get("bvse", {})
+        key = (sum(bvse.values()), bvse.get("failed", 0))
         if key != self._bvse_key:
             if isinstance(store, SQLiteStore):
                 rows = store._db.execute(
