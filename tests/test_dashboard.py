@@ -340,18 +340,21 @@ def _check_all_routes(url: str) -> dict:
     return doc
 
 
-def _no_tables(path: Path) -> None:
-    """A SQLite file in WAL mode without the store's tables (what a run creates first)."""
+def _no_tables(path: Path, other: bool = False) -> None:
+    """A SQLite file in WAL mode without the store's tables (what a run creates first), or
+    with the tables of something else (``other``)."""
     import sqlite3
 
     db = sqlite3.connect(path)
     db.execute("PRAGMA journal_mode = WAL")
-    db.execute("CREATE TABLE other (x)")
+    if other:
+        db.execute("CREATE TABLE customers (x)")
     db.commit()
     db.close()
 
 
-@pytest.mark.parametrize("case", ["no store", "empty file", "no tables", "not sqlite"])
+@pytest.mark.parametrize("case", ["no store", "empty file", "no tables", "not sqlite",
+                                  "other database"])
 def test_status_of_a_store_that_is_not_ready(tmp_path, case):
     """Polled before the run has made its store, the dashboard answers a JSON state (it
     answered 500, "no such table: jobs", on 3 of 4 fresh screens)."""
@@ -362,12 +365,15 @@ def test_status_of_a_store_that_is_not_ready(tmp_path, case):
         _no_tables(path)
     elif case == "not sqlite":
         path.write_bytes(b"this is no database\n" * 300)
+    elif case == "other database":
+        _no_tables(path, other=True)
     server, _ = serve_in_thread(tmp_path, port=0)
     try:
         doc = _check_all_routes(server.url)
         assert doc["ready"] is False and doc["done"] == doc["total"] == 0
-        if case == "not sqlite":
-            assert doc["state"] == "unreadable" and "not a database" in doc["message"]
+        if case in ("not sqlite", "other database"):
+            assert doc["state"] == "unreadable" and "not an ionscreen result store" in \
+                doc["message"]
         else:
             assert doc["state"] == "waiting" and "waiting for" in doc["message"]
         json.dumps(doc, allow_nan=False)

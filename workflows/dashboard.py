@@ -262,10 +262,9 @@ class Dashboard:
     # ---- the status document
     def _waiting(self, problem: str | None = None) -> dict[str, Any]:
         """The status part while a SQLite store or its tables do not exist yet, or while it
-        cannot be read (``problem``)."""
-        msg = (f"cannot read {self._sqlite_path}: {problem} (is it an ionscreen result store? "
-               "retrying)") if problem else (f"waiting for {self._sqlite_path} (the run has not "
-                                             "started yet)")
+        cannot be read (``problem`` says why)."""
+        msg = f"{problem} (polling again)" if problem else (
+            f"waiting for {self._sqlite_path} (the run has not started yet)")
         return {"ready": False, "state": "unreadable" if problem else "waiting", "message": msg,
                 "counts": {}, "totals": dict.fromkeys(STATES, 0), "done": 0, "total": 0,
                 "remaining": 0, "top": {}, "failures": [], "n_failures": 0,
@@ -329,10 +328,12 @@ class Dashboard:
                 doc.update(top=self._top(), ranking_error=self._rank_error,
                            exports=self.exports(),
                            plot_key=abs(hash(json.dumps(counts, sort_keys=True))) % 10**9)
-        except sqlite3.Error as exc:  # not (yet) a store: say so on the page, poll again
+        except (sqlite3.Error, IonscreenError) as exc:  # not (yet) a store: say so, poll again
             if self._sqlite_path is None:
                 raise
-            return jsonable({**doc, **self._waiting(f"{type(exc).__name__}: {exc}")})
+            problem = str(exc) if isinstance(exc, IonscreenError) else (
+                f"cannot read {self._sqlite_path}: {type(exc).__name__}: {exc}")
+            return jsonable({**doc, **self._waiting(problem)})
         return jsonable(doc)
 
     def plot_png(self, ion: str) -> bytes | None:
