@@ -123,8 +123,9 @@ def prepare_host(
     settings.validate()
     ion = ion_model(ion)
     table = table or load_table()
-    structure = assign_oxidation_states(structure, oxidation_states)
+    # validate first: guessing oxidation states runs spglib, which a NaN lattice crashes
     validate_structure(structure)
+    structure = assign_oxidation_states(structure, oxidation_states)
     require_anion(structure)
     mobile = set(ion.mobile_sites(structure))
     framework = Structure.from_sites([s for i, s in enumerate(structure) if i not in mobile])

@@ -37,6 +37,10 @@ def rot_trans(ops: Operations) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r for r, _ in ops]), np.array([t for _, t in ops])
 
 
+_CHUNK = 1 << 18  # (op, site or hop) pairs per vectorised block: a supercell's group holds
+# every lattice translation, and thousands of ops times thousands of sites at once is gigabytes
+
+
 def _cart_err(d: np.ndarray, lattice: np.ndarray) -> np.ndarray:
     """Cartesian length of fractional differences after removing whole lattice vectors."""
     return np.linalg.norm((d - np.round(d)) @ lattice, axis=-1)
@@ -51,11 +55,23 @@ def classify_sites(frac: np.ndarray, ops: Operations, lattice: np.ndarray, tol: 
         if cls[i] >= 0:
             continue
         images = np.einsum("oij,j->oi", rot, frac[i]) + tr  # (ops, 3)
-        err = _cart_err(images[:, None, :] - frac[None, :, :], lattice).min(axis=0)
+        step = max(1, _CHUNK // len(frac))  # ops in chunks, as in classify_hops
+        err = np.min([_cart_err(images[o:o + step, None, :] - frac[None, :, :], lattice).min(axis=0)
+                      for o in range(0, len(images), step)], axis=0)
         cls[(err < tol) & (cls < 0)] = c
         cls[i] = c
         c += 1
     return cls
+
+
+def _hop_match(ia: np.ndarray, ib: np.ndarray, x: np.ndarray, y: np.ndarray, lattice: np.ndarray,
+               tol: float) -> np.ndarray:
+    """Hops (x, y) that some op maps (ia, ib) onto, up to one lattice translation."""
+    d1 = ia[:, None, :] - x[None, :, :]
+    shift = np.round(d1)
+    ok1 = np.linalg.norm((d1 - shift) @ lattice, axis=-1) < tol
+    ok2 = np.linalg.norm((ib[:, None, :] - shift - y[None, :, :]) @ lattice, axis=-1) < tol
+    return (ok1 & ok2).any(axis=0)
 
 
 def classify_hops(
@@ -73,12 +89,10 @@ def classify_hops(
         ia = np.einsum("oij,j->oi", rot, a[i]) + tr
         ib = np.einsum("oij,j->oi", rot, b[i]) + tr
         match = np.zeros(len(ends), dtype=bool)
-        for x, y in ((a, b), (b, a)):  # both orientations of the candidate hop
-            d1 = ia[:, None, :] - x[None, :, :]
-            shift = np.round(d1)
-            ok1 = np.linalg.norm((d1 - shift) @ lattice, axis=-1) < tol
-            ok2 = np.linalg.norm((ib[:, None, :] - shift - y[None, :, :]) @ lattice, axis=-1) < tol
-            match |= (ok1 & ok2).any(axis=0)
+        step = max(1, _CHUNK // max(1, len(ends)))
+        for o in range(0, len(ia), step):
+            for x, y in ((a, b), (b, a)):  # both orientations of the candidate hop
+                match |= _hop_match(ia[o:o + step], ib[o:o + step], x, y, lattice, tol)
         cls[match & (cls < 0)] = c
         cls[i] = c
         c += 1

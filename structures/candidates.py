@@ -225,7 +225,8 @@ def iter_structure_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
         path = Path(p)
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and _looks_supported(f):
+                # a broken link with a structure name is reported, not skipped
+                if (f.is_file() or (f.is_symlink() and not f.exists())) and _looks_supported(f):
                     yield f
         else:
             yield path  # missing or odd files are reported by the reader, with the reason

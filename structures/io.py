@@ -88,6 +88,12 @@ def _read_cif(path: Path) -> Structure:
                         notes.append(line)
             detail = f" (parser notes: {'; '.join(notes[:3])})" if notes else ""
             raise _ParseError("pymatgen CifParser", exc, detail) from None
+    unparsed = [str(w.message) for w in caught if "Can't parse Element or Species" in str(w.message)]
+    if unparsed:  # pymatgen then guesses the element from the label ('Va1' -> V): refuse
+        raise StructureReadError(
+            f"{path}: {unparsed[0].split('! ')[-1]}. Use element symbols of the periodic table "
+            "in _atom_site_type_symbol."
+        )
     for w in caught:  # parsed, but pymatgen had remarks (e.g. occupancies rescaled): pass on
         warnings.warn(f"{path}: {w.message}", UserWarning, stacklevel=3)
     if len(structures) > 1:
@@ -101,12 +107,19 @@ def _read_cif(path: Path) -> Structure:
 def _read_poscar(path: Path) -> Structure:
     from pymatgen.io.vasp import Poscar
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            return Poscar.from_file(path, check_for_potcar=False).structure
+            structure = Poscar.from_file(path, check_for_potcar=False).structure
         except Exception as exc:  # noqa: BLE001
             raise _ParseError("pymatgen Poscar", exc) from None
+    if any("cannot be determined" in str(w.message) for w in caught):
+        # pymatgen then names the species H, He, Li, ... in order: never screen those
+        raise StructureReadError(
+            f"{path}: the POSCAR has no line of element symbols (VASP 4 style). Add one above "
+            "the line of atom counts, e.g. 'Ti O'."
+        )
+    return structure
 
 
 def _read_extxyz(path: Path) -> Structure:
@@ -158,6 +171,11 @@ def read_structure(path: str | os.PathLike) -> Structure:
     """
     p = Path(path)
     supported = "; ".join(SUPPORTED_FORMATS)
+    if p.is_symlink() and not p.exists():
+        raise StructureReadError(
+            f"{p}: a symbolic link to a missing file (or a loop of links: {os.readlink(p)}); "
+            "point it at a structure file or remove it."
+        )
     if not p.exists():
         raise StructureReadError(f"{p}: no such file. Check the path (working dir: {Path.cwd()}).")
     if p.is_dir():
@@ -194,6 +212,12 @@ def read_structure(path: str | os.PathLike) -> Structure:
 
 # --------------------------------------------------------------------------- validation
 
+#: Longest lattice vector accepted (A): a host cell of more is a unit mistake (pm, bohr) or
+#: a molecule in vacuum, and its neighbour lists and grids would not fit in memory.
+MAX_LATTICE_LENGTH = 1000.0
+#: Fractional coordinates beyond this are refused: wrapping them back loses every digit.
+MAX_FRACTIONAL = 1000.0
+
 
 def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
     """Refuse structures that cannot be screened: bad cell, disorder, overlapping atoms.
@@ -201,8 +225,29 @@ def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
     The overlap test uses pymatgen's neighbour list, which searches every periodic image, so
     pairs close only across a boundary of a strongly skewed cell are found too.
     """
-    det = float(np.linalg.det(structure.lattice.matrix))
-    if not np.isfinite(det) or abs(det) < 1e-6:
+    matrix = structure.lattice.matrix
+    if not np.isfinite(matrix).all():
+        raise StructureValidationError(
+            f"the lattice has non-finite entries ({_numbers(matrix)}); give finite lattice "
+            "lengths and angles in the input file."
+        )
+    longest = float(max(structure.lattice.abc))
+    if longest > MAX_LATTICE_LENGTH:
+        raise StructureValidationError(
+            f"a lattice vector is {longest:.4g} A long (at most {MAX_LATTICE_LENGTH:g} A is "
+            "screened); check the lattice in the input file (units are Angstrom)."
+        )
+    frac = np.array([site.frac_coords for site in structure])
+    bad = np.flatnonzero(~(np.abs(frac) < MAX_FRACTIONAL).all(axis=1))  # NaN fails too
+    if len(bad):
+        raise StructureValidationError(
+            f"site {int(bad[0])} ({structure[int(bad[0])].species_string}) has fractional "
+            f"coordinates ({_numbers(frac[bad[0]])}) that are not finite or far outside the cell "
+            f"({len(bad)} such site(s)); check the coordinates (and Direct/Cartesian) in the "
+            "input file."
+        )
+    det = float(np.linalg.det(matrix))
+    if abs(det) < 1e-6:
         raise StructureValidationError(
             f"cell volume is {det:.3g} A^3 (lattice vectors are coplanar or zero); "
             "check the lattice in the input file."
@@ -245,6 +290,10 @@ def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
             f"min_distance = {min_distance} A ({n_pairs} such pair(s)). Remove duplicated atoms "
             "(e.g. Structure.merge_sites) or fix the coordinates."
         )
+
+
+def _numbers(values: np.ndarray) -> str:
+    return ", ".join(f"{x:.4g}" for x in np.ravel(values))
 
 
 def _label(site: PeriodicSite) -> str:

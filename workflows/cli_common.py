@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from ionscreen.errors import IonscreenError
 from ionscreen.structures.ions import SCREEN_DEFAULT
@@ -75,7 +76,8 @@ def fmt(x: float) -> str:
 
 def fail(exc: BaseException) -> NoReturn:
     """Print a user error (no traceback) and exit with status 2."""
-    err_console.print(f"[bold red]error:[/] {exc}")
+    # one line however long (soft_wrap), and the message's brackets are not rich markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     sys.exit(2)
 
 
