@@ -215,6 +215,9 @@ def read_structure(path: str | os.PathLike) -> Structure:
 #: Longest lattice vector accepted (A): a host cell of more is a unit mistake (pm, bohr) or
 #: a molecule in vacuum, and its neighbour lists and grids would not fit in memory.
 MAX_LATTICE_LENGTH = 1000.0
+#: Most volume per atom accepted (A^3): more is a molecule or a few atoms in vacuum, whose
+#: BVSE grid would need gigabytes and whose "channels" are empty space.
+MAX_VOLUME_PER_ATOM = 1000.0
 #: Fractional coordinates beyond this are refused: wrapping them back loses every digit.
 MAX_FRACTIONAL = 1000.0
 
@@ -236,6 +239,13 @@ def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
         raise StructureValidationError(
             f"a lattice vector is {longest:.4g} A long (at most {MAX_LATTICE_LENGTH:g} A is "
             "screened); check the lattice in the input file (units are Angstrom)."
+        )
+    per_atom = abs(float(np.linalg.det(matrix))) / len(structure)
+    if per_atom > MAX_VOLUME_PER_ATOM:
+        raise StructureValidationError(
+            f"the cell holds {len(structure)} atom(s) in {per_atom * len(structure):.4g} A^3 "
+            f"({per_atom:.4g} A^3 per atom; crystals have about 5-50): it is mostly vacuum. "
+            "Check the lattice (units are Angstrom) or give the crystal's own cell."
         )
     frac = np.array([site.frac_coords for site in structure])
     bad = np.flatnonzero(~(np.abs(frac) < MAX_FRACTIONAL).all(axis=1))  # NaN fails too
@@ -317,6 +327,22 @@ def _all_sites_have_oxi(structure: Structure) -> bool:
     )
 
 
+#: Formal oxidation states of real compounds lie in this range (C4- ... Os8+).
+OXIDATION_RANGE = (-4.0, 8.0)
+
+
+def _in_range(structure: Structure) -> Structure:
+    """``structure`` if every given oxidation state is a number in OXIDATION_RANGE."""
+    low, high = OXIDATION_RANGE
+    for sp in sorted({sp for site in structure for sp in site.species}, key=str):
+        if not low <= sp.oxi_state <= high:  # NaN fails too
+            raise OxidationStateError(
+                f"oxidation state {sp.oxi_state:.4g} of {sp.symbol} is outside {low:g}..{high:+g}; "
+                "give the right states. " + _OXI_HOWTO
+            )
+    return structure
+
+
 def assign_oxidation_states(
     structure: Structure, oxidation_states: Mapping[str, float] | None = None
 ) -> Structure:
@@ -354,10 +380,10 @@ def assign_oxidation_states(
         decorated = structure.copy()
         decorated.remove_oxidation_states()
         decorated.add_oxidation_state_by_element({el: clean_number(given[el], digits=None) for el in elements})
-        return decorated
+        return _in_range(decorated)
 
     if _all_sites_have_oxi(structure):
-        return structure.copy()
+        return _in_range(structure.copy())
 
     bare = structure.copy()
     bare.remove_oxidation_states()

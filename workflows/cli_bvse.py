@@ -56,7 +56,7 @@ def _settings(**kw: Any) -> Any:
 
 
 @click.command()
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())  # read_structure says what is wrong, on one line
 @click.option("--ion", required=True, help="Working ion: Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
 @click.option("--oxi", default=None, help="Oxidation states, e.g. Fe=2,P=5,O=-2 (else guessed).")
 @click.option("--cube", "cube", type=click.Path(dir_okay=False), default=None,
