@@ -1,16 +1,30 @@
 """The bad-input corpus (issue 15, point 4): every file of ``tests/corpus.py`` through
 ``ionscreen bvse`` one by one, and the whole folder through one ``ionscreen screen``.
 
-Counts when written (as root, so the unreadable-file case is skipped): COUNTS_PLACEHOLDER
+Counts when written (as root, so the unreadable-file case is skipped): 279 files in 24
+categories, 14 good, 201 bad, 64 odd (either outcome is right). ``bvse`` computed 31 (the 14
+good and 17 odd) and refused 248, each with one line, exit 2; 0 tracebacks, 0 hangs, no
+NaN/inf in any JSON. The screen found 269 of them (the folder scan skips 6 wrong extensions, 2
+directories named like files and the links to a directory and to /dev/null): 30 ranked, 239
+failure rows (161 StructureReadError, 62 StructureValidationError, 12 OxidationStateError, 4
+MissingParameterError); 0 tracebacks. Categories: truncated CIF 60, truncated POSCAR 40,
+NaN/inf 22, binary garbage 14, empty 13, unknown element 13, zero/negative volume 12, good 11,
+CIF structure 9, oxidation states 9, partial occupancy 9, pure metal 9, wrong content 9,
+single atom 7, symlink 7, noble gas 6, organic 6, wrong extension 6, overlapping atoms 5,
+duplicated sites 3, huge cell 3, thousands of atoms 2, no anion 2, directory named like a
+file 2. About 3 minutes on 2 busy cores.
 
 What the corpus found, fixed in the package: a NaN lattice crashed the interpreter (spglib
 segfault while guessing oxidation states before validation: ``prepare_host`` validates
 first); a 1e308 or 1e6 Å cell raised OverflowError / MemoryError tracebacks (lattice vectors
 over 1000 Å refused); coordinates of 1e300 were wrapped into a nonsense structure and
-computed (fractional coordinates beyond ±1000 refused); a POSCAR without element names was
+computed (fractional coordinates beyond ±1000 refused); a 200 Å cell of 6 atoms needed a 19 GB
+grid (more than 1000 Å^3 per atom refused); Ti99+ or Ti1e308+ from a CIF reached the kernels
+(a ValueError traceback; states outside -4..+8 refused); a POSCAR without element names was
 read as H/He; CIF symbols such as Va or Uuo were read as V or U from the label; a 4,608-atom
-supercell took 11 GB in the symmetry classification (now chunked); a broken symbolic link in
-a folder was skipped silently; long CLI errors were wrapped over several lines.
+supercell took 11 GB in the symmetry classification (now chunked: 0.3 GB, 68 s); a broken symbolic link in
+a folder was skipped silently; long CLI errors were wrapped over several lines, and
+``bvse DIR`` gave click's four-line usage error.
 """
 
 from __future__ import annotations
@@ -172,6 +186,8 @@ def test_screen_of_the_whole_folder(corpus, tmp_path, monkeypatch):
     found = {str(p) for p in iter_structure_files([folder])}
     by_path = {str(e.path): e for e in corpus}
     assert found == ranked | failed and not ranked & failed
+    print(f"screen: {len(found)} files found, {len(ranked)} ranked, {len(failed)} failure rows; "
+          f"{dict(errors)}")
     problems = [f"{p}: {by_path[p].expect}, ranked" for p in ranked if by_path[p].expect == "bad"]
     problems += [f"{p}: good, failed" for p in failed if by_path[p].expect == "good"]
     missed = [str(e.path) for e in corpus if e.expect == "good" and str(e.path) not in ranked]
