@@ -193,8 +193,13 @@ def test_screen_of_the_whole_folder(corpus, tmp_path, monkeypatch):
     missed = [str(e.path) for e in corpus if e.expect == "good" and str(e.path) not in ranked]
     assert not problems and not missed, problems + missed
 
+    _check_exports(out, failures, corpus)
+
+
+def _check_exports(out: Path, failures: list[dict[str, str]], corpus: list[Entry]) -> None:
+    """No NaN/inf/1e308 in the exports (the file names and reasons may quote the input)."""
     quoted = sorted({r["reason"] for r in failures} | {e.name for e in corpus}, key=len, reverse=True)
-    for p in out.iterdir():  # numbers, not the file names and reasons that quote the input
+    for p in out.iterdir():
         if p.suffix in (".csv", ".json", ".html") and p.name != "failures.csv":  # its columns below
             text = p.read_text()
             for q in quoted:
