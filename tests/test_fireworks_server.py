@@ -254,7 +254,10 @@ def test_worker_killed_mid_job_then_lostruns_rerun(pad, tmp_path, local_ranking)
     victim = _worker(pad, tmp_path / "w0", "victim")
     other = _worker(pad, tmp_path / "w1", "other")
     deadline = time.monotonic() + RUN_TIMEOUT
-    while not (killed := _running_on(pad, "victim")):
+    # kill inside the Firetask: the launch is RUNNING and the rocket has written FW.json (a
+    # kill inside FireWorks' checkout, a few ms earlier, is the RESERVED case below)
+    while not ((killed := _running_on(pad, "victim"))
+               and list((tmp_path / "w0").glob("launcher_*/FW.json"))):
         assert time.monotonic() < deadline and victim.poll() is None, "victim never ran a job"
         time.sleep(0.02)
     os.killpg(victim.pid, signal.SIGKILL)  # rlaunch and any child it has
