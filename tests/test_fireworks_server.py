@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import math
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -244,11 +247,42 @@ def test_server_fixture_roundtrip(server):
         assert c.t.x.find_one({}, {"_id": 0}) == {"a": 1}
 
 
+def _poll_dashboard(url: str, stop: threading.Event, seen: list[dict]) -> None:
+    """GET /api/status until ``stop``: every answer must be 200 with a JSON document."""
+    while not stop.is_set():
+        with urllib.request.urlopen(f"{url}/api/status", timeout=30) as r:
+            assert r.status == 200
+            seen.append(json.loads(r.read()))
+        stop.wait(0.3)
+
+
 def test_two_workers_rank_equals_local_engine(pad, tmp_path, local_ranking):
+    """Two rlaunch workers write while the dashboard reads the same MongoDB store."""
+    from ionscreen.workflows.dashboard_server import serve_in_thread
+
     _submit(pad, tmp_path)
+    dash, _ = serve_in_thread(str(pad.file), port=0)
+    stop, seen, errors = threading.Event(), [], []
+
+    def poll() -> None:
+        try:
+            _poll_dashboard(f"http://127.0.0.1:{dash.server_address[1]}", stop, seen)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
     t0 = time.monotonic()
     workers = [_worker(pad, tmp_path / f"w{i}", f"worker{i}") for i in range(2)]
     _wait(workers)
+    time.sleep(1.0)  # one more poll after the last job
+    stop.set()
+    poller.join(timeout=60)
+    dash.shutdown()
+    assert not errors, errors
+    done = [doc["done"] for doc in seen]
+    assert len(seen) >= 3 and done == sorted(done)  # progress never goes backwards
+    assert seen[-1]["done"] == seen[-1]["total"] > 0 and seen[-1]["top"]
     counts = _assert_all_once(pad)
     by_worker = Counter(d["fworker"]["name"] for d in pad.launches.find({}, {"fworker.name": 1}))
     print(f"2 workers, {counts}, by worker {dict(by_worker)}, {time.monotonic() - t0:.1f} s")
