@@ -18,7 +18,8 @@ from pymatgen.core import Structure
 
 from ionscreen.errors import GridMemoryError, StructureValidationError
 from ionscreen.kernels import bvse as kbvse
-from ionscreen.structures.io import assign_oxidation_states, require_anion, validate_structure
+from ionscreen.structures.oxidation import assign_oxidation_states, require_anion
+from ionscreen.structures.validate import validate_structure
 
 from .ion_models import IonModel, ion_model, mobile_pair
 from .params import ParamTable, load_table

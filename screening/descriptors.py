@@ -283,7 +283,7 @@ def max_ions_from_redox(
                 raise OxidationStateError(
                     f"max_ions_from_redox({ion!r}) needs oxidation states on every site of "
                     f"{charged.composition.reduced_formula}; decorate the structure first "
-                    "(ionscreen.structures.io.assign_oxidation_states)"
+                    "(ionscreen.structures.oxidation.assign_oxidation_states)"
                 )
             q = float(sp.oxi_state)
             sym = sp.symbol

@@ -27,7 +27,7 @@ from pymatgen.core import Lattice, Structure
 from ionscreen._json import clean_number
 from ionscreen.errors import IonscreenError, StructureValidationError
 
-from .io import assign_oxidation_states
+from .oxidation import assign_oxidation_states
 
 __all__ = ["MOBILE_TAG", "to_atoms", "to_structure"]
 
@@ -45,7 +45,7 @@ def to_atoms(
 
     Carries symbols, Cartesian positions, cell, ``pbc`` (all True) and the ``magmom`` site
     property as initial magnetic moments. ``charges=True`` sets the oxidation states as initial
-    charges (assigned with :func:`~ionscreen.structures.io.assign_oxidation_states`, i.e.
+    charges (assigned with :func:`~ionscreen.structures.oxidation.assign_oxidation_states`, i.e.
     guessed, when the structure has none). ``mobile`` lists the site indices tagged
     :data:`MOBILE_TAG`; every other tag is 0.
 

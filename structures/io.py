@@ -1,4 +1,5 @@
-"""Reading, validating and oxidation-state decoration of host structures.
+"""Reading host structures (CIF, POSCAR, extxyz) and loading them for screening: read,
+validate (:mod:`.validate`), decorate with oxidation states (:mod:`.oxidation`).
 
 Everything a user can get wrong here (a missing or broken file, a disordered or overlapping
 structure, oxidation states that cannot be guessed, a host without anions) raises one of the
@@ -13,26 +14,17 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-from pymatgen.core import Element, PeriodicSite, Structure
+from pymatgen.core import Element, Structure
 
-from ionscreen._json import clean_number
 from ionscreen.errors import (
-    OxidationStateError,
     StructureReadError,
     StructureValidationError,
 )
 
-__all__ = [
-    "SUPPORTED_FORMATS",
-    "anions",
-    "assign_oxidation_states",
-    "check_charge_balance",
-    "load_host",
-    "read_structure",
-    "require_anion",
-    "validate_structure",
-]
+from .oxidation import assign_oxidation_states, check_charge_balance, first_line, require_anion
+from .validate import validate_structure
+
+__all__ = ["SUPPORTED_FORMATS", "load_host", "read_structure"]
 
 #: What ``read_structure`` accepts, as shown in error messages.
 SUPPORTED_FORMATS = (
@@ -41,11 +33,6 @@ SUPPORTED_FORMATS = (
     "extended XYZ with a Lattice (*.extxyz, *.xyz)",
 )
 
-_OXI_HOWTO = (
-    "Give them explicitly: on the command line with --oxi Fe=2,P=5,O=-2, or in Python with "
-    'oxidation_states={"Fe": 2, "P": 5, "O": -2} (one value per element), or read a CIF that '
-    "carries _atom_type_oxidation_number."
-)
 
 
 # --------------------------------------------------------------------------- reading
@@ -61,15 +48,6 @@ def _detect_format(path: Path) -> str | None:
     if name.endswith((".extxyz", ".xyz")):
         return "extxyz"
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first non-empty line of an exception's message (or its type if it has none)."""
-    for line in str(exc).splitlines():
-        line = line.strip()
-        if line:
-            return f"{type(exc).__name__}: {line}"
-    return type(exc).__name__
 
 
 def _read_cif(path: Path) -> Structure:
@@ -156,7 +134,7 @@ class _ParseError(Exception):
     def __init__(self, parser: str, exc: BaseException, detail: str = "") -> None:
         super().__init__(parser)
         self.parser = parser
-        self.reason = _first_line(exc) + detail
+        self.reason = first_line(exc) + detail
 
 
 _READERS = {"cif": _read_cif, "poscar": _read_poscar, "extxyz": _read_extxyz}
@@ -208,250 +186,6 @@ def read_structure(path: str | os.PathLike) -> Structure:
             "table (labels such as 'Fe1' are fine, symbols such as 'X' or 'Va' are not)."
         )
     return structure
-
-
-# --------------------------------------------------------------------------- validation
-
-#: Longest lattice vector accepted (A): a host cell of more is a unit mistake (pm, bohr) or
-#: a molecule in vacuum, and its neighbour lists and grids would not fit in memory.
-MAX_LATTICE_LENGTH = 1000.0
-#: Most volume per atom accepted (A^3): more is a molecule or a few atoms in vacuum, whose
-#: BVSE grid would need gigabytes and whose "channels" are empty space.
-MAX_VOLUME_PER_ATOM = 1000.0
-#: Fractional coordinates beyond this are refused: wrapping them back loses every digit.
-MAX_FRACTIONAL = 1000.0
-
-
-def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
-    """Refuse structures that cannot be screened: bad cell, disorder, overlapping atoms.
-
-    The overlap test uses pymatgen's neighbour list, which searches every periodic image, so
-    pairs close only across a boundary of a strongly skewed cell are found too.
-    """
-    matrix = structure.lattice.matrix
-    if not np.isfinite(matrix).all():
-        raise StructureValidationError(
-            f"the lattice has non-finite entries ({_numbers(matrix)}); give finite lattice "
-            "lengths and angles in the input file."
-        )
-    longest = float(max(structure.lattice.abc))
-    if longest > MAX_LATTICE_LENGTH:
-        raise StructureValidationError(
-            f"a lattice vector is {longest:.4g} A long (at most {MAX_LATTICE_LENGTH:g} A is "
-            "screened); check the lattice in the input file (units are Angstrom)."
-        )
-    per_atom = abs(float(np.linalg.det(matrix))) / len(structure)
-    if per_atom > MAX_VOLUME_PER_ATOM:
-        raise StructureValidationError(
-            f"the cell holds {len(structure)} atom(s) in {per_atom * len(structure):.4g} A^3 "
-            f"({per_atom:.4g} A^3 per atom; crystals have about 5-50): it is mostly vacuum. "
-            "Check the lattice (units are Angstrom) or give the crystal's own cell."
-        )
-    frac = np.array([site.frac_coords for site in structure])
-    bad = np.flatnonzero(~(np.abs(frac) < MAX_FRACTIONAL).all(axis=1))  # NaN fails too
-    if len(bad):
-        raise StructureValidationError(
-            f"site {int(bad[0])} ({structure[int(bad[0])].species_string}) has fractional "
-            f"coordinates ({_numbers(frac[bad[0]])}) that are not finite or far outside the cell "
-            f"({len(bad)} such site(s)); check the coordinates (and Direct/Cartesian) in the "
-            "input file."
-        )
-    det = float(np.linalg.det(matrix))
-    if abs(det) < 1e-6:
-        raise StructureValidationError(
-            f"cell volume is {det:.3g} A^3 (lattice vectors are coplanar or zero); "
-            "check the lattice in the input file."
-        )
-    if det < 0:
-        raise StructureValidationError(
-            f"cell volume is negative ({det:.3f} A^3): the lattice vectors are left-handed. "
-            "Swap two lattice vectors (and the matching fractional coordinates) or negate one."
-        )
-
-    disordered = [(i, site) for i, site in enumerate(structure) if not site.is_ordered]
-    if disordered:
-        shown = ", ".join(
-            f"site {i} ({_label(site)}{site.species_string})" for i, site in disordered[:5]
-        )
-        more = f" and {len(disordered) - 5} more" if len(disordered) > 5 else ""
-        raise StructureValidationError(
-            f"structure has partial occupancy / disorder on {len(disordered)} site(s): "
-            f"{shown}{more}. ionscreen needs an ordered structure: order it, e.g. with pymatgen's "
-            "OrderDisorderedStructureTransformation (after structure.make_supercell for the "
-            "occupancies to become whole numbers), or supply an ordered supercell."
-        )
-
-    centers, neighbors, images, dists = structure.get_neighbor_list(r=min_distance)
-    if len(dists):
-        k = int(np.argmin(dists))
-        i, j, d = int(centers[k]), int(neighbors[k]), float(dists[k])
-        image = tuple(int(x) for x in images[k])
-        n_pairs = len({(min(a, b), max(a, b)) for a, b in zip(centers, neighbors)})
-        where = "" if image == (0, 0, 0) else f" (across the periodic boundary, image {image})"
-        if i == j:
-            raise StructureValidationError(
-                f"site {i} ({structure[i].species_string}) is {d:.3f} A from its own periodic "
-                f"image {image}, closer than {min_distance} A: a lattice vector is too short. "
-                "Check the lattice parameters."
-            )
-        raise StructureValidationError(
-            f"atoms too close: site {i} ({_site_name(structure, i)}) and site {j} "
-            f"({_site_name(structure, j)}) are {d:.3f} A apart{where}, closer than "
-            f"min_distance = {min_distance} A ({n_pairs} such pair(s)). Remove duplicated atoms "
-            "(e.g. Structure.merge_sites) or fix the coordinates."
-        )
-
-
-def _numbers(values: np.ndarray) -> str:
-    return ", ".join(f"{x:.4g}" for x in np.ravel(values))
-
-
-def _label(site: PeriodicSite) -> str:
-    """'O3: ' when the site carries a label of its own, else ''."""
-    label = getattr(site, "label", None)
-    return f"{label}: " if label and label != site.species_string else ""
-
-
-def _site_name(structure: Structure, i: int) -> str:
-    site = structure[i]
-    coords = ", ".join(f"{x:.4f}" for x in site.frac_coords)
-    return f"{site.species_string} at ({coords})"
-
-
-# --------------------------------------------------------------------------- oxidation states
-
-
-def _all_sites_have_oxi(structure: Structure) -> bool:
-    return all(
-        getattr(sp, "oxi_state", None) is not None for site in structure for sp in site.species
-    )
-
-
-#: Formal oxidation states of real compounds lie in this range (C4- ... Os8+).
-OXIDATION_RANGE = (-4.0, 8.0)
-
-
-def _in_range(structure: Structure) -> Structure:
-    """``structure`` if every given oxidation state is a number in OXIDATION_RANGE."""
-    low, high = OXIDATION_RANGE
-    for sp in sorted({sp for site in structure for sp in site.species}, key=str):
-        if not low <= sp.oxi_state <= high:  # NaN fails too
-            raise OxidationStateError(
-                f"oxidation state {sp.oxi_state:.4g} of {sp.symbol} is outside {low:g}..{high:+g}; "
-                "give the right states. " + _OXI_HOWTO
-            )
-    return structure
-
-
-def assign_oxidation_states(
-    structure: Structure, oxidation_states: Mapping[str, float] | None = None
-) -> Structure:
-    """Return a copy decorated with oxidation states; the input is not changed.
-
-    Precedence: an explicit ``oxidation_states`` mapping (element -> state, every element
-    present must be given); else the states already on every site; else pymatgen's
-    BVAnalyzer; else the first of ``Composition.oxi_state_guesses()``. If all fail, raise
-    OxidationStateError explaining how to give them.
-    """
-    elements = sorted({el.symbol for el in structure.composition.elements})
-
-    if oxidation_states is not None:
-        given: dict[str, float] = {}
-        for key, value in oxidation_states.items():
-            symbol = str(key).strip()
-            try:
-                Element(symbol)
-            except ValueError:
-                raise OxidationStateError(
-                    f"oxidation_states has {key!r}, which is not an element symbol. " + _OXI_HOWTO
-                ) from None
-            try:
-                given[symbol] = float(value)
-            except (TypeError, ValueError):
-                raise OxidationStateError(
-                    f"oxidation state for {symbol} is {value!r}, not a number. " + _OXI_HOWTO
-                ) from None
-        missing = [el for el in elements if el not in given]
-        if missing:
-            raise OxidationStateError(
-                f"oxidation states missing for {', '.join(missing)} (the structure contains "
-                f"{', '.join(elements)}; given: {', '.join(given) or 'none'}). " + _OXI_HOWTO
-            )
-        decorated = structure.copy()
-        decorated.remove_oxidation_states()
-        decorated.add_oxidation_state_by_element({el: clean_number(given[el], digits=None) for el in elements})
-        return _in_range(decorated)
-
-    if _all_sites_have_oxi(structure):
-        return _in_range(structure.copy())
-
-    bare = structure.copy()
-    bare.remove_oxidation_states()
-    reasons: list[str] = []
-
-    from pymatgen.analysis.bond_valence import BVAnalyzer
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return BVAnalyzer().get_oxi_state_decorated_structure(bare)
-        except Exception as exc:  # noqa: BLE001 - fall back to composition guesses
-            reasons.append(f"BVAnalyzer: {_first_line(exc)}")
-        try:
-            guesses = bare.composition.oxi_state_guesses(max_sites=-50)
-        except Exception as exc:  # noqa: BLE001
-            guesses = ()
-            reasons.append(f"oxi_state_guesses: {_first_line(exc)}")
-        else:
-            if not guesses:
-                reasons.append("oxi_state_guesses: no charge-balanced combination found")
-    if guesses:
-        bare.add_oxidation_state_by_element({el: clean_number(v, digits=None) for el, v in guesses[0].items()})
-        return bare
-    raise OxidationStateError(
-        f"cannot determine oxidation states for {bare.composition.reduced_formula} "
-        f"({'; '.join(reasons)}). " + _OXI_HOWTO
-    )
-
-
-def _require_oxi(structure: Structure, what: str) -> None:
-    if not _all_sites_have_oxi(structure):
-        raise OxidationStateError(
-            f"{what} needs oxidation states on every site; call assign_oxidation_states first "
-            "(or give them explicitly). " + _OXI_HOWTO
-        )
-
-
-def check_charge_balance(structure: Structure, tol: float = 1e-3) -> None:
-    """Raise StructureValidationError if the cell's net formal charge exceeds ``tol`` (e)."""
-    _require_oxi(structure, "the charge-balance check")
-    net = sum(sp.oxi_state * occu for site in structure for sp, occu in site.species.items())
-    if abs(net) > tol:
-        states = ", ".join(sorted({str(sp) for site in structure for sp in site.species}))
-        raise StructureValidationError(
-            f"structure {structure.composition.reduced_formula} is not charge balanced: net "
-            f"charge {net:+.4g} e per cell with oxidation states {states}. Give oxidation states "
-            "that sum to zero (mixed valence can be fractional, e.g. --oxi Fe=2.6667,O=-2), or "
-            "fix the composition."
-        )
-
-
-def anions(structure: Structure) -> list[str]:
-    """Species strings (e.g. 'O2-') with a negative oxidation state, sorted."""
-    _require_oxi(structure, "finding the anions")
-    return sorted({str(sp) for site in structure for sp in site.species if sp.oxi_state < 0})
-
-
-def require_anion(structure: Structure) -> None:
-    """Raise StructureValidationError if no species has a negative oxidation state."""
-    if anions(structure):
-        return
-    present = ", ".join(sorted({str(sp) for site in structure for sp in site.species}))
-    raise StructureValidationError(
-        f"host has no anion (species: {present}); bond-valence screening needs anions such as "
-        "O2-, S2- or F-. If the host does contain anions, give their oxidation states "
-        "explicitly, e.g. --oxi Fe=2,P=5,O=-2."
-    )
 
 
 def load_host(

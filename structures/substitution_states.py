@@ -71,7 +71,7 @@ def _require_decorated(structure: Structure) -> None:
             raise OxidationStateError(
                 f"{structure.composition.reduced_formula}: substitution needs oxidation states "
                 "on every site (site {0} is {1}); decorate the structure first, e.g. with "
-                "ionscreen.structures.io.assign_oxidation_states or "
+                "ionscreen.structures.oxidation.assign_oxidation_states or "
                 "structure.add_oxidation_state_by_element({{'Fe': 2, 'O': -2, ...}})".format(
                     structure.index(site), site.specie
                 )

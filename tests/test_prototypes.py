@@ -17,7 +17,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from ionscreen.errors import IonscreenError
 from ionscreen.screening.bvse import BVSESettings, compute_landscape
-from ionscreen.structures.io import anions, check_charge_balance, validate_structure
+from ionscreen.structures.oxidation import anions, check_charge_balance
 from ionscreen.structures.prototypes import (
     Prototype,
     example_hosts,
@@ -25,6 +25,7 @@ from ionscreen.structures.prototypes import (
     host_for_ion,
     list_prototypes,
 )
+from ionscreen.structures.validate import validate_structure
 
 # id -> native reduced formula, empty-host reduced formula,
 #       {(cation, anion): (lo, hi)} window for the shortest cation-anion distance (A)

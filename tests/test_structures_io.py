@@ -24,16 +24,15 @@ from ionscreen.errors import (
     StructureReadError,
     StructureValidationError,
 )
-from ionscreen.structures.io import (
+from ionscreen.structures.io import load_host, read_structure
+from ionscreen.structures.oxidation import (
     anions,
     assign_oxidation_states,
     check_charge_balance,
-    load_host,
-    read_structure,
     require_anion,
-    validate_structure,
 )
 from ionscreen.structures.prototypes import get_prototype
+from ionscreen.structures.validate import validate_structure
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from ionscreen.errors import (
     OxidationStateError,
     StructureValidationError,
 )
-from ionscreen.structures.io import check_charge_balance
+from ionscreen.structures.oxidation import check_charge_balance
 from ionscreen.structures.prototypes import get_prototype
 from ionscreen.structures.substitution import (
     Substitution,
