@@ -25,6 +25,7 @@ HELPERS = Path(__file__).parent / "engine_helpers"
 sys.path.insert(0, str(HELPERS))  # before any pool starts: forkserver copies sys.path
 
 import toysteps  # noqa: E402
+from helpers import kill_tree  # noqa: E402
 
 from ionscreen.errors import IonscreenError  # noqa: E402
 from ionscreen.workflows.local import LocalEngine  # noqa: E402
@@ -292,19 +293,7 @@ def test_sigkill_mid_run_then_resume(tmp_path, launch):
         if launch == "pool":
             os.kill(proc.pid, signal.SIGKILL)
         else:
-            # as a batch system kills a job: mpiexec and every rank at once (the launcher may
-            # put its proxies in their own process group, so killpg alone can leave rank 0
-            # committing one more job after the snapshot below)
-            import psutil
-
-            tree = psutil.Process(proc.pid).children(recursive=True)
-            os.killpg(proc.pid, signal.SIGKILL)
-            for child in tree:
-                try:
-                    child.kill()
-                except psutil.NoSuchProcess:
-                    pass
-            psutil.wait_procs(tree, timeout=10)
+            kill_tree(proc)  # mpiexec and every rank at once, as a batch system does
         proc.communicate(timeout=10)
         assert proc.returncode == -signal.SIGKILL
         at_kill = ro_snapshot(db)

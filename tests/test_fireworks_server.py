@@ -14,10 +14,8 @@ The fast single-process checks stay in ``test_fireworks.py`` (mongomock).
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
-import math
 import os
 import re
 import signal
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from helpers import read_csv, same_cell
 from pymongo import MongoClient
 
 # FireWorks is imported lazily, never at collection: test_fireworks.py sets
@@ -173,28 +172,18 @@ def _fireworks(pad: LaunchPad) -> dict[int, str]:
     return {d["fw_id"]: d["state"] for d in pad.fireworks.find({}, {"fw_id": 1, "state": 1})}
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
-def _same(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
-    except ValueError:
-        return False
 
 
 def _assert_same_ranking(got: Path, want: Path) -> None:
     """Every cell of every ranked CSV (job ids included: both engines hash the same inputs)."""
     for name in RANKED:
-        a, b = _read(got / name), _read(want / name)
+        a, b = read_csv(got / name), read_csv(want / name)
         assert a and list(a[0]) == list(b[0]), name
         assert len(a) == len(b), name
         diffs = [(i, c, x[c], y[c]) for i, (x, y) in enumerate(zip(a, b)) for c in y
-                 if not _same(x[c], y[c])]
+                 if not same_cell(x[c], y[c])]
         assert not diffs, f"{name}: {diffs[:5]}"
 
 

@@ -7,8 +7,6 @@ README there); this reruns the same command and compares every cell of every ran
 
 from __future__ import annotations
 
-import csv
-import math
 import os
 import shutil
 import subprocess
@@ -16,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import read_csv, same_cell
 
 GOLDEN = Path(__file__).parent / "data" / "golden_screen"
 ARGS = ["screen", "--hosts", "LiFePO4,TiS2,TiO2-anatase,PBA-MnCr,MoO3,LiCoO2", "--files", "files",
@@ -30,19 +29,8 @@ COMPARED_FILES = ("ranked_Mg.csv", "ranked_Ca.csv", "ranked_Zn.csv", "failures.c
 NOT_COMPARED = ("job_id",)
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
 
 
-def _same(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    try:
-        x, y = float(a), float(b)
-    except ValueError:
-        return False
-    return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +46,9 @@ def golden_run(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("name", COMPARED_FILES)
 def test_ranked_csv_identical_to_before_the_redesign(golden_run, name):
-    want, got = _read(GOLDEN / "expected" / name), _read(golden_run / name)
+    want, got = read_csv(GOLDEN / "expected" / name), read_csv(golden_run / name)
     assert list(got[0].keys()) == list(want[0].keys()), "columns changed"
     assert len(got) == len(want), f"{name}: {len(got)} rows, expected {len(want)}"
     diffs = [(i, col, w[col], g[col]) for i, (w, g) in enumerate(zip(want, got))
-             for col in w if col not in NOT_COMPARED and not _same(w[col], g[col])]
+             for col in w if col not in NOT_COMPARED and not same_cell(w[col], g[col])]
     assert not diffs, f"{name}: {len(diffs)} cells differ, first: {diffs[:5]}"

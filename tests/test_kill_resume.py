@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from helpers import kill_tree
 
 ARGS = ["screen", "--out", "run"]
 EXPORTS = ("ranked_Mg.csv", "ranked_Ca.csv", "ranked_Zn.csv", "ranked_Al.csv", "ranked_NH4.csv",
@@ -48,19 +48,6 @@ def _start(mode: str, cwd: Path, *extra: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def _kill_tree(p: subprocess.Popen) -> None:
-    """SIGKILL the process and all its descendants at once (as a batch system does)."""
-    try:
-        tree = [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = []
-    for proc in tree:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(tree, timeout=15)
-    p.wait(timeout=15)
 
 
 def _jobs(run: Path) -> dict[str, tuple]:
@@ -121,7 +108,7 @@ def test_killed_at_random_moments_resumes_to_the_same_exports(mode, kills, refer
             shutil.rmtree(run)
             seen.clear()
             continue
-        _kill_tree(p)
+        kill_tree(p)
         now = _jobs(run)
         _check_not_recomputed(seen, now)
         if len(_finished(now)) > before:  # it made progress and died mid-run
@@ -135,7 +122,7 @@ def test_killed_at_random_moments_resumes_to_the_same_exports(mode, kills, refer
             time.sleep(0.2)
         time.sleep(0.3)
         if p.poll() is None:
-            _kill_tree(p)
+            kill_tree(p)
         seen.update(_done(_jobs(run)))
     if mode == "pool":  # stopped and continued: it carries on
         p = _start(mode, tmp_path)
