@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from ionscreen.errors import IonscreenError
 from .io import load_host
 from .ions import get_working_ion
 
-STRUCTURE_SUFFIXES = (".cif", ".vasp", ".poscar", ".extxyz", ".xyz")  # what io.read_structure reads
+STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".extxyz", ".xyz")  # what io.read_structure reads
+#: How the command-line help and errors name what a folder is searched for.
+STRUCTURE_FILES_TEXT = "CIF (*.cif, magnetic *.mcif), POSCAR/CONTCAR (*.vasp, *.poscar) or extxyz (*.extxyz, *.xyz)"
 
 
 def structure_fingerprint(structure: Structure) -> str:
@@ -237,16 +240,65 @@ def _looks_supported(path: Path) -> bool:
     return name.startswith(("poscar", "contcar")) or name.endswith(STRUCTURE_SUFFIXES)
 
 
+def path_problems(paths: Iterable[str | os.PathLike]) -> list[str]:
+    """What is wrong with structure paths a user gave, one message per path: a path that does
+    not exist, or a folder without any structure file. Empty when every path gives files
+    (a file that is there but cannot be read is the reader's to report, with its reason)."""
+    out = []
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            out.append(f"{p}: no such file or folder (working dir: {Path.cwd()})")
+        elif path.is_dir() and next(iter_structure_files([path]), None) is None:
+            others = sorted(f.name for f in path.rglob("*") if f.is_file())
+            found = (f"; it has {len(others)} other file(s): {', '.join(others[:3])}"
+                     f"{' …' if len(others) > 3 else ''}" if others else "; it is empty")
+            out.append(f"{p}: the folder holds no structure file ({STRUCTURE_FILES_TEXT}, "
+                       f"searched recursively){found}")
+    return out
+
+
+def load_file(path: str | os.PathLike, oxidation_states: dict[str, float] | None = None
+              ) -> tuple[Structure, list[str]]:
+    """:func:`~ionscreen.structures.io.load_host` of one file with the reader's remarks caught,
+    not printed (a batch of files would fill the terminal): (structure, remarks). An
+    :class:`IonscreenError` says the remarks in its message after its own reason."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            structure = load_host(path, oxidation_states=oxidation_states)
+        except IonscreenError as exc:
+            notes = _notes(caught)
+            if not notes:
+                raise
+            raise type(exc)(f"{exc} (reader notes: {'; '.join(notes)})") from None
+    return structure, _notes(caught)
+
+
+def _notes(caught: Sequence[warnings.WarningMessage]) -> list[str]:
+    notes: list[str] = []
+    for w in caught:
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning, FutureWarning)):
+            continue  # about library code, not about this file
+        for note in getattr(w.message, "notes", None) or [str(w.message)]:
+            if note not in notes:
+                notes.append(note)
+    return notes
+
+
 def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, float] | None = None,
-              structure: Structure | None = None) -> Candidate:
+              structure: Structure | None = None, notes: Sequence[str] = ()) -> Candidate:
     """The candidate of one user file for one working ion: discharged (ions on their sites) when
     the file holds the ion, else the host as given. Raises an :class:`IonscreenError` for a file
-    that cannot be used. ``structure`` skips re-reading a file already loaded."""
-    st = structure if structure is not None else load_host(path, oxidation_states=oxidation_states)
-    n = float(get_working_ion(ion).count(st))
-    return make_candidate(st, ion, f"file:{path}", citation="user structure",
-                          state="discharged" if n else "as given", provenance={"path": str(path)},
-                          discharged=st if n else None, n_ions=n or None)
+    that cannot be used. ``structure`` skips re-reading a file already loaded (``notes``: the
+    remarks its reader made). The reader's remarks are kept in ``provenance["read_notes"]``."""
+    if structure is None:
+        structure, notes = load_file(path, oxidation_states)
+    n = float(get_working_ion(ion).count(structure))
+    prov: dict[str, Any] = {"path": str(path), **({"read_notes": list(notes)} if notes else {})}
+    return make_candidate(structure, ion, f"file:{path}", citation="user structure",
+                          state="discharged" if n else "as given", provenance=prov,
+                          discharged=structure if n else None, n_ions=n or None)
 
 
 def from_files(
@@ -260,11 +312,11 @@ def from_files(
     failures: list[dict[str, str]] = []
     for f in iter_structure_files(paths):
         try:
-            st = load_host(f, oxidation_states=oxidation_states)
+            st, notes = load_file(f, oxidation_states)
         except IonscreenError as exc:
             failures.append({"path": str(f), "reason": str(exc)})
             continue
-        cands += [from_file(f, ion, structure=st) for ion in ions]
+        cands += [from_file(f, ion, structure=st, notes=notes) for ion in ions]
     return cands, failures
 
 

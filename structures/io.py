@@ -24,7 +24,7 @@ from ionscreen.errors import (
 from .oxidation import assign_oxidation_states, check_charge_balance, first_line, require_anion
 from .validate import validate_structure
 
-__all__ = ["SUPPORTED_FORMATS", "load_host", "read_structure"]
+__all__ = ["SUPPORTED_FORMATS", "StructureReadWarning", "load_host", "read_structure"]
 
 #: What ``read_structure`` accepts, as shown in error messages.
 SUPPORTED_FORMATS = (
@@ -41,13 +41,37 @@ SUPPORTED_FORMATS = (
 def _detect_format(path: Path) -> str | None:
     """Map a file name to a parser; None if the name says nothing we know."""
     name = path.name.lower()
-    if name.endswith(".cif"):
+    if name.endswith((".cif", ".mcif")):  # a magnetic CIF is a CIF (pymatgen reads both)
         return "cif"
     if name.startswith(("poscar", "contcar")) or name.endswith((".vasp", ".poscar")):
         return "poscar"
     if name.endswith((".extxyz", ".xyz")):
         return "extxyz"
     return None
+
+
+class StructureReadWarning(UserWarning):
+    """A file was read, but its parser had remarks (e.g. stoichiometry, symmetry, occupancies
+    rescaled). ``notes`` are the remarks, one line each; batch readers collect them per file
+    (:func:`ionscreen.structures.candidates.from_files`) instead of printing them."""
+
+    def __init__(self, path: Path, notes: list[str]) -> None:
+        super().__init__(f"{path}: CIF parser notes: {'; '.join(notes)}")
+        self.path, self.notes = path, notes
+
+
+def _parser_notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The distinct lines of the warnings a parser gave (pymatgen repeats each remark under
+    'Issues encountered while parsing CIF')."""
+    notes: list[str] = []
+    for w in caught:
+        lines = [x.strip() for x in str(w.message).splitlines() if x.strip()]
+        for k, line in enumerate(lines):
+            if line.endswith(":"):  # a heading: the rest of this warning is its text
+                lines[k:] = [" ".join(lines[k:])]
+                break
+        notes += [x for x in lines if not x.startswith("Issues encountered") and x not in notes]
+    return notes
 
 
 def _read_cif(path: Path) -> Structure:
@@ -58,12 +82,7 @@ def _read_cif(path: Path) -> Structure:
         try:
             structures = CifParser(path).parse_structures(primitive=False)
         except Exception as exc:  # noqa: BLE001 - any parser failure becomes one clear error
-            notes: list[str] = []
-            for w in caught:
-                for line in str(w.message).splitlines():
-                    line = line.strip()
-                    if line and not line.startswith("Issues encountered") and line not in notes:
-                        notes.append(line)
+            notes = _parser_notes(caught)
             detail = f" (parser notes: {'; '.join(notes[:3])})" if notes else ""
             raise _ParseError("pymatgen CifParser", exc, detail) from None
     unparsed = [str(w.message) for w in caught if "Can't parse Element or Species" in str(w.message)]
@@ -72,14 +91,19 @@ def _read_cif(path: Path) -> Structure:
             f"{path}: {unparsed[0].split('! ')[-1]}. Use element symbols of the periodic table "
             "in _atom_site_type_symbol."
         )
-    for w in caught:  # parsed, but pymatgen had remarks (e.g. occupancies rescaled): pass on
-        warnings.warn(f"{path}: {w.message}", UserWarning, stacklevel=3)
     if len(structures) > 1:
         raise StructureReadError(
             f"{path}: the CIF holds {len(structures)} structures; ionscreen reads one host per "
             "file. Split the data blocks into separate files."
         )
-    return structures[0]
+    structure = structures[0]
+    notes = _parser_notes(caught)
+    if "magmom" in structure.site_properties:  # a magnetic CIF: the moments are not JSON
+        structure.remove_site_property("magmom")
+        notes.append("magnetic moments read and dropped (ionscreen does not use them)")
+    if notes:  # parsed, but with remarks: pass them on as one warning of this file
+        warnings.warn(StructureReadWarning(path, notes), stacklevel=3)
+    return structure
 
 
 def _read_poscar(path: Path) -> Structure:
@@ -141,11 +165,13 @@ _READERS = {"cif": _read_cif, "poscar": _read_poscar, "extxyz": _read_extxyz}
 
 
 def read_structure(path: str | os.PathLike) -> Structure:
-    """Read one host structure from CIF, POSCAR/CONTCAR/*.vasp or extended XYZ.
+    """Read one host structure from CIF (also a magnetic CIF, *.mcif), POSCAR/CONTCAR/*.vasp
+    or extended XYZ.
 
     Oxidation states in the file (CIF ``_atom_type_oxidation_number``, an extxyz
-    ``oxi_states`` column) are kept. Any problem raises StructureReadError naming the file and
-    what to change.
+    ``oxi_states`` column) are kept; magnetic moments are dropped. Any problem raises
+    StructureReadError naming the file and what to change; a CIF read with parser remarks
+    gives one :class:`StructureReadWarning`.
     """
     p = Path(path)
     supported = "; ".join(SUPPORTED_FORMATS)
@@ -163,7 +189,8 @@ def read_structure(path: str | os.PathLike) -> Structure:
     fmt = _detect_format(p)
     if fmt is None:
         raise StructureReadError(
-            f"{p}: unknown structure format (from the file name). Supported: {supported}. "
+            f"{p}: unknown structure format (from the file name). Supported: {supported}; "
+            "magnetic CIF (*.mcif). "
             "Rename the file or convert it, e.g. with ase.io.read/write or pymatgen."
         )
     try:

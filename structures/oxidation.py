@@ -14,6 +14,8 @@ from ionscreen.errors import (
     StructureValidationError,
 )
 
+from .validate import require_ordered
+
 __all__ = ["OXIDATION_RANGE", "anions", "assign_oxidation_states", "check_charge_balance",
            "first_line", "require_anion"]
 
@@ -66,7 +68,8 @@ def assign_oxidation_states(
     Precedence: an explicit ``oxidation_states`` mapping (element -> state, every element
     present must be given); else the states already on every site; else pymatgen's
     BVAnalyzer; else the first of ``Composition.oxi_state_guesses()``. If all fail, raise
-    OxidationStateError explaining how to give them.
+    OxidationStateError explaining how to give them, or StructureValidationError if the
+    structure has partial occupancy (what the user has to fix first).
     """
     elements = sorted({el.symbol for el in structure.composition.elements})
 
@@ -123,6 +126,9 @@ def assign_oxidation_states(
     if guesses:
         bare.add_oxidation_state_by_element({el: clean_number(v, digits=None) for el, v in guesses[0].items()})
         return bare
+    # guesses fail on partial occupancy (Na0.8CoO2); --oxi would only lead to the disorder
+    # error next, so that is the one to report
+    require_ordered(structure)
     raise OxidationStateError(
         f"cannot determine oxidation states for {bare.composition.reduced_formula} "
         f"({'; '.join(reasons)}). " + _OXI_HOWTO

@@ -11,7 +11,8 @@ from ionscreen.errors import (
     StructureValidationError,
 )
 
-__all__ = ["MAX_FRACTIONAL", "MAX_LATTICE_LENGTH", "MAX_VOLUME_PER_ATOM", "validate_structure"]
+__all__ = ["MAX_FRACTIONAL", "MAX_LATTICE_LENGTH", "MAX_VOLUME_PER_ATOM", "require_ordered",
+           "validate_structure"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -72,18 +73,7 @@ def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
             "Swap two lattice vectors (and the matching fractional coordinates) or negate one."
         )
 
-    disordered = [(i, site) for i, site in enumerate(structure) if not site.is_ordered]
-    if disordered:
-        shown = ", ".join(
-            f"site {i} ({_label(site)}{site.species_string})" for i, site in disordered[:5]
-        )
-        more = f" and {len(disordered) - 5} more" if len(disordered) > 5 else ""
-        raise StructureValidationError(
-            f"structure has partial occupancy / disorder on {len(disordered)} site(s): "
-            f"{shown}{more}. ionscreen needs an ordered structure: order it, e.g. with pymatgen's "
-            "OrderDisorderedStructureTransformation (after structure.make_supercell for the "
-            "occupancies to become whole numbers), or supply an ordered supercell."
-        )
+    require_ordered(structure)
 
     centers, neighbors, images, dists = structure.get_neighbor_list(r=min_distance)
     if len(dists):
@@ -108,6 +98,23 @@ def validate_structure(structure: Structure, min_distance: float = 0.5) -> None:
 
 def _numbers(values: np.ndarray) -> str:
     return ", ".join(f"{x:.4g}" for x in np.ravel(values))
+
+
+def require_ordered(structure: Structure) -> None:
+    """Raise StructureValidationError naming the sites with partial occupancy or disorder."""
+    disordered = [(i, site) for i, site in enumerate(structure) if not site.is_ordered]
+    if not disordered:
+        return
+    shown = ", ".join(
+        f"site {i} ({_label(site)}{site.species_string})" for i, site in disordered[:5]
+    )
+    more = f" and {len(disordered) - 5} more" if len(disordered) > 5 else ""
+    raise StructureValidationError(
+        f"structure has partial occupancy / disorder on {len(disordered)} site(s): "
+        f"{shown}{more}. ionscreen needs an ordered structure: order it, e.g. with pymatgen's "
+        "OrderDisorderedStructureTransformation (after structure.make_supercell for the "
+        "occupancies to become whole numbers), or supply an ordered supercell."
+    )
 
 
 def _label(site: PeriodicSite) -> str:

@@ -12,6 +12,7 @@ from ionscreen.structures.candidates import (
     from_files,
     from_prototypes,
     iter_structure_files,
+    path_problems,
     unique,
 )
 from ionscreen.structures.prototypes import get_prototype, list_prototypes
@@ -174,3 +175,35 @@ def test_polymer_candidates_capacity_and_bvse():
     mg = next(c for c in cands if c.working_ion == "Mg" and "ordered" in c.source)
     res = compute_landscape(mg.structure, "Mg", settings=BVSESettings(resolution=0.4))
     assert res.sites and res.barriers["1D"] > 0
+
+
+def test_magnetic_cif_in_a_folder_is_read_with_its_remarks_kept(tmp_path):
+    """A .mcif in a folder was skipped silently; the reader's remarks go to the candidate's
+    provenance, not to the terminal."""
+    import warnings
+
+    from pymatgen.io.cif import CifWriter
+
+    st = get_prototype("MgCr2O4").build("native")
+    st.add_site_property("magmom", [3.0 if sp.symbol == "Cr" else 0.0 for sp in st.species])
+    CifWriter(st, write_magmoms=True).write_file(tmp_path / "spinel.mcif")
+    assert [p.name for p in iter_structure_files([tmp_path])] == ["spinel.mcif"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may reach the terminal
+        cands, failures = from_files([tmp_path], ["Mg"])
+    assert failures == [] and len(cands) == 1
+    assert cands[0].formula == "MgCr2O4" and cands[0].state == "discharged"
+    assert any("magnetic moments" in n for n in cands[0].provenance["read_notes"])
+
+
+def test_path_problems_name_missing_paths_and_folders_without_structures(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    _rocksalt().to(filename=str(tmp_path / "MgO.cif"))
+    assert path_problems([tmp_path, tmp_path / "MgO.cif"]) == []
+    problems = path_problems([tmp_path / "nothere.cif", tmp_path / "docs", tmp_path / "empty"])
+    assert len(problems) == 3
+    assert "nothere.cif" in problems[0] and "no such file" in problems[0]
+    assert "docs" in problems[1] and "notes.txt" in problems[1] and "CIF" in problems[1]
+    assert "empty" in problems[2] and "POSCAR" in problems[2] and "extxyz" in problems[2]

@@ -24,7 +24,7 @@ from ionscreen.errors import (
     StructureReadError,
     StructureValidationError,
 )
-from ionscreen.structures.io import load_host, read_structure
+from ionscreen.structures.io import StructureReadWarning, load_host, read_structure
 from ionscreen.structures.oxidation import (
     anions,
     assign_oxidation_states,
@@ -222,6 +222,46 @@ def test_partial_occupancy_from_cif(tmp_path):
     assert "partial occupancy" in msg and "2 site(s)" in msg
     assert "Li:0.5" in msg and "Co" in msg and "Ni" in msg
     assert "OrderDisorderedStructureTransformation" in msg and "supercell" in msg
+
+
+def _partial_licoo2() -> Structure:
+    """LiCoO2 with 0.8 Li on its site (like Na0.8CoO2): Co would be 3.2+, which no oxidation
+    state guess finds."""
+    return Structure(Lattice.hexagonal(2.82, 14.05), [{"Li": 0.8}, "Co", "O", "O"],
+                     [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.26], [0, 0, 0.74]])
+
+
+def test_partial_occupancy_is_reported_before_oxidation_states(tmp_path):
+    """The first message is the one that matters: asked for --oxi first, a user then learns
+    that the structure cannot be used anyway (issue 15)."""
+    path = tmp_path / "Li0.8CoO2.cif"
+    CifWriter(_partial_licoo2()).write_file(path)
+    for call in (lambda: load_host(path), lambda: assign_oxidation_states(read_structure(path))):
+        with pytest.raises(StructureValidationError, match="partial occupancy") as info:
+            call()
+        assert "--oxi" not in str(info.value)
+    # with the states given, the same disorder error
+    with pytest.raises(StructureValidationError, match="partial occupancy"):
+        load_host(path, {"Li": 1, "Co": 3.2, "O": -2})
+
+
+def test_magnetic_cif_is_read_and_parser_remarks_are_one_warning(tmp_path):
+    """A magnetic CIF (*.mcif) is a CIF: read, its moments dropped (not JSON, not used), the
+    parser's remarks given as one StructureReadWarning naming the file."""
+    st = get_prototype("MgCr2O4").build("native")
+    st.add_site_property("magmom", [3.0 if sp.symbol == "Cr" else 0.0 for sp in st.species])
+    path = tmp_path / "MgCr2O4.mcif"
+    CifWriter(st, write_magmoms=True).write_file(path)
+    assert "_atom_site_moment" in path.read_text()  # the premise: a magnetic CIF
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        s = read_structure(path)
+    assert s.composition.reduced_formula == "MgCr2O4" and len(s) == len(st)
+    assert "magmom" not in s.site_properties
+    assert [w.category for w in caught] == [StructureReadWarning]
+    assert "MgCr2O4.mcif" in str(caught[0].message)
+    assert any("magnetic moments" in n for n in caught[0].message.notes)
+    s.as_dict()  # JSON-ready
 
 
 def test_close_atoms_simple():

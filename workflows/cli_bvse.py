@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +70,15 @@ def _settings(**kw: Any) -> Any:
 def bvse(file, ion, oxi, cube, json_out, plot_out, **bvse_kw):  # type: ignore[no-untyped-def]
     """BVSE landscape of one working ion in the host in FILE (CIF, POSCAR, extxyz)."""
     from ionscreen.screening.bvse import compute_landscape
-    from ionscreen.structures.io import read_structure
+    from ionscreen.structures.io import StructureReadWarning, read_structure
 
     settings = _settings(**bvse_kw)
     try:
-        structure = read_structure(file)
+        with warnings.catch_warnings(record=True) as caught:  # a note line, not a warning's
+            warnings.simplefilter("always", StructureReadWarning)
+            structure = read_structure(file)
+        for w in caught:
+            console.print(f"[yellow]note:[/] {w.message}")
         with console.status(f"BVSE: {ion} in {Path(file).name} ..."):
             res = compute_landscape(structure, ion, settings=settings,
                                     oxidation_states=parse_oxi(oxi))

@@ -108,6 +108,26 @@ def run_engine(make_engine: Callable[[], Any], run: Callable[[Any], Any],
     return summary, engine.store
 
 
+def _check_weights(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--weights``: read and check the file now, so that a typo stops the command before
+    any job (not a traceback after the screen). The path goes on: the ranking reads it."""
+    if value is None:
+        return None
+    from ionscreen.screening.weights import load_weights
+
+    try:
+        load_weights(value)
+    except (ValueError, OSError) as exc:
+        raise click.BadParameter(str(exc).replace("\n", " "), ctx, param) from None
+    return value
+
+
+weights_option = click.option(
+    "--weights", type=click.Path(dir_okay=False), default=None, callback=_check_weights,
+    help="Ranking weights: a TOML or JSON file with a [weights] table of barrier, capacity "
+         "and sustainability (numbers >= 0).")
+
+
 # --------------------------------------------------------------------------- the screen options
 
 _CANDIDATE_OPTIONS = [
@@ -123,7 +143,11 @@ _CANDIDATE_OPTIONS = [
     click.option("--seed", type=int, default=0, show_default=True,
                  help="Seed of the disordered polymer models."),
     click.option("--files", cls=GreedyOption, multiple=True, default=None,
-                 help="Structure files or folders (CIF, POSCAR, extxyz)."),
+                 help="Structure files or folders (CIF or magnetic CIF, POSCAR, extxyz; folders "
+                      "searched recursively). A path that does not exist, or a folder without "
+                      "any structure file, stops the command before any job, also when other "
+                      "hosts are screened; a file that cannot be used is a failed job with its "
+                      "reason."),
     click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2."),
     click.option("--ions", cls=GreedyOption, multiple=True, default=None,
                  help="Working ions (space or comma separated). Default: "
@@ -154,6 +178,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                       derive_nitride: bool = False, neb_top: int = 3,
                       neb_calculator: str = "bvff", voltage_calc: str | None = None) -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
+    from ionscreen.structures.candidates import path_problems
     from ionscreen.structures.ions import get_working_ion
 
     from .plan import ScreenSpec, parse_substitution_rules
@@ -163,10 +188,14 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
     except IonscreenError as exc:
         raise click.BadParameter(str(exc), param_hint="--ions") from exc
     rules = " ".join(substitute or ()).split() or None  # commas separate targets: not words
+    file_list = split_words(files)
+    problems = path_problems(file_list)
+    if problems:  # a typo in a path is no failed job: the user must fix it before a screen
+        raise click.BadParameter("; ".join(problems), param_hint="--files")
     try:
         parse_substitution_rules(rules)
         return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
-                          cp_models=cp_models, seed=seed, files=split_words(files),
+                          cp_models=cp_models, seed=seed, files=file_list,
                           oxi=parse_oxi(oxi),
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,

@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from .cli_common import weights_option
+
 
 @click.command()
 @click.option("--store", "store_spec", required=True,
@@ -24,8 +26,7 @@ import click
 @click.option("--exports", "exports_dir", type=click.Path(file_okay=False), default=None,
               help="Folder with the exports (default: the SQLite store's folder).")
 @click.option("--top", type=int, default=5, show_default=True, help="Top candidates shown per ion.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Ranking weights (TOML or JSON with a [weights] table).")
+@weights_option
 def dashboard(store_spec, host, port, user, password, webgui_url, exports_dir, top, weights):  # type: ignore[no-untyped-def]
     """Serve a live page of a screen: progress by step and state, throughput and ETA, failures
     with reasons, the top candidates per ion with plots, and links to the exports.

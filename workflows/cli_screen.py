@@ -13,7 +13,7 @@ from rich.table import Table
 from ionscreen.errors import IonscreenError
 
 from . import mpi
-from .cli_common import console, fmt, mpi_world, run_engine, screen_options
+from .cli_common import console, fmt, mpi_world, run_engine, screen_options, weights_option
 
 
 def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-untyped-def]
@@ -66,8 +66,7 @@ def _print_failures(bad: list[Any]) -> None:
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes (a pool when > 1). Under mpiexec the ranks are the workers.")
 @click.option("--top", type=int, default=10, show_default=True, help="Candidates per ion in the exports.")
-@click.option("--weights", type=click.Path(dir_okay=False), default=None,
-              help="Ranking weights (TOML or JSON with a [weights] table).")
+@weights_option
 @click.option("--retry-failed", is_flag=True, help="Run jobs that failed in an earlier run again.")
 def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-untyped-def]
     """Screen candidate hosts for each working ion: BVSE, BVFF-NEB on the best, rank, export.
@@ -107,7 +106,8 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
         records, failures = collect_records(store)
     _print_ranked(records, top, weights)
     _print_failures(failures)
-    for line in summary.lines():
+    lines = summary.lines()  # its last lines, one per failure, would repeat the table's rows
+    for line in lines[:len(lines) - len(summary.failures)]:
         console.print(line)
     n_pairs = len(records)
     dt = time.perf_counter() - t0
@@ -121,7 +121,7 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
               help="A screen's output folder or its ionscreen.sqlite, a mongodb:// URI "
                    "(?collection=NAME, default ionscreen_jobs) or a FireWorks launchpad yaml.")
 @click.option("--top", type=int, default=10, show_default=True)
-@click.option("--weights", type=click.Path(dir_okay=False), default=None)
+@weights_option
 def rank(store_path, top, weights):  # type: ignore[no-untyped-def]
     """Rank the candidates of an existing screen (finished or running) per working ion."""
     from .screen import collect_records
@@ -141,7 +141,7 @@ def rank(store_path, top, weights):  # type: ignore[no-untyped-def]
                    "(?collection=NAME, default ionscreen_jobs) or a FireWorks launchpad yaml.")
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the exports.")
 @click.option("--top", type=int, default=10, show_default=True)
-@click.option("--weights", type=click.Path(dir_okay=False), default=None)
+@weights_option
 @click.option("--no-landscapes", is_flag=True, help="Skip the BVSE landscape slices in the report.")
 def export_cmd(store_path, out, top, weights, no_landscapes):  # type: ignore[no-untyped-def]
     """Write ranked CSV/JSON per ion, a zip of CIFs of the top candidates and an HTML report."""
