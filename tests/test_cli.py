@@ -117,3 +117,66 @@ def test_candidates_command_writes_the_built_in_and_file_candidates(tmp_path, sp
     assert all(c["capacity_mAh_g"] is not None for c in doc["candidates"])
     bad = CliRunner().invoke(app, ["candidates", "--hosts", "NoSuchHost", "--out", str(out)])
     assert bad.exit_code == 2 and "NoSuchHost" in bad.output
+
+
+# --------------------------------------------------------------------------- faults of issue 15
+
+_BAD_WEIGHTS = {
+    "typo.toml": ("[weights]\nbarier = 1\n", "unknown weight key 'barier'"),
+    "word.json": ('{"weights": {"barrier": "high"}}', "must be a number"),
+    "broken.toml": ("[weights\nbarrier = 1\n", "cannot parse as TOML"),
+    "nothere.toml": (None, "does not exist"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BAD_WEIGHTS))
+def test_bad_weights_stop_every_command_before_any_job(tmp_path, name):
+    """A typo in --weights was a 37-line traceback after the whole screen had run."""
+    text, words = _BAD_WEIGHTS[name]
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    run = tmp_path / "run"
+    for args in (["screen", "--hosts", "TiS2", "--ions", "Mg", "--neb-top", "0",
+                  "--out", str(run)],
+                 ["rank", "--store", str(run)], ["export", "--store", str(run), "--out", str(run)]):
+        res = CliRunner().invoke(app, [*args, "--weights", str(path)])
+        assert res.exit_code == 2, res.output
+        assert "--weights" in res.output and words in res.output and name in res.output
+        assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+        assert not run.exists()  # nothing ran, nothing was written
+
+
+def test_missing_files_stop_the_screen_before_any_job(tmp_path, spinel_cif):
+    """`screen --files nothere.cif` exited 0 with "0 pairs screened" and empty exports; with
+    built-in hosts too, the missing path is still an error the user must fix."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "readme.txt").write_text("no structures here")
+    run = tmp_path / "run"
+    for hosts, files, named in (("none", [str(tmp_path / "nothere.cif")], "nothere.cif"),
+                                ("TiS2", [str(spinel_cif), str(tmp_path / "nothere.cif")],
+                                 "nothere.cif"),
+                                ("none", [str(tmp_path / "docs")], "readme.txt")):
+        for cmd in ("screen", "candidates"):
+            res = CliRunner().invoke(app, [cmd, "--hosts", hosts, "--files", *files, "--ions",
+                                           "Mg", "--out", str(run)])
+            assert res.exit_code == 2, res.output
+            out = " ".join(res.output.split())  # the message may wrap
+            assert "--files" in out and named in out
+            assert "CIF" in out or "no such file" in out
+            assert not run.exists()
+
+
+def test_bvse_partial_occupancy_is_the_first_message(tmp_path):
+    """Na0.8CoO2-like host: the user was asked for --oxi, then told about partial occupancy."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    st = Structure(Lattice.hexagonal(2.82, 14.05), [{"Li": 0.8}, "Co", "O", "O"],
+                   [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.26], [0, 0, 0.74]])
+    path = tmp_path / "Li0.8CoO2.cif"
+    CifWriter(st).write_file(path)
+    res = CliRunner().invoke(app, ["bvse", str(path), "--ion", "Li"])
+    assert res.exit_code == 2
+    out = " ".join(res.output.split())
+    assert "partial occupancy" in out and "--oxi" not in out

@@ -140,17 +140,52 @@ def test_batch_of_good_and_bad_files(tmp_path):
     get_prototype("LiFePO4").build(with_ion="Li").to(filename=str(good))
     (tmp_path / "broken.cif").write_text("data_broken\n_cell_length_a 4\nloop_\n_atom_site_label\n")
     (tmp_path / "unknown.cif").write_text(good.read_text().replace(" Fe ", " Xq ").replace("Fe", "Xq"))
+    # a missing path is not in the batch: it stops the command (test_cli, issue 15)
     r = _cli(["screen", "--hosts", "none", "--files", str(good), str(tmp_path / "broken.cif"),
-              str(tmp_path / "unknown.cif"), str(tmp_path / "missing.cif"), "--ions", "Li",
+              str(tmp_path / "unknown.cif"), "--ions", "Li",
               "--neb-top", "0", "--out", "run"], tmp_path)
     assert r.returncode == 0, r.stderr + r.stdout
     fails = list(csv.DictReader((tmp_path / "run" / "failures.csv").open()))
-    assert len(fails) == 3
+    assert len(fails) == 2
     assert all(f["reason"] for f in fails)
-    assert {Path(f["source"].split(":", 1)[1]).name for f in fails} == {"broken.cif", "unknown.cif", "missing.cif"}
+    assert {Path(f["source"].split(":", 1)[1]).name for f in fails} == {"broken.cif", "unknown.cif"}
     ranked = _ranked(tmp_path / "run", "Li")
     assert [x[1] for x in ranked] == ["LiFePO4"]
-    assert "3 failed" in r.stdout and "missing.cif" in r.stdout
+    assert "2 failed" in r.stdout and "unknown.cif" in r.stdout
+
+
+def test_a_folder_of_odd_files_prints_no_warnings_and_each_failure_once(tmp_path):
+    """A 34-file screen printed 55 pymatgen warning lines and each failure twice, and skipped
+    a .mcif silently (issue 15). The parser's remarks go into the store, not the terminal."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    spinel = get_prototype("MgCr2O4").build("native")
+    text = str(CifWriter(spinel))
+    (folder / "spinel.cif").write_text(text)
+    magnetic = spinel.copy()
+    magnetic.add_site_property("magmom", [3.0 if sp.symbol == "Cr" else 0.0 for sp in spinel.species])
+    CifWriter(magnetic, write_magmoms=True).write_file(folder / "spinel.mcif")
+    nosym = text.replace("_symmetry_equiv_pos_as_xyz", "_unused_equiv_pos")  # P1 still named
+    (folder / "nosym.cif").write_text(nosym)
+    (folder / "sum.cif").write_text(text.replace("'Mg8 Cr16 O32'", "'Mg4 Cr16 O32'"))
+    (folder / "broken.cif").write_text("data_x\n_cell_length_a 3\nloop_\n_atom_site_label\nnonsense nonsense\n")
+    CifWriter(Structure(Lattice.hexagonal(2.82, 14.05), [{"Li": 0.8}, "Co", "O", "O"],
+                        [[0, 0, 0.5], [0, 0, 0], [0, 0, 0.26], [0, 0, 0.74]])
+              ).write_file(folder / "partial.cif")
+    r = _cli(["screen", "--hosts", "none", "--files", "in", "--ions", "Mg", "--neb-top", "0",
+              "--out", "run"], tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "Warning" not in r.stderr and "warn" not in r.stderr.lower(), r.stderr
+    assert r.stdout.count("StructureReadError") == 1 and r.stdout.count("StructureValidationError") == 1
+    assert "2 failed" in r.stdout
+    sources = {row[2] for row in _ranked(tmp_path / "run", "Mg")}
+    assert sources == {f"file:in/{n}" for n in ("spinel.cif", "spinel.mcif", "nosym.cif", "sum.cif")}
+    notes = [json.loads(j[5])["provenance"].get("read_notes") for j in _jobs(tmp_path / "run")
+             if j[1] == "candidate" and j[2] == "done"]
+    assert sum(bool(n) for n in notes) == 3  # nosym, sum and the moments dropped from the .mcif
 
 
 def test_a_failed_neb_job_is_stored_and_its_row_says_why(tmp_path):
