@@ -106,8 +106,7 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
         records, failures = collect_records(store)
     _print_ranked(records, top, weights)
     _print_failures(failures)
-    lines = summary.lines()  # its last lines, one per failure, would repeat the table's rows
-    for line in lines[:len(lines) - len(summary.failures)]:
+    for line in summary.lines(failures=False):  # the failures table above lists them
         console.print(line)
     n_pairs = len(records)
     dt = time.perf_counter() - t0

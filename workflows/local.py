@@ -104,14 +104,15 @@ class RunSummary:
         d["jobs_per_hour"] = self.jobs_per_hour
         return d
 
-    def lines(self) -> list[str]:
+    def lines(self, failures: bool = True) -> list[str]:
+        """The summary, and with ``failures`` one line per failed job."""
         out = [f"{self.total} jobs ({self.mode}): {self.done} done, {self.failed} failed in this "
                f"run; {self.skipped_already_done} already done, {self.skipped_failed} failed "
                f"earlier (not retried); {self.requeued} interrupted jobs re-run; "
                f"{self.recomputed} recomputed",
                f"wall {self.wall_seconds:.1f} s, {self.jobs_per_hour:.0f} jobs/hour "
                f"({self.compute_seconds:.1f} s of step time)"]
-        for f in self.failures:
+        for f in self.failures if failures else ():
             out.append(f"  failed{'' if f.new else ' earlier'}: {f.step} {f.id}  "
                        f"{f.error}: {f.reason}")
         return out
