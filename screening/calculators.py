@@ -18,7 +18,7 @@ relative energies along a path in one host, not for absolute energies or voltage
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -346,6 +346,8 @@ class CalculatorFactory:
     threads: int = 1
     model: Any = field(default=None, repr=False)
     approximate: bool = False
+    batch: Callable[[Sequence[Atoms]], tuple[np.ndarray, list[np.ndarray]]] | None = field(
+        default=None, repr=False)
 
     def __call__(self) -> Any:
         """A new ASE calculator (sharing the loaded model where there is one)."""
