@@ -1,0 +1,248 @@
+"""Barrier tiers against the DFT reference paths (issue 13): predicted vs DFT migration barriers.
+
+Run::
+
+    python benchmarks/validate_barriers.py --split held-out --tiers bvse --out results.json
+    python benchmarks/validate_barriers.py --split calibration --tiers bvff,chgnet \\
+        --max-atoms 120 --limit 20 --out results.json
+
+Each tier in :data:`TIERS` maps a :class:`dft_neb.ReferencePath` to ``(barrier or None,
+extra)``. Every path and tier is timed in core-seconds (user + system CPU of this process and of
+its children) and saved to ``--out`` at once, so a run that stops resumes where it stopped: a
+path + tier already in ``--out`` is not run again. At the end the metrics (``dft_neb.metrics``)
+are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the landscape of the host),
+``bvff``, ``chgnet`` and ``chgnet:r2scan`` (NEB between the two DFT endpoints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from dft_neb import ReferencePath, load_paths, markdown_table, metrics  # noqa: E402
+
+from ionscreen.structures.oxidation import assign_oxidation_states  # noqa: E402
+
+NEAREST_SITE = 1.0  # Å: a BVSE site this close to a DFT endpoint's ion position stands for it
+VECTOR_TOL = 0.3  # Å: a chain of hops matches when its net vector is this close to the sites' one
+MAX_CHAIN = 2  # hops: tet -> oct -> tet (spinel) or oct -> tet -> oct (layered) is one DFT path
+
+Tier = Callable[[ReferencePath], tuple[float | None, dict[str, Any]]]
+
+
+def _nearest_site(sites: np.ndarray, lattice: np.ndarray, frac: np.ndarray) -> tuple[int, float]:
+    """Row of the site nearest (minimum image) to ``frac`` and its distance (Å)."""
+    d = sites - frac
+    d -= np.round(d)
+    dist = np.linalg.norm(d @ lattice, axis=1)
+    k = int(np.argmin(dist))
+    return k, float(dist[k])
+
+
+def _host(path: ReferencePath):
+    """The initial endpoint without the moving ion, oxidation states assigned with it present
+    (the endpoint is the charge-balanced cell the DFT used; the host alone may not be)."""
+    try:
+        s = assign_oxidation_states(path.initial)
+    except Exception:  # fall back to the host's own guess in prepare_host
+        s = path.initial.copy()
+    s.remove_sites([path.moving_index])
+    return s
+
+
+def _steps(res, lattice: np.ndarray) -> dict[int, list[tuple[int, np.ndarray, Any]]]:
+    """site -> [(next site, Cartesian step vector, hop)], both directions of every hop."""
+    frac = {s.index: np.array(s.frac, float) for s in res.sites}
+    out: dict[int, list] = {}
+    for h in res.hops:
+        v = (frac[h.site_j] + np.array(h.image) - frac[h.site_i]) @ lattice
+        out.setdefault(h.site_i, []).append((h.site_j, v, h))
+        out.setdefault(h.site_j, []).append((h.site_i, -v, h))
+    return out
+
+
+def hop_chain_barrier(res, lattice: np.ndarray, a: int, b: int, target: np.ndarray):
+    """Lowest barrier (highest saddle minus lowest site on the chain) over chains of at most
+    :data:`MAX_CHAIN` hops from site ``a`` to ``b`` whose net vector is ``target`` (Å), with
+    the chain's hops; None if there is none."""
+    energy = {s.index: s.energy for s in res.sites}
+    steps = _steps(res, lattice)
+    chains = [[(a, np.zeros(3), None)]]
+    best = None
+    for _ in range(MAX_CHAIN):
+        grown = []
+        for chain in chains:
+            site, vec = chain[-1][0], chain[-1][1]
+            for nxt, v, h in steps.get(site, []):
+                c = chain + [(nxt, vec + v, h)]
+                if nxt == b and np.linalg.norm(vec + v - target) <= VECTOR_TOL:
+                    hops = [x[2] for x in c[1:]]
+                    e = max(x.saddle_energy for x in hops) - min(energy[x[0]] for x in c)
+                    if best is None or e < best[0]:
+                        best = (float(e), hops)
+                grown.append(c)
+        chains = grown
+    return best
+
+
+def bvse_tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
+    """BVSE barrier of the hop (or two-hop chain) between the sites nearest to the ion's two
+    DFT positions, or the lowest-dimension percolation barrier when there is no such chain."""
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.bvse_model import prepare_host
+
+    res = compute_landscape(prepare_host(_host(path), path.ion))
+    lat = path.initial.lattice.matrix
+    extra: dict[str, Any] = {"percolation": {d: (v if np.isfinite(v) else None)
+                                             for d, v in res.barriers.items()},
+                             "n_sites": len(res.sites), "n_hops": len(res.hops)}
+    if res.sites:
+        frac = np.array([s.frac for s in res.sites], float)
+        ka, da = _nearest_site(frac, lat, path.initial[path.moving_index].frac_coords)
+        kb, db = _nearest_site(frac, lat, path.final[path.moving_index].frac_coords)
+        a, b = res.sites[ka].index, res.sites[kb].index
+        extra.update(site_initial=a, site_final=b, site_distance=[round(da, 3), round(db, 3)])
+        if max(da, db) <= NEAREST_SITE and a != b:
+            # the sites' net vector: the image of b nearest to where the DFT ion ends
+            d = path.final[path.moving_index].frac_coords - path.initial[path.moving_index].frac_coords
+            d -= np.round(d)
+            t = frac[kb] - frac[ka]
+            t = (t + np.round(d - t)) @ lat
+            found = hop_chain_barrier(res, lat, a, b, t)
+            if found is not None:
+                extra.update(source=f"{len(found[1])}-hop chain",
+                             hop_lengths=[h.length for h in found[1]])
+                return found[0], extra
+    finite = [v for v in res.barriers.values() if np.isfinite(v)]
+    extra["source"] = "percolation"
+    return (float(finite[0]) if finite else None), extra
+
+
+def _neb_tier(calculator: str) -> Tier:
+    def tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
+        from ionscreen.screening.neb.endpoints import neb_between  # written for issue 13
+
+        r = neb_between(path.initial, path.final, path.ion, calculator=calculator,
+                        settings=None, mobile_index=path.moving_index)
+        extra = {"converged": r.converged, "status": r.status,
+                 "barrier_forward": r.barrier_forward, "barrier_reverse": r.barrier_reverse,
+                 "steps": r.steps, "n_atoms": r.n_atoms}
+        return r.barrier, extra
+    tier.__name__ = f"neb_{calculator}"
+    return tier
+
+
+TIERS: dict[str, Tier] = {
+    "bvse": bvse_tier,
+    "bvff": _neb_tier("bvff"),
+    "chgnet": _neb_tier("chgnet"),
+    "chgnet:r2scan": _neb_tier("chgnet:r2scan"),
+}
+
+
+def core_seconds() -> float:
+    """User + system CPU seconds of this process and its finished children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _json_safe(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if np.isfinite(x) else None
+    return x
+
+
+def _save(out: Path, doc: dict[str, Any]) -> None:
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(json.dumps(_json_safe(doc), indent=1))
+    tmp.replace(out)
+
+
+def run_one(tier: Tier, path: ReferencePath) -> dict[str, Any]:
+    """One path through one tier: barrier, extra, core-seconds and any error."""
+    t0, w0 = core_seconds(), time.perf_counter()
+    try:
+        barrier, extra = tier(path)
+        error = None
+    except Exception as exc:  # a failing path is a result (found = False), not a crash
+        barrier, extra = None, {"traceback": traceback.format_exc(limit=3)}
+        error = f"{type(exc).__name__}: {exc}"
+    return {"barrier": barrier, "extra": extra, "error": error,
+            "core_seconds": round(core_seconds() - t0, 3),
+            "wall_seconds": round(time.perf_counter() - w0, 3),
+            "dft_barrier": path.dft_barrier, "ion": path.ion, "n_atoms": path.n_atoms}
+
+
+def tables(doc: dict[str, Any], paths: list[ReferencePath], tiers: list[str]) -> str:
+    """Metrics of every tier over ``paths`` (stored in ``doc``) as Markdown."""
+    parts = []
+    doc["metrics"] = {}
+    for name in tiers:
+        done = doc["results"].get(name, {})
+        pred = {pid: r["barrier"] for pid, r in done.items()}
+        ran = [p for p in paths if p.id in done]
+        m = metrics(pred, ran)
+        secs = [done[p.id]["core_seconds"] for p in ran]
+        doc["metrics"][name] = {"table": m, "core_seconds_total": sum(secs),
+                                "core_seconds_median": float(np.median(secs)) if secs else None}
+        parts.append(markdown_table(m, f"{name}: {len(ran)} paths run, "
+                                       f"{sum(secs):.0f} core-s"))
+    return "\n\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--split", default="held-out", choices=["held-out", "calibration", "all"])
+    ap.add_argument("--tiers", default="bvse", help="comma-separated: " + ", ".join(TIERS))
+    ap.add_argument("--ions", default=None, help="comma-separated ions (default: all)")
+    ap.add_argument("--max-atoms", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None, help="first K paths only")
+    ap.add_argument("--out", type=Path, default=Path("validate_barriers.json"))
+    args = ap.parse_args(argv)
+    tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
+    unknown = [t for t in tiers if t not in TIERS]
+    if unknown:
+        ap.error(f"unknown tier(s) {unknown}; known: {list(TIERS)}")
+    ions = args.ions.split(",") if args.ions else None
+    paths = load_paths(args.split, ions=ions, max_atoms=args.max_atoms)[: args.limit]
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {"results": {}}
+    doc["run"] = {"split": args.split, "tiers": tiers, "max_atoms": args.max_atoms,
+                  "limit": args.limit, "ions": ions}
+    for name in tiers:
+        done = doc["results"].setdefault(name, {})
+        for k, path in enumerate(paths):
+            if path.id in done:
+                continue
+            done[path.id] = r = run_one(TIERS[name], path)
+            _save(args.out, doc)
+            b = "None" if r["barrier"] is None else f"{r['barrier']:.3f}"
+            print(f"[{name} {k + 1}/{len(paths)}] {path.id} {path.ion} {path.formula}: {b} eV "
+                  f"(DFT {path.dft_barrier:.3f}) {r['core_seconds']:.1f} core-s"
+                  + (f" ERROR {r['error']}" if r["error"] else ""), flush=True)
+    text = tables(doc, paths, tiers)
+    _save(args.out, doc)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

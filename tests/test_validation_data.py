@@ -1,0 +1,101 @@
+"""The DFT reference paths of issue 13 (benchmarks/data/dft_neb) and the barrier metrics."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pymatgen.core import Lattice, Structure
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+_spec = importlib.util.spec_from_file_location("dft_neb", BENCH / "dft_neb.py")
+dft_neb = importlib.util.module_from_spec(_spec)
+sys.modules["dft_neb"] = dft_neb  # dataclasses look their module up there
+_spec.loader.exec_module(dft_neb)
+
+# sha256 of the sorted ids of each split, "\n"-joined: a changed split must be deliberate
+SPLIT_SHA = {
+    "calibration": "be6547b59ec38bf80e9ee66c8389c9ebdb659f89385cac74c23261229a799867",
+    "held-out": "40238819968ff0e2efa638ea1772fb4c61cdbecab1a784f7e8fb335c1f4af093",
+}
+MULTIVALENT = ("Mg", "Ca", "Zn", "Al")
+
+needs_data = pytest.mark.skipif(
+    not dft_neb.DATA.exists(),
+    reason="benchmarks/data/dft_neb/paths.json.gz is not built (benchmarks/curate_dft_neb.py)")
+
+
+@pytest.fixture(scope="module")
+def paths():
+    return dft_neb.load_paths()
+
+
+@needs_data
+def test_enough_multivalent_paths_with_structures(paths):
+    mv = [p for p in paths if p.ion in MULTIVALENT]
+    assert len(mv) >= 100
+    assert all(p.counted for p in mv) and not any(p.counted for p in paths if p.ion not in MULTIVALENT)
+    assert all(p.dft_barrier > 0 and p.split in dft_neb.SPLITS for p in paths)
+    assert len({p.id for p in paths}) == len(paths)
+    assert dft_neb.meta()["commit"] == paths[0].source["commit"]
+
+
+@needs_data
+def test_split_is_stable_disjoint_and_stratified(paths):
+    ids = {s: sorted(p.id for p in paths if p.split == s) for s in dft_neb.SPLITS}
+    assert not set(ids["calibration"]) & set(ids["held-out"])
+    for s, sha in SPLIT_SHA.items():
+        assert hashlib.sha256("\n".join(ids[s]).encode()).hexdigest() == sha, s
+    for ion in {p.ion for p in paths}:
+        n = {s: sum(p.ion == ion and p.split == s for p in paths) for s in dft_neb.SPLITS}
+        assert n["calibration"] - n["held-out"] in (0, 1), ion
+    held = dft_neb.load_paths("held-out", ions=["Mg"], max_atoms=100)
+    assert held and all(p.split == "held-out" and p.ion == "Mg" and p.n_atoms <= 100 for p in held)
+
+
+@needs_data
+def test_endpoints_differ_only_by_the_moving_ion(paths):
+    for p in paths:
+        a, b = p.initial, p.final
+        assert [s.species_string for s in a] == [s.species_string for s in b], p.id
+        assert np.allclose(a.lattice.matrix, b.lattice.matrix)
+        d = b.frac_coords - a.frac_coords
+        d -= np.round(d)
+        moved = np.linalg.norm(d @ a.lattice.matrix, axis=1)  # fine for moves under half a cell
+        k = p.moving_index
+        assert a[k].species_string == p.ion, p.id
+        assert 1.5 <= a[k].distance(b[k]) <= 7.0, p.id
+        others = np.delete(moved, k)
+        assert others.max(initial=0.0) <= 1.0, p.id
+
+
+def _ref(pid: str, ion: str, barrier: float) -> dft_neb.ReferencePath:
+    s = Structure(Lattice.cubic(4.0), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return dft_neb.ReferencePath(id=pid, ion=ion, formula="MgO", initial=s, final=s,
+                                 moving_index=0, dft_barrier=barrier, split="held-out", source={})
+
+
+def test_metrics_on_a_hand_example():
+    ref = [_ref("a", "Mg", 0.3), _ref("b", "Mg", 0.9), _ref("c", "Ca", 0.5), _ref("d", "Ca", 1.5),
+           _ref("e", "Ca", 0.2)]
+    pred = {"a": 0.4, "b": 0.8, "c": None, "d": 1.0, "e": float("nan")}  # "e" not found either
+    m = dft_neb.metrics(pred, ref, threshold=(0.5, 0.85))
+    allm = m["all"]
+    assert (allm["n"], allm["found"]) == (5, 3)
+    assert allm["spearman"] == pytest.approx(1.0)
+    # pearson of (0.4, 0.8, 1.0) with (0.3, 0.9, 1.5): 0.36 / sqrt(0.18667 * 0.72)
+    assert allm["pearson"] == pytest.approx(0.36 / math.sqrt(0.56 / 3 * 0.72))
+    assert allm["mae"] == pytest.approx(0.7 / 3)
+    assert allm["mean_signed_error"] == pytest.approx(-0.5 / 3)
+    assert allm["accuracy@0.5"] == pytest.approx(1.0)
+    assert allm["accuracy@0.85"] == pytest.approx(2 / 3)  # b: 0.8 called good, DFT 0.9 is not
+    ca = m["Ca"]
+    assert (ca["n"], ca["found"], ca["spearman"], ca["mae"]) == (3, 1, None, pytest.approx(0.5))
+    assert m["Mg"]["mean_signed_error"] == pytest.approx(0.0)
+    empty = dft_neb.metrics({}, ref[:1])["all"]
+    assert empty["found"] == 0 and empty["mae"] is None
