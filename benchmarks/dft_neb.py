@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,9 @@ import numpy as np
 from pymatgen.core import Lattice, Structure
 from scipy import stats
 
-DATA = Path(__file__).parent / "data" / "dft_neb" / "paths.json.gz"
+# IONSCREEN_DFT_NEB_DATA points at a copy elsewhere (e.g. one built in another worktree)
+DATA = Path(os.environ.get("IONSCREEN_DFT_NEB_DATA")
+            or Path(__file__).parent / "data" / "dft_neb" / "paths.json.gz")
 SPLITS = ("calibration", "held-out")
 
 
