@@ -101,26 +101,37 @@ def clip_words(text: str, n: int, tail: str = " …") -> str:
     return text[:n].rsplit(" ", 1)[0] + tail
 
 
+def _neb_refusal(neb: Any, barrier: float | None) -> Note:
+    """Why a NEB gives no ranked barrier: flagged (noise, below-floor), not converged, failed."""
+    if barrier is not None and neb.converged:  # a flagged barrier is no evidence of a fast conductor
+        why = clip_words("; ".join(f"{f['code']}: {f['text']}" for f in neb.refused), 300)
+        return Note("neb_flagged", f"{neb.label} barrier {barrier:.3f} eV not ranked ({why}); "
+                                   "barrier from BVSE")
+    status = str(neb.status or "n/a")
+    if status.startswith("not converged"):
+        code, what = "neb_not_converged", "did not converge"
+    else:  # the job failed (its reason stored), or the band gave no barrier
+        code, what = ("neb_failed" if status.startswith("failed:") else "neb_no_barrier",
+                      "gave no barrier")
+    status = clip_words(status, 200)  # the whole status stays in the NEB record
+    return Note(code, f"{neb.label} {what} ({status}); barrier from BVSE")
+
+
 def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None, list[Note]]:
     """(barrier eV, tier label, tier key, notes) for one record.
 
     The tier key groups records whose barriers share a producer: ``"BVSE"`` or
-    ``"<tier> CI-NEB (<calculator>)"``.
+    ``"<tier> CI-NEB (<calculator>)"``. A NEB barrier flagged ``noise`` or ``below-floor``
+    (:data:`ionscreen.screening.neb.flags.REFUSED`) is not ranked: the BVSE barrier stands in,
+    with a ``neb_flagged`` note.
     """
     notes: list[Note] = []
     neb = record.neb
     if neb is not None:
         nb = finite_or_none(neb.barrier)
-        if nb is not None and neb.converged:
+        if nb is not None and neb.converged and not neb.refused:
             return nb, neb.label, neb.label, notes
-        status = str(neb.status or "n/a")
-        if status.startswith("not converged"):
-            code, what = "neb_not_converged", "did not converge"
-        else:  # the job failed (its reason stored), or the band gave no barrier
-            code, what = ("neb_failed" if status.startswith("failed:") else "neb_no_barrier",
-                          "gave no barrier")
-        status = clip_words(status, 200)  # the whole status stays in the NEB record
-        notes.append(Note(code, f"{neb.label} {what} ({status}); barrier from BVSE"))
+        notes.append(_neb_refusal(neb, nb))
     bvse = record.bvse
     if bvse is None or bvse.best_dimension is None:
         return None, None, None, notes

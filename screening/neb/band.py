@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,8 @@ from ..bvse import BVSEResult, Hop, PreparedHost
 from ..calculators import CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from ..relax import make_optimizer, relax
+from .flags import flag, floor_flag, framework_change, framework_flag, noise_flag
+from .merge import resolve
 from .parallel import _CachedCalculator, check_ranks, make_band, rank_and_size
 from .results import NEBResult
 from .settings import MergedEndpointsError, NEBSettings
@@ -29,6 +31,10 @@ _ENDS = ("initial", "final")
 _MOVED = 1.0
 # a band is judged diverging only after this many optimiser steps
 _DIVERGE_AFTER = 10
+# a relaxed endpoint is probed this far (Å) into the hop; an energy drop larger than
+# _PROBE_DROP (eV) there means it sits on a saddle of the path, not in a minimum
+_PROBE = 0.25
+_PROBE_DROP = 1e-3
 
 
 def _fix_host(atoms: Atoms, settings: NEBSettings, n_host: int) -> None:
@@ -36,16 +42,54 @@ def _fix_host(atoms: Atoms, settings: NEBSettings, n_host: int) -> None:
         atoms.set_constraint(FixAtoms(indices=list(range(n_host))))
 
 
-def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings,
-                    comm: Any = None) -> tuple[list[Atoms], dict[str, int], list[str]]:
-    """The two endpoints, nudged off their BVSE sites (seeded) and relaxed; under MPI the two
-    relaxations run on different ranks. Returns (endpoints, steps, warnings).
+def _energy(atoms: Atoms, factory: CalculatorFactory) -> float:
+    a = atoms.copy()
+    a.calc = factory()
+    return float(a.get_potential_energy())
 
-    Raises :class:`MergedEndpointsError` when both relax into one minimum."""
+
+def _inward(setup: HopSetup, k: int) -> np.ndarray:
+    """Unit vector from endpoint ``k`` into the hop, along its BVSE grid path."""
+    path = setup.grid_path if k == 0 else setup.grid_path[::-1]
+    g = resample(path, max(2, int(np.ceil(path_length(path)[-1] / _PROBE)) + 1))
+    d = g[1] - g[0]
+    n = np.linalg.norm(d)
+    return d / n if n > 0 else d
+
+
+def _relax_end(a: Atoms, setup: HopSetup, k: int, factory: CalculatorFactory,
+               settings: NEBSettings) -> tuple[np.ndarray, bool, int]:
+    """Relax one endpoint in place; when the ion then sits on a saddle of the path (moving it
+    ``_PROBE`` Å into the hop lowers the energy), relax again from there."""
+    n_ion = len(setup.host)
+    _, ok, n = relax(a, factory(), fmax=settings.fmax_endpoints, steps=settings.steps,
+                     optimizer=settings.optimizer, in_place=True, wrap_errors=False)
+    probe = a.copy()
+    probe.positions[n_ion] += _PROBE * _inward(setup, k)
+    if _energy(probe, factory) < _energy(a, factory) - _PROBE_DROP:
+        _, ok, m = relax(probe, factory(), fmax=settings.fmax_endpoints, steps=settings.steps,
+                         optimizer=settings.optimizer, in_place=True, wrap_errors=False)
+        a.positions = probe.positions
+        n += m
+    return a.positions.copy(), ok, n
+
+
+def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings,
+                    comm: Any = None, known: dict[tuple, tuple[np.ndarray, bool, int]] | None = None,
+                    check: bool = True) -> tuple[list[Atoms], dict[str, int], list[str]]:
+    """The two endpoints, nudged off their BVSE sites (seeded) and relaxed; an endpoint that
+    is a saddle along the hop is relaxed on from a point ``_PROBE`` Å into the hop. Under MPI
+    the two relaxations run on different ranks. ``known`` holds endpoints relaxed before (by
+    the ion's start position), reused and filled. Returns (endpoints, steps, warnings).
+
+    Raises :class:`MergedEndpointsError` when both relax into one minimum (unless ``check``
+    is False: :func:`~.merge.resolve` merges hops instead)."""
     n_ion = len(setup.host)  # the moving ion is the last atom
     rng = np.random.default_rng(settings.seed)
     kicks = [rng.normal(size=3) for _ in range(2)]
     rank, size = rank_and_size(comm)
+    known = {} if known is None else known
+    keys = [tuple(np.round(p, 3)) for p in (setup.start, setup.end)]
     ends = []
     done: dict[int, tuple[np.ndarray, bool, int]] = {}
     for k, pos in enumerate((setup.start, setup.end)):
@@ -54,10 +98,10 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
             a.positions[n_ion] += settings.nudge * kicks[k] / np.linalg.norm(kicks[k])
         _fix_host(a, settings, n_ion)
         ends.append(a)
-        if k % size == rank:
-            _, ok, n = relax(a, factory(), fmax=settings.fmax_endpoints, steps=settings.steps,
-                             optimizer=settings.optimizer, in_place=True, wrap_errors=False)
-            done[k] = (a.positions.copy(), ok, n)
+        if keys[k] in known:
+            done[k] = (known[keys[k]][0], known[keys[k]][1], 0)
+        elif k % size == rank:
+            done[k] = _relax_end(a, setup, k, factory, settings)
     if size > 1:
         for part in comm.allgather(done):
             done.update(part)
@@ -65,6 +109,7 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
     warnings: list[str] = []
     for k, name in enumerate(_ENDS):
         pos_k, ok, n = done[k]
+        known.setdefault(keys[k], done[k])
         ends[k].positions = pos_k
         steps[f"relax_{name}"] = n
         if not ok:
@@ -73,7 +118,7 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
         if moved > _MOVED:
             warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its BVSE site on relaxing")
     sep = float(np.linalg.norm(ends[1].positions[n_ion] - ends[0].positions[n_ion]))
-    if sep < settings.min_endpoint_distance:
+    if check and sep < settings.min_endpoint_distance:
         raise MergedEndpointsError(
             f"after relaxation both endpoints hold the ion within {sep:.2f} Å of each other: the "
             "hop's two sites are the same minimum for this calculator; try another hop or "
@@ -152,7 +197,7 @@ def run_band(band: NEB, settings: NEBSettings) -> BandRun:
 
 @dataclass
 class _Attempt:
-    """One NEB of a hop with one set of settings."""
+    """One NEB of a hop with one set of settings (``setup``/``hop``: the band's, merged or not)."""
 
     settings: NEBSettings
     images: list[Atoms]
@@ -160,13 +205,25 @@ class _Attempt:
     steps: dict[str, int]
     warnings: list[str]
     timings: dict[str, float]
+    setup: HopSetup
+    hop: Hop
+    merged: dict[str, Any] | None = None
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _attempt(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings, comm: Any) -> _Attempt:
+def _attempt(host: PreparedHost, hop: Hop, bvse: BVSEResult, factory: CalculatorFactory,
+             settings: NEBSettings, comm: Any) -> _Attempt:
     t0 = time.perf_counter()
-    ends, steps, warnings = relax_endpoints(setup, factory, settings, comm)
+    known: dict[tuple, tuple[np.ndarray, bool, int]] = {}
+    ends_of = resolve(host, hop, bvse, settings,
+                      lambda st: relax_endpoints(st, factory, settings, comm, known, check=False))
+    setup, steps, warnings = ends_of.setup, ends_of.steps, ends_of.warnings
+    endpoints = ends_of.endpoints
+    if settings.relax_host:
+        for w, a in zip(endpoints, ends_of.ends):
+            w["framework"] = framework_change(setup.host, a, len(setup.host))
     t_end = time.perf_counter()
-    band = initial_band(setup, ends, factory, settings, comm)
+    band = initial_band(setup, ends_of.ends, factory, settings, comm)
     run = run_band(band, settings)
     steps.update(run.steps)
     if not run.pre_converged and not run.diverged:
@@ -175,7 +232,7 @@ def _attempt(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings,
     evals = sum(getattr(im.calc, "evaluations", 0) for im in band.images)
     return _Attempt(settings, band.images, run, steps, warnings,
                     {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
-                     "energy_force_calls": float(evals)})
+                     "energy_force_calls": float(evals)}, setup, ends_of.hop, ends_of.merged, endpoints)
 
 
 def neb_hop(
@@ -206,7 +263,7 @@ def neb_hop(
     fallback = settings.relax_host and settings.fallback_fixed_host
     fell_back = ""
     for relax_host in ((True, False) if fallback else (settings.relax_host,)):
-        attempt = _attempt(setup, factory, replace(settings, relax_host=relax_host), comm)
+        attempt = _attempt(host, hop, bvse, factory, replace(settings, relax_host=relax_host), comm)
         if not (attempt.run.diverged and relax_host and fallback):
             break
         # the force field does not hold this host around the ion: redo the hop with the host fixed
@@ -217,13 +274,18 @@ def neb_hop(
     if fell_back:
         result.warnings.insert(0, fell_back)
         result.settings["fallback_from_relaxed_host"] = True
+        result.flags.append(flag("fixed-host-fallback", fell_back))
     return result
 
 
 def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: CalculatorFactory,
                attempt: _Attempt) -> NEBResult:
-    """The result of one hop from its band (the barrier only when the band converged)."""
+    """The result of one hop from its band (the barrier only when the band converged).
+
+    ``hop`` is the BVSE hop asked for; the band is ``attempt.hop`` (hops merged into one when
+    a site was no minimum), its set-up ``attempt.setup``."""
     settings, run, images = attempt.settings, attempt.run, attempt.images
+    setup, band_hop = attempt.setup, attempt.hop
     n_ion = len(setup.host)
     e = np.array([im.get_potential_energy() for im in images])
     ion_path = np.array([im.positions[n_ion] for im in images])
@@ -257,9 +319,9 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
         steps=attempt.steps,
         fmax_final=run.fmax_final,
         hop={
-            "index": hop_index, "site_i": hop.site_i, "site_j": hop.site_j, "image": hop.image,
-            "distinct": hop.distinct, "multiplicity": hop.multiplicity, "length": hop.length,
-            "bvse_barrier": hop.barrier, "percolation": hop.percolation,
+            "index": hop_index, "site_i": band_hop.site_i, "site_j": band_hop.site_j,
+            "image": band_hop.image, "distinct": hop.distinct, "multiplicity": hop.multiplicity,
+            "length": band_hop.length, "bvse_barrier": band_hop.barrier, "percolation": hop.percolation,
             "bvse_path_length": path_length(setup.grid_path).round(4).tolist(),
             "bvse_path_energy": setup.grid_energy.round(5).tolist(),
         },
@@ -273,4 +335,28 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
         warnings=attempt.warnings,
         images=images,
         approximate=factory.approximate,
+        flags=_flags(attempt, e_rel, path_length(ion_path), barrier if run.converged else None, status),
+        endpoints=attempt.endpoints,
+        merged=attempt.merged,
     )
+
+
+def _flags(attempt: _Attempt, e_rel: np.ndarray, s: np.ndarray, barrier: float | None,
+           status: str) -> list[dict[str, str]]:
+    """The flags of one band (:mod:`.flags`)."""
+    out: list[dict[str, str] | None] = []
+    ion = attempt.setup.ion
+    if barrier is None:
+        out.append(flag("not-converged", status))
+    else:
+        out += [noise_flag(e_rel, s, attempt.settings.fmax), floor_flag(barrier, ion.charge, ion.label())]
+    if attempt.merged:
+        joined = " + ".join(f"{h['site_i']}->{h['site_j']}" for h in attempt.merged["hops"])
+        out.append(flag("merged-hops", f"the band joins the BVSE hops {joined}: {attempt.merged['reason']}"))
+    moved = [f"{w['end']} endpoint moved {w['moved']:.2f} Å from BVSE site {w['bvse_site']} to "
+             f"{w['relaxed_to']['text']}" for w in attempt.endpoints
+             if w["left_site"] or w["moved"] > _MOVED]
+    if moved:
+        out.append(flag("endpoint-moved", "; ".join(moved)))
+    out.append(framework_flag([(w["end"], w["framework"]) for w in attempt.endpoints if "framework" in w]))
+    return [f for f in out if f is not None]

@@ -18,6 +18,7 @@ from ..bvse import DIMS, BVSEResult, BVSESettings, Hop, PreparedHost, compute_la
 from ..calculators import BVFFModel, CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from .band import neb_hop
+from .flags import flag
 from .parallel import check_ranks
 from .results import NEBReport, NEBResult, tier_of
 from .settings import MergedEndpointsError, NEBSettings
@@ -112,22 +113,32 @@ def _run_hops(host: PreparedHost, bvse: BVSEResult, distinct: dict[int, Hop], ch
               calculator: Any, settings: NEBSettings, comm: Any, one_hop: bool,
               progress: Callable[[str], None] | None,
               ) -> tuple[list[NEBResult], list[dict[str, Any]], list[dict[str, Any]]]:
-    """NEB of each chosen hop: (results, failures, hops skipped because their endpoints merged)."""
+    """NEB of each chosen hop: (results, failures, hops skipped). A hop whose site is no
+    minimum is merged with the next hops (:mod:`.merge`); a later hop of a class already inside
+    a merged band is skipped, and so is a hop no merge gives two distinct minima."""
     results: list[NEBResult] = []
     failures: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    covered: dict[int, int] = {}  # hop class -> the hop whose merged band holds it
     for k in chosen:
+        if k in covered:
+            skipped.append(_skip(distinct[k], f"inside the merged band of hop {covered[k]}"))
+            continue
         if progress:
             progress(f"hop {k}: {distinct[k].length:.2f} Å, BVSE {distinct[k].barrier:.3f} eV")
         try:
-            results.append(neb_hop(host, host.ion, distinct[k], bvse, calculator, settings, comm,
-                                   hop_index=k))
+            r = neb_hop(host, host.ion, distinct[k], bvse, calculator, settings, comm, hop_index=k)
         except MergedEndpointsError as exc:
             if one_hop:
                 raise
             skipped.append(_skip(distinct[k], str(exc)))
+            continue
         except IonscreenError as exc:
             failures.append({"hop": k, "error": type(exc).__name__, "reason": str(exc)})
+            continue
+        results.append(r)
+        for part in (r.merged or {}).get("hops", []):
+            covered.setdefault(part["distinct"], k)
     return results, failures, skipped
 
 
@@ -171,6 +182,7 @@ def run_neb(
     if forced:
         for r in results:
             r.warnings.insert(0, forced)
+            r.flags.append(flag("fixed-host-fallback", forced))
     note = ("overall barrier = the highest hop barrier (the rate-limiting hop); only given when "
             "every hop converged" if hop is None else "one hop, chosen with hop=")
     seed = {"method": bvse.method, "dimension": dim, "barrier": bvse.barriers.get(dim) if dim else None,

@@ -15,6 +15,8 @@ from monty.json import MSONable
 
 from ionscreen._json import jsonable
 
+from .flags import REFUSED
+
 
 def _plain_fields(obj: Any, skip: str) -> dict[str, Any]:
     """The dataclass fields of ``obj`` but ``skip``, deep-copied (as ``asdict`` would)."""
@@ -55,6 +57,9 @@ class NEBResult(MSONable):
     warnings: list[str] = field(default_factory=list)
     images: list[Atoms] | None = field(default=None, repr=False)
     approximate: bool = False  # an approximate ion model or a derived pair row (see calculator)
+    flags: list[dict[str, str]] = field(default_factory=list)  # {"code", "text"}, see .flags
+    endpoints: list[dict[str, Any]] = field(default_factory=list)  # where each relaxed end went
+    merged: dict[str, Any] | None = None  # the BVSE hops joined into this band, and why
 
     def as_dict(self, with_images: bool = False) -> dict[str, Any]:
         """The result as a document; ``with_images`` adds the band (symbols, cell, positions)."""
@@ -105,6 +110,12 @@ class NEBSummary(MSONable):
     bvse_barrier: float | None = None
     hops: int = 0
     failures: int = 0
+    flags: tuple[dict[str, Any], ...] = ()  # NEBReport.barrier_flags(): {"code", "text", "hop"}
+
+    @property
+    def refused(self) -> list[dict[str, Any]]:
+        """The flags that keep this barrier from being ranked (noise, below-floor)."""
+        return [f for f in self.flags if f.get("code") in REFUSED]
 
     @property
     def label(self) -> str:
@@ -122,7 +133,9 @@ class NEBSummary(MSONable):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NEBSummary:
-        return cls(**_known(cls, d))
+        kw = _known(cls, d)
+        kw["flags"] = tuple(dict(f) for f in kw.get("flags") or ())
+        return cls(**kw)
 
 
 @dataclass
@@ -151,11 +164,24 @@ class NEBReport(MSONable):
     def barrier_label(self) -> str:
         return f"{self.tier} CI-NEB barrier ({self.calculator})"
 
+    @property
+    def flags(self) -> list[dict[str, Any]]:
+        """Every hop's flags, each with its ``hop`` (index), in hop order."""
+        return [{**f, "hop": h.hop.get("index", k)} for k, h in enumerate(self.hops) for f in h.flags]
+
+    def barrier_flags(self) -> list[dict[str, Any]]:
+        """The flags that bear on the reported barrier: noise and below-floor of the
+        rate-limiting hop (another hop's noise does not change the highest barrier), every
+        other flag of any hop."""
+        return [f for f in self.flags
+                if f["code"] not in REFUSED or (self.barrier is not None and f["hop"] == self.rate_limiting_hop)]
+
     def as_dict(self, with_images: bool = False) -> dict[str, Any]:
         """The report as a document (the stored NEB report); :meth:`from_dict` reads it back."""
         d = _plain_fields(self, "hops")
         d["hops"] = [h.as_dict(with_images) for h in self.hops]
         d["barrier_label"] = self.barrier_label
+        d["flags"] = self.flags
         return d
 
     to_dict = as_dict
@@ -181,7 +207,8 @@ class NEBReport(MSONable):
         return NEBSummary(
             barrier=self.barrier, converged=self.barrier is not None, calculator=self.calculator,
             tier=self.tier, status=status, approximate=self.approximate, dimension=self.dimension,
-            bvse_barrier=self.bvse.get("barrier"), hops=len(self.hops), failures=len(self.failures))
+            bvse_barrier=self.bvse.get("barrier"), hops=len(self.hops), failures=len(self.failures),
+            flags=tuple(self.barrier_flags()))
 
     def summary_text(self) -> str:
         """Lines for a terminal: each hop and the rate-limiting barrier."""
@@ -190,6 +217,7 @@ class NEBReport(MSONable):
             b = f"{h.barrier:.3f} eV" if h.barrier is not None else f"not converged ({h.status})"
             lines.append(f"  hop {h.hop.get('index', k)} ({h.hop.get('length', float('nan')):.2f} Å, BVSE "
                          f"{h.hop.get('bvse_barrier', float('nan')):.3f} eV): {b}")
+            lines += [f"    [{f['code']}] {f['text']}" for f in h.flags]
         b = "n/a" if self.barrier is None else f"{self.barrier:.3f} eV"
         bv = self.bvse.get("barrier")
         lines.append(f"  barrier (rate-limiting hop): {b}; BVSE {self.dimension or ''} "

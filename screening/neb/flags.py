@@ -1,0 +1,157 @@
+"""What can be wrong with a NEB barrier that converged: structured flags (``{"code", "text"}``).
+
+Codes (:data:`CODES`):
+
+``noise``
+    The band has no clear maximum above its noise. With a force tolerance ``fmax`` the
+    optimiser cannot tell a profile whose force along the path never exceeds ``fmax`` from a
+    flat one; along a path of length ``L`` between two minima such a profile rises at most
+    ``fmax · L / 2`` (up at slope ``fmax`` for half the path, down for the other half). So a
+    band is noise when no inner image rises more than ``NOISE_K · fmax · L`` with
+    :data:`NOISE_K` = 0.5 above the lowest image on each side of it: this covers a barrier of
+    that order, a profile whose highest point is an endpoint (an energy difference, not a
+    saddle) and a band of wiggles.
+``below-floor``
+    The barrier is below :data:`FLOORS` for the ion's charge (see there).
+``endpoint-moved``
+    An endpoint relaxed away from its BVSE site (the result's ``endpoints`` say where to).
+``framework-changed``
+    A relaxed endpoint changed the host framework: a framework cation lost or gained an anion
+    neighbour, or a host atom moved more than :data:`FRAMEWORK_MOVED`.
+``merged-hops``
+    The band joins consecutive BVSE hops (a BVSE site is no minimum for the calculator).
+``fixed-host-fallback``
+    The host was kept fixed although a relaxing host was asked for.
+``not-converged``
+    The band did not converge: no barrier.
+
+``noise`` and ``below-floor`` (:data:`REFUSED`) make a barrier unfit to rank a host as a fast
+conductor; the others say how to read it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.geometry import find_mic, get_distances
+
+from ionscreen.structures.convert import MOBILE_TAG
+
+CODES = ("noise", "below-floor", "endpoint-moved", "framework-changed", "merged-hops",
+         "fixed-host-fallback", "not-converged")
+#: flags that keep a barrier from being ranked as a fast conductor
+REFUSED = ("noise", "below-floor")
+
+#: noise threshold: a band is noise unless one maximum rises more than NOISE_K · fmax · L
+NOISE_K = 0.5
+
+#: Lowest credible migration barrier (eV) by the ion's charge. The fastest known conductors of
+#: each charge have DFT/NEB barriers of about 0.15–0.25 eV for 1+ (Li+ in Li10GeP2S12 and the
+#: garnets, Na+ in beta-alumina), 0.2–0.4 eV for 2+ (Mg2+ in Chevrel Mo6S8 and the
+#: thiospinels, Zn2+ and Ca2+ in the best layered and tunnel hosts) and 0.3–0.5 eV for 3+
+#: (Al3+ in Mo6S8); the electrostatic part of a barrier grows with the charge. A floor of
+#: 0.05 eV per unit of charge is a third to a half of those lowest values: a barrier below it
+#: is far likelier a softened ML potential, two split sites or a band that missed the saddle
+#: than a discovery, so it is flagged rather than ranked.
+FLOORS = {1: 0.05, 2: 0.10, 3: 0.15}
+
+#: a host atom moving farther than this (Å) on relaxing an endpoint changed the framework
+FRAMEWORK_MOVED = 1.0
+#: a cation–anion bond is one within BOND_FACTOR × the cation's shortest anion distance in
+#: the unrelaxed host; it breaks (forms) when it ends beyond (within) that cutoff by a
+#: further factor BOND_HYSTERESIS, so that a bond at the cutoff does not flip on a small move
+BOND_FACTOR = 1.25
+BOND_HYSTERESIS = 1.1
+
+
+def flag(code: str, text: str) -> dict[str, str]:
+    """One flag; ``code`` must be one of :data:`CODES`."""
+    if code not in CODES:
+        raise ValueError(f"unknown NEB flag {code!r}; known: {', '.join(CODES)}")
+    return {"code": code, "text": text}
+
+
+def floor_for(charge: float) -> float:
+    """The barrier floor (eV) of an ion of this charge (0.05 eV per unit beyond the table)."""
+    z = max(1, round(abs(charge)))
+    return FLOORS.get(z, 0.05 * z)
+
+
+def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float) -> dict[str, str] | None:
+    """The ``noise`` flag of a band (energies per image, cumulative ion path length in Å),
+    or None when one inner image rises more than NOISE_K · fmax · L above the lowest image
+    on each side of it."""
+    e = np.asarray(energies, dtype=float)
+    length = float(path[-1]) if len(path) else 0.0
+    delta = NOISE_K * fmax * length
+    rise = max((e[k] - max(e[:k].min(), e[k + 1:].min()) for k in range(1, len(e) - 1)),
+               default=0.0)
+    if rise > delta:
+        return None
+    barrier = float(e.max() - e.min())
+    where = "an endpoint" if int(np.argmax(e)) in (0, len(e) - 1) else "an inner image"
+    return flag("noise", f"no maximum rises above the noise of the band: the largest rise of an inner "
+                         f"image is {rise:.3f} eV <= {NOISE_K} x fmax {fmax} eV/Å x path {length:.2f} Å "
+                         f"= {delta:.3f} eV (barrier {barrier:.3f} eV, highest point at {where})")
+
+
+def floor_flag(barrier: float | None, charge: float, label: str) -> dict[str, str] | None:
+    """The ``below-floor`` flag of a barrier of ion ``label`` (charge ``charge``), or None."""
+    if barrier is None:
+        return None
+    floor = floor_for(charge)
+    if barrier >= floor:
+        return None
+    return flag("below-floor", f"barrier {barrier:.3f} eV below the floor {floor:.2f} eV for "
+                               f"{label} (charge {round(abs(charge))}+): likelier an artefact than a "
+                               "fast conductor")
+
+
+def _framework(atoms: Atoms, n_host: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the framework cations and anions (charges; stored mobile ions left out)."""
+    q = atoms.get_initial_charges()[:n_host]
+    tags = atoms.get_tags()[:n_host]
+    idx = np.arange(n_host)
+    fixed = tags != MOBILE_TAG
+    return idx[(q > 0) & fixed], idx[(q < 0) & fixed]
+
+
+def framework_change(before: Atoms, after: Atoms, n_host: int) -> dict[str, Any]:
+    """How the host of a relaxed endpoint differs from the unrelaxed host (the first
+    ``n_host`` atoms): the largest host displacement (Å, mean drift removed) and the
+    cation–anion bonds broken or formed; ``changed`` says whether the framework changed."""
+    vec, _ = find_mic(after.positions[:n_host] - before.positions[:n_host], before.cell, pbc=True)
+    vec = vec - vec.mean(axis=0)
+    moved = float(np.linalg.norm(vec, axis=1).max()) if n_host else 0.0
+    cat, an = _framework(before, n_host)
+    broken, formed = [], []
+    if len(cat) and len(an):
+        _, d0 = get_distances(before.positions[cat], before.positions[an], cell=before.cell, pbc=True)
+        _, d1 = get_distances(after.positions[cat], after.positions[an], cell=after.cell, pbc=True)
+        cut = BOND_FACTOR * d0.min(axis=1, keepdims=True)
+        for c, a in zip(*np.nonzero((d0 <= cut) & (d1 > cut * BOND_HYSTERESIS))):
+            broken.append([int(cat[c]), int(an[a])])
+        for c, a in zip(*np.nonzero((d0 > cut) & (d1 < cut / BOND_HYSTERESIS))):
+            formed.append([int(cat[c]), int(an[a])])
+    changed = bool(broken or formed or moved > FRAMEWORK_MOVED)
+    return {"max_host_displacement": round(moved, 4), "bonds_broken": broken, "bonds_formed": formed,
+            "changed": changed}
+
+
+def framework_flag(changes: list[tuple[str, dict[str, Any]]]) -> dict[str, str] | None:
+    """The ``framework-changed`` flag from (endpoint name, :func:`framework_change`) pairs."""
+    parts = []
+    for name, c in changes:
+        if not c.get("changed"):
+            continue
+        what = [f"largest host displacement {c['max_host_displacement']:.2f} Å"]
+        if c["bonds_broken"]:
+            what.append(f"{len(c['bonds_broken'])} cation–anion bond(s) broken")
+        if c["bonds_formed"]:
+            what.append(f"{len(c['bonds_formed'])} formed")
+        parts.append(f"{name} endpoint: {', '.join(what)}")
+    if not parts:
+        return None
+    return flag("framework-changed", "the relaxed host changed its framework (" + "; ".join(parts) + ")")
