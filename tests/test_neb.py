@@ -65,7 +65,7 @@ def test_report_reads_back_and_keeps_its_document(lfp, lfp_report):
     assert d == rep.to_dict()
     assert set(d) == {"formula", "ion", "calculator", "tier", "barrier", "rate_limiting_hop",
                       "dimension", "hops", "bvse", "failures", "skipped", "note", "approximate",
-                      "barrier_label"}
+                      "barrier_label", "flags"}
     assert BVSESettings.from_dict(d["bvse"]["settings"]) == lfp[1].settings
     assert d["bvse"]["settings"]["resolution"] == 0.1
     back = NEBReport.from_dict(json.loads(json.dumps(d)))

@@ -81,7 +81,7 @@ def _joined(a: Hop, b: Hop, lattice: np.ndarray) -> Hop | None:
 
 def _continuations(hop: Hop, at_end: bool, bvse: BVSEResult, avoid: np.ndarray, cell: np.ndarray,
                    target: np.ndarray | None, min_dist: float) -> list[tuple[Hop, Hop]]:
-    """(joined hop, added hop) for each BVSE hop that continues ``hop`` through its end site
+    """(joined hop, added hop in the band's direction) for each BVSE hop that continues ``hop`` through its end site
     (``at_end``) or its start site, best first: not back onto ``avoid`` (the kept endpoint,
     Cartesian), onto ``target`` when given, percolating hops first, then the lowest BVSE saddle."""
     lattice = np.array(bvse.lattice)
@@ -98,7 +98,7 @@ def _continuations(hop: Hop, at_end: bool, bvse: BVSEResult, avoid: np.ndarray, 
                 continue  # back onto the endpoint that stays
             if target is not None and np.linalg.norm(find_mic(far - target, cell, pbc=True)[0]) > ON_SITE:
                 continue
-            out.append((j if at_end else _reversed(j), h))
+            out.append((j if at_end else _reversed(j), step if at_end else _reversed(step)))
     out.sort(key=lambda c: (c[1].percolation is None, c[0].saddle_energy, c[0].length))
     return out
 
@@ -186,7 +186,7 @@ def resolve(host: PreparedHost, hop: Hop, bvse: BVSEResult, settings: NEBSetting
         ends, more, w = relax(setup)
         steps = {**steps, **{f"{k}_merge{len(parts)}": v for k, v in more.items()}}
         warnings += w
-        parts.append(added)
+        parts.insert(len(parts) if at_end else 0, added)  # in the band's order
         reasons.append(why)
     merged = None
     if len(parts) > 1:
