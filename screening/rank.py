@@ -7,8 +7,9 @@ structured :class:`~ionscreen.screening.records.Note` s). A failed record is ref
 
 Barrier (``barrier``, ``barrier_tier``)
     The best tier available: the NEB barrier when the NEB converged (``"BVFF CI-NEB (<calculator>)"``,
-    ``"MLIP CI-NEB (<calculator>)"``...), else the BVSE percolation barrier of the lowest
-    percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...). Barriers of different tiers
+    ``"MLIP CI-NEB (<calculator>)"``...) and is not flagged ``noise`` or ``below-floor`` (such
+    a barrier is no evidence of a fast conductor: note ``neb_flagged``), else the BVSE
+    percolation barrier of the lowest percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...). Barriers of different tiers
     are only loosely comparable: hosts whose tier differs from the ion's majority get a note.
 
 Sustainability (``sustainability_score``)

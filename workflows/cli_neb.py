@@ -43,10 +43,14 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
     for h in rep.hops:
         for w in h.warnings:
             console.print(f"[yellow]note (hop {h.hop['index']}):[/] {w}")
+        for fl in h.flags:
+            console.print(f"[magenta]flag {fl['code']} (hop {h.hop['index']}):[/] {fl['text']}")
         if not h.converged:
             console.print(f"[red]hop {h.hop['index']}: {h.status}[/] — no barrier is reported for it")
     for f in rep.failures:
         console.print(f"[red]hop {f['hop']} failed:[/] {f['reason']}")
+    for k in rep.skipped:
+        console.print(f"[yellow]hop {k['hop']} skipped:[/] {k['reason']}")
 
 
 @click.command()

@@ -8,6 +8,13 @@ a pre-relaxation without climbing, then climbing-image NEB (ASE) to ``fmax``. Th
 the highest image minus the lowest (said so when that differs from "highest minus initial").
 A band that does not converge is reported as not converged, never as a barrier.
 
+A BVSE site that is no minimum for the calculator (its endpoint relaxes onto the other one,
+or onto a neighbouring site) is not dropped: the hop is joined with the next hops of the BVSE
+hop graph into one band between true minima (:mod:`.merge`). Every hop says where its relaxed
+endpoints went and carries structured ``flags`` (:mod:`.flags`: noise, below-floor,
+endpoint-moved, framework-changed, merged-hops, fixed-host-fallback, not-converged); ranking
+refuses a barrier flagged noise or below-floor.
+
 Practice from HPC NEB work: one calculator per image; explicit NEB method; the rank/image split
 is checked (ASE's own parallel NEB does not check it). Under MPI (``comm`` with size > 1) the
 inner images are shared out round-robin: each rank computes its images, energies and forces
@@ -16,7 +23,8 @@ band.
 
 Modules: :mod:`.settings` (NEBSettings), :mod:`.setup` (one hop in its supercell, the host
 prepared once, the calculator factory), :mod:`.band` (endpoints, initial band, optimisation,
-:func:`neb_hop`), :mod:`.parallel` (the band over MPI ranks), :mod:`.results` (NEBResult,
+:func:`neb_hop`), :mod:`.merge` (hops joined through a site that is no minimum; where an endpoint went),
+:mod:`.flags` (what can be wrong with a barrier), :mod:`.parallel` (the band over MPI ranks), :mod:`.results` (NEBResult,
 NEBReport, NEBSummary), :mod:`.driver` (:func:`run_neb` over the hops of a path),
 :mod:`.plots`.
 """
@@ -24,15 +32,22 @@ NEBReport, NEBSummary), :mod:`.driver` (:func:`run_neb` over the hops of a path)
 from ..calculators import CalculatorFactory
 from .band import BandRun, initial_band, neb_hop, relax_endpoints, run_band
 from .driver import SEED_RESOLUTION, percolating_hops, run_neb, seed_settings
+from .flags import CODES as FLAG_CODES
+from .flags import FLOORS, NOISE_K, REFUSED
+from .merge import locate
 from .parallel import DistributedNEB, check_ranks
 from .results import NEBReport, NEBResult, NEBSummary, tier_of
 from .settings import LIMITS, METHODS, PATHS, MergedEndpointsError, NEBSettings
 from .setup import HopSetup, as_prepared, choose_calculator, supercell_for
 
 __all__ = [
+    "FLAG_CODES",
+    "FLOORS",
     "LIMITS",
     "METHODS",
+    "NOISE_K",
     "PATHS",
+    "REFUSED",
     "SEED_RESOLUTION",
     "BandRun",
     "CalculatorFactory",
@@ -47,6 +62,7 @@ __all__ = [
     "check_ranks",
     "choose_calculator",
     "initial_band",
+    "locate",
     "neb_hop",
     "percolating_hops",
     "relax_endpoints",

@@ -89,7 +89,9 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
     kicks = [rng.normal(size=3) for _ in range(2)]
     rank, size = rank_and_size(comm)
     known = {} if known is None else known
-    keys = [tuple(np.round(p, 3)) for p in (setup.start, setup.end)]
+    # by the ion's start and the host (a dilute-vacancy host differs from hop to hop)
+    host_key = hash(setup.host.positions.round(4).tobytes() + setup.host.numbers.tobytes())
+    keys = [(host_key, *np.round(p, 3)) for p in (setup.start, setup.end)]
     ends = []
     done: dict[int, tuple[np.ndarray, bool, int]] = {}
     for k, pos in enumerate((setup.start, setup.end)):
