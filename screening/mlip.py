@@ -6,8 +6,13 @@ Specs accepted by :func:`calculator_factory`:
 
 * ``"chgnet"`` — CHGNet with the default model of the installed ``chgnet`` package
   (0.3.0 for chgnet 0.4.x); ``"chgnet:0.3.0"``, ``"chgnet:0.2.0"``, ``"chgnet:r2scan"`` pick a
-  model. The weights ship inside the ``chgnet`` wheel, so nothing is downloaded. Needs the
-  optional extra: ``python3 -m pip install -c constraints.txt "ionscreen[mlip]"``.
+  model. The weights ship inside the ``chgnet`` wheel, so nothing is downloaded.
+* ``"sevennet"`` — SevenNet-0 (``"sevennet:7net-0"``); ``"sevennet:7net-l3i5"``,
+  ``"sevennet:7net-0_22may2024"`` and the multi-fidelity ``"sevennet:7net-mf-0"`` (modal PBE
+  by default; ``"sevennet:7net-mf-0@R2SCAN"`` picks the r2SCAN fidelity). These checkpoints
+  ship inside the ``sevenn`` wheel; the larger SevenNet models are downloads and not accepted.
+  Both CHGNet and SevenNet need the optional extra:
+  ``python3 -m pip install -c constraints.txt "ionscreen[mlip]"``.
 * ``"package.module:ClassName"`` — any ASE calculator class, instantiated without arguments
   (``"ase.calculators.emt:EMT"``), or with simple keyword arguments after a ``?``:
   ``"package.module:ClassName?key=value&other=1.5"`` (values are read as Python literals —
@@ -18,7 +23,8 @@ by :func:`~ionscreen.screening.calculators.bvff_factory`) loads the model once; 
 shares it, because a NEB needs one calculator per image (sharing one calculator across images
 made each NEB step about five times dearer: every image was recomputed). For a
 ``module:Class`` spec each call builds a new instance of the class (ionscreen cannot know how
-to share that class's internals).
+to share that class's internals). CHGNet and SevenNet factories also have ``factory.batch``:
+energies and forces of many structures in one call (:mod:`ionscreen.screening.mlip_models`).
 
 Universal ML potentials run soft: large multivalent migration barriers came out 0.3–0.6 eV
 below DFT-NEB in the cases measured, and absolute energies of different models differ by up to
@@ -29,63 +35,32 @@ the tier; never combine energies from two factories with different identities.
 from __future__ import annotations
 
 import ast
-import contextlib
 import importlib
-import io
 import re
 import sys
 from typing import Any
 
-from ionscreen.errors import CalculationError, IonscreenError, MissingDependencyError
+from ionscreen.errors import IonscreenError
 from ionscreen.screening.calculators import CalculatorFactory
+from ionscreen.screening.mlip_models import (
+    ACCEPTED,
+    CHGNET_MODELS,
+    INSTALL_HINT,
+    SEVENNET_MODELS,
+    chgnet_factory,
+    sevennet_factory,
+)
 from ionscreen.screening.relax import relax
 
 __all__ = [
     "CHGNET_MODELS",
     "INSTALL_HINT",
+    "SEVENNET_MODELS",
     "CalculatorFactory",
     "calculator_factory",
     "relax",
     "set_threads",
 ]
-
-INSTALL_HINT = (
-    'python3 -m pip install -c constraints.txt "ionscreen[mlip]" '
-    "(constraints.txt, at the top of the ionscreen repository, pins torch==2.13.0, the CPU "
-    "build; without it pip may pull a multi-GB CUDA torch)"
-)
-
-#: CHGNet models whose weights ship in the chgnet 0.4.x wheel.
-CHGNET_MODELS = ("0.3.0", "0.2.0", "r2scan")
-
-_ACCEPTED = (
-    '"chgnet" (default CHGNet model), "chgnet:MODEL" with MODEL one of '
-    + ", ".join(CHGNET_MODELS)
-    + ', or "package.module:ClassName" naming an ASE calculator class, optionally with '
-    'keyword arguments "package.module:ClassName?key=value&key2=value2"'
-)
-
-_SOFT_NOTE = (
-    "Universal ML potentials run soft: in the cases measured (spinel, olivine, layered oxides), "
-    "large multivalent migration barriers came out 0.3–0.6 eV lower than DFT-NEB, so barriers "
-    "from this tier rank hosts but underestimate absolute values. Energies from different "
-    "models (or CHGNet versions) have different references: never mix them in one voltage or "
-    "hull."
-)
-
-_CHGNET_MODEL_NOTES = {
-    "0.3.0": "CHGNet 0.3.0 is trained on MPtrj (PBE/PBE+U with MP2020 energy corrections).",
-    "0.2.0": "CHGNet 0.2.0 is an older MPtrj model, kept for backward compatibility.",
-    "r2scan": "CHGNet r2scan is transfer-learned on MP r2SCAN data; its energies are on a "
-              "different reference from the PBE models.",
-}
-
-
-def _missing(what: str, err: BaseException) -> MissingDependencyError:
-    return MissingDependencyError(
-        f"{what} needs the optional 'mlip' extra (chgnet with torch), which is not installed "
-        f"or cannot be imported ({err}). Install it with: {INSTALL_HINT}."
-    )
 
 
 def set_threads(threads: int) -> int:
@@ -107,62 +82,22 @@ def calculator_factory(spec: str = "chgnet", threads: int = 1) -> CalculatorFact
 
     ``threads`` sets torch's thread count for this process (default 1).
 
-    Raises :class:`MissingDependencyError` (naming the ``mlip`` extra) when a CHGNet spec is
-    asked for and chgnet/torch cannot be imported, and :class:`IonscreenError` saying what is
+    Raises :class:`MissingDependencyError` (naming the ``mlip`` extra) when a CHGNet or
+    SevenNet spec is asked for and its package or torch cannot be imported, and :class:`IonscreenError` saying what is
     accepted for an unknown spec, module or class.
     """
     if not isinstance(spec, str) or not spec.strip():
-        raise IonscreenError(f"calculator spec {spec!r} is empty; accepted: {_ACCEPTED}")
+        raise IonscreenError(f"calculator spec {spec!r} is empty; accepted: {ACCEPTED}")
     text = spec.strip()
     set_threads(threads)
     head, _, rest = text.partition(":")
     if head.strip().lower() == "chgnet":
-        return _chgnet_factory(text, rest.strip() or None, threads)
+        return chgnet_factory(text, rest.strip() or None, threads)
+    if head.strip().lower() == "sevennet":
+        return sevennet_factory(text, rest.strip(), threads)
     if ":" not in text:
-        raise IonscreenError(f"unknown calculator spec {spec!r}; accepted: {_ACCEPTED}")
+        raise IonscreenError(f"unknown calculator spec {spec!r}; accepted: {ACCEPTED}")
     return _class_factory(text, threads)
-
-
-# -- CHGNet -----------------------------------------------------------------------------------
-
-
-def _chgnet_factory(spec: str, model_name: str | None, threads: int) -> CalculatorFactory:
-    if model_name is not None:
-        key = model_name.lower()
-        if key not in CHGNET_MODELS:
-            raise IonscreenError(
-                f"unknown CHGNet model {model_name!r} in spec {spec!r}; the chgnet wheel ships "
-                f"{', '.join(CHGNET_MODELS)}. Accepted specs: {_ACCEPTED}"
-            )
-        model_name = key
-    try:
-        # Import the top-level package first: it is what is missing when the extra is not
-        # installed (and ``from chgnet.model import ...`` alone could find a cached submodule).
-        import chgnet
-        import torch
-        from chgnet.model import CHGNet
-        from chgnet.model.dynamics import CHGNetCalculator
-    except ImportError as err:
-        raise _missing("The CHGNet calculator", err) from err
-
-    torch.set_num_threads(threads)
-    kwargs = {"model_name": model_name} if model_name else {}
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = CHGNet.load(verbose=False, **kwargs)
-    except (ValueError, OSError, RuntimeError) as err:
-        raise CalculationError(f"could not load CHGNet model {model_name or 'default'}: {err}") from err
-    version = getattr(model, "version", None) or model_name or "default"
-    identity = f"CHGNet {version} (chgnet {getattr(chgnet, '__version__', '?')})"
-    note = " ".join(filter(None, [_CHGNET_MODEL_NOTES.get(str(version), ""), _SOFT_NOTE]))
-
-    def make() -> Any:
-        # CHGNetCalculator prints the device on every construction; keep batch logs quiet.
-        with contextlib.redirect_stdout(io.StringIO()):
-            return CHGNetCalculator(model=model)
-
-    return CalculatorFactory(spec=spec, identity=identity, tier="MLIP", note=note,
-                             threads=threads, _make=make, model=model)
 
 
 # -- module:Class ------------------------------------------------------------------------------
@@ -198,14 +133,14 @@ def _class_factory(spec: str, threads: int) -> CalculatorFactory:
     module_name, _, class_name = target.partition(":")
     module_name, class_name = module_name.strip(), class_name.strip()
     if not _IDENT.match(module_name) or not _IDENT.match(class_name):
-        raise IonscreenError(f"cannot read calculator spec {spec!r}; accepted: {_ACCEPTED}")
+        raise IonscreenError(f"cannot read calculator spec {spec!r}; accepted: {ACCEPTED}")
     kwargs = _parse_kwargs(spec, query)
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise IonscreenError(
             f"calculator spec {spec!r}: cannot import module {module_name!r} ({err}); install "
-            f"the package that provides it, or use one of: {_ACCEPTED}"
+            f"the package that provides it, or use one of: {ACCEPTED}"
         ) from err
     cls: Any = module
     for part in class_name.split("."):
@@ -213,7 +148,7 @@ def _class_factory(spec: str, threads: int) -> CalculatorFactory:
         if cls is None:
             raise IonscreenError(
                 f"calculator spec {spec!r}: module {module_name!r} has no {class_name!r}; "
-                f"accepted: {_ACCEPTED}"
+                f"accepted: {ACCEPTED}"
             )
     if not callable(cls):
         raise IonscreenError(f"calculator spec {spec!r}: {class_name!r} is not a class")
