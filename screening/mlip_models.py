@@ -196,10 +196,12 @@ def sevennet_factory(spec: str, rest: str, threads: int) -> CalculatorFactory:
     """SevenNet from ``rest`` (``""``, ``"7net-0"``, ``"7net-mf-0@R2SCAN"``...)."""
     name, modal = _sevennet_name(spec, rest)
     try:
-        import sevenn
-        import torch
-        from sevenn import util
-        from sevenn.calculator import SevenNetCalculator
+        with warnings.catch_warnings():  # e3nn's torch.jit.script calls are deprecated in torch 2.13
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import sevenn
+            import torch
+            from sevenn import util
+            from sevenn.calculator import SevenNetCalculator
     except ImportError as err:
         raise missing("The SevenNet calculator", err) from err
 

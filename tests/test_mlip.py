@@ -1,11 +1,14 @@
-"""ML-potential tier: calculator specs, relaxation, ion references, voltage and volume change.
+"""ML-potential tier: calculator specs, batch evaluation, relaxation, ion references, voltage
+and volume change.
 
 chgnet is not skipped when missing: CI installs the ``mlip`` extra, so a missing chgnet must
-fail these tests (except the one that simulates its absence).
+fail these tests (except the one that simulates its absence). The SevenNet tests skip, with the
+reason, when sevenn is not installed, except under CI (CI=true), where they fail.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -127,6 +130,120 @@ def test_missing_torch_names_the_extra(monkeypatch):
         calculator_factory("chgnet:0.3.0")
 
 
+# -- batch evaluation and SevenNet ---------------------------------------------------------------
+
+
+def _need(package: str) -> None:
+    """Skip (saying why) when ``package`` is absent, except under CI, which installs it."""
+    if importlib.util.find_spec(package) is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{package} is not installed, but CI installs the mlip extra")
+        pytest.skip(f"{package} is not installed (python3 -m pip install -c constraints.txt "
+                    '"ionscreen[mlip]")')
+
+
+@pytest.fixture(scope="module")
+def three_structures():
+    """Three different real cells: Mg spinel with the ion displaced and two atoms fixed,
+    olivine LiFePO4, and a rattled MoS2 host."""
+    spinel = _atoms(get_prototype("LiMn2O4").build(with_ion="Mg"))
+    mg = int(np.where(spinel.numbers == 12)[0][0])
+    spinel.positions[mg] += [0.4, 0.2, 0.1]
+    spinel.set_constraint(FixAtoms(indices=[mg, 0]))
+    olivine = _atoms(get_prototype("LiFePO4").build(with_ion="Li"))
+    mos2 = _atoms(get_prototype("MoS2-3R").build())
+    mos2.rattle(0.03, seed=1)
+    return [spinel, olivine, mos2]
+
+
+def _assert_batch_matches_calculators(factory, structures, batch=None):
+    energies, forces = (batch or factory.batch)(structures)
+    assert energies.shape == (len(structures),) and len(forces) == len(structures)
+    for atoms, energy, force in zip(structures, energies, forces):
+        ref = atoms.copy()
+        ref.calc = factory()
+        assert energy == pytest.approx(ref.get_potential_energy(), abs=1e-4)
+        raw = ref.get_forces(apply_constraint=False)
+        assert force.shape == raw.shape
+        np.testing.assert_allclose(force, raw, atol=1e-3, rtol=0)
+    return energies, forces
+
+
+@pytest.mark.parametrize("spec", ["chgnet", "sevennet", "sevennet:7net-mf-0@R2SCAN"])
+def test_batch_equals_one_calculator_per_structure(spec, three_structures):
+    _need(spec.split(":")[0].replace("sevennet", "sevenn"))
+    factory = calculator_factory(spec, threads=1)
+    assert factory.batch is not None
+    energies, forces = _assert_batch_matches_calculators(factory, three_structures)
+    spinel = three_structures[0]
+    fixed = spinel.constraints[0].index
+    assert np.abs(forces[0][fixed]).max() > 1e-3  # raw forces: FixAtoms does not zero them
+    assert np.isfinite(energies).all() and len({round(e, 3) for e in energies}) == 3
+    empty_e, empty_f = factory.batch([])
+    assert empty_e.shape == (0,) and empty_f == []
+
+
+def test_sevennet_merged_forward_pass_equals_single_passes(three_structures):
+    """Several graphs merged in one forward pass (sevenn's batch mode) give the numbers of
+    one calculator per structure."""
+    _need("sevenn")
+    from ionscreen.screening.mlip_models import sevennet_batch
+
+    for spec, modal in [("sevennet", None), ("sevennet:7net-mf-0", "PBE")]:
+        factory = calculator_factory(spec, threads=1)
+        merged = sevennet_batch(factory.model, modal, graphs_per_pass=3)
+        _assert_batch_matches_calculators(factory, three_structures, batch=merged)
+
+
+def test_sevennet_specs_load_offline(monkeypatch):
+    _need("sevenn")
+
+    def no_network(*args, **kwargs):
+        raise OSError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    plain = calculator_factory("sevennet", threads=1)
+    assert plain.identity.startswith("SevenNet 7net-0 (sevenn 0.13.")
+    assert calculator_factory("sevennet:7net-0").identity == plain.identity
+    assert plain.tier == "MLIP" and "0.3–0.6 eV" in plain.note and "MPtrj" in plain.note
+    import torch
+
+    assert torch.get_num_threads() == 1
+    c1, c2 = plain(), plain()
+    assert c1 is not c2 and c1.model is c2.model is plain.model
+
+    pbe = calculator_factory("sevennet:7net-mf-0")
+    assert "7net-mf-0, modal PBE (sevenn" in pbe.identity
+    assert "Modal PBE (the default of 7net-mf-0" in pbe.note
+    r2scan = calculator_factory("SevenNet:7NET-MF-0@r2scan")
+    assert "7net-mf-0, modal R2SCAN (sevenn" in r2scan.identity
+    assert "the default" not in r2scan.note
+    cell = _atoms(get_prototype("LiCoO2").build())
+    energies = []
+    for factory in (plain, pbe, r2scan):
+        atoms = cell.copy()
+        atoms.calc = factory()
+        energies.append(atoms.get_potential_energy() / len(atoms))
+    assert all(-9.0 < e < -3.0 for e in energies[:2])
+    assert abs(energies[2] - energies[1]) > 0.1  # two fidelities, two energy references
+
+
+@pytest.mark.parametrize("name", ["7net-0_22may2024", "7net-l3i5"])
+def test_sevennet_other_shipped_models(name):
+    _need("sevenn")
+    factory = calculator_factory(f"sevennet:{name}")
+    assert f"SevenNet {name} (sevenn" in factory.identity
+    atoms = bulk("Al", "fcc", a=4.05)
+    atoms.calc = factory()
+    assert math.isfinite(atoms.get_potential_energy())
+
+
+def test_missing_sevenn_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sevenn", None)
+    with pytest.raises(MissingDependencyError, match=r"SevenNet.*ionscreen\[mlip\]"):
+        calculator_factory("sevennet:7net-mf-0@PBE")
+
+
 # -- module:Class --------------------------------------------------------------------------------
 
 
@@ -154,7 +271,12 @@ def test_module_class_spec_with_keyword_arguments():
     [
         ("", "accepted"),
         ("mace", "accepted"),
+        ("mace", "sevennet:7net-mf-0@MODAL"),
         ("chgnet:9.9.9", "0.3.0, 0.2.0, r2scan"),
+        ("sevennet:7net-omni", "ships 7net-0, 7net-0_22may2024, 7net-l3i5, 7net-mf-0"),
+        ("sevennet:mace", "unknown SevenNet model 'mace'"),
+        ("sevennet:7net-mf-0@HSE", "accepted: PBE, R2SCAN (default PBE)"),
+        ("sevennet:7net-0@PBE", "has no modals"),
         ("no_such_module_xyz:Calc", "cannot import module 'no_such_module_xyz'"),
         ("ase.calculators.emt:NoSuchCalc", "has no 'NoSuchCalc'"),
         ("ase.calculators.emt:EMT?oops", "key=value"),
