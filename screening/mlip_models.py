@@ -76,9 +76,9 @@ _SEVENNET_MODEL_NOTES = {
 }
 
 #: Structures per SevenNet forward pass in ``factory.batch``. Merging graphs made one CPU
-#: thread slower (benchmarks/bench_batch.py: 7 images of 56 atoms in one pass took ~1.6× the
-#: time of 7 single passes: the bigger tensors run out of cache), so on the CPU the batch
-#: call evaluates one graph per pass with one shared model and no ASE calculator in between.
+#: thread slower (benchmarks/bench_batch.py: 7 images of 56 or 108 atoms merged into one pass
+#: took 1.2× the CPU time of 7 single passes; the bigger tensors fall out of cache), so the
+#: batch call runs one graph per pass through the one shared model, without ASE calculators.
 SEVENNET_GRAPHS_PER_PASS = 1
 
 
