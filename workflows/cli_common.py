@@ -163,9 +163,9 @@ _STAGE_OPTIONS = [
     click.option("--neb-top", type=int, default=3, show_default=True,
                  help="NEB on the N best BVSE candidates per ion (0: none)."),
     click.option("--neb-calculator", default="bvff", show_default=True,
-                 help="Calculator of the NEB stage: bvff, chgnet or module:Class."),
+                 help="Calculator of the NEB stage: bvff, chgnet, sevennet or module:Class."),
     click.option("--voltage", "voltage_calc", default=None,
-                 help="ML calculator (e.g. chgnet) for voltage and volume change of the top "
+                 help="ML calculator (chgnet, sevennet...) for voltage and volume change of the top "
                       "discharged hosts."),
 ]
 _CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "ions")

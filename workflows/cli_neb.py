@@ -58,7 +58,8 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
 @click.option("--ion", "ions", cls=GreedyOption, multiple=True, required=True,
               help="Working ion(s): Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
 @click.option("--calculator", default="bvff", show_default=True,
-              help="bvff, chgnet[:model] (pip install \"ionscreen[mlip]\"), or module:Class (any ASE calculator).")
+              help="bvff, chgnet[:model] or sevennet[:model[@modal]] (pip install \"ionscreen[mlip]\"), "
+                   "or module:Class (any ASE calculator).")
 @click.option("--images", type=int, default=7, show_default=True, help="Inner NEB images.")
 @click.option("--hop", type=int, default=None,
               help="Run one hop (its class in the BVSE hop table). Default: every distinct hop of the "

@@ -255,7 +255,7 @@ class ScreenSpec:
     neb_top: int = 3
     """NEB on this many best BVSE candidates per ion (0: none)."""
     neb_calculator: str = "bvff"
-    """"bvff", an ML potential ("chgnet") or "module:Class"."""
+    """"bvff", an ML potential ("chgnet", "sevennet"...) or "module:Class"."""
     neb: dict[str, Any] = field(default_factory=lambda: {"images": 5, "steps": 300})
     """NEBSettings fields that differ from its defaults. The NEB job's input holds exactly
     these (they are part of its id), so this stays a mapping; it is checked by NEBSettings.
