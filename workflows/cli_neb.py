@@ -25,7 +25,8 @@ def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]
         t.add_column(c, justify="right")
     for h in rep.hops:
         b = "—" if h.barrier is None else f"{h.barrier:.3f}"
-        t.add_row(str(h.hop["index"]), f"{h.hop['length']:.3f}", f"{h.hop['bvse_barrier']:.3f}", b,
+        bv = h.hop.get("bvse_barrier")
+        t.add_row(str(h.hop["index"]), f"{h.hop['length']:.3f}", "—" if bv is None else f"{bv:.3f}", b,
                   "converged" if h.converged else "NOT converged", str(sum(h.steps.values())),
                   f"{h.timings['total']:.1f}")
     for f in rep.failures:
@@ -54,7 +55,18 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--endpoints", nargs=2, type=click.Path(exists=True, dir_okay=False), default=None,
+              metavar="INITIAL FINAL",
+              help="NEB between two given endpoint files (same cell, same atoms in the same order, "
+                   "one ion of --ion moved) instead of a host FILE's BVSE hops.")
+@click.option("--mobile-index", type=int, default=None,
+              help="With --endpoints: the index of the moving atom (default: the --ion atom that "
+                   "moves most).")
+@click.option("--optimizer", type=click.Choice(["auto", "FIRE", "BFGS", "ODE"]), default="auto",
+              show_default=True,
+              help="Band optimiser; auto = FIRE for the BVFF, ASE's ODE NEB optimiser for an ML "
+                   "potential (fewer force calls).")
 @click.option("--ion", "ions", cls=GreedyOption, multiple=True, required=True,
               help="Working ion(s): Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
 @click.option("--calculator", default="bvff", show_default=True,
@@ -84,7 +96,7 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Batch of several files/ions: folder for the result store (ionscreen.sqlite: "
                    "run again to resume), the run log and neb_results.json. Default: here.")
-def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
+def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop, list_hops, fixed_host, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
         min_distance, resolution, oxi, derive_nitride, json_out, plot_out, out_dir):
     """Climbing-image NEB of the working ion in each host FILE, seeded from BVSE.
 
@@ -97,14 +109,23 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
 
     ions = split_words(ions)
     comm = mpi_world()
+    if bool(files) == bool(endpoints):
+        raise click.UsageError("give host FILE(s), or --endpoints INITIAL FINAL (not both)")
+    if optimizer == "auto":
+        optimizer = "FIRE" if calculator.lower() == "bvff" else "ODE"
     settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
                     fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
-                    derive_nitride=derive_nitride)
+                    derive_nitride=derive_nitride, optimizer=optimizer)
     try:
         NEBSettings(**settings).validate()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     oxs = parse_oxi(oxi)
+    if endpoints:
+        if len(ions) != 1:
+            raise click.UsageError("--endpoints takes one --ion (the moving one)")
+        _endpoints(endpoints, ions[0], calculator, mobile_index, settings, oxs, json_out, plot_out, comm)
+        return
     pairs = [(f, i) for f in files for i in ions]
     if len(pairs) > 1:
         if list_hops or json_out or plot_out:
@@ -118,6 +139,41 @@ def neb(files, ions, calculator, images, hop, list_hops, fixed_host, limit, path
         return
     _single(pairs[0], calculator, hop, settings, oxs, resolution, derive_nitride, list_hops,
             json_out, plot_out, comm)
+
+
+def _endpoints(files: tuple[str, str], ion: str, calculator: str, mobile_index: int | None,
+               settings: dict[str, Any], oxs: dict[str, float] | None, json_out: str | None,
+               plot_out: str | None, comm: Any) -> None:
+    """NEB between two given endpoint files, printed; under MPI the ranks share its images."""
+    from ionscreen.screening.neb import NEBReport, NEBSettings, neb_between
+    from ionscreen.screening.neb.results import tier_of
+    from ionscreen.structures.io import read_structure
+
+    root = mpi.rank(comm) == 0
+    try:
+        a, b = (read_structure(f) for f in files)
+        with console.status(f"NEB of {ion} between {Path(files[0]).name} and {Path(files[1]).name}"
+                            ) if root else nullcontext():
+            r = neb_between(a, b, ion, calculator, NEBSettings(**settings),
+                            mobile_index=mobile_index, comm=comm, oxidation_states=oxs)
+    except IonscreenError as exc:
+        fail(exc)
+    if not root:
+        return
+    rep = NEBReport(formula=r.formula, ion=r.ion, calculator=r.calculator, tier=r.tier or tier_of(r.calculator),
+                    barrier=r.barrier, rate_limiting_hop=None, dimension=None, hops=[r],
+                    bvse={}, failures=[], skipped=[],
+                    note=f"given endpoints {files[0]} -> {files[1]} (atom {r.hop['mobile_atom']} moves "
+                         f"{r.hop['length']:.2f} Å)")
+    _print_report(rep)
+    if json_out:
+        rep.to_json(json_out, with_images=True)
+        console.print(f"result written to {json_out}")
+    if plot_out:
+        rep.plot(plot_out)
+        console.print(f"plot written to {plot_out}")
+    if rep.barrier is None:
+        sys.exit(3)
 
 
 def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:

@@ -32,10 +32,11 @@ NEBReport, NEBSummary), :mod:`.driver` (:func:`run_neb` over the hops of a path)
 from ..calculators import CalculatorFactory
 from .band import BandRun, initial_band, neb_hop, relax_endpoints, run_band
 from .driver import SEED_RESOLUTION, percolating_hops, run_neb, seed_settings
+from .endpoints import moving_ion, neb_between
 from .flags import CODES as FLAG_CODES
 from .flags import FLOORS, NOISE_K, REFUSED
 from .merge import locate
-from .parallel import DistributedNEB, check_ranks
+from .parallel import BandNEB, check_ranks
 from .results import NEBReport, NEBResult, NEBSummary, tier_of
 from .settings import LIMITS, METHODS, PATHS, MergedEndpointsError, NEBSettings
 from .setup import HopSetup, as_prepared, choose_calculator, supercell_for
@@ -51,7 +52,7 @@ __all__ = [
     "SEED_RESOLUTION",
     "BandRun",
     "CalculatorFactory",
-    "DistributedNEB",
+    "BandNEB",
     "HopSetup",
     "MergedEndpointsError",
     "NEBReport",
@@ -63,7 +64,9 @@ __all__ = [
     "choose_calculator",
     "initial_band",
     "locate",
+    "neb_between",
     "neb_hop",
+    "moving_ion",
     "percolating_hops",
     "relax_endpoints",
     "run_band",

@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.constraints import FixAtoms
 from ase.mep import NEB
+from ase.mep.neb import NEBOptimizer
 from pymatgen.core import Structure
 
 from ..bvse import BVSEResult, Hop, PreparedHost
@@ -21,7 +22,7 @@ from ..ion_models import IonModel, ion_model
 from ..relax import make_optimizer, relax
 from .flags import flag, floor_flag, framework_change, framework_flag, noise_flag
 from .merge import resolve
-from .parallel import _CachedCalculator, check_ranks, make_band, rank_and_size
+from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band, rank_and_size
 from .results import NEBResult
 from .settings import MergedEndpointsError, NEBSettings
 from .setup import HopSetup, as_prepared, choose_calculator, path_length, resample
@@ -44,7 +45,7 @@ def _fix_host(atoms: Atoms, settings: NEBSettings, n_host: int) -> None:
 
 def _energy(atoms: Atoms, factory: CalculatorFactory) -> float:
     a = atoms.copy()
-    a.calc = factory()
+    a.calc = force_calculator(factory)
     return float(a.get_potential_energy())
 
 
@@ -62,13 +63,14 @@ def _relax_end(a: Atoms, setup: HopSetup, k: int, factory: CalculatorFactory,
     """Relax one endpoint in place; when the ion then sits on a saddle of the path (moving it
     ``_PROBE`` Å into the hop lowers the energy), relax again from there."""
     n_ion = len(setup.host)
-    _, ok, n = relax(a, factory(), fmax=settings.fmax_endpoints, steps=settings.steps,
-                     optimizer=settings.optimizer, in_place=True, wrap_errors=False)
+    _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints, steps=settings.steps,
+                     optimizer=settings.endpoint_optimizer, in_place=True, wrap_errors=False)
     probe = a.copy()
     probe.positions[n_ion] += _PROBE * _inward(setup, k)
     if _energy(probe, factory) < _energy(a, factory) - _PROBE_DROP:
-        _, ok, m = relax(probe, factory(), fmax=settings.fmax_endpoints, steps=settings.steps,
-                         optimizer=settings.optimizer, in_place=True, wrap_errors=False)
+        _, ok, m = relax(probe, force_calculator(factory), fmax=settings.fmax_endpoints,
+                         steps=settings.steps, optimizer=settings.endpoint_optimizer, in_place=True,
+                         wrap_errors=False)
         a.positions = probe.positions
         n += m
     return a.positions.copy(), ok, n
@@ -144,9 +146,10 @@ def initial_band(setup: HopSetup, ends: list[Atoms], factory: CalculatorFactory,
             images[k].positions = (1 - t[k]) * ends[0].positions + t[k] * ends[1].positions
             images[k].positions[n_ion] = ion_pos[k]
     for im in images:
-        im.calc = _CachedCalculator(factory())
+        im.calc = _CachedCalculator(force_calculator(factory))
         _fix_host(im, settings, n_ion)
-    band = make_band(images, comm, k=settings.spring, climb=False, method=settings.method)
+    band = make_band(images, comm, batch=factory.batch, k=settings.spring, climb=False,
+                     method=settings.method)
     if settings.path in ("linear", "idpp"):
         band.interpolate(method=settings.path, mic=True, apply_constraint=False)
     return band
@@ -156,11 +159,30 @@ def _max_force(band: NEB) -> float:
     return float(np.sqrt((band.get_forces() ** 2).sum(axis=1).max()))
 
 
+class _Diverged(Exception):
+    """Raised from an optimiser observer to stop a band that diverges."""
+
+
 def _optimise(band: NEB, name: str, fmax: float, steps: int, diverge: float) -> tuple[bool, int, bool]:
     """Optimise the band; stop early when it diverges (max force above ``diverge`` after 10 steps).
 
-    Returns (converged, steps, diverged).
+    ``name`` is a step optimiser ("FIRE", "BFGS") or "ODE", ASE's adaptive ODE solver for
+    NEB (:class:`ase.mep.neb.NEBOptimizer`), which needs fewer force calls on smooth (ML)
+    surfaces. Returns (converged, steps, diverged).
     """
+    if name == "ODE":
+        opt = NEBOptimizer(band, method="ode", logfile=None)
+
+        def watch() -> None:
+            if opt.nsteps > _DIVERGE_AFTER and _max_force(band) > diverge:
+                raise _Diverged
+
+        opt.attach(watch)
+        try:
+            converged = bool(opt.run(fmax=fmax, steps=steps))
+        except _Diverged:
+            return False, int(opt.nsteps), True
+        return converged, int(opt.nsteps), False
     opt = make_optimizer(name, band)
     n = 0
     for converged in opt.irun(fmax=fmax, steps=steps):
@@ -207,8 +229,8 @@ class _Attempt:
     steps: dict[str, int]
     warnings: list[str]
     timings: dict[str, float]
-    setup: HopSetup
-    hop: Hop
+    setup: HopSetup | None = None  # None for given endpoints (no BVSE hop)
+    hop: Hop | None = None
     merged: dict[str, Any] | None = None
     endpoints: list[dict[str, Any]] = field(default_factory=list)
 
@@ -234,7 +256,9 @@ def _attempt(host: PreparedHost, hop: Hop, bvse: BVSEResult, factory: Calculator
     evals = sum(getattr(im.calc, "evaluations", 0) for im in band.images)
     return _Attempt(settings, band.images, run, steps, warnings,
                     {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
-                     "energy_force_calls": float(evals)}, setup, ends_of.hop, ends_of.merged, endpoints)
+                     "energy_force_calls": float(evals),
+                     "batch_calls": float(getattr(band, "batch_calls", 0))},
+                    setup, ends_of.hop, ends_of.merged, endpoints)
 
 
 def neb_hop(
@@ -286,11 +310,26 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
 
     ``hop`` is the BVSE hop asked for; the band is ``attempt.hop`` (hops merged into one when
     a site was no minimum), its set-up ``attempt.setup``."""
-    settings, run, images = attempt.settings, attempt.run, attempt.images
     setup, band_hop = attempt.setup, attempt.hop
-    n_ion = len(setup.host)
+    return band_result(
+        attempt, factory, setup.ion, mobile=len(setup.host),
+        hop={
+            "index": hop_index, "site_i": band_hop.site_i, "site_j": band_hop.site_j,
+            "image": band_hop.image, "distinct": hop.distinct, "multiplicity": hop.multiplicity,
+            "length": band_hop.length, "bvse_barrier": band_hop.barrier, "percolation": hop.percolation,
+            "bvse_path_length": path_length(setup.grid_path).round(4).tolist(),
+            "bvse_path_energy": setup.grid_energy.round(5).tolist(),
+        },
+        supercell=setup.supercell, ion_image_distance=setup.ion_distance)
+
+
+def band_result(attempt: _Attempt, factory: CalculatorFactory, ion: IonModel, mobile: int,
+                hop: dict[str, Any], supercell: list[int], ion_image_distance: float) -> NEBResult:
+    """The result of a band whose moving ion is atom ``mobile`` (the barrier only when the band
+    converged), with its flags; ``hop`` says which hop it is."""
+    settings, run, images = attempt.settings, attempt.run, attempt.images
     e = np.array([im.get_potential_energy() for im in images])
-    ion_path = np.array([im.positions[n_ion] for im in images])
+    ion_path = np.array([im.positions[mobile] for im in images])
     e_rel = e - e.min()
     barrier = float(e_rel.max())
     fwd = float(e.max() - e[0])
@@ -306,7 +345,7 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
                   f"{settings.steps} steps")
     return NEBResult(
         formula=images[0].get_chemical_formula(mode="reduce"),
-        ion=setup.ion.label(),
+        ion=ion.label(),
         calculator=factory.identity,
         tier=factory.tier,
         method=f"CI-NEB ({settings.method} tangent, {settings.optimizer}; pre-relaxed to "
@@ -320,16 +359,10 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
         ion_path=ion_path.round(5).tolist(),
         steps=attempt.steps,
         fmax_final=run.fmax_final,
-        hop={
-            "index": hop_index, "site_i": band_hop.site_i, "site_j": band_hop.site_j,
-            "image": band_hop.image, "distinct": hop.distinct, "multiplicity": hop.multiplicity,
-            "length": band_hop.length, "bvse_barrier": band_hop.barrier, "percolation": hop.percolation,
-            "bvse_path_length": path_length(setup.grid_path).round(4).tolist(),
-            "bvse_path_energy": setup.grid_energy.round(5).tolist(),
-        },
-        supercell=setup.supercell,
+        hop=hop,
+        supercell=supercell,
         n_atoms=len(images[0]),
-        ion_image_distance=setup.ion_distance,
+        ion_image_distance=ion_image_distance,
         settings=settings.as_dict(),
         timings=attempt.timings,
         status=status,
@@ -337,17 +370,16 @@ def hop_result(setup: HopSetup, hop: Hop, hop_index: int | None, factory: Calcul
         warnings=attempt.warnings,
         images=images,
         approximate=factory.approximate,
-        flags=_flags(attempt, e_rel, path_length(ion_path), barrier if run.converged else None, status),
+        flags=_flags(attempt, ion, e_rel, path_length(ion_path), barrier if run.converged else None, status),
         endpoints=attempt.endpoints,
         merged=attempt.merged,
     )
 
 
-def _flags(attempt: _Attempt, e_rel: np.ndarray, s: np.ndarray, barrier: float | None,
-           status: str) -> list[dict[str, str]]:
+def _flags(attempt: _Attempt, ion: IonModel, e_rel: np.ndarray, s: np.ndarray,
+           barrier: float | None, status: str) -> list[dict[str, str]]:
     """The flags of one band (:mod:`.flags`)."""
     out: list[dict[str, str] | None] = []
-    ion = attempt.setup.ion
     if barrier is None:
         out.append(flag("not-converged", status))
     else:

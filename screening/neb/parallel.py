@@ -1,6 +1,6 @@
-"""The band over MPI ranks: ASE's serial NEB, with the inner images' energies and forces
-computed round-robin across ranks and all-gathered, so that every rank runs the same optimiser
-step and holds the same band. The rank/image split is checked (ASE's own parallel NEB does not
+"""The band evaluated together: ASE's serial NEB, with the inner images' energies and forces
+computed in one batch call of the model and/or round-robin across MPI ranks and all-gathered,
+so that every rank runs the same optimiser step and holds the same band. The rank/image split is checked (ASE's own parallel NEB does not
 check it)."""
 
 from __future__ import annotations
@@ -40,6 +40,33 @@ class _CachedCalculator(Calculator):
         self.results = {"energy": e, "free_energy": e, "forces": f}
 
 
+class BatchCalculator(Calculator):
+    """Energy and forces of one structure through a factory's ``batch`` evaluator: no stress
+    or magnetic moments, which a NEB never reads (CHGNet's own calculator computes stress on
+    every call, about 1.6x the cost of energy and forces alone)."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, batch: Any) -> None:
+        super().__init__()
+        self.batch = batch
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        a = self.atoms.copy()
+        a.set_constraint()
+        energies, forces = self.batch([a])
+        e = float(energies[0])
+        self.results = {"energy": e, "free_energy": e, "forces": np.asarray(forces[0], dtype=float)}
+
+
+def force_calculator(factory: Any) -> Calculator:
+    """The calculator a NEB relaxes endpoints with: energies and forces only, through the
+    factory's ``batch`` evaluator when it has one, else the factory's own calculator."""
+    batch = getattr(factory, "batch", None)
+    return BatchCalculator(batch) if batch is not None else factory()
+
+
 def _evaluate(calc: Calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
     a = atoms.copy()
     a.set_constraint()
@@ -47,34 +74,60 @@ def _evaluate(calc: Calculator, atoms: Atoms) -> tuple[float, np.ndarray]:
     return float(a.get_potential_energy()), np.array(a.get_forces())
 
 
-class DistributedNEB(NEB):
-    """ASE's serial NEB, with the inner images' energies and forces computed across ranks.
+def _evaluate_many(images: list[Atoms], batch: Any) -> list[tuple[float, np.ndarray]]:
+    """Energies and forces of ``images``: in one ``batch`` call of the model when there is one
+    (constraints do not apply to the raw forces), else one image calculator after another."""
+    if not images:
+        return []
+    if batch is None:
+        return [_evaluate(im.calc.inner, im) for im in images]
+    copies = []
+    for im in images:
+        a = im.copy()
+        a.set_constraint()
+        copies.append(a)
+    energies, forces = batch(copies)
+    return [(float(e), np.asarray(f, dtype=float)) for e, f in zip(energies, forces)]
+
+
+class BandNEB(NEB):
+    """ASE's serial NEB whose moved inner images are evaluated together: in one batch call of
+    the model (``batch``, e.g. CHGNet's graph batching) and/or shared round-robin over the
+    ranks of ``comm`` and all-gathered, so that every rank runs the same optimiser step and
+    holds the same band.
 
     Every image must carry a :class:`_CachedCalculator`, which the serial band uses too (it
     counts the energy-and-force calls)."""
 
-    def __init__(self, images, comm, **kwargs: Any) -> None:
+    def __init__(self, images, comm: Any = None, batch: Any = None, **kwargs: Any) -> None:
         super().__init__(images, parallel=False, **kwargs)
         self.comm = comm
+        self.batch = batch
+        self.batch_calls = 0
 
     def get_forces(self):
         inner = self.images[1:-1]
-        size, rank = self.comm.Get_size(), self.comm.Get_rank()
+        rank, size = rank_and_size(self.comm)
         # every rank holds the same band, so every rank agrees on which images moved
         todo = [k for k in range(len(inner)) if not inner[k].calc.holds(inner[k].positions)]
         if todo:
-            mine = {k: _evaluate(inner[k].calc.inner, inner[k]) for k in todo if k % size == rank}
-            for part in self.comm.allgather(mine):
-                for k, (e, f) in part.items():
-                    inner[k].calc.cache = (inner[k].positions.copy(), e, f)
-                    inner[k].calc.evaluations += 1
+            mine = [k for k in todo if k % size == rank]
+            got = dict(zip(mine, _evaluate_many([inner[k] for k in mine], self.batch)))
+            self.batch_calls += self.batch is not None and bool(mine)
+            if size > 1:
+                for part in self.comm.allgather(got):
+                    got.update(part)
+            for k, (e, f) in got.items():
+                inner[k].calc.cache = (inner[k].positions.copy(), e, f)
+                inner[k].calc.evaluations += 1
         return super().get_forces()
 
 
-def make_band(images: list[Atoms], comm: Any, **kwargs: Any) -> NEB:
-    """A :class:`DistributedNEB` over ``comm`` when it has more than one rank, else ASE's NEB."""
-    if comm is not None and comm.Get_size() > 1:
-        return DistributedNEB(images, comm, **kwargs)
+def make_band(images: list[Atoms], comm: Any, batch: Any = None, **kwargs: Any) -> NEB:
+    """A :class:`BandNEB` when the images are evaluated together (more than one rank in
+    ``comm``, or a ``batch`` evaluator), else ASE's NEB."""
+    if batch is not None or (comm is not None and comm.Get_size() > 1):
+        return BandNEB(images, comm, batch=batch, **kwargs)
     return NEB(images, **kwargs)
 
 

@@ -12,6 +12,7 @@ from ..typed_settings import TypedSettings
 
 LIMITS = ("dilute-ion", "dilute-vacancy")
 PATHS = ("bvse", "idpp", "linear")
+OPTIMIZERS = ("FIRE", "BFGS", "ODE")
 METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
 
 
@@ -41,7 +42,8 @@ class NEBSettings(TypedSettings):
     steps: int = 1000
     """Most optimiser steps per stage."""
     optimizer: str = "FIRE"
-    """"FIRE" or "BFGS"."""
+    """Band optimiser: "FIRE", "BFGS" or "ODE" (ASE's adaptive ODE NEB optimiser); the
+    endpoints relax with FIRE or BFGS ("ODE" relaxes them with FIRE)."""
     relax_host: bool = True
     """Host atoms relax in endpoints and images; False keeps them fixed (only the ion moves)."""
     limit: str = "dilute-ion"
@@ -73,12 +75,17 @@ class NEBSettings(TypedSettings):
             (0 < self.fmax <= self.fmax_pre, "need 0 < fmax <= fmax_pre"),
             (self.fmax_endpoints > 0, "fmax_endpoints must be positive"),
             (self.steps >= 1, "steps must be >= 1"),
-            (self.optimizer in ("FIRE", "BFGS"), "optimizer must be FIRE or BFGS"),
+            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.limit in LIMITS, f"limit must be one of {', '.join(LIMITS)}"),
             (self.path in PATHS, f"path must be one of {', '.join(PATHS)}"),
             (self.min_image_distance > 0, "min_image_distance must be positive"),
             (self.nudge >= 0, "nudge must be >= 0"),
         ]
+
+    @property
+    def endpoint_optimizer(self) -> str:
+        """The optimiser of the endpoint relaxations (the band's, FIRE for an ODE band)."""
+        return "FIRE" if self.optimizer == "ODE" else self.optimizer
 
     def with_fixed_host(self) -> NEBSettings:
         """The same settings with the host atoms fixed (only the ion moves)."""

@@ -1,0 +1,188 @@
+"""NEB between two given endpoints (``ionscreen neb --endpoints A.vasp B.vasp``): the same
+cell, the same atoms in the same order, one ion of the working ion's element moved. Both
+endpoints are relaxed with the calculator, the band is laid by IDPP (or linearly) and
+optimised as a host-alone NEB is (:func:`~.band.run_band`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.constraints import FixAtoms
+from ase.geometry import find_mic
+from pymatgen.core import Structure
+
+from ionscreen.errors import IonscreenError, StructureValidationError
+from ionscreen.kernels.cells import perpendicular_heights
+from ionscreen.structures.convert import to_atoms
+from ionscreen.structures.oxidation import assign_oxidation_states
+
+from ..calculators import CalculatorFactory
+from ..ion_models import IonModel, ion_model
+from ..relax import relax
+from .band import _MOVED, _Attempt, band_result, run_band
+from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
+from .results import NEBResult
+from .settings import MergedEndpointsError, NEBSettings
+from .setup import choose_calculator
+
+#: relative tolerance on the two endpoints' cells (a NEB has one cell)
+_CELL_RTOL = 1e-3
+
+
+def moving_ion(initial: Structure, final: Structure, ion: IonModel,
+               mobile_index: int | None = None) -> tuple[int, np.ndarray]:
+    """The index of the ion that moves between ``initial`` and ``final`` (the working ion's
+    atom with the largest minimum-image displacement, or ``mobile_index``) and the
+    minimum-image displacement of every atom (Cartesian, Å).
+
+    Raises :class:`StructureValidationError` naming what differs when the two are not two
+    endpoints of one hop (other cells, other atoms or order, no ion of the element)."""
+    if len(initial) != len(final):
+        raise StructureValidationError(
+            f"the endpoints have {len(initial)} and {len(final)} atoms: a NEB needs the same "
+            "atoms in both (the moving ion at another site)")
+    si = [s.specie.symbol for s in initial]
+    sf = [s.specie.symbol for s in final]
+    if si != sf:
+        k = next(i for i, (a, b) in enumerate(zip(si, sf)) if a != b)
+        raise StructureValidationError(
+            f"atom {k} is {si[k]} in the initial endpoint and {sf[k]} in the final one: write "
+            "both endpoints with the atoms in the same order")
+    a, b = initial.lattice.matrix, final.lattice.matrix
+    if not np.allclose(a, b, rtol=_CELL_RTOL, atol=_CELL_RTOL * np.abs(a).max()):
+        raise StructureValidationError(
+            "the endpoints have different cells (a NEB runs in one cell): "
+            f"{initial.lattice.abc} vs {final.lattice.abc} Å")
+    if ion.ion.molecular:
+        raise IonscreenError(f"{ion.label()} is molecular: a NEB between given endpoints moves one atom")
+    d, _ = find_mic(final.cart_coords - initial.cart_coords, a, pbc=True)
+    candidates = [i for i, s in enumerate(si) if s == ion.element]
+    if mobile_index is not None:
+        if not 0 <= mobile_index < len(si) or si[mobile_index] != ion.element:
+            raise IonscreenError(
+                f"mobile index {mobile_index} is not a {ion.element} atom of the endpoints "
+                f"({ion.element} atoms: {candidates[:20]})")
+        return mobile_index, d
+    if not candidates:
+        raise StructureValidationError(
+            f"the endpoints contain no {ion.element}: put the moving {ion.label()} in both")
+    k = max(candidates, key=lambda i: float(np.linalg.norm(d[i])))
+    return k, d
+
+
+def endpoint_atoms(initial: Structure, ion: IonModel, mobile: int, displacement: np.ndarray,
+                   charges: bool, oxidation_states: dict[str, float] | None = None,
+                   ) -> tuple[Atoms, Atoms]:
+    """Both endpoints as Atoms in the initial cell, the final one unwrapped (initial positions
+    plus the minimum-image displacement, so that a band interpolates without wrapping), the
+    moving ion tagged. ``charges`` (the BVFF needs them) sets the host's oxidation states
+    (``oxidation_states``, else assigned by the usual rule to the host without the moving
+    ion, as a host-alone NEB does) and the ion's charge."""
+    a = to_atoms(initial, mobile=[mobile])
+    if charges:
+        host = initial.copy()
+        host.remove_sites([mobile])
+        decorated = assign_oxidation_states(host, oxidation_states)
+        q = [float(getattr(site.specie, "oxi_state", 0.0) or 0.0) for site in decorated]
+        q.insert(mobile, float(ion.charge))
+        a.set_initial_charges(q)
+    b = a.copy()
+    b.positions = a.positions + displacement
+    return a, b
+
+
+def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings,
+                mobile: int) -> tuple[dict[str, int], list[str], dict[str, float]]:
+    steps: dict[str, int] = {}
+    warnings: list[str] = []
+    moved: dict[str, float] = {}
+    for name, a in zip(("initial", "final"), ends):
+        start = a.positions[mobile].copy()
+        if not settings.relax_host:
+            a.set_constraint(FixAtoms(indices=[i for i in range(len(a)) if i != mobile]))
+        _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints, steps=settings.steps,
+                         optimizer=settings.endpoint_optimizer, in_place=True, wrap_errors=False)
+        steps[f"relax_{name}"] = n
+        moved[name] = float(np.linalg.norm(a.positions[mobile] - start))
+        if not ok:
+            warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
+        if moved[name] > _MOVED:
+            warnings.append(f"{name} endpoint: the ion moved {moved[name]:.2f} Å from its given "
+                            "position on relaxing")
+    return steps, warnings, moved
+
+
+def neb_between(
+    initial: Structure,
+    final: Structure,
+    ion: str | IonModel,
+    calculator: str | CalculatorFactory | Callable[[], Calculator] = "chgnet",
+    settings: NEBSettings | None = None,
+    mobile_index: int | None = None,
+    comm: Any = None,
+    oxidation_states: dict[str, float] | None = None,
+) -> NEBResult:
+    """CI-NEB of one ion between two given endpoints (Structures in one cell, same atoms,
+    same order): relaxed, IDPP band (``settings.path`` "linear" for a linear one; "bvse",
+    the host-alone default, has no grid path here and means IDPP), the two-stage optimisation
+    of :func:`~.band.run_band`. ``oxidation_states`` (element -> state) are the host's, for
+    the BVFF (else assigned). The result's ``hop`` holds the moving atom's index and how far
+    it moved; its barrier is None unless the band converged.
+
+    Raises :class:`MergedEndpointsError` when both endpoints relax into one minimum."""
+    settings = settings or NEBSettings()
+    if settings.path == "bvse":
+        settings = replace(settings, path="idpp")
+    settings.validate()
+    ion = ion_model(ion)
+    check_ranks(settings.images, comm)
+    mobile, disp = moving_ion(initial, final, ion, mobile_index)
+    hop_length = float(np.linalg.norm(disp[mobile]))
+    if hop_length < settings.min_endpoint_distance:
+        raise IonscreenError(
+            f"the moving {ion.label()} (atom {mobile}) is {hop_length:.2f} Å from its initial "
+            f"position in the final endpoint (< {settings.min_endpoint_distance} Å): no hop")
+    is_bvff = isinstance(calculator, str) and calculator.lower() == "bvff"
+    ends = list(endpoint_atoms(initial, ion, mobile, disp, charges=is_bvff,
+                               oxidation_states=oxidation_states))
+    factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)
+    t0 = time.perf_counter()
+    steps, warnings, moved = _relax_ends(ends, factory, settings, mobile)
+    sep = float(np.linalg.norm(ends[1].positions[mobile] - ends[0].positions[mobile]))
+    if sep < settings.min_endpoint_distance:
+        raise MergedEndpointsError(
+            f"after relaxation both endpoints hold the ion within {sep:.2f} Å of each other: "
+            "for this calculator the two positions are one minimum")
+    t_end = time.perf_counter()
+    n = settings.images + 2
+    images = [ends[0], *(ends[0].copy() for _ in range(settings.images)), ends[1]]
+    for im in images:
+        im.calc = _CachedCalculator(force_calculator(factory))
+        if not settings.relax_host:
+            im.set_constraint(FixAtoms(indices=[i for i in range(len(im)) if i != mobile]))
+    band = make_band(images, comm, batch=factory.batch, k=settings.spring, climb=False,
+                     method=settings.method)
+    band.interpolate(method=settings.path, mic=False, apply_constraint=False)
+    run = run_band(band, settings)
+    steps.update(run.steps)
+    if not run.pre_converged and not run.diverged:
+        warnings.append(f"pre-relaxation did not reach fmax {settings.fmax_pre} in {steps['pre']} steps")
+    t_band = time.perf_counter()
+    evals = sum(getattr(im.calc, "evaluations", 0) for im in band.images)
+    attempt = _Attempt(settings, band.images, run, steps, warnings,
+                       {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
+                        "energy_force_calls": float(evals),
+                        "batch_calls": float(getattr(band, "batch_calls", 0))})
+    hop = {"index": None, "given_endpoints": True, "mobile_atom": mobile, "length": hop_length,
+           "moved_on_relaxing": {k: round(v, 4) for k, v in moved.items()}, "images": n}
+    return band_result(attempt, factory, ion, mobile, hop, supercell=[1, 1, 1],
+                       ion_image_distance=float(min(perpendicular_heights(ends[0].cell.array))))
+
+
+__all__ = ["endpoint_atoms", "moving_ion", "neb_between"]
