@@ -22,6 +22,7 @@ from ionscreen.kernels.cells import perpendicular_heights
 from ionscreen.structures.convert import to_atoms
 from ionscreen.structures.oxidation import assign_oxidation_states
 
+from ..calculators import METHOD as BVFF_TIER
 from ..calculators import CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from ..relax import relax
@@ -148,7 +149,9 @@ def neb_between(
         raise IonscreenError(
             f"the moving {ion.label()} (atom {mobile}) is {hop_length:.2f} Å from its initial "
             f"position in the final endpoint (< {settings.min_endpoint_distance} Å): no hop")
-    is_bvff = isinstance(calculator, str) and calculator.lower() == "bvff"
+    # the BVFF needs charges (by name or as a factory); an ML potential needs none
+    is_bvff = (calculator.lower() == "bvff" if isinstance(calculator, str)
+               else getattr(calculator, "tier", "") == BVFF_TIER)
     ends = list(endpoint_atoms(initial, ion, mobile, disp, charges=is_bvff,
                                oxidation_states=oxidation_states))
     factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)

@@ -107,6 +107,8 @@ class BandNEB(NEB):
 
     def get_forces(self):
         inner = self.images[1:-1]
+        if not all(isinstance(im.calc, _CachedCalculator) for im in inner):
+            return super().get_forces()  # ASE's IDPP interpolation optimises a copy of this band
         rank, size = rank_and_size(self.comm)
         # every rank holds the same band, so every rank agrees on which images moved
         todo = [k for k in range(len(inner)) if not inner[k].calc.holds(inner[k].positions)]

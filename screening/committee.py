@@ -1,0 +1,176 @@
+"""A committee of ML potentials for one migration path, and the calibration of their softening.
+
+A barrier is an energy difference along one path, so the members are combined per path (mean
+and spread of their barriers), never through absolute energies, which differ between models by
+up to ~0.9 eV/atom. Universal potentials run soft on migration barriers (too low, more so for
+large ones); :class:`Calibration` corrects that with one line per model,
+``calibrated = slope * raw + intercept``, fitted by ``benchmarks/validate_barriers.py --fit``
+on the calibration part of the public DFT-NEB set only and stored with its cross-validated
+error in ``screening/data/calibration.json``. The product computes every barrier it reports:
+the calibration is two numbers per model, never a table of published barriers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import numpy as np
+from monty.json import MSONable
+
+from ionscreen.errors import IonscreenError
+
+#: the committee of ML potentials that run offline here (CHGNet weights ship in its wheel,
+#: SevenNet's in sevenn's); "module:Class" specs can be added.
+DEFAULT_MEMBERS = ("chgnet:0.3.0", "chgnet:r2scan", "sevennet:7net-0", "sevennet:7net-mf-0")
+
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """``calibrated = slope * raw + intercept`` for one model, with how well it did."""
+
+    slope: float
+    intercept: float
+    n: int  # calibration paths it was fitted on
+    cv_mae: float  # eV, k-fold cross-validated mean absolute error on those paths
+    cv_rmse: float  # eV, the same as RMSE: the calibration's own uncertainty
+
+    def __call__(self, raw: float) -> float:
+        # a calibrated barrier is never negative (a barrier of zero is a flat path)
+        return max(0.0, self.slope * raw + self.intercept)
+
+
+@dataclass(frozen=True)
+class Calibration(MSONable):
+    """Per-model linear corrections of ML barriers, fitted on calibration paths only."""
+
+    fits: dict[str, LinearFit]  # model key (see :func:`model_key`) -> fit
+    source: str  # what it was fitted on (dataset, split, seed, date)
+
+    def get(self, model: str) -> LinearFit | None:
+        """The fit of ``model`` (an identity string or a spec), or None."""
+        return self.fits.get(model_key(model))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"@module": type(self).__module__, "@class": type(self).__name__,
+                "source": self.source, "fits": {k: vars(v) for k, v in self.fits.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        return cls({k: LinearFit(**v) for k, v in d["fits"].items()}, d.get("source", ""))
+
+    @classmethod
+    def load(cls, path: str | None = None) -> Calibration | None:
+        """The calibration shipped with ionscreen (or at ``path``); None when none is fitted."""
+        if path is None:
+            ref = resources.files("ionscreen.screening").joinpath("data", CALIBRATION_FILE)
+            if not ref.is_file():
+                return None
+            text = ref.read_text()
+        else:
+            with open(path) as fh:
+                text = fh.read()
+        return cls.from_dict(json.loads(text))
+
+
+def model_key(model: str) -> str:
+    """A stable key of a model from its identity ("CHGNet 0.3.0 (chgnet 0.4.2)") or spec
+    ("chgnet:0.3.0"): family and model version, without the package version."""
+    m = model.strip().lower()
+    m = m.split(" (", 1)[0]  # drop "(chgnet 0.4.2)"
+    return m.replace(" ", ":")
+
+
+def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed: int = 0) -> LinearFit:
+    """Least-squares line from ``raw`` model barriers to reference barriers, with its k-fold
+    cross-validated MAE and RMSE (each fold predicted by a line fitted on the others)."""
+    x, y = np.asarray(list(raw), float), np.asarray(list(ref), float)
+    if len(x) < 3:
+        raise IonscreenError(f"a calibration needs at least 3 paths, got {len(x)}")
+    slope, intercept = np.polyfit(x, y, 1)
+    k = min(folds, len(x))
+    order = np.random.default_rng(seed).permutation(len(x))
+    pred = np.empty_like(y)
+    for f in range(k):
+        test = order[f::k]
+        train = np.setdiff1d(order, test)
+        s, i = np.polyfit(x[train], y[train], 1) if len(train) >= 2 else (1.0, 0.0)
+        pred[test] = np.maximum(0.0, s * x[test] + i)
+    err = pred - y
+    return LinearFit(float(slope), float(intercept), len(x), float(np.abs(err).mean()),
+                     float(np.sqrt((err ** 2).mean())))
+
+
+@dataclass
+class CommitteeBarrier(MSONable):
+    """The barrier of one path from several ML potentials: raw mean ± spread of the members
+    that gave one, and the calibrated mean ± uncertainty (spread and the calibration's own
+    cross-validated RMSE in quadrature) when every such member is calibrated."""
+
+    members: dict[str, float | None]  # model identity -> raw barrier (None: no barrier)
+    barrier: float | None  # eV, raw mean
+    spread: float | None  # eV, standard deviation of the raw member barriers (0 for one)
+    calibrated: float | None = None  # eV
+    uncertainty: float | None = None  # eV, of the calibrated value
+    label: str = ""  # what produced the numbers, shown beside them
+    reasons: dict[str, str] = field(default_factory=dict)  # member -> why it gave no barrier
+
+    @property
+    def found(self) -> int:
+        return sum(v is not None for v in self.members.values())
+
+    @property
+    def best(self) -> float | None:
+        """The calibrated barrier when there is one, else the raw mean."""
+        return self.calibrated if self.calibrated is not None else self.barrier
+
+
+def combine(members: Mapping[str, float | None], calibration: Calibration | None = None,
+            reasons: Mapping[str, str] | None = None) -> CommitteeBarrier:
+    """Combine per-path member barriers (model identity -> barrier or None)."""
+    got = {k: float(v) for k, v in members.items() if v is not None and math.isfinite(v)}
+    names = ", ".join(members)
+    if not got:
+        return CommitteeBarrier(dict(members), None, None, label=f"ML committee ({names}): no barrier",
+                                reasons=dict(reasons or {}))
+    raw = np.array(list(got.values()))
+    mean, spread = float(raw.mean()), float(raw.std(ddof=1)) if len(raw) > 1 else 0.0
+    label = f"ML committee mean of {len(got)}/{len(members)} ({', '.join(got)}), raw"
+    cal = unc = None
+    fits = {k: calibration.get(k) for k in got} if calibration else {}
+    if fits and all(fits.values()):
+        c = np.array([fits[k](v) for k, v in got.items()])
+        cal = float(c.mean())
+        rmse = float(np.sqrt(np.mean([fits[k].cv_rmse ** 2 for k in got])))
+        unc = math.hypot(float(c.std(ddof=1)) if len(c) > 1 else 0.0, rmse)
+        label += f"; calibrated linearly per model ({calibration.source})"
+    return CommitteeBarrier(dict(members), mean, spread, cal, unc, label, dict(reasons or {}))
+
+
+def run_committee(run_one: Callable[[Any], Any], factories: Iterable[Any],
+                  calibration: Calibration | None = None) -> tuple[CommitteeBarrier, list[Any]]:
+    """Run ``run_one(factory)`` (a NEB returning an object with ``.barrier`` and
+    ``.calculator``) for each member and combine the barriers of this one path. A member that
+    fails gives no barrier and its reason is kept; the others go on."""
+    members: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    results = []
+    for f in factories:
+        name = getattr(f, "identity", str(f))
+        try:
+            r = run_one(f)
+        except IonscreenError as exc:
+            members[name] = None
+            reasons[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        results.append(r)
+        members[getattr(r, "calculator", name)] = r.barrier
+        if r.barrier is None:
+            reasons[getattr(r, "calculator", name)] = getattr(r, "status", "no barrier")
+    return combine(members, calibration, reasons), results
