@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from machine import machine_info  # benchmarks/machine.py
 
 
