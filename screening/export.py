@@ -319,8 +319,11 @@ def export_run(records: Iterable[HostRecord], failures: Iterable[HostRecord], ou
     for ion, hosts in ranked.items():
         n_done = sum(1 for r in records if normalise_ion(r.working_ion) == ion)
         counts[ion] = _counts(ion, hosts, n_done, failures)
-        # the JSON rows also carry the notes' codes (the CSV keeps the columns of COLUMNS)
-        flat[ion] = [{**flat_record(h), "note_codes": h.note_codes()} for h in hosts]
+        # the JSON rows also carry the notes' codes and the NEB's flags (the CSV keeps the
+        # columns of COLUMNS)
+        flat[ion] = [{**flat_record(h), "note_codes": h.note_codes(),
+                      "neb_flags": [dict(f) for f in h.record.neb.flags] if h.record.neb else []}
+                     for h in hosts]
         written.update(_write_ranked(out, ion, flat[ion], w, counts[ion]))
     failed = [failure_row(f) for f in failures if normalise_ion(f.working_ion) in ion_list]
     written["failures.csv"] = write_csv(out / "failures.csv", failed, FAILURE_COLUMNS)

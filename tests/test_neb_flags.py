@@ -104,6 +104,20 @@ def test_a_site_that_is_a_saddle_is_merged_into_one_band(spinel):
     assert [f["code"] for f in rep.summary().flags] == ["merged-hops"]
 
 
+def test_an_endpoint_that_slides_onto_the_next_site_merges_with_that_hop(spinel):
+    """The 8a' well deeper than the 8a one: the 16c endpoint slides on to 8a' (not back onto
+    the start). The band is then 8a→16c→8a' along both grid paths, not 8a→(shifted 16c path)."""
+    s, b, hop, setup = spinel
+    far = 2 * setup.end - setup.start
+    calc = _factory([setup.start, far], [1.0, 1.5], sigma=0.9)
+    r = neb_hop(s, "Li", hop, b, calc, NEBSettings(**QUICK), hop_index=0)
+    assert r.converged and r.merged is not None and len(r.merged["hops"]) == 2
+    assert "relaxed from BVSE site" in r.merged["reason"] and "onto site" in r.merged["reason"]
+    assert np.linalg.norm(np.array(r.ion_path[-1]) - far) < 0.1
+    assert r.barrier == pytest.approx(max(r.energies) - min(r.energies))
+    assert not any(f["code"] == "endpoint-moved" for f in r.flags)  # the band's own ends stayed
+
+
 def test_no_merge_gives_two_minima_skips_with_the_reason(spinel):
     """One well only, on 8a: every other site slides into it; no joined band has two distinct
     minima, so the hop is skipped with its reason (and refused when asked for alone)."""
@@ -233,7 +247,7 @@ def test_a_resolved_barrier_below_the_floor_is_flagged_but_not_noise(spinel):
 # ---------------------------------------------------------------------------- ranking
 
 
-def test_ranking_refuses_a_noise_flagged_neb_barrier():
+def test_ranking_refuses_a_noise_flagged_neb_barrier(tmp_path):
     """A converged NEB barrier flagged noise is not the ranked barrier: BVSE stands in and the
     row says why (note neb_flagged); an unflagged one is ranked as before."""
     from test_rank_export import make_row
@@ -252,3 +266,12 @@ def test_ranking_refuses_a_noise_flagged_neb_barrier():
     by = {h.record.job_id: h for h in ranked}
     assert by["f1"].barrier == 0.9 and "neb_flagged" in by["f1"].note_codes()
     assert by["f1"].rank > by["c1"].rank  # the 0.02 eV "barrier" did not put it on top
+    # the JSON rows of an export carry the NEB's flags and the note code
+    import json
+
+    from ionscreen.screening.export import export_run
+
+    export_run([flagged, clean], [], tmp_path, top_n=2)
+    rows = {r["job_id"]: r for r in json.loads((tmp_path / "ranked_Mg.json").read_text())["rows"]}
+    assert [f["code"] for f in rows["f1"]["neb_flags"]] == ["noise"] and "neb_flagged" in rows["f1"]["note_codes"]
+    assert rows["f1"]["barrier_eV"] == 0.9 and rows["f1"]["neb_barrier_eV"] == 0.02
