@@ -133,11 +133,15 @@ def neb_between(
     same order): relaxed, IDPP band (``settings.path`` "linear" for a linear one; "bvse",
     the host-alone default, has no grid path here and means IDPP), the two-stage optimisation
     of :func:`~.band.run_band`. ``oxidation_states`` (element -> state) are the host's, for
-    the BVFF (else assigned). The result's ``hop`` holds the moving atom's index and how far
-    it moved; its barrier is None unless the band converged.
+    the BVFF (else assigned). Without ``settings``: ``NEBSettings()`` for the BVFF,
+    :meth:`NEBSettings.for_ml` for an ML potential. The result's ``hop`` holds the moving
+    atom's index and how far it moved; its barrier is None unless the band converged.
 
     Raises :class:`MergedEndpointsError` when both endpoints relax into one minimum."""
-    settings = settings or NEBSettings()
+    is_bvff = (calculator.lower() == "bvff" if isinstance(calculator, str)
+               else getattr(calculator, "tier", "") == BVFF_TIER)
+    if settings is None:
+        settings = NEBSettings() if is_bvff else NEBSettings.for_ml()
     if settings.path == "bvse":
         settings = replace(settings, path="idpp")
     settings.validate()
@@ -150,8 +154,6 @@ def neb_between(
             f"the moving {ion.label()} (atom {mobile}) is {hop_length:.2f} Å from its initial "
             f"position in the final endpoint (< {settings.min_endpoint_distance} Å): no hop")
     # the BVFF needs charges (by name or as a factory); an ML potential needs none
-    is_bvff = (calculator.lower() == "bvff" if isinstance(calculator, str)
-               else getattr(calculator, "tier", "") == BVFF_TIER)
     ends = list(endpoint_atoms(initial, ion, mobile, disp, charges=is_bvff,
                                oxidation_states=oxidation_states))
     factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)
