@@ -209,10 +209,13 @@ def test_noise_rule_on_profiles():
 
 
 def test_floors_per_charge():
-    assert [floor_for(z) for z in (1, 2, 3)] == [FLOORS[1], FLOORS[2], FLOORS[3]] == [0.05, 0.10, 0.15]
+    assert [floor_for(z) for z in (1, 2, 3)] == [FLOORS[1], FLOORS[2], FLOORS[3]] == [0.05, 0.15, 0.25]
+    assert floor_for(4) == 0.35
     assert floor_flag(0.04, 1, "Li+")["code"] == "below-floor"
     assert floor_flag(0.06, 1, "Li+") is None
-    assert floor_flag(0.09, 2, "Mg2+") is not None and floor_flag(0.12, 3, "Al3+") is not None
+    # CHGNet's 0.10 eV for Ca2+ in λ-MnO2 (issue 13, several times below DFT) is flagged
+    assert floor_flag(0.104, 2, "Ca2+") is not None and floor_flag(0.2, 2, "Mg2+") is None
+    assert floor_flag(0.2, 3, "Al3+") is not None
     assert floor_flag(None, 2, "Mg2+") is None
 
 
