@@ -153,24 +153,60 @@ def combine(members: Mapping[str, float | None], calibration: Calibration | None
     return CommitteeBarrier(dict(members), mean, spread, cal, unc, label, dict(reasons or {}))
 
 
-def run_committee(run_one: Callable[[Any], Any], factories: Iterable[Any],
-                  calibration: Calibration | None = None) -> tuple[CommitteeBarrier, list[Any]]:
-    """Run ``run_one(factory)`` (a NEB returning an object with ``.barrier`` and
-    ``.calculator``) for each member and combine the barriers of this one path. A member that
-    fails gives no barrier and its reason is kept; the others go on."""
-    members: dict[str, float | None] = {}
-    reasons: dict[str, str] = {}
-    results = []
-    for f in factories:
-        name = getattr(f, "identity", str(f))
+def committee_members(spec: Any) -> list[str] | None:
+    """The member specs of a ``"committee"`` or ``"committee:spec1,spec2"`` calculator spec
+    (:data:`DEFAULT_MEMBERS` for the bare word), or None for any other spec."""
+    if not isinstance(spec, str):
+        return None
+    head, _, rest = spec.partition(":")
+    if head.strip().lower() != "committee":
+        return None
+    return [m.strip() for m in rest.split(",") if m.strip()] or list(DEFAULT_MEMBERS)
+
+
+def single_estimate(calculator: str, tier: str, barrier: float | None,
+                    calibration: Calibration | None) -> dict[str, Any] | None:
+    """The estimate document of one ML model's barrier (spread 0, calibrated when the model
+    has a fit); None for a tier that is not an ML potential (the BVFF is not calibrated)."""
+    if tier != "MLIP":
+        return None
+    return combine({calculator: barrier}, calibration).as_dict()
+
+
+def committee_report(reports: list[Any], calibration: Calibration | None,
+                     reasons: Mapping[str, str] | None = None) -> Any:
+    """One NEB report of a committee from its members' reports of the same host, ion and
+    path: the raw barrier is the members' mean, the estimate holds mean ± spread and the
+    calibrated value; every member's hops are kept, each naming its model."""
+    from .neb.results import NEBReport
+
+    if not reports:
+        raise IonscreenError("no committee member ran: " + "; ".join(
+            f"{k}: {v}" for k, v in (reasons or {}).items()))
+    members = {r.calculator: r.barrier for r in reports}
+    members.update({k: None for k in (reasons or {})})
+    why = {**(reasons or {}), **{r.calculator: r.summary().status for r in reports if r.barrier is None}}
+    est = combine(members, calibration, why)
+    first = reports[0]
+    names = ", ".join(members)
+    return NEBReport(
+        formula=first.formula, ion=first.ion, calculator=f"committee ({names})", tier="MLIP",
+        barrier=est.barrier, rate_limiting_hop=None, dimension=first.dimension,
+        hops=[h for r in reports for h in r.hops], bvse=first.bvse,
+        failures=[{**f, "model": r.calculator} for r in reports for f in r.failures],
+        skipped=[{**s, "model": r.calculator} for r in reports for s in r.skipped],
+        note=(f"{est.label}. A barrier is combined per path (each member's rate-limiting hop "
+              "barrier), never through absolute energies. " + first.note),
+        approximate=any(r.approximate for r in reports), estimate=est.as_dict())
+
+
+def run_members(run_one: Callable[[str], Any], members: Iterable[str]) -> tuple[list[Any], dict[str, str]]:
+    """``run_one(spec)`` for each member; a member that cannot run (its package missing, an
+    error of its own) is left out with the reason, and the others go on."""
+    done, reasons = [], {}
+    for spec in members:
         try:
-            r = run_one(f)
+            done.append(run_one(spec))
         except IonscreenError as exc:
-            members[name] = None
-            reasons[name] = f"{type(exc).__name__}: {exc}"
-            continue
-        results.append(r)
-        members[getattr(r, "calculator", name)] = r.barrier
-        if r.barrier is None:
-            reasons[getattr(r, "calculator", name)] = getattr(r, "status", "no barrier")
-    return combine(members, calibration, reasons), results
+            reasons[spec] = f"{type(exc).__name__}: {exc}"
+    return done, reasons

@@ -21,16 +21,19 @@ from .cli_common import GreedyOption, console, fail, mpi_world, parse_oxi, run_e
 
 def _report_table(rep) -> Table:  # type: ignore[no-untyped-def]
     t = Table(title=f"{rep.formula}, {rep.ion}: {rep.tier} CI-NEB beside BVSE (eV)")
-    for c in ("hop", "length (Å)", "BVSE hop barrier", f"{rep.tier} NEB barrier", "status", "steps", "time (s)"):
+    several = len({h.calculator for h in rep.hops}) > 1
+    for c in ("hop", *(("model",) if several else ()), "length (Å)", "BVSE hop barrier",
+              f"{rep.tier} NEB barrier", "status", "steps", "time (s)"):
         t.add_column(c, justify="right")
     for h in rep.hops:
         b = "—" if h.barrier is None else f"{h.barrier:.3f}"
         bv = h.hop.get("bvse_barrier")
-        t.add_row(str(h.hop["index"]), f"{h.hop['length']:.3f}", "—" if bv is None else f"{bv:.3f}", b,
+        t.add_row(str(h.hop["index"]), *((h.calculator.split(" (")[0],) if several else ()),
+                  f"{h.hop['length']:.3f}", "—" if bv is None else f"{bv:.3f}", b,
                   "converged" if h.converged else "NOT converged", str(sum(h.steps.values())),
                   f"{h.timings['total']:.1f}")
     for f in rep.failures:
-        t.add_row(str(f["hop"]), "", "", "—", f"failed: {f['error']}", "", "")
+        t.add_row(str(f["hop"]), *(("",) if several else ()), "", "", "—", f"failed: {f['error']}", "", "")
     return t
 
 
@@ -41,6 +44,19 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
     console.print(f"[bold]{rep.tier} CI-NEB barrier[/] (rate-limiting hop {rep.rate_limiting_hop}): {b}   "
                   f"[bold]BVSE E{rep.dimension or '?'}[/]: {'—' if bv is None else f'{bv:.3f} eV'}")
     console.print(f"calculator: {rep.calculator}")
+    est = rep.estimate or {}
+    if est.get("barrier") is not None:
+        members = ", ".join(f"{k}: {'—' if v is None else f'{v:.3f}'}" for k, v in est["members"].items())
+        console.print(f"[bold]raw[/] {est['barrier']:.3f} ± {est['spread']:.3f} eV (spread over "
+                      f"{sum(v is not None for v in est['members'].values())} model(s): {members})")
+        if est.get("calibrated") is not None:
+            console.print(f"[bold]calibrated[/] {est['calibrated']:.3f} ± {est['uncertainty']:.3f} eV "
+                          "(linear per model, fitted on the calibration part of a public DFT-NEB set)")
+        else:
+            console.print("not calibrated: no calibration is fitted for this model; ML potentials "
+                          "run soft (barriers too low)")
+    for model, why in (est.get("reasons") or {}).items():
+        console.print(f"[yellow]{model}:[/] {why}", markup=True)
     for h in rep.hops:
         for w in h.warnings:
             console.print(f"[yellow]note (hop {h.hop['index']}):[/] {w}")
@@ -63,16 +79,18 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
 @click.option("--mobile-index", type=int, default=None,
               help="With --endpoints: the index of the moving atom (default: the --ion atom that "
                    "moves most).")
-@click.option("--optimizer", type=click.Choice(["auto", "FIRE", "BFGS", "ODE"]), default="auto",
+@click.option("--optimizer", type=click.Choice(["FIRE", "BFGS", "ODE"]), default="FIRE",
               show_default=True,
-              help="Band optimiser; auto = FIRE for the BVFF, ASE's ODE NEB optimiser for an ML "
-                   "potential (fewer force calls).")
+              help="Band optimiser (ODE: ASE's adaptive ODE NEB optimiser).")
 @click.option("--ion", "ions", cls=GreedyOption, multiple=True, required=True,
               help="Working ion(s): Mg, Ca, Zn, Al, NH4, Sr, Ba, Li, Na.")
 @click.option("--calculator", default="bvff", show_default=True,
               help="bvff, chgnet[:model] or sevennet[:model[@modal]] (pip install \"ionscreen[mlip]\"), "
-                   "or module:Class (any ASE calculator).")
-@click.option("--images", type=int, default=7, show_default=True, help="Inner NEB images.")
+                   "module:Class (any ASE calculator), or committee[:spec,spec...] (several ML "
+                   "potentials on the same path: mean ± spread, calibrated where fitted; default "
+                   "members chgnet:0.3.0, chgnet:r2scan, sevennet:7net-0, sevennet:7net-mf-0).")
+@click.option("--images", type=int, default=None,
+              help="Inner NEB images [default: 7 for the BVFF, 5 for an ML potential].")
 @click.option("--hop", type=int, default=None,
               help="Run one hop (its class in the BVSE hop table). Default: every distinct hop of the "
                    "lowest-barrier percolating path.")
@@ -82,7 +100,8 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
               show_default=True, help="One ion in the empty host, or one vacancy in the full host.")
 @click.option("--path", "path_kind", type=click.Choice(["bvse", "idpp", "linear"]), default="bvse",
               show_default=True, help="Initial band.")
-@click.option("--fmax", type=float, default=0.05, show_default=True, help="Climbing-image convergence (eV/Å).")
+@click.option("--fmax", type=float, default=None,
+              help="Climbing-image convergence (eV/Å) [default: 0.05 for the BVFF, 0.03 for an ML potential].")
 @click.option("--steps", type=int, default=1000, show_default=True, help="Most optimiser steps per stage.")
 @click.option("--min-distance", type=float, default=8.0, show_default=True,
               help="Smallest distance between periodic images of the ion (Å); sets the supercell.")
@@ -111,11 +130,13 @@ def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop
     comm = mpi_world()
     if bool(files) == bool(endpoints):
         raise click.UsageError("give host FILE(s), or --endpoints INITIAL FINAL (not both)")
-    if optimizer == "auto":
-        optimizer = "FIRE" if calculator.lower() == "bvff" else "ODE"
+    tier_default = NEBSettings.for_calculator(calculator)
+    images = tier_default.images if images is None else images
+    fmax = tier_default.fmax if fmax is None else fmax
     settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
                     fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
-                    derive_nitride=derive_nitride, optimizer=optimizer)
+                    derive_nitride=derive_nitride, optimizer=optimizer,
+                    fmax_endpoints=min(tier_default.fmax_endpoints, fmax))
     try:
         NEBSettings(**settings).validate()
     except ValueError as exc:
@@ -145,26 +166,42 @@ def _endpoints(files: tuple[str, str], ion: str, calculator: str, mobile_index: 
                settings: dict[str, Any], oxs: dict[str, float] | None, json_out: str | None,
                plot_out: str | None, comm: Any) -> None:
     """NEB between two given endpoint files, printed; under MPI the ranks share its images."""
+    from ionscreen.screening.committee import (
+        Calibration,
+        committee_members,
+        committee_report,
+        run_members,
+        single_estimate,
+    )
     from ionscreen.screening.neb import NEBReport, NEBSettings, neb_between
-    from ionscreen.screening.neb.results import tier_of
     from ionscreen.structures.io import read_structure
 
     root = mpi.rank(comm) == 0
+    note = f"given endpoints {files[0]} -> {files[1]}"
+
+    def one(spec: Any) -> NEBReport:
+        r = neb_between(a, b, ion, spec, NEBSettings(**settings), mobile_index=mobile_index,
+                        comm=comm, oxidation_states=oxs)
+        rep = NEBReport(formula=r.formula, ion=r.ion, calculator=r.calculator, tier=r.tier,
+                        barrier=r.barrier, rate_limiting_hop=None, dimension=None, hops=[r], bvse={},
+                        note=f"{note} (atom {r.hop['mobile_atom']} moves {r.hop['length']:.2f} Å)")
+        rep.estimate = single_estimate(rep.calculator, rep.tier, rep.barrier, Calibration.load())
+        return rep
+
     try:
         a, b = (read_structure(f) for f in files)
         with console.status(f"NEB of {ion} between {Path(files[0]).name} and {Path(files[1]).name}"
                             ) if root else nullcontext():
-            r = neb_between(a, b, ion, calculator, NEBSettings(**settings),
-                            mobile_index=mobile_index, comm=comm, oxidation_states=oxs)
+            members = committee_members(calculator)
+            if members:
+                done, reasons = run_members(one, members)
+                rep = committee_report(done, Calibration.load(), reasons)
+            else:
+                rep = one(calculator)
     except IonscreenError as exc:
         fail(exc)
     if not root:
         return
-    rep = NEBReport(formula=r.formula, ion=r.ion, calculator=r.calculator, tier=r.tier or tier_of(r.calculator),
-                    barrier=r.barrier, rate_limiting_hop=None, dimension=None, hops=[r],
-                    bvse={}, failures=[], skipped=[],
-                    note=f"given endpoints {files[0]} -> {files[1]} (atom {r.hop['mobile_atom']} moves "
-                         f"{r.hop['length']:.2f} Å)")
     _print_report(rep)
     if json_out:
         rep.to_json(json_out, with_images=True)

@@ -49,8 +49,9 @@ def neb_step(doc: dict[str, Any]) -> dict[str, Any]:
 
     cand = Candidate.from_dict(doc["candidate"])
     bvse = BVSEResult.from_dict(doc["bvse"])
-    rep = run_neb(cand.structure, cand.working_ion, doc.get("calculator", "bvff"),
-                  settings=NEBSettings(**doc.get("settings", {})), bvse=bvse)
+    calc = doc.get("calculator", "bvff")
+    rep = run_neb(cand.structure, cand.working_ion, calc,
+                  settings=NEBSettings.for_calculator(calc, **doc.get("settings", {})), bvse=bvse)
     return {"summary": rep.summary().as_dict(), "report": rep.to_dict()}
 
 
@@ -63,8 +64,9 @@ def neb_file_step(doc: dict[str, Any]) -> dict[str, Any]:
     from ionscreen.structures.io import read_structure
 
     seed = doc.get("bvse_settings")
-    rep = run_neb(read_structure(doc["path"]), doc["ion"], doc.get("calculator", "bvff"),
-                  doc.get("hop"), NEBSettings(**doc.get("settings", {})),
+    calc = doc.get("calculator", "bvff")
+    rep = run_neb(read_structure(doc["path"]), doc["ion"], calc,
+                  doc.get("hop"), NEBSettings.for_calculator(calc, **doc.get("settings", {})),
                   bvse_settings=BVSESettings.from_dict(seed) if seed is not None else None,
                   oxidation_states=doc.get("oxi"))
     return rep.to_dict()

@@ -16,6 +16,13 @@ from ionscreen.structures.convert import to_atoms
 
 from ..bvse import DIMS, BVSEResult, BVSESettings, Hop, PreparedHost, compute_landscape
 from ..calculators import BVFFModel, CalculatorFactory
+from ..committee import (
+    Calibration,
+    committee_members,
+    committee_report,
+    run_members,
+    single_estimate,
+)
 from ..ion_models import IonModel, ion_model
 from .band import neb_hop
 from .flags import flag
@@ -164,7 +171,15 @@ def run_neb(
     PreparedHost was prepared with, or :func:`seed_settings` for a Structure: a 0.1 Å grid).
     The report's ``bvse["settings"]`` says which BVSE settings seeded it.
     """
-    settings = settings or NEBSettings()
+    members = committee_members(calculator)
+    if members:
+        # each member runs the same path from the same BVSE seed; combined per path
+        prepared, bvse, _ = _seed(host, ion_model(ion), settings or NEBSettings.for_ml(), bvse,
+                                  bvse_settings, oxidation_states)
+        done, reasons = run_members(lambda spec: run_neb(
+            prepared, ion, spec, hop, settings, bvse=bvse, comm=comm, progress=progress), members)
+        return committee_report(done, Calibration.load(), reasons)
+    settings = settings or NEBSettings.for_calculator(calculator)
     settings.validate()
     ion = ion_model(ion)
     check_ranks(settings.images, comm)
@@ -188,8 +203,10 @@ def run_neb(
     seed = {"method": bvse.method, "dimension": dim, "barrier": bvse.barriers.get(dim) if dim else None,
             "barriers": dict(bvse.barriers), "hop_barriers": [distinct[k].barrier for k in chosen],
             "settings": used.as_dict()}
-    return _report(bvse.formula, ion, calculator, dim, seed, results, failures, skipped + merged,
-                   note + (f". {forced}" if forced else ""))
+    rep = _report(bvse.formula, ion, calculator, dim, seed, results, failures, skipped + merged,
+                  note + (f". {forced}" if forced else ""))
+    rep.estimate = single_estimate(rep.calculator, rep.tier, rep.barrier, Calibration.load())
+    return rep
 
 
 def _report(formula: str, ion: IonModel, calculator: Any, dim: str | None, seed: dict[str, Any],

@@ -140,8 +140,7 @@ def neb_between(
     Raises :class:`MergedEndpointsError` when both endpoints relax into one minimum."""
     is_bvff = (calculator.lower() == "bvff" if isinstance(calculator, str)
                else getattr(calculator, "tier", "") == BVFF_TIER)
-    if settings is None:
-        settings = NEBSettings() if is_bvff else NEBSettings.for_ml()
+    settings = settings or NEBSettings.for_calculator("bvff" if is_bvff else calculator)
     if settings.path == "bvse":
         settings = replace(settings, path="idpp")
     settings.validate()

@@ -111,6 +111,11 @@ class NEBSummary(MSONable):
     hops: int = 0
     failures: int = 0
     flags: tuple[dict[str, Any], ...] = ()  # NEBReport.barrier_flags(): {"code", "text", "hop"}
+    raw_barrier: float | None = None  # eV, as the model(s) computed it (committee: the mean)
+    spread: float | None = None  # eV, standard deviation over committee members (0 for one)
+    uncertainty: float | None = None  # eV, of ``barrier``: spread and calibration error
+    calibrated: bool = False  # ``barrier`` is the calibrated value (raw_barrier beside it)
+    models: tuple[str, ...] = ()  # the model(s) behind the barrier
 
     @property
     def refused(self) -> list[dict[str, Any]]:
@@ -119,8 +124,10 @@ class NEBSummary(MSONable):
 
     @property
     def label(self) -> str:
-        """What produced the barrier: ``"BVFF CI-NEB (<calculator>)"``."""
-        return f"{self.tier} CI-NEB ({self.calculator or 'unknown calculator'})"
+        """What produced the barrier: ``"BVFF CI-NEB (<calculator>)"``, with ", calibrated"
+        when the barrier is the calibrated value of an ML tier."""
+        return (f"{self.tier} CI-NEB ({self.calculator or 'unknown calculator'})"
+                + (", calibrated" if self.calibrated else ""))
 
     @classmethod
     def failed(cls, calculator: str, reason: str) -> NEBSummary:
@@ -135,6 +142,7 @@ class NEBSummary(MSONable):
     def from_dict(cls, d: dict[str, Any]) -> NEBSummary:
         kw = _known(cls, d)
         kw["flags"] = tuple(dict(f) for f in kw.get("flags") or ())
+        kw["models"] = tuple(kw.get("models") or ())
         return cls(**kw)
 
 
@@ -159,10 +167,15 @@ class NEBReport(MSONable):
     skipped: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
     approximate: bool = False
+    estimate: dict[str, Any] | None = None
+    """ML tier: the barrier as a :class:`~ionscreen.screening.committee.CommitteeBarrier`
+    document (members, raw mean ± spread, calibrated ± uncertainty, label)."""
 
     @property
     def barrier_label(self) -> str:
-        return f"{self.tier} CI-NEB barrier ({self.calculator})"
+        est = self.estimate or {}
+        return f"{self.tier} CI-NEB barrier ({self.calculator})" + (
+            ", calibrated" if est.get("calibrated") is not None else "")
 
     @property
     def flags(self) -> list[dict[str, Any]]:
@@ -204,11 +217,16 @@ class NEBReport(MSONable):
                    or [f["reason"] for f in self.failures])
         status = "converged" if self.barrier is not None else (
             "; ".join(dict.fromkeys(reasons)) or "no hop computed")  # each reason once
+        est = self.estimate or {}
+        cal = est.get("calibrated") if self.barrier is not None else None
         return NEBSummary(
-            barrier=self.barrier, converged=self.barrier is not None, calculator=self.calculator,
-            tier=self.tier, status=status, approximate=self.approximate, dimension=self.dimension,
-            bvse_barrier=self.bvse.get("barrier"), hops=len(self.hops), failures=len(self.failures),
-            flags=tuple(self.barrier_flags()))
+            barrier=cal if cal is not None else self.barrier, converged=self.barrier is not None,
+            calculator=self.calculator, tier=self.tier, status=status, approximate=self.approximate,
+            dimension=self.dimension, bvse_barrier=self.bvse.get("barrier"), hops=len(self.hops),
+            failures=len(self.failures), flags=tuple(self.barrier_flags()), raw_barrier=self.barrier,
+            spread=est.get("spread"),
+            uncertainty=est.get("uncertainty") if cal is not None else est.get("spread"),
+            calibrated=cal is not None, models=tuple(est.get("members") or (self.calculator,)))
 
     def summary_text(self) -> str:
         """Lines for a terminal: each hop and the rate-limiting barrier."""
@@ -219,6 +237,11 @@ class NEBReport(MSONable):
                          f"{h.hop.get('bvse_barrier', float('nan')):.3f} eV): {b}")
             lines += [f"    [{f['code']}] {f['text']}" for f in h.flags]
         b = "n/a" if self.barrier is None else f"{self.barrier:.3f} eV"
+        est = self.estimate or {}
+        if self.barrier is not None and est.get("calibrated") is not None:
+            b += f" raw; calibrated {est['calibrated']:.3f} ± {est['uncertainty']:.3f} eV"
+        elif self.barrier is not None and est.get("spread"):
+            b += f" ± {est['spread']:.3f} eV (committee spread)"
         bv = self.bvse.get("barrier")
         lines.append(f"  barrier (rate-limiting hop): {b}; BVSE {self.dimension or ''} "
                      f"{'n/a' if bv is None else f'{bv:.3f} eV'}")

@@ -91,6 +91,14 @@ class NEBSettings(TypedSettings):
         endpoints to 0.02 eV/Å."""
         return cls(**{"images": 5, "fmax": 0.03, "fmax_endpoints": 0.02, **changes})  # type: ignore[arg-type]
 
+    @classmethod
+    def for_calculator(cls, calculator: object, **changes: object) -> NEBSettings:
+        """``NEBSettings(**changes)`` for the BVFF (by name "bvff" or a factory of tier "BVFF"),
+        :meth:`for_ml` with ``changes`` for anything else (an ML potential, a committee)."""
+        tier = getattr(calculator, "tier", None)
+        bvff = (str(calculator).strip().lower() == "bvff") if tier is None else tier == "BVFF"
+        return cls(**changes) if bvff else cls.for_ml(**changes)  # type: ignore[arg-type]
+
     @property
     def endpoint_optimizer(self) -> str:
         """The optimiser of the endpoint relaxations (the band's, FIRE for an ODE band)."""

@@ -1,0 +1,127 @@
+"""Fit the per-model calibration of ML barriers on the calibration paths only, and score every
+tier on the held-out paths: each model raw and calibrated, the committee raw and calibrated
+(issue 13.3-13.4).
+
+Reads the result files of ``validate_barriers.py`` (one per tier, or one holding several),
+fits ``calibrated = slope * raw + intercept`` per ML model on the paths whose split is
+"calibration" (5-fold cross-validated), writes the fits to
+``screening/data/calibration.json`` (``--write``; the product applies them), and prints the
+held-out table. A held-out path never enters a fit: the fit sees only ids whose split is
+"calibration" (``tests/test_committee.py`` holds this).
+
+    python benchmarks/fit_calibration.py /work/val/chgnet.json /work/val/chgnet_r2scan.json \\
+        --write --markdown out/heldout.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dft_neb import ReferencePath, load_paths, markdown_table, metrics
+
+from ionscreen.screening.committee import (
+    CALIBRATION_FILE,
+    Calibration,
+    combine,
+    fit_linear,
+    model_key,
+)
+
+#: validate_barriers tier name -> the model key the product's NEB results carry
+ML_TIERS = {"chgnet": "chgnet:0.3.0", "chgnet:0.3.0": "chgnet:0.3.0", "chgnet:r2scan": "chgnet:r2scan",
+            "sevennet": "sevennet:7net-0", "sevennet:7net-0": "sevennet:7net-0",
+            "sevennet:7net-mf-0": "sevennet:7net-mf-0"}
+PACKAGE_DATA = Path(__file__).resolve().parents[1] / "screening" / "data" / CALIBRATION_FILE
+
+
+def read_results(files: list[Path]) -> dict[str, dict[str, dict[str, Any]]]:
+    """tier -> path id -> result, merged over the files."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for f in files:
+        for tier, res in json.loads(f.read_text()).get("results", {}).items():
+            out.setdefault(tier, {}).update(res)
+    return out
+
+
+def barriers(res: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    return {pid: (r["barrier"] if r.get("barrier") is not None and math.isfinite(r["barrier"]) else None)
+            for pid, r in res.items()}
+
+
+def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
+        source: str) -> Calibration:
+    """Per-model linear fits on the calibration paths that model has a barrier for."""
+    fits = {}
+    for tier, res in results.items():
+        if tier not in ML_TIERS:
+            continue
+        pairs = [(b, paths[pid].dft_barrier) for pid, b in barriers(res).items()
+                 if b is not None and pid in paths and paths[pid].split == "calibration"]
+        if len(pairs) >= 3:
+            fits[model_key(ML_TIERS[tier])] = fit_linear([p[0] for p in pairs], [p[1] for p in pairs])
+    return Calibration(fits, source)
+
+
+def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration
+                     ) -> dict[str, dict[str, float | None]]:
+    """Predictions per tier name: every tier raw, each ML model calibrated, the committee of
+    the ML models (raw mean and calibrated mean), per path."""
+    preds: dict[str, dict[str, float | None]] = {t: barriers(r) for t, r in results.items()}
+    ml = [t for t in results if t in ML_TIERS]
+    for t in ml:
+        f = cal.get(ML_TIERS[t])
+        if f:
+            preds[f"{t} calibrated"] = {p: (None if b is None else f(b)) for p, b in preds[t].items()}
+    if len(ml) > 1:
+        ids = set().union(*(results[t] for t in ml))
+        raw, calib, spread = {}, {}, {}
+        for pid in ids:
+            c = combine({ML_TIERS[t]: preds[t].get(pid) for t in ml}, cal)
+            raw[pid], calib[pid], spread[pid] = c.barrier, c.calibrated, c.spread
+        preds[f"committee ({', '.join(ml)})"] = raw
+        preds[f"committee ({', '.join(ml)}) calibrated"] = calib
+    return preds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", nargs="+", type=Path)
+    ap.add_argument("--write", action="store_true", help=f"write the fits to {PACKAGE_DATA}")
+    ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--common", action="store_true",
+                    help="score only paths every tier has run (the same paths for each)")
+    args = ap.parse_args()
+    results = read_results(args.results)
+    every = {p.id: p for p in load_paths(None)}
+    n_cal = {t: sum(1 for pid in r if pid in every and every[pid].split == "calibration")
+             for t, r in results.items()}
+    cal = fit(results, every, f"DFT-NEB set of Devi et al. (arXiv:2508.06459), calibration "
+                              f"split, {max(n_cal.values(), default=0)} paths, {date.today()}")
+    for k, f in cal.fits.items():
+        print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
+              f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
+    if args.write:
+        PACKAGE_DATA.parent.mkdir(parents=True, exist_ok=True)
+        PACKAGE_DATA.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
+        print(f"written {PACKAGE_DATA}")
+    preds = tier_predictions(results, cal)
+    held = [p for p in every.values() if p.split == "held-out" and p.counted]
+    run_ids = set.intersection(*(set(r) for r in results.values())) if args.common else None
+    parts = []
+    for name, pred in preds.items():
+        ran = [p for p in held if p.id in (run_ids if run_ids is not None else pred)]
+        if ran:
+            parts.append(markdown_table(metrics(pred, ran), f"{name} — held-out, {len(ran)} paths run"))
+    text = "\n\n".join(parts)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

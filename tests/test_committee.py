@@ -1,0 +1,114 @@
+"""The ML committee (combined per path: mean ± spread) and the calibration of the softening
+(fitted on calibration paths only)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ionscreen.errors import IonscreenError
+from ionscreen.screening.committee import (
+    Calibration,
+    LinearFit,
+    combine,
+    committee_members,
+    fit_linear,
+    model_key,
+)
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_members_are_combined_per_path_with_their_spread():
+    c = combine({"CHGNet 0.3.0 (chgnet 0.4.2)": 0.40, "CHGNet r2scan (chgnet 0.4.2)": 0.60,
+                 "SevenNet 7net-0 (sevenn 0.13.0)": None}, reasons={"SevenNet 7net-0 (sevenn 0.13.0)": "x"})
+    assert c.barrier == pytest.approx(0.5) and c.spread == pytest.approx(np.std([0.4, 0.6], ddof=1))
+    assert c.found == 2 and c.calibrated is None and "2/3" in c.label and c.reasons
+    assert combine({"a": None}).barrier is None
+
+
+def test_calibration_applies_per_model_and_carries_its_error():
+    cal = Calibration({"chgnet:0.3.0": LinearFit(1.5, 0.1, 40, 0.12, 0.15),
+                       "chgnet:r2scan": LinearFit(1.2, 0.2, 40, 0.10, 0.13)}, "test")
+    c = combine({"CHGNet 0.3.0 (chgnet 0.4.2)": 0.4, "CHGNet r2scan (chgnet 0.4.2)": 0.6}, cal)
+    per = [1.5 * 0.4 + 0.1, 1.2 * 0.6 + 0.2]
+    assert c.calibrated == pytest.approx(np.mean(per))
+    assert c.uncertainty == pytest.approx(np.hypot(np.std(per, ddof=1), np.sqrt((0.15 ** 2 + 0.13 ** 2) / 2)))
+    assert c.best == c.calibrated and "calibrated" in c.label
+    # a member without a fit leaves the committee uncalibrated (never half-calibrated)
+    assert combine({"CHGNet 0.3.0": 0.4, "Other 1": 0.5}, cal).calibrated is None
+    assert Calibration.from_dict(json.loads(json.dumps(cal.as_dict()))).fits == cal.fits
+    assert LinearFit(1.0, -0.5, 3, 0, 0)(0.2) == 0.0  # never a negative barrier
+
+
+def test_fit_linear_recovers_a_line_and_cross_validates():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.1, 1.5, 60)
+    y = 1.4 * x + 0.12 + rng.normal(0, 0.05, 60)
+    f = fit_linear(x, y)
+    assert f.slope == pytest.approx(1.4, abs=0.05) and f.intercept == pytest.approx(0.12, abs=0.05)
+    assert 0.02 < f.cv_mae < 0.08 and f.cv_rmse >= f.cv_mae and f.n == 60
+    with pytest.raises(IonscreenError, match="at least 3"):
+        fit_linear([0.1, 0.2], [0.3, 0.4])
+
+
+def test_model_keys_and_committee_specs():
+    assert model_key("CHGNet 0.3.0 (chgnet 0.4.2)") == "chgnet:0.3.0" == model_key("chgnet:0.3.0")
+    assert model_key("SevenNet 7net-0 (sevenn 0.13.0)") == "sevennet:7net-0"
+    assert committee_members("committee")[:2] == ["chgnet:0.3.0", "chgnet:r2scan"]
+    assert committee_members("committee:chgnet, sevennet") == ["chgnet", "sevennet"]
+    assert committee_members("chgnet") is None and committee_members(None) is None
+
+
+def _fit_module():
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("fit_calibration", BENCH / "fit_calibration.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_fit_sees_calibration_paths_only():
+    """Held-out paths with absurd barriers must not move the fit: the split holds."""
+    from dataclasses import dataclass
+
+    mod = _fit_module()
+
+    @dataclass
+    class P:
+        id: str
+        dft_barrier: float
+        split: str
+
+    paths = {f"c{i}": P(f"c{i}", 0.2 + 0.1 * i, "calibration") for i in range(8)}
+    paths.update({f"h{i}": P(f"h{i}", 0.5, "held-out") for i in range(8)})
+    res = {pid: {"barrier": (p.dft_barrier - 0.1) / 2 if p.split == "calibration" else 9.0}
+           for pid, p in paths.items()}
+    cal = mod.fit({"chgnet": res, "bvse": res}, paths, "test")
+    f = cal.get("CHGNet 0.3.0 (chgnet 0.4.2)")
+    assert set(cal.fits) == {"chgnet:0.3.0"} and f.n == 8  # BVSE is not calibrated
+    assert f.slope == pytest.approx(2.0) and f.intercept == pytest.approx(0.1)
+
+
+@pytest.mark.slow
+def test_committee_neb_reports_members_and_a_nonzero_spread(tmp_path):
+    pytest.importorskip("chgnet")
+    from ionscreen.screening.neb import NEBReport, NEBSettings, run_neb
+    from ionscreen.structures.prototypes import get_prototype, host_for_ion
+
+    s, _ = host_for_ion(get_prototype("LiMn2O4"), "Mg")
+    rep = run_neb(s, "Mg", "committee:chgnet:0.3.0,chgnet:r2scan",
+                  settings=NEBSettings(images=3, relax_host=False, fmax=0.1))
+    est = rep.estimate
+    assert len(est["members"]) == 2 and all(v is not None for v in est["members"].values())
+    assert est["spread"] > 0.005 and rep.barrier == pytest.approx(np.mean(list(est["members"].values())))
+    s_ = rep.summary()
+    assert s_.spread == est["spread"] and len(s_.models) == 2 and s_.raw_barrier == rep.barrier
+    back = NEBReport.from_dict(json.loads(rep.to_json()))
+    assert back.estimate["spread"] == est["spread"]
+    assert {h.calculator.split(" ")[1] for h in rep.hops} == {"0.3.0", "r2scan"}
