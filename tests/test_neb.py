@@ -64,7 +64,7 @@ def test_report_reads_back_and_keeps_its_document(lfp, lfp_report):
     d = rep.as_dict()
     assert d == rep.to_dict()
     assert set(d) == {"formula", "ion", "calculator", "tier", "barrier", "rate_limiting_hop",
-                      "dimension", "hops", "bvse", "failures", "skipped", "note", "approximate",
+                      "dimension", "hops", "bvse", "failures", "skipped", "note", "approximate", "estimate",
                       "barrier_label", "flags"}
     assert BVSESettings.from_dict(d["bvse"]["settings"]) == lfp[1].settings
     assert d["bvse"]["settings"]["resolution"] == 0.1
