@@ -27,6 +27,10 @@ COMPARED_FILES = ("ranked_Mg.csv", "ranked_Ca.csv", "ranked_Zn.csv", "failures.c
 #: written into it. Every BVSE, NEB and candidate-derived job id therefore changed once (a
 #: store written before 0.2 is recomputed, not resumed); every other column is compared.
 NOT_COMPARED = ("job_id",)
+#: columns added after the expected files were written (issue 13: what stands behind a NEB
+#: barrier); they are checked in tests/test_rank_export.py, and must not move the others
+ADDED = ("neb_barrier_raw_eV", "neb_calibrated", "neb_spread_eV", "neb_uncertainty_eV",
+         "neb_models", "neb_flag_codes")
 
 
 
@@ -47,7 +51,7 @@ def golden_run(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("name", COMPARED_FILES)
 def test_ranked_csv_identical_to_before_the_redesign(golden_run, name):
     want, got = read_csv(GOLDEN / "expected" / name), read_csv(golden_run / name)
-    assert list(got[0].keys()) == list(want[0].keys()), "columns changed"
+    assert [c for c in got[0] if c not in ADDED] == list(want[0].keys()), "columns changed"
     assert len(got) == len(want), f"{name}: {len(got)} rows, expected {len(want)}"
     diffs = [(i, col, w[col], g[col]) for i, (w, g) in enumerate(zip(want, got))
              for col in w if col not in NOT_COMPARED and not same_cell(w[col], g[col])]

@@ -190,3 +190,23 @@ def test_voltage_needs_a_discharged_candidate(tis2):
     cand, _ = tis2
     with pytest.raises(StructureValidationError, match="discharged"):
         hosts_for_voltage(cand)
+
+
+def test_a_calibrated_ml_barrier_is_ranked_and_exported_with_what_stands_behind_it(tis2, tmp_path):
+    """The ranked barrier of an ML NEB is its calibrated value, labelled so; the CSV row keeps
+    the raw value, the spread, the uncertainty, the models and the flags beside it."""
+    cand, summary = tis2
+    neb = NEBSummary(barrier=0.62, converged=True, calculator="committee (a, b)", tier="MLIP",
+                     status="converged", raw_barrier=0.41, spread=0.05, uncertainty=0.14,
+                     calibrated=True, models=("CHGNet 0.3.0", "CHGNet r2scan"),
+                     flags=({"code": "merged-hops", "text": "x", "hop": 0},))
+    rec = HostRecord.from_results(cand, summary, neb, job_id="ml")
+    host = rank([rec], "Mg")[0]
+    assert host.barrier == 0.62 and host.barrier_tier.endswith(", calibrated")
+    written = export_run([rec], [], tmp_path, top_n=1)
+    row = next(csv.DictReader(written["ranked_Mg.csv"].open()))
+    assert (row["neb_barrier_eV"], row["neb_barrier_raw_eV"], row["neb_spread_eV"],
+            row["neb_uncertainty_eV"]) == ("0.62", "0.41", "0.05", "0.14")
+    assert row["neb_calibrated"] == "True" and row["neb_models"] == "CHGNet 0.3.0; CHGNet r2scan"
+    assert row["neb_flag_codes"] == "merged-hops"
+    assert NEBSummary.from_dict(neb.as_dict()) == neb
