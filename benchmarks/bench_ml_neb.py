@@ -5,7 +5,8 @@ Plain ASE NEB, as its documentation writes one: both endpoints relaxed with BFGS
 ``CHGNetCalculator`` per image, IDPP band of 7 inner images, climbing image from the start,
 FIRE to fmax 0.05 eV/Å. ionscreen: :func:`ionscreen.screening.neb.neb_between` with its ML
 defaults (:meth:`NEBSettings.for_ml`): energies and forces only (no stress), all moved images
-of a band in one batch call, ASE's ODE NEB optimiser. Both start from the same unrelaxed
+of a band in one batch call, denormals flushed, 5 inner images, here with the plain run's convergence (climbing image
+to 0.05 eV/Å; ionscreen's own default is 0.03). Both start from the same unrelaxed
 endpoints (the hop's two BVSE sites in the host's NEB supercell). The runs alternate in one
 process (plain, ionscreen, plain, ionscreen...), one torch thread; CPU seconds are the
 process's own (time.process_time), which another job on the machine disturbs less than wall
@@ -43,12 +44,14 @@ def endpoints(host: str, ion: str, hop_rank: int = 0):
 
 def plain_ase(initial, final, images: int = 7, fmax: float = 0.05) -> dict:
     """The NEB an ASE user writes: one CHGNetCalculator per image, BFGS endpoints, IDPP, FIRE."""
+    import torch
     from ase.mep import NEB
     from ase.optimize import BFGS, FIRE
     from chgnet.model.dynamics import CHGNetCalculator
 
     from ionscreen.structures.convert import to_atoms
 
+    torch.set_flush_denormal(False)  # torch's default; ionscreen's ML tier turns it on
     model = _model()
     ends = [to_atoms(initial), to_atoms(final)]
     calls = 0
@@ -84,7 +87,8 @@ def ours(initial, final, ion: str) -> dict:
     from ionscreen.screening.neb import NEBSettings, neb_between
 
     factory = calculator_factory("chgnet")
-    r = neb_between(initial, final, ion, calculator=factory, settings=NEBSettings.for_ml())
+    # the same convergence as the plain run (fmax 0.05 on the climbing image)
+    r = neb_between(initial, final, ion, calculator=factory, settings=NEBSettings.for_ml(fmax=0.05))
     return {"barrier": r.barrier, "converged": r.converged, "band_steps": sum(
         v for k, v in r.steps.items() if not k.startswith("relax")),
         "calls": int(r.timings["energy_force_calls"]), "batch_calls": int(r.timings.get("batch_calls", 0))}
@@ -102,7 +106,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default="LiMn2O4:Mg,FePO4:Mg")
+    ap.add_argument("--cases", default="LiMn2O4:Mg")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--out", default="bench_ml_neb.json")
     args = ap.parse_args()
