@@ -27,6 +27,7 @@ from ..calculators import CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from ..relax import relax
 from .band import _MOVED, _Attempt, band_result, run_band
+from .flags import framework_change
 from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
 from .results import NEBResult
 from .settings import MergedEndpointsError, NEBSettings
@@ -82,41 +83,49 @@ def endpoint_atoms(initial: Structure, ion: IonModel, mobile: int, displacement:
                    ) -> tuple[Atoms, Atoms]:
     """Both endpoints as Atoms in the initial cell, the final one unwrapped (initial positions
     plus the minimum-image displacement, so that a band interpolates without wrapping), the
-    moving ion tagged. ``charges`` (the BVFF needs them) sets the host's oxidation states
+    moving ion tagged and last (as in a host-alone NEB; the host keeps its order). ``charges`` (the BVFF needs them) sets the host's oxidation states
     (``oxidation_states``, else assigned by the usual rule to the host without the moving
     ion, as a host-alone NEB does) and the ion's charge."""
-    a = to_atoms(initial, mobile=[mobile])
+    order = [i for i in range(len(initial)) if i != mobile] + [mobile]
+    a = to_atoms(initial, mobile=[mobile])[order]
     if charges:
         host = initial.copy()
         host.remove_sites([mobile])
         decorated = assign_oxidation_states(host, oxidation_states)
         q = [float(getattr(site.specie, "oxi_state", 0.0) or 0.0) for site in decorated]
-        q.insert(mobile, float(ion.charge))
-        a.set_initial_charges(q)
+        a.set_initial_charges([*q, float(ion.charge)])
     b = a.copy()
-    b.positions = a.positions + displacement
+    b.positions = a.positions + displacement[order]
     return a, b
 
 
 def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings,
-                mobile: int) -> tuple[dict[str, int], list[str], dict[str, float]]:
+                mobile: int) -> tuple[dict[str, int], list[str], list[dict[str, Any]]]:
+    """Relax both endpoints in place: steps, warnings, and per endpoint how far the ion moved
+    from its given position and whether the host framework changed (:mod:`.flags`)."""
     steps: dict[str, int] = {}
     warnings: list[str] = []
-    moved: dict[str, float] = {}
+    info: list[dict[str, Any]] = []
     for name, a in zip(("initial", "final"), ends):
         start = a.positions[mobile].copy()
+        before = a.copy()
         if not settings.relax_host:
             a.set_constraint(FixAtoms(indices=[i for i in range(len(a)) if i != mobile]))
         _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints, steps=settings.steps,
                          optimizer=settings.endpoint_optimizer, in_place=True, wrap_errors=False)
         steps[f"relax_{name}"] = n
-        moved[name] = float(np.linalg.norm(a.positions[mobile] - start))
+        moved = float(np.linalg.norm(a.positions[mobile] - start))
         if not ok:
             warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
-        if moved[name] > _MOVED:
-            warnings.append(f"{name} endpoint: the ion moved {moved[name]:.2f} Å from its given "
+        if moved > _MOVED:
+            warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its given "
                             "position on relaxing")
-    return steps, warnings, moved
+        w = {"end": name, "moved": round(moved, 4), "left_site": moved > _MOVED, "bvse_site": None,
+             "relaxed_to": {"text": f"{moved:.2f} Å from its given position"}}
+        if settings.relax_host:
+            w["framework"] = framework_change(before, a, mobile)
+        info.append(w)
+    return steps, warnings, info
 
 
 def neb_between(
@@ -155,9 +164,10 @@ def neb_between(
     # the BVFF needs charges (by name or as a factory); an ML potential needs none
     ends = list(endpoint_atoms(initial, ion, mobile, disp, charges=is_bvff,
                                oxidation_states=oxidation_states))
+    given, mobile = mobile, len(initial) - 1  # the moving ion is last from here on
     factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)
     t0 = time.perf_counter()
-    steps, warnings, moved = _relax_ends(ends, factory, settings, mobile)
+    steps, warnings, ends_info = _relax_ends(ends, factory, settings, mobile)
     sep = float(np.linalg.norm(ends[1].positions[mobile] - ends[0].positions[mobile]))
     if sep < settings.min_endpoint_distance:
         raise MergedEndpointsError(
@@ -182,9 +192,11 @@ def neb_between(
     attempt = _Attempt(settings, band.images, run, steps, warnings,
                        {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
                         "energy_force_calls": float(evals),
-                        "batch_calls": float(getattr(band, "batch_calls", 0))})
-    hop = {"index": None, "given_endpoints": True, "mobile_atom": mobile, "length": hop_length,
-           "moved_on_relaxing": {k: round(v, 4) for k, v in moved.items()}, "images": n}
+                        "batch_calls": float(getattr(band, "batch_calls", 0))},
+                       endpoints=ends_info)
+    hop = {"index": None, "given_endpoints": True, "mobile_atom": given, "length": hop_length,
+           "moved_on_relaxing": {w["end"]: w["moved"] for w in ends_info}, "images": n,
+           "note": "the band's atoms are the endpoints' with the moving atom put last"}
     return band_result(attempt, factory, ion, mobile, hop, supercell=[1, 1, 1],
                        ion_image_distance=float(min(perpendicular_heights(ends[0].cell.array))))
 
