@@ -8,7 +8,9 @@ structured :class:`~ionscreen.screening.records.Note` s). A failed record is ref
 Barrier (``barrier``, ``barrier_tier``)
     The best tier available: the NEB barrier when the NEB converged (``"BVFF CI-NEB (<calculator>)"``,
     ``"MLIP CI-NEB (<calculator>)"``...) and is not flagged ``noise`` or ``below-floor`` (such
-    a barrier is no evidence of a fast conductor: note ``neb_flagged``), else the BVSE
+    a barrier is no evidence of a fast conductor: note ``neb_flagged``; an ML barrier whose
+    uncertainty — committee spread and calibration error — exceeds :data:`UNCERTAIN` eV is
+    ranked with note ``neb_uncertain``), else the BVSE
     percolation barrier of the lowest percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...). Barriers of different tiers
     are only loosely comparable: hosts whose tier differs from the ion's majority get a note.
 
@@ -118,6 +120,11 @@ def _neb_refusal(neb: Any, barrier: float | None) -> Note:
     return Note(code, f"{neb.label} {what} ({status}); barrier from BVSE")
 
 
+#: an ML barrier more uncertain than this (eV) is noted: that is the width between a host that
+#: cycles at room temperature and one that does not (Em ≈ 0.5 vs 0.75 eV)
+UNCERTAIN = 0.25
+
+
 def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None, list[Note]]:
     """(barrier eV, tier label, tier key, notes) for one record.
 
@@ -131,6 +138,10 @@ def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None
     if neb is not None:
         nb = finite_or_none(neb.barrier)
         if nb is not None and neb.converged and not neb.refused:
+            if neb.uncertainty is not None and neb.uncertainty > UNCERTAIN:
+                notes.append(Note("neb_uncertain", (
+                    f"{neb.label} barrier {nb:.3f} ± {neb.uncertainty:.3f} eV: the models disagree "
+                    "or the calibration is loose for it; its place in the list is uncertain")))
             return nb, neb.label, neb.label, notes
         notes.append(_neb_refusal(neb, nb))
     bvse = record.bvse

@@ -210,3 +210,18 @@ def test_a_calibrated_ml_barrier_is_ranked_and_exported_with_what_stands_behind_
     assert row["neb_calibrated"] == "True" and row["neb_models"] == "CHGNet 0.3.0; CHGNet r2scan"
     assert row["neb_flag_codes"] == "merged-hops"
     assert NEBSummary.from_dict(neb.as_dict()) == neb
+
+
+def test_an_uncertain_ml_barrier_is_noted(tis2):
+    from ionscreen.screening.rank import UNCERTAIN
+
+    cand, summary = tis2
+    neb = NEBSummary(barrier=0.5, converged=True, calculator="committee (a, b)", tier="MLIP",
+                     status="converged", raw_barrier=0.5, spread=UNCERTAIN + 0.1,
+                     uncertainty=UNCERTAIN + 0.1)
+    host = rank([HostRecord.from_results(cand, summary, neb, job_id="u")], "Mg")[0]
+    assert host.barrier == 0.5 and "neb_uncertain" in [n.code for n in host.notes]
+    sure = NEBSummary(barrier=0.5, converged=True, calculator="c", tier="MLIP", status="converged",
+                      uncertainty=0.05)
+    host = rank([HostRecord.from_results(cand, summary, sure, job_id="s")], "Mg")[0]
+    assert "neb_uncertain" not in [n.code for n in host.notes]
