@@ -32,7 +32,9 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 from dft_neb import ReferencePath, load_paths, markdown_table, metrics  # noqa: E402
+from pymatgen.core import Structure  # noqa: E402
 
+from ionscreen.screening.ion_models import ion_model  # noqa: E402
 from ionscreen.structures.oxidation import assign_oxidation_states  # noqa: E402
 
 NEAREST_SITE = 1.0  # Å: a BVSE site this close to a DFT endpoint's ion position stands for it
@@ -51,15 +53,46 @@ def _nearest_site(sites: np.ndarray, lattice: np.ndarray, frac: np.ndarray) -> t
     return k, float(dist[k])
 
 
-def _host(path: ReferencePath):
-    """The initial endpoint without the moving ion, oxidation states assigned with it present
-    (the endpoint is the charge-balanced cell the DFT used; the host alone may not be)."""
+# the usual state of the anion (the most electronegative element): an endpoint assignment giving
+# another (S- in a mixed-valence sulfide, say) is not used, the softBV table has no row for it
+ANION_STATES = {"O": -2, "S": -2, "Se": -2, "Te": -2, "F": -1, "Cl": -1, "Br": -1, "I": -1, "N": -3}
+
+
+def _host(path: ReferencePath) -> tuple[Structure, dict[str, float] | None, str]:
+    """The initial endpoint without the moving ion, the oxidation states to give it (None when
+    its sites carry them) and how they were found.
+
+    The DFT cells hold a vacancy (or an extra ion), so many are not charge balanced with
+    integer states. BVAnalyzer on the endpoint first, per site, kept when the anion and the
+    working ion are in their usual states; else pymatgen's average-state guess with those two
+    pinned; else each cation's most common state (the spse convention rescales cation charges
+    to neutrality)."""
+    comp = path.initial.composition
+    anion = max(comp, key=lambda el: el.X).symbol  # S is a cation in a sulfate: pin one anion
+    pins = {anion: ANION_STATES[anion]} if anion in ANION_STATES else {}
+    pins[path.ion] = ion_model(path.ion).charge
     try:
         s = assign_oxidation_states(path.initial)
-    except Exception:  # fall back to the host's own guess in prepare_host
-        s = path.initial.copy()
+        if all(site.specie.oxi_state == pins.get(site.specie.symbol, site.specie.oxi_state)
+               for site in s):
+            s.remove_sites([path.moving_index])
+            return s, None, "BVAnalyzer"
+    except Exception:  # noqa: BLE001 - any failure sends us to the next method
+        pass
+    try:
+        guesses = comp.oxi_state_guesses(oxi_states_override={k: [v] for k, v in pins.items()},
+                                         max_sites=-1)
+    except ValueError:
+        guesses = ()
+    if guesses:
+        states, how = {k: float(v) for k, v in guesses[0].items()}, "guess (anion, ion pinned)"
+    else:
+        states, how = dict(pins), "common states (not balanced)"
+        for el in comp:
+            states.setdefault(el.symbol, float(el.common_oxidation_states[0]))
+    s = path.initial.copy()
     s.remove_sites([path.moving_index])
-    return s
+    return s, {el.symbol: states[el.symbol] for el in s.composition}, how
 
 
 def _steps(res, lattice: np.ndarray) -> dict[int, list[tuple[int, np.ndarray, Any]]]:
@@ -103,11 +136,13 @@ def bvse_tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
     from ionscreen.screening.bvse import compute_landscape
     from ionscreen.screening.bvse_model import prepare_host
 
-    res = compute_landscape(prepare_host(_host(path), path.ion))
+    host, states, how = _host(path)
+    res = compute_landscape(prepare_host(host, path.ion, oxidation_states=states))
     lat = path.initial.lattice.matrix
     extra: dict[str, Any] = {"percolation": {d: (v if np.isfinite(v) else None)
                                              for d, v in res.barriers.items()},
-                             "n_sites": len(res.sites), "n_hops": len(res.hops)}
+                             "n_sites": len(res.sites), "n_hops": len(res.hops),
+                             "oxidation_states": states, "oxidation_method": how}
     if res.sites:
         frac = np.array([s.frac for s in res.sites], float)
         ka, da = _nearest_site(frac, lat, path.initial[path.moving_index].frac_coords)
