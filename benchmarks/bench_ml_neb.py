@@ -55,11 +55,13 @@ def plain_ase(initial, final, images: int = 7, fmax: float = 0.05) -> dict:
     model = _model()
     ends = [to_atoms(initial), to_atoms(final)]
     calls = 0
+    relax_steps = []
     for a in ends:
         a.calc = CHGNetCalculator(model=model)
         opt = BFGS(a, logfile=None)
         opt.run(fmax=0.02, steps=1000)
         calls += opt.nsteps + 1
+        relax_steps.append(int(opt.nsteps))
     band = [ends[0], *(ends[0].copy() for _ in range(images)), ends[1]]
     for im in band[1:-1]:
         im.calc = CHGNetCalculator(model=model)
@@ -69,7 +71,8 @@ def plain_ase(initial, final, images: int = 7, fmax: float = 0.05) -> dict:
     converged = opt.run(fmax=fmax, steps=1000)
     e = np.array([im.get_potential_energy() for im in band])
     return {"barrier": float(e.max() - e.min()), "converged": bool(converged),
-            "band_steps": int(opt.nsteps), "calls": calls + images * (int(opt.nsteps) + 1)}
+            "band_steps": int(opt.nsteps), "calls": calls + images * (int(opt.nsteps) + 1),
+            "relax_steps": relax_steps}
 
 
 _MODEL = []
@@ -91,7 +94,9 @@ def ours(initial, final, ion: str) -> dict:
     r = neb_between(initial, final, ion, calculator=factory, settings=NEBSettings.for_ml(fmax=0.05))
     return {"barrier": r.barrier, "converged": r.converged, "band_steps": sum(
         v for k, v in r.steps.items() if not k.startswith("relax")),
-        "calls": int(r.timings["energy_force_calls"]), "batch_calls": int(r.timings.get("batch_calls", 0))}
+        "calls": int(r.timings["energy_force_calls"]), "batch_calls": int(r.timings.get("batch_calls", 0)),
+        "relax_steps": {k: v for k, v in r.steps.items() if k.startswith("relax")},
+        "wall_endpoints_s": round(r.timings["endpoints"], 1), "wall_band_s": round(r.timings["band"], 1)}
 
 
 def timed(fn, *args) -> dict:

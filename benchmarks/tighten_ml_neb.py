@@ -56,7 +56,10 @@ def main() -> None:
                          "core_s": round(time.process_time() - t, 1)})
             args.out.write_text(json.dumps(rows, indent=1))
             print(json.dumps(rows[-1]), flush=True)
-    by = {}
+    def fmt(x: float | None) -> str:
+        return "—" if x is None else f"{x:.3f}"
+
+    by: dict[str, dict[str, dict]] = {}
     for r in rows:
         by.setdefault(r["id"], {})[r["settings"]] = r
     print("| path | ion | default (eV) | tight (eV) | difference (eV) | DFT (eV) |")
@@ -64,7 +67,6 @@ def main() -> None:
     for pid, d in by.items():
         a, b = d.get("default", {}).get("barrier"), d.get("tight", {}).get("barrier")
         diff = "—" if a is None or b is None else f"{a - b:+.3f}"
-        fmt = (lambda x: "—" if x is None else f"{x:.3f}")
         print(f"| {pid} | {d['default']['ion'] if 'default' in d else ''} | {fmt(a)} | {fmt(b)} | {diff} | "
               f"{next(iter(d.values()))['dft']:.3f} |")
 

@@ -102,7 +102,8 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
               show_default=True, help="Initial band.")
 @click.option("--fmax", type=float, default=None,
               help="Climbing-image convergence (eV/Å) [default: 0.05 for the BVFF, 0.03 for an ML potential].")
-@click.option("--steps", type=int, default=1000, show_default=True, help="Most optimiser steps per stage.")
+@click.option("--steps", type=int, default=None,
+              help="Most optimiser steps per stage [default: 1000 for the BVFF, 400 for an ML potential].")
 @click.option("--min-distance", type=float, default=8.0, show_default=True,
               help="Smallest distance between periodic images of the ion (Å); sets the supercell.")
 @click.option("--resolution", type=float, default=0.1, show_default=True, help="BVSE grid step for the seed path (Å).")
@@ -133,10 +134,12 @@ def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop
     tier_default = NEBSettings.for_calculator(calculator)
     images = tier_default.images if images is None else images
     fmax = tier_default.fmax if fmax is None else fmax
+    steps = tier_default.steps if steps is None else steps
     settings = dict(images=images, relax_host=not fixed_host, limit=limit, path=path_kind, fmax=fmax,
                     fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
                     derive_nitride=derive_nitride, optimizer=optimizer,
-                    fmax_endpoints=min(tier_default.fmax_endpoints, fmax))
+                    fmax_endpoints=min(tier_default.fmax_endpoints, fmax),
+                    relax_optimizer=tier_default.relax_optimizer)
     try:
         NEBSettings(**settings).validate()
     except ValueError as exc:

@@ -44,6 +44,9 @@ class NEBSettings(TypedSettings):
     optimizer: str = "FIRE"
     """Band optimiser: "FIRE", "BFGS" or "ODE" (ASE's adaptive ODE NEB optimiser); the
     endpoints relax with FIRE or BFGS ("ODE" relaxes them with FIRE)."""
+    relax_optimizer: str = ""
+    """Optimiser of the endpoint relaxations, "FIRE" or "BFGS"; "" = the band's (FIRE for an
+    ODE band). BFGS needs fewer force calls near a minimum (the ML default)."""
     relax_host: bool = True
     """Host atoms relax in endpoints and images; False keeps them fixed (only the ion moves)."""
     limit: str = "dilute-ion"
@@ -76,6 +79,7 @@ class NEBSettings(TypedSettings):
             (self.fmax_endpoints > 0, "fmax_endpoints must be positive"),
             (self.steps >= 1, "steps must be >= 1"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.relax_optimizer in ("", "FIRE", "BFGS"), "relax_optimizer must be '', FIRE or BFGS"),
             (self.limit in LIMITS, f"limit must be one of {', '.join(LIMITS)}"),
             (self.path in PATHS, f"path must be one of {', '.join(PATHS)}"),
             (self.min_image_distance > 0, "min_image_distance must be positive"),
@@ -88,8 +92,10 @@ class NEBSettings(TypedSettings):
         of the BVFF's ~1 ms: 5 inner images (the climbing image finds the saddle of a
         one-saddle hop with 5 as with 7), the climbing stage to 0.03 eV/Å (at 0.05 the host
         around the saddle is left visibly unrelaxed and barriers come out too high),
-        endpoints to 0.02 eV/Å."""
-        return cls(**{"images": 5, "fmax": 0.03, "fmax_endpoints": 0.02, **changes})  # type: ignore[arg-type]
+        endpoints to 0.02 eV/Å with BFGS (fewer calls than FIRE near a minimum), at most 400
+        optimiser steps per stage (a band that needs more is not converging)."""
+        return cls(**{"images": 5, "fmax": 0.03, "fmax_endpoints": 0.02, "relax_optimizer": "BFGS",
+                      "steps": 400, **changes})  # type: ignore[arg-type]
 
     @classmethod
     def for_calculator(cls, calculator: object, **changes: object) -> NEBSettings:
@@ -101,8 +107,9 @@ class NEBSettings(TypedSettings):
 
     @property
     def endpoint_optimizer(self) -> str:
-        """The optimiser of the endpoint relaxations (the band's, FIRE for an ODE band)."""
-        return "FIRE" if self.optimizer == "ODE" else self.optimizer
+        """The optimiser of the endpoint relaxations: ``relax_optimizer``, else the band's
+        (FIRE for an ODE band)."""
+        return self.relax_optimizer or ("FIRE" if self.optimizer == "ODE" else self.optimizer)
 
     def with_fixed_host(self) -> NEBSettings:
         """The same settings with the host atoms fixed (only the ion moves)."""
