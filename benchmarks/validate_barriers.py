@@ -169,8 +169,18 @@ def _neb_tier(calculator: str) -> Tier:
     def tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
         from ionscreen.screening.neb.endpoints import neb_between  # written for issue 13
 
-        r = neb_between(path.initial, path.final, path.ion, calculator=calculator,
-                        settings=None, mobile_index=path.moving_index)
+        initial, oxi = path.initial, None
+        if calculator == "bvff":
+            # the BVFF needs charges: the BVSE tier's states of the vacancy cell (per site when
+            # BVAnalyzer's are usual, else a dict), never a fresh guess on the bare host
+            host, oxi, _ = _host(path)
+            if oxi is None:
+                initial = path.initial.copy()
+                q = [site.specie.oxi_state for site in host]
+                q.insert(path.moving_index, float(ion_model(path.ion).charge))
+                initial.add_oxidation_state_by_site(q)
+        r = neb_between(initial, path.final, path.ion, calculator=calculator,
+                        settings=None, mobile_index=path.moving_index, oxidation_states=oxi)
         extra = {"converged": r.converged, "status": r.status,
                  "barrier_forward": r.barrier_forward, "barrier_reverse": r.barrier_reverse,
                  "steps": r.steps, "n_atoms": r.n_atoms}
@@ -184,6 +194,8 @@ TIERS: dict[str, Tier] = {
     "bvff": _neb_tier("bvff"),
     "chgnet": _neb_tier("chgnet"),
     "chgnet:r2scan": _neb_tier("chgnet:r2scan"),
+    "sevennet:7net-0": _neb_tier("sevennet:7net-0"),
+    "sevennet:7net-mf-0": _neb_tier("sevennet:7net-mf-0"),
 }
 
 
