@@ -165,6 +165,19 @@ def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop
             json_out, plot_out, comm)
 
 
+def _output(rep, json_out: str | None, plot_out: str | None) -> None:  # type: ignore[no-untyped-def]
+    """Print one NEB report, write its JSON and plot if asked; exit 3 without a barrier."""
+    _print_report(rep)
+    if json_out:
+        rep.to_json(json_out, with_images=True)
+        console.print(f"result written to {json_out}")
+    if plot_out:
+        rep.plot(plot_out)
+        console.print(f"plot written to {plot_out}")
+    if rep.barrier is None:
+        sys.exit(3)
+
+
 def _endpoints(files: tuple[str, str], ion: str, calculator: str, mobile_index: int | None,
                settings: dict[str, Any], oxs: dict[str, float] | None, json_out: str | None,
                plot_out: str | None, comm: Any) -> None:
@@ -205,15 +218,7 @@ def _endpoints(files: tuple[str, str], ion: str, calculator: str, mobile_index: 
         fail(exc)
     if not root:
         return
-    _print_report(rep)
-    if json_out:
-        rep.to_json(json_out, with_images=True)
-        console.print(f"result written to {json_out}")
-    if plot_out:
-        rep.plot(plot_out)
-        console.print(f"plot written to {plot_out}")
-    if rep.barrier is None:
-        sys.exit(3)
+    _output(rep, json_out, plot_out)
 
 
 def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
@@ -285,12 +290,4 @@ def _single(pair: tuple[str, str], calculator: str, hop: int | None, settings: d
         fail(exc)
     if not root:
         return
-    _print_report(rep)
-    if json_out:
-        rep.to_json(json_out, with_images=True)
-        console.print(f"result written to {json_out}")
-    if plot_out:
-        rep.plot(plot_out)
-        console.print(f"plot written to {plot_out}")
-    if rep.barrier is None:
-        sys.exit(3)
+    _output(rep, json_out, plot_out)

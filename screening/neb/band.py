@@ -248,17 +248,25 @@ def _attempt(host: PreparedHost, hop: Hop, bvse: BVSEResult, factory: Calculator
             w["framework"] = framework_change(setup.host, a, len(setup.host))
     t_end = time.perf_counter()
     band = initial_band(setup, ends_of.ends, factory, settings, comm)
+    return optimise_attempt(band, settings, steps, warnings, t_end - t0, setup=setup,
+                            hop=ends_of.hop, merged=ends_of.merged, endpoints=endpoints)
+
+
+def optimise_attempt(band: NEB, settings: NEBSettings, steps: dict[str, int], warnings: list[str],
+                     endpoint_seconds: float, **about: Any) -> _Attempt:
+    """Optimise ``band`` (:func:`run_band`) and gather the attempt: steps, warnings, timings
+    (``endpoint_seconds`` spent before) and ``about`` (set-up, hop, merged, endpoints)."""
+    t0 = time.perf_counter()
     run = run_band(band, settings)
     steps.update(run.steps)
     if not run.pre_converged and not run.diverged:
         warnings.append(f"pre-relaxation did not reach fmax {settings.fmax_pre} in {steps['pre']} steps")
-    t_band = time.perf_counter()
+    t_band = time.perf_counter() - t0
     evals = sum(getattr(im.calc, "evaluations", 0) for im in band.images)
     return _Attempt(settings, band.images, run, steps, warnings,
-                    {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
+                    {"endpoints": endpoint_seconds, "band": t_band, "total": endpoint_seconds + t_band,
                      "energy_force_calls": float(evals),
-                     "batch_calls": float(getattr(band, "batch_calls", 0))},
-                    setup, ends_of.hop, ends_of.merged, endpoints)
+                     "batch_calls": float(getattr(band, "batch_calls", 0))}, **about)
 
 
 def neb_hop(

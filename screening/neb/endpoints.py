@@ -26,7 +26,7 @@ from ..calculators import METHOD as BVFF_TIER
 from ..calculators import CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from ..relax import relax
-from .band import _MOVED, _Attempt, band_result, run_band
+from .band import _MOVED, band_result, optimise_attempt
 from .flags import framework_change
 from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
 from .results import NEBResult
@@ -183,17 +183,7 @@ def neb_between(
     band = make_band(images, comm, batch=factory.batch, k=settings.spring, climb=False,
                      method=settings.method)
     band.interpolate(method=settings.path, mic=False, apply_constraint=False)
-    run = run_band(band, settings)
-    steps.update(run.steps)
-    if not run.pre_converged and not run.diverged:
-        warnings.append(f"pre-relaxation did not reach fmax {settings.fmax_pre} in {steps['pre']} steps")
-    t_band = time.perf_counter()
-    evals = sum(getattr(im.calc, "evaluations", 0) for im in band.images)
-    attempt = _Attempt(settings, band.images, run, steps, warnings,
-                       {"endpoints": t_end - t0, "band": t_band - t_end, "total": t_band - t0,
-                        "energy_force_calls": float(evals),
-                        "batch_calls": float(getattr(band, "batch_calls", 0))},
-                       endpoints=ends_info)
+    attempt = optimise_attempt(band, settings, steps, warnings, t_end - t0, endpoints=ends_info)
     hop = {"index": None, "given_endpoints": True, "mobile_atom": given, "length": hop_length,
            "moved_on_relaxing": {w["end"]: w["moved"] for w in ends_info}, "images": n,
            "note": "the band's atoms are the endpoints' with the moving atom put last"}
