@@ -28,7 +28,7 @@ def paths() -> list[dict]:
 def test_slice_loads_with_provenance(paths):
     meta = slice_data()["meta"]
     assert meta["source_repo"] == "sai-mat-group/predicting-migration-barriers"
-    assert meta["licence"] == "MIT" and "Copyright" in meta["copyright"]
+    assert meta["licence"] == "MIT" and meta["copyright"] in meta["licence_text"]
     assert any("2508.06459" in c for c in meta["citations"])
     assert len(meta["source_commit"]) == 40 and int(meta["source_commit"], 16) >= 0
     assert sum(p["ion"] in MULTIVALENT for p in paths) >= 6
