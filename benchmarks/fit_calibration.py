@@ -3,8 +3,8 @@ tier on the held-out paths: each model raw and calibrated, the committee raw and
 (issue 13.3-13.4).
 
 Reads the result files of ``validate_barriers.py`` (one per tier, or one holding several),
-fits ``calibrated = slope * raw + intercept`` per ML model on the paths whose split is
-"calibration" (5-fold cross-validated), writes the fits to
+chooses per ML model among no calibration, a scale and a line ``calibrated = slope * raw +
+intercept`` by 5-fold cross-validated MAE on the paths whose split is "calibration", writes the fits to
 ``screening/data/calibration.json`` (``--write``; the product applies them), and prints the
 held-out table. A held-out path never enters a fit: the fit sees only ids whose split is
 "calibration" (``tests/test_committee.py`` holds this).
@@ -27,8 +27,8 @@ from dft_neb import ReferencePath, load_paths, markdown_table, metrics
 from ionscreen.screening.committee import (
     CALIBRATION_FILE,
     Calibration,
+    choose_fit,
     combine,
-    fit_linear,
     model_key,
 )
 
@@ -63,7 +63,11 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
         pairs = [(b, paths[pid].dft_barrier) for pid, b in barriers(res).items()
                  if b is not None and pid in paths and paths[pid].split == "calibration"]
         if len(pairs) >= 3:
-            fits[model_key(ML_TIERS[tier])] = fit_linear([p[0] for p in pairs], [p[1] for p in pairs])
+            f, scores = choose_fit([p[0] for p in pairs], [p[1] for p in pairs])
+            print(f"{tier}: {len(pairs)} calibration paths, CV MAE (eV) " + ", ".join(
+                f"{k} {v:.3f}" for k, v in scores.items()) + f" -> {'none' if f is None else 'kept'}")
+            if f is not None:
+                fits[model_key(ML_TIERS[tier])] = f
     return Calibration(fits, source)
 
 

@@ -4,8 +4,9 @@ A barrier is an energy difference along one path, so the members are combined pe
 and spread of their barriers), never through absolute energies, which differ between models by
 up to ~0.9 eV/atom. Universal potentials run soft on migration barriers (too low, more so for
 large ones); :class:`Calibration` corrects that with one line per model,
-``calibrated = slope * raw + intercept``, fitted by ``benchmarks/validate_barriers.py --fit``
-on the calibration part of the public DFT-NEB set only and stored with its cross-validated
+``calibrated = slope * raw + intercept`` (or a pure scale), chosen and fitted by
+``benchmarks/fit_calibration.py`` on the calibration part of the public DFT-NEB set only (a
+model whose raw barriers cross-validate best gets no calibration) and stored with its cross-validated
 error in ``screening/data/calibration.json``. The product computes every barrier it reports:
 the calibration is two numbers per model, never a table of published barriers.
 """
@@ -87,24 +88,55 @@ def model_key(model: str) -> str:
     return m.replace(" ", ":")
 
 
-def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed: int = 0) -> LinearFit:
-    """Least-squares line from ``raw`` model barriers to reference barriers, with its k-fold
-    cross-validated MAE and RMSE (each fold predicted by a line fitted on the others)."""
+def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed: int = 0,
+               through_origin: bool = False) -> LinearFit:
+    """Least-squares line from ``raw`` model barriers to reference barriers (a pure scale
+    ``slope * raw`` when ``through_origin``), with its k-fold cross-validated MAE and RMSE
+    (each fold predicted by a line fitted on the others)."""
     x, y = np.asarray(list(raw), float), np.asarray(list(ref), float)
     if len(x) < 3:
         raise IonscreenError(f"a calibration needs at least 3 paths, got {len(x)}")
-    slope, intercept = np.polyfit(x, y, 1)
+
+    def line(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
+        if through_origin:
+            return float(xs @ ys / max(xs @ xs, 1e-12)), 0.0
+        if len(xs) < 2:
+            return 1.0, 0.0
+        a, b = np.polyfit(xs, ys, 1)
+        return float(a), float(b)
+
+    slope, intercept = line(x, y)
     k = min(folds, len(x))
     order = np.random.default_rng(seed).permutation(len(x))
     pred = np.empty_like(y)
     for f in range(k):
         test = order[f::k]
         train = np.setdiff1d(order, test)
-        s, i = np.polyfit(x[train], y[train], 1) if len(train) >= 2 else (1.0, 0.0)
-        pred[test] = np.maximum(0.0, s * x[test] + i)
+        a, b = line(x[train], y[train])
+        pred[test] = np.maximum(0.0, a * x[test] + b)
     err = pred - y
-    return LinearFit(float(slope), float(intercept), len(x), float(np.abs(err).mean()),
+    return LinearFit(slope, intercept, len(x), float(np.abs(err).mean()),
                      float(np.sqrt((err ** 2).mean())))
+
+
+def choose_fit(raw: Iterable[float], ref: Iterable[float]) -> tuple[LinearFit | None, dict[str, float]]:
+    """The calibration with the lowest cross-validated MAE on these (calibration) paths among
+    a scale and a line, kept only when it beats the raw barrier's MAE by 10 % and 0.01 eV (a
+    correction that only fits noise is no correction); a line must beat the scale the same
+    way. Returns it (None: keep the raw barrier) and every candidate's MAE."""
+    x, y = np.asarray(list(raw), float), np.asarray(list(ref), float)
+    scale, line = fit_linear(x, y, through_origin=True), fit_linear(x, y)
+    scores = {"none": float(np.abs(x - y).mean()), "scale": scale.cv_mae, "line": line.cv_mae}
+
+    def better(a: float, b: float) -> bool:
+        return a < 0.9 * b and a < b - 0.01
+
+    best = None
+    if better(scale.cv_mae, scores["none"]):
+        best = scale
+    if better(line.cv_mae, best.cv_mae if best else scores["none"]):
+        best = line
+    return best, scores
 
 
 @dataclass

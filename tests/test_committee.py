@@ -112,3 +112,14 @@ def test_committee_neb_reports_members_and_a_nonzero_spread(tmp_path):
     back = NEBReport.from_dict(json.loads(rep.to_json()))
     assert back.estimate["spread"] == est["spread"]
     assert {h.calculator.split(" ")[1] for h in rep.hops} == {"0.3.0", "r2scan"}
+
+
+def test_the_calibration_form_is_chosen_by_cross_validation():
+    from ionscreen.screening.committee import choose_fit
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.1, 1.2, 40)
+    f, scores = choose_fit(x, 1.5 * x + rng.normal(0, 0.02, 40))  # a pure softening
+    assert f is not None and f.intercept == 0.0 and f.slope == pytest.approx(1.5, abs=0.03)
+    f, scores = choose_fit(x, x + rng.normal(0, 0.05, 40))  # already right: keep it raw
+    assert f is None and scores["line"] > 0.9 * scores["none"]  # no real gain: not kept
