@@ -3,12 +3,13 @@
 A barrier is an energy difference along one path, so the members are combined per path (mean
 and spread of their barriers), never through absolute energies, which differ between models by
 up to ~0.9 eV/atom. Universal potentials run soft on migration barriers (too low, more so for
-large ones); :class:`Calibration` corrects that with one line per model,
-``calibrated = slope * raw + intercept`` (or a pure scale), chosen and fitted by
+large ones); :class:`Calibration` corrects that with one number per model,
+``calibrated = slope * raw`` (a scale; a line with an intercept is measured beside it),
+chosen and fitted by
 ``benchmarks/fit_calibration.py`` on the calibration part of the public DFT-NEB set only (a
 model whose raw barriers cross-validate best gets no calibration) and stored with its cross-validated
 error in ``screening/data/calibration.json``. The product computes every barrier it reports:
-the calibration is two numbers per model, never a table of published barriers.
+the calibration is one number per model, never a table of published barriers.
 """
 
 from __future__ import annotations
@@ -119,24 +120,22 @@ def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed:
                      float(np.sqrt((err ** 2).mean())))
 
 
-def choose_fit(raw: Iterable[float], ref: Iterable[float]) -> tuple[LinearFit | None, dict[str, float]]:
-    """The calibration with the lowest cross-validated MAE on these (calibration) paths among
-    a scale and a line, kept only when it beats the raw barrier's MAE by 10 % and 0.01 eV (a
-    correction that only fits noise is no correction); a line must beat the scale the same
-    way. Returns it (None: keep the raw barrier) and every candidate's MAE."""
+def choose_fit(raw: Iterable[float], ref: Iterable[float], forms: tuple[str, ...] = ("scale",),
+               ) -> tuple[LinearFit | None, dict[str, float]]:
+    """The calibration among ``forms`` ("scale": ``slope * raw``; "line": with an intercept)
+    with the lowest cross-validated MAE on these (calibration) paths, kept only when it beats
+    the raw barrier's MAE by 10 % and 0.01 eV (a correction that only fits noise is none).
+    Returns it (None: keep the raw barrier) and the MAE of the raw barrier and of every form.
+
+    The default is the scale alone: softening shrinks a barrier in proportion, a flat path
+    must stay flat, and a line fitted on tens of paths took intercepts of ~0.5 eV that would
+    lift every fast conductor above the mobility thresholds."""
     x, y = np.asarray(list(raw), float), np.asarray(list(ref), float)
-    scale, line = fit_linear(x, y, through_origin=True), fit_linear(x, y)
-    scores = {"none": float(np.abs(x - y).mean()), "scale": scale.cv_mae, "line": line.cv_mae}
-
-    def better(a: float, b: float) -> bool:
-        return a < 0.9 * b and a < b - 0.01
-
-    best = None
-    if better(scale.cv_mae, scores["none"]):
-        best = scale
-    if better(line.cv_mae, best.cv_mae if best else scores["none"]):
-        best = line
-    return best, scores
+    fits = {"scale": fit_linear(x, y, through_origin=True), "line": fit_linear(x, y)}
+    scores = {"none": float(np.abs(x - y).mean()), **{k: f.cv_mae for k, f in fits.items()}}
+    best = min(forms, key=lambda k: fits[k].cv_mae)
+    keep = scores[best] < 0.9 * scores["none"] and scores[best] < scores["none"] - 0.01
+    return (fits[best] if keep else None), scores
 
 
 @dataclass
