@@ -229,7 +229,11 @@ def test_bvff_neb_refuses_a_host_without_rows_once_and_keeps_neutral_atoms_fixed
     assert all(h.warnings[0].startswith("host kept fixed") for h in rep.hops)
     assert "neutral C0" in rep.note
     plain = run_neb(li3n, "Mg", "bvff", settings=settings)
-    assert all(h.settings["relax_host"] for h in plain.hops) and "kept fixed" not in plain.note
+    # without neutral atoms the host relaxes: a hop is fixed only by the divergence fallback
+    # (since hops through a non-minimum site are merged, Li3N's merged hop diverges and falls back)
+    assert all(h.settings["relax_host"] or h.settings.get("fallback_from_relaxed_host")
+               for h in plain.hops) and "kept fixed" not in plain.note
+    assert not any(w.startswith("host kept fixed") for h in plain.hops for w in h.warnings)
 
 
 # ---------------------------------------------------------------------------- ASE parameters
