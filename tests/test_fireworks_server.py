@@ -7,7 +7,7 @@ temporary folder and kills it at teardown. A screen is submitted with ``ionscree
 concurrent ``rlaunch rapidfire`` processes (own FWorker file and launch folder each), and
 exported with ``ionscreen export --store <launchpad yaml>``; the ranked CSVs must equal the
 local engine's. Then the faults: a worker SIGKILLed mid-job (``lpad detect_lostruns --rerun``
-and ``lpad rerun_fws -s RESERVED``), and the server SIGKILLed and restarted on its storage.
+and ``lpad rerun_fws -i <ids>`` for the Fireworks the dead worker reserved), and the server SIGKILLed and restarted on its storage.
 
 The fast single-process checks stay in ``test_fireworks.py`` (mongomock).
 """
@@ -313,7 +313,10 @@ def test_worker_killed_mid_job_then_lostruns_rerun(pad, tmp_path, local_ranking)
     _cli("lpad", "-l", str(pad.file), "detect_lostruns", "--time", "1", "--rerun", cwd=tmp_path,
          timeout=60)
     assert [_fireworks(pad)[k] for k in reserved] == ["RESERVED"]  # detect_lostruns misses it
-    _cli("lpad", "-l", str(pad.file), "rerun_fws", "-s", "RESERVED", cwd=tmp_path, timeout=60)
+    # by id: "-s RESERVED" would also hit a Firework the survivor (still polling) has just
+    # reserved, and that one would then run twice (seen in CI)
+    _cli("lpad", "-l", str(pad.file), "rerun_fws", "-i", ",".join(map(str, reserved)), cwd=tmp_path,
+         timeout=60)
     # the lost launches are archived and their Fireworks ready again (or already picked up
     # by the survivor, which is still polling)
     for d in pad.fireworks.find({"fw_id": {"$in": killed + reserved}}, {"archived_launches": 1}):
