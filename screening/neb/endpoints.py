@@ -22,7 +22,6 @@ from ionscreen.kernels.cells import perpendicular_heights
 from ionscreen.structures.convert import to_atoms
 from ionscreen.structures.oxidation import assign_oxidation_states
 
-from ..calculators import METHOD as BVFF_TIER
 from ..calculators import CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from ..relax import relax
@@ -30,7 +29,7 @@ from .band import _MOVED, band_result, optimise_attempt
 from .flags import framework_change
 from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
 from .results import NEBResult
-from .settings import MergedEndpointsError, NEBSettings
+from .settings import MergedEndpointsError, NEBSettings, is_bvff
 from .setup import choose_calculator
 
 #: relative tolerance on the two endpoints' cells (a NEB has one cell)
@@ -147,9 +146,8 @@ def neb_between(
     atom's index and how far it moved; its barrier is None unless the band converged.
 
     Raises :class:`MergedEndpointsError` when both endpoints relax into one minimum."""
-    is_bvff = (calculator.lower() == "bvff" if isinstance(calculator, str)
-               else getattr(calculator, "tier", "") == BVFF_TIER)
-    settings = settings or NEBSettings.for_calculator("bvff" if is_bvff else calculator)
+    bvff = is_bvff(calculator)
+    settings = settings or NEBSettings.for_calculator(calculator)
     if settings.path == "bvse":
         settings = replace(settings, path="idpp")
     settings.validate()
@@ -162,7 +160,7 @@ def neb_between(
             f"the moving {ion.label()} (atom {mobile}) is {hop_length:.2f} Å from its initial "
             f"position in the final endpoint (< {settings.min_endpoint_distance} Å): no hop")
     # the BVFF needs charges (by name or as a factory); an ML potential needs none
-    ends = list(endpoint_atoms(initial, ion, mobile, disp, charges=is_bvff,
+    ends = list(endpoint_atoms(initial, ion, mobile, disp, charges=bvff,
                                oxidation_states=oxidation_states))
     given, mobile = mobile, len(initial) - 1  # the moving ion is last from here on
     factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)

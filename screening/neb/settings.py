@@ -16,6 +16,13 @@ OPTIMIZERS = ("FIRE", "BFGS", "ODE")
 METHODS = ("improvedtangent", "aseneb", "eb", "spline", "string")
 
 
+def is_bvff(calculator: object) -> bool:
+    """Whether ``calculator`` is the bond-valence force field: the name "bvff" (any case) or
+    a factory of tier "BVFF"."""
+    tier = getattr(calculator, "tier", None)
+    return str(calculator or "").strip().lower() == "bvff" if tier is None else tier == "BVFF"
+
+
 class MergedEndpointsError(CalculationError):
     """Both endpoints of a hop relaxed into the same minimum: for this calculator it is no hop."""
 
@@ -101,9 +108,7 @@ class NEBSettings(TypedSettings):
     def for_calculator(cls, calculator: object, **changes: object) -> NEBSettings:
         """``NEBSettings(**changes)`` for the BVFF (by name "bvff" or a factory of tier "BVFF"),
         :meth:`for_ml` with ``changes`` for anything else (an ML potential, a committee)."""
-        tier = getattr(calculator, "tier", None)
-        bvff = (str(calculator).strip().lower() == "bvff") if tier is None else tier == "BVFF"
-        return cls(**changes) if bvff else cls.for_ml(**changes)  # type: ignore[arg-type]
+        return cls(**changes) if is_bvff(calculator) else cls.for_ml(**changes)  # type: ignore[arg-type]
 
     @property
     def endpoint_optimizer(self) -> str:
