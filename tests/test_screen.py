@@ -87,6 +87,27 @@ def test_rerun_computes_nothing_and_rank_export_read_the_store(small_run, tmp_pa
     assert _ranked(tmp_path / "again", "Li") == _ranked(run, "Li")
 
 
+def test_a_folder_of_another_screen_is_refused_naming_the_settings(small_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run[0], run)
+    before = _jobs(run)
+    other = [*SMALL[:-1], "0", "--resolution", "0.25"]  # --neb-top 0, another grid step
+    r = _cli(["screen", *other, "--out", "run"], tmp_path)
+    assert r.returncode == 2 and "other settings" in r.stderr, r.stderr + r.stdout
+    assert "neb_top: 1 → 0" in r.stderr and "'resolution': 0.2" in r.stderr, r.stderr
+    assert "--force" in r.stderr and _jobs(run) == before  # nothing ran, nothing mixed
+    r = _cli(["screen", *other, "--out", "run", "--force"], tmp_path)
+    assert r.returncode == 0, r.stderr + r.stdout
+    aside = [p for p in run.glob("ionscreen.*.sqlite")]
+    assert len(aside) == 1 and "kept as" in r.stdout
+    db = sqlite3.connect(f"file:{aside[0]}?mode=ro", uri=True)  # the old screen, all of it
+    assert db.execute("SELECT id, step, state, attempts, finished, result FROM jobs ORDER BY id"
+                      ).fetchall() == before
+    assert {step for _, step, *_ in _jobs(run)} == {"bvse"}  # the new one alone
+
+
 def test_mpi_two_ranks_give_the_serial_ranking(small_run, tmp_path):
     run, _ = small_run
     r = _cli(["screen", *SMALL, "--out", "mpi"], tmp_path, ranks=2)

@@ -59,6 +59,31 @@ def _print_failures(bad: list[Any]) -> None:
     console.print(t)
 
 
+def _same_settings(store_path: Path, spec: Any, force: bool) -> None:
+    """Stop (``click.UsageError``) when ``store_path`` holds a screen with other settings, naming
+    them; with ``force``, set that store aside instead (nothing is deleted)."""
+    from .screen import set_aside, settings_conflicts
+    from .store_sqlite import SQLiteStore
+
+    if not store_path.exists():
+        return
+    old = SQLiteStore.open_readonly(store_path)
+    try:
+        diffs = settings_conflicts(old.runs(), spec.as_dict())
+    finally:
+        old.close()
+    if not diffs:
+        return
+    if force:
+        moved = set_aside(store_path)
+        console.print(f"--force: the earlier screen's store is kept as {moved}; starting a new one")
+        return
+    raise click.UsageError(
+        f"{store_path.parent}/ holds a screen with other settings ({'; '.join(diffs)}). One folder "
+        "holds one screen, or both would be ranked together: give another --out, run with the "
+        "same settings to resume, or add --force to set the old store aside and start anew.")
+
+
 @click.command()
 @screen_options()
 @click.option("--out", type=click.Path(file_okay=False), default="run", show_default=True,
@@ -68,12 +93,16 @@ def _print_failures(bad: list[Any]) -> None:
 @click.option("--top", type=int, default=10, show_default=True, help="Candidates per ion in the exports.")
 @weights_option
 @click.option("--retry-failed", is_flag=True, help="Run jobs that failed in an earlier run again.")
-def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-untyped-def]
+@click.option("--force", is_flag=True,
+              help="OUT holds a screen with other settings: set its store aside "
+                   "(renamed, nothing deleted) and start a new one.")
+def screen(spec, out, workers, top, weights, retry_failed, force):  # type: ignore[no-untyped-def]
     """Screen candidate hosts for each working ion: BVSE, BVFF-NEB on the best, rank, export.
 
     Every finished job is committed to OUT/ionscreen.sqlite at once: run the same command again
     after a kill and it resumes, computing nothing twice. Failed jobs are stored with their
-    reason and listed; the others go on.
+    reason and listed; the others go on. A folder holds one screen: into a folder made with
+    other settings the command stops and names them (``--force`` starts a new store).
     """
     from .local import LocalEngine
     from .screen import collect_records, export
@@ -86,18 +115,23 @@ def screen(spec, out, workers, top, weights, retry_failed):  # type: ignore[no-u
     if root:
         outdir.mkdir(parents=True, exist_ok=True)
         try:
+            _same_settings(outdir / STORE_NAME, spec, force)
             with console.status("generating candidates ..."):
                 stages = spec.stages()
         except (ValueError, IonscreenError) as exc:
             if comm is not None:
                 comm.Abort(2)
             raise click.BadParameter(str(exc)) from exc
+        except click.UsageError:
+            if comm is not None:
+                comm.Abort(2)
+            raise
     t0 = time.perf_counter()
     summary, store = run_engine(lambda: LocalEngine(
         outdir / STORE_NAME if root else None, workers=workers, comm=comm,
         log_path=outdir / "run.log" if root else None, retry_failed=retry_failed, argv=sys.argv,
         settings={"ions": spec.ions, "hosts": spec.hosts, "resolution": spec.bvse.resolution,
-                  "neb_top": spec.neb_top}, console=console),
+                  "neb_top": spec.neb_top, "spec": spec.as_dict()}, console=console),
         lambda engine: engine.run_stages(stages), comm)
     if store is None:  # a computing MPI rank
         return

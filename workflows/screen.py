@@ -113,3 +113,68 @@ def export(store: ResultStore, out_dir: str | Path, top_n: int = 10, weights: An
         settings = {rec.id: rec.input.get("settings") or {} for rec in store.results("bvse")}
         lands = landscapes_for(records, settings)
     return export_run(records, failures, out_dir, top_n=top_n, weights=weights, landscapes=lands)
+
+
+# --------------------------------------------------------------------------- a run folder's settings
+
+#: the run settings of stores written before the whole spec was recorded (0.2)
+_LEGACY_KEYS = ("ions", "hosts", "resolution", "neb_top")
+
+
+def _short(value: Any, n: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def settings_conflicts(runs: list[Mapping[str, Any]], spec: Mapping[str, Any]) -> list[str]:
+    """What ``spec`` (a :meth:`ScreenSpec.as_dict`) changes against the last screen recorded in
+    ``runs`` (a store's :meth:`~ionscreen.workflows.store.ResultStore.runs`): one
+    ``"name: stored → now"`` line per differing setting, [] when they agree or no screen ran.
+
+    A folder holds one screen: jobs of two specs in one store would be ranked and exported
+    together (every host twice, at two resolutions, say)."""
+    import json
+
+    spec = json.loads(json.dumps(dict(spec), default=str))  # as the store holds it
+    for run in reversed(runs):
+        stored = (run.get("settings") or {})
+        if "spec" in stored:
+            old = stored["spec"]
+            return [f"{k}: {_short(old.get(k))} → {_short(spec.get(k))}"
+                    for k in sorted(set(old) | set(spec)) if old.get(k) != spec.get(k)]
+        if any(k in stored for k in _LEGACY_KEYS):  # a store from before 0.2.1
+            now = {"ions": spec.get("ions"), "hosts": spec.get("hosts"),
+                   "resolution": (spec.get("bvse") or {}).get("resolution"),
+                   "neb_top": spec.get("neb_top")}
+            return [f"{k}: {_short(stored.get(k))} → {_short(now[k])}" for k in _LEGACY_KEYS
+                    if k in stored and stored.get(k) != now[k]]
+    return []
+
+
+def set_aside(store_path: Path) -> Path | None:
+    """Rename a store (and its WAL/SHM/lock files) to ``<name>.<time>.sqlite`` beside it, so a
+    new screen starts empty and nothing computed is lost. Returns the new path (None: no store)."""
+    import fcntl
+    import os
+    import time
+
+    from .store import StoreBusyError
+
+    if not store_path.exists():
+        return None
+    fd = os.open(str(store_path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise StoreBusyError(f"a run is writing to {store_path}: wait for it to end before "
+                             "starting a new store there") from None
+    finally:
+        os.close(fd)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    new = store_path.with_name(f"{store_path.stem}.{stamp}{store_path.suffix}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(store_path) + suffix)
+        if src.exists():
+            src.rename(str(new) + suffix)
+    Path(str(store_path) + ".lock").unlink(missing_ok=True)
+    return new
