@@ -49,6 +49,7 @@ __all__ = [
     "capacity_for_ion",
     "gravimetric_capacity",
     "max_ions_from_redox",
+    "max_ions_removable",
     "one_electron_floor",
     "redox_floor",
     "volumetric_capacity",
@@ -320,6 +321,34 @@ def one_electron_floor(charged: Structure) -> dict[str, float]:
     return floors
 
 
+def max_ions_removable(discharged: Structure, ion: str) -> float:
+    """How many working ions per cell can leave a discharged host (formal limit): the
+    electrons they leave behind must be taken by oxidising the framework's transition metals,
+    each by at most one electron and never above its highest known (ICSD) state — the mirror
+    of :func:`one_electron_floor`. The working ion's own sites are not framework (Zn in ZnO).
+    Capped at the ions present. 0 for ZnO or MgSiO3: no centre can be oxidised."""
+    wi = get_working_ion(ion)
+    n_ions = float(wi.count(discharged))
+    if n_ions <= 0:
+        return 0.0
+    own = set() if wi.name == "NH4" else {wi.name}
+    electrons = 0.0
+    for site in discharged:
+        for sp, occ in site.species.items():
+            q = getattr(sp, "oxi_state", None)
+            if q is None:
+                raise OxidationStateError(
+                    f"the removable-ion count of {discharged.composition.reduced_formula} needs "
+                    "oxidation states on every site; give them (--oxi)")
+            el = Element(sp.symbol)
+            if q <= 0 or sp.symbol in own or not el.is_transition_metal:
+                continue
+            known = [o for o in (el.icsd_oxidation_states or el.oxidation_states) if o > 0]
+            top = max(known) if known else q
+            electrons += max(0.0, min(1.0, float(top) - float(q))) * occ
+    return min(n_ions, electrons / wi.charge)
+
+
 @dataclass(frozen=True)
 class Capacity(MSONable):
     """Theoretical capacity of a candidate: mAh/g, mAh/cm³ (None where unknown) and how it was
@@ -353,11 +382,24 @@ def capacity(candidate: Candidate) -> Capacity:
     """
     ion = candidate.working_ion
     if candidate.discharged_formula and candidate.electrons:
-        grav = gravimetric_capacity(candidate.discharged_formula, candidate.electrons)
+        electrons, why = candidate.electrons, ""
+        if candidate.source.startswith("file:"):
+            # a user file's ions count only as far as the framework can be oxidised when they
+            # leave (the generators check their hosts when they build them)
+            wi = get_working_ion(ion)
+            n = max_ions_removable(candidate.structure, ion)
+            if n <= 0:
+                return Capacity(0.0, 0.0, f"no removable {wi.label()}: no framework centre can be "
+                                "oxidised when it leaves (formal); no intercalation capacity")
+            if n * wi.charge < electrons - 1e-9:
+                why = (f" ({n:g} of {electrons / wi.charge:g} {wi.label()} per cell removable: "
+                       "one-electron oxidation of each transition metal)")
+                electrons = n * wi.charge  # the discharged formula is the cell's
+        grav = gravimetric_capacity(candidate.discharged_formula, electrons)
         return Capacity(
             grav, grav * candidate.discharged_density if candidate.discharged_density else None,
-            f"{candidate.discharged_formula} taking {candidate.electrons:g} e-; per mass and volume "
-            "of the discharged compound", candidate.discharged_formula, candidate.electrons)
+            f"{candidate.discharged_formula} taking {electrons:g} e-{why}; per mass and volume "
+            "of the discharged compound", candidate.discharged_formula, electrons)
     wi = get_working_ion(ion)
     n = max_ions_from_redox(candidate.structure, ion, wi.charge, floor=one_electron_floor(candidate.structure))
     if n <= 0:

@@ -58,7 +58,7 @@ COLUMNS = (
     "neb_barrier_eV", "neb_tier", "neb_calculator", "neb_converged", "neb_barrier_raw_eV",
     "neb_calibrated", "neb_spread_eV", "neb_uncertainty_eV", "neb_models", "neb_flag_codes",
     "n_sites", "n_distinct_sites", "site_energy_spread_eV", "lowest_hop_barrier_eV",
-    "capacity_mAh_g", "capacity_mAh_cm3", "density_g_cm3",
+    "capacity_mAh_g", "capacity_mAh_cm3", "density_g_cm3", "oxidation_states", "oxidation_from",
     "voltage_V", "volume_change", "ml_model",
     "hhi_production", "hhi_reserve", "abundance_min_ppm", "abundance_min_element",
     "abundance_weighted_ppm", "toxic", "toxic_elements", "critical", "critical_elements",
@@ -75,6 +75,8 @@ PRODUCERS = {
     "neb_barrier_eV": "CI-NEB with neb_calculator (tier neb_tier); empty unless computed",
     "capacity_mAh_g, capacity_mAh_cm3, density_g_cm3": "theoretical, from formula, charge and cell "
     "(ionscreen.screening.descriptors)",
+    "oxidation_states, oxidation_from": "mean formal state per element and where it came from "
+    "(given with --oxi, in the file, guessed by bond valence or composition, or the generator)",
     "voltage_V, volume_change": "ML tier (model in ml_model); empty where it did not run",
     "hhi_*, abundance_*, toxic, critical, sustainability_score": "ionscreen.screening.sustainability "
     "(pymatgen HHIModel; Rudnick & Gao 2003; EU CRM list 2023), host without the working ion",
@@ -135,6 +137,9 @@ def flat_record(host: RankedHost) -> dict[str, Any]:
         "capacity_mAh_g": _round(rec.capacity_mAh_g, 2),
         "capacity_mAh_cm3": _round(rec.capacity_mAh_cm3, 2),
         "density_g_cm3": _round(rec.density, 4),
+        "oxidation_states": " ".join(f"{el}{q:+g}" for el, q in (rec.oxidation_states or {}).items())
+        or None,
+        "oxidation_from": rec.oxidation_from,
         "voltage_V": _round(rec.voltage_V, 4),
         "volume_change": _round(rec.volume_change, 5),
         "ml_model": rec.ml_model,

@@ -38,6 +38,10 @@ Weighted score (``score``, ``score_components``)
     single descriptor. ``rank`` 1 is the highest score; ties are broken by the lower barrier,
     then by formula and candidate id.
 
+Not ranked: a host without any barrier, and one whose capacity is formally zero (no
+reducible centre for an empty host, no removable ion for a discharged file: note
+``no_capacity``); ``include_unranked`` lists them after the ranked ones.
+
 Weights: :mod:`ionscreen.screening.weights` (a TOML or JSON ``[weights]`` table, or the
 packaged defaults).
 """
@@ -292,7 +296,16 @@ def _start(record: HostRecord) -> RankedHost:
     if b is None:
         host.notes.append(Note("no_barrier", "no barrier (no percolating BVSE path below encut and no "
                                              "converged NEB): not ranked"))
+    if host.capacity_mAh_g == 0:  # a fast path into a host that cannot take the electrons
+        cap = record.capacity
+        host.notes.append(Note("no_capacity", f"no intercalation capacity ({cap.note if cap else ''}): "
+                                              "not ranked"))
     return host
+
+
+def _rankable(h: RankedHost) -> bool:
+    """A barrier, and a capacity that is not formally zero (unknown capacity is ranked, noted)."""
+    return h.barrier is not None and h.capacity_mAh_g != 0
 
 
 def _tier_notes(ranked: list[RankedHost], ion: str) -> None:
@@ -356,13 +369,13 @@ def rank(records: Iterable[HostRecord], ion: str,
     are never dropped without a word, they travel as a separate list (see
     :func:`ionscreen.screening.records.split_failed`). Returns :class:`RankedHost` objects, best
     first (the records are not modified). ``include_unranked=True`` appends the hosts without
-    any barrier (``rank`` None, a note says why). ``weights``: a mapping, a config file path,
+    any barrier or with no capacity (``rank`` None, a note says why). ``weights``: a mapping, a config file path,
     or None for the packaged defaults.
     """
     w = resolve_weights(weights)
     ion = normalise_ion(ion)
     hosts = [_start(r) for r in _check_done(records) if normalise_ion(r.working_ion) == ion]
-    ranked = [h for h in hosts if h.barrier is not None]
+    ranked = [h for h in hosts if _rankable(h)]
     if ranked:
         _tier_notes(ranked, ion)
         _pareto(ranked)
@@ -372,7 +385,7 @@ def rank(records: Iterable[HostRecord], ion: str,
             h.rank = k
     if not include_unranked:
         return ranked
-    unranked = sorted((h for h in hosts if h.barrier is None),
+    unranked = sorted((h for h in hosts if not _rankable(h)),
                       key=lambda h: (str(h.record.formula or ""), str(h.record.candidate_id or "")))
     return ranked + unranked
 

@@ -27,6 +27,7 @@ from ionscreen.screening.descriptors import Capacity, capacity_or_note
 from ionscreen.screening.neb import NEBSummary
 from ionscreen.screening.sustainability import Sustainability, sustainability
 from ionscreen.structures.candidates import Candidate
+from ionscreen.structures.oxidation import OXI_FROM, oxidation_summary
 
 __all__ = ["Failure", "HostRecord", "Note", "host_sustainability", "split_failed"]
 
@@ -82,6 +83,11 @@ def host_sustainability(source: Structure | Mapping[str, Any] | str, ion: str) -
         return Sustainability(notes=(str(exc),))
 
 
+#: where the oxidation states of a generated host come from (by its source's kind)
+_BUILT_BY = {"prototype": "prototype data", "substitution": "substitution rule",
+             "polymer": "polymer builder"}
+
+
 def _insertion_doc(insertion: Any) -> dict[str, Any] | None:
     """An insertion result (object or its stored document) as a document."""
     if insertion is None:
@@ -112,7 +118,9 @@ class HostRecord(MSONable):
     ``failure`` is None for a record whose BVSE finished (a *done* record); a failed NEB keeps
     its record done, with :meth:`NEBSummary.failed` as ``neb``. ``capacity``, ``density``
     (g/cm³ of the structure as screened) and ``sustainability`` (of the host without the ion)
-    are None for failed records.
+    are None for failed records. ``oxidation_states`` (mean per element) and ``oxidation_from``
+    (given, in the file, guessed..., or the generator that built the host) say what the
+    capacity and the bond valences stand on.
     """
 
     job_id: str
@@ -133,6 +141,8 @@ class HostRecord(MSONable):
     notes: tuple[Note, ...] = ()
     failure: Failure | None = None
     sustainability: Sustainability | None = field(default=None, repr=False)
+    oxidation_states: dict[str, float] | None = None
+    oxidation_from: str | None = None
 
     # ------------------------------------------------------------------ views
     @property
@@ -163,6 +173,9 @@ class HostRecord(MSONable):
             return cls(**ident, bvse=bvse, neb=neb, failure=failure)
         ins = _insertion_doc(insertion)
         cap = capacity_or_note(candidate)
+        oxi = oxidation_summary(candidate.structure) or None
+        oxi_from = candidate.provenance.get(OXI_FROM) or _BUILT_BY.get(
+            candidate.source.split(":", 1)[0], "as built")
         return cls(
             **ident, bvse=bvse, neb=neb, capacity=cap,
             density=round(float(candidate.structure.density), 4),
@@ -171,6 +184,7 @@ class HostRecord(MSONable):
             ml_model=ins.get("model") if ins else None,
             notes=tuple(_result_notes(cap, bvse, neb, ins)),
             sustainability=host_sustainability(candidate.structure, candidate.working_ion),
+            oxidation_states=oxi, oxidation_from=oxi_from if oxi else None,
         )
 
     @classmethod
@@ -198,6 +212,7 @@ class HostRecord(MSONable):
             "notes": [n.as_dict() for n in self.notes],
             "failure": self.failure.as_dict() if self.failure else None,
             "sustainability": self.sustainability.as_dict() if self.sustainability else None,
+            "oxidation_states": self.oxidation_states, "oxidation_from": self.oxidation_from,
         }
 
     @classmethod
@@ -216,6 +231,7 @@ class HostRecord(MSONable):
             structure=Structure.from_dict(st) if isinstance(st, Mapping) else st,
             notes=tuple(Note.from_dict(n) for n in d.get("notes") or ()),
             failure=opt("failure", Failure), sustainability=opt("sustainability", Sustainability),
+            oxidation_states=d.get("oxidation_states"), oxidation_from=d.get("oxidation_from"),
         )
 
 

@@ -30,6 +30,7 @@ from ionscreen.errors import IonscreenError
 
 from .io import load_host
 from .ions import get_working_ion
+from .oxidation import OXI_FROM, oxidation_summary
 
 STRUCTURE_SUFFIXES = (".cif", ".mcif", ".vasp", ".poscar", ".extxyz", ".xyz")  # what io.read_structure reads
 #: How the command-line help and errors name what a folder is searched for.
@@ -295,7 +296,9 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
     if structure is None:
         structure, notes = load_file(path, oxidation_states)
     n = float(get_working_ion(ion).count(structure))
-    prov: dict[str, Any] = {"path": str(path), **({"read_notes": list(notes)} if notes else {})}
+    prov: dict[str, Any] = {"path": str(path), **({"read_notes": list(notes)} if notes else {}),
+                            "oxidation_states": oxidation_summary(structure),
+                            "oxidation_states_from": structure.properties.get(OXI_FROM, "in the file")}
     return make_candidate(structure, ion, f"file:{path}", citation="user structure",
                           state="discharged" if n else "as given", provenance=prov,
                           discharged=structure if n else None, n_ions=n or None)

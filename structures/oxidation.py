@@ -60,10 +60,36 @@ def _in_range(structure: Structure) -> Structure:
     return structure
 
 
+#: ``Structure.properties`` key saying where the oxidation states came from: "given",
+#: "in the file", "guessed (bond valence)" or "guessed (composition)"
+OXI_FROM = "oxidation_states_from"
+
+
+def _from(structure: Structure, how: str) -> Structure:
+    # a new dict: pymatgen's copy() shares the properties dict between copies
+    structure.properties = {**structure.properties, OXI_FROM: how}
+    return structure
+
+
+def oxidation_summary(structure: Structure) -> dict[str, float]:
+    """Mean oxidation state per element of a decorated structure ({} when undecorated)."""
+    tot: dict[str, float] = {}
+    cnt: dict[str, float] = {}
+    for site in structure:
+        for sp, occ in site.species.items():
+            q = getattr(sp, "oxi_state", None)
+            if q is None:
+                return {}
+            tot[sp.symbol] = tot.get(sp.symbol, 0.0) + float(q) * occ
+            cnt[sp.symbol] = cnt.get(sp.symbol, 0.0) + occ
+    return {el: round(tot[el] / cnt[el], 4) for el in tot}
+
+
 def assign_oxidation_states(
     structure: Structure, oxidation_states: Mapping[str, float] | None = None
 ) -> Structure:
     """Return a copy decorated with oxidation states; the input is not changed.
+    ``properties[OXI_FROM]`` of the copy says which source gave them.
 
     Precedence: an explicit ``oxidation_states`` mapping (element -> state, every element
     present must be given); else the states already on every site; else pymatgen's
@@ -98,10 +124,11 @@ def assign_oxidation_states(
         decorated = structure.copy()
         decorated.remove_oxidation_states()
         decorated.add_oxidation_state_by_element({el: clean_number(given[el], digits=None) for el in elements})
-        return _in_range(decorated)
+        return _from(_in_range(decorated), "given")
 
     if _all_sites_have_oxi(structure):
-        return _in_range(structure.copy())
+        done = structure.copy()
+        return _in_range(done if OXI_FROM in done.properties else _from(done, "in the file"))
 
     bare = structure.copy()
     bare.remove_oxidation_states()
@@ -112,7 +139,7 @@ def assign_oxidation_states(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return BVAnalyzer().get_oxi_state_decorated_structure(bare)
+            return _from(BVAnalyzer().get_oxi_state_decorated_structure(bare), "guessed (bond valence)")
         except Exception as exc:  # noqa: BLE001 - fall back to composition guesses
             reasons.append(f"BVAnalyzer: {first_line(exc)}")
         try:
@@ -125,7 +152,7 @@ def assign_oxidation_states(
                 reasons.append("oxi_state_guesses: no charge-balanced combination found")
     if guesses:
         bare.add_oxidation_state_by_element({el: clean_number(v, digits=None) for el, v in guesses[0].items()})
-        return bare
+        return _from(bare, "guessed (composition)")
     # guesses fail on partial occupancy (Na0.8CoO2); --oxi would only lead to the disorder
     # error next, so that is the one to report
     require_ordered(structure)

@@ -30,7 +30,9 @@ NOT_COMPARED = ("job_id",)
 #: columns added after the expected files were written (issue 13: what stands behind a NEB
 #: barrier); they are checked in tests/test_rank_export.py, and must not move the others
 ADDED = ("neb_barrier_raw_eV", "neb_calibrated", "neb_spread_eV", "neb_uncertainty_eV",
-         "neb_models", "neb_flag_codes")
+         "neb_models", "neb_flag_codes",
+         # issue 14: the oxidation states each row stands on, and where they came from
+         "oxidation_states", "oxidation_from")
 
 
 
