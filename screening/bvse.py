@@ -82,6 +82,21 @@ class BVSESummary(MSONable):
     grid_step: float | None
     warnings: tuple[str, ...] = ()
     seconds: float | None = None
+    site_bvs: float | None = None
+    """Bond-valence sum of the working ion at its lowest site (softBV r0 and b to the anions
+    within :data:`BVS_RADIUS`); near the ion's charge for a real site, far below it for an ion
+    rattling in a cavity (None for summaries stored before 0.2.1)."""
+    ion_charge: int | None = None
+    hop_length: float | None = None
+    """Mean length (Å) of the hops of the lowest percolating cluster: the ``a`` of D ≈ ν a²
+    exp(−E/kT) / (2d)."""
+
+    @property
+    def bvs_ratio(self) -> float | None:
+        """site_bvs over the ion's charge (1 for an ideally bonded ion)."""
+        if self.site_bvs is None or not self.ion_charge:
+            return None
+        return self.site_bvs / self.ion_charge
 
     @property
     def best_barrier(self) -> float:
@@ -111,6 +126,30 @@ class BVSESummary(MSONable):
         kw = {k: v for k, v in d.items() if k in known}
         kw["warnings"] = tuple(kw.get("warnings") or ())
         return cls(barriers={k: _finite(bars.get(k)) for k in DIMS}, **kw)
+
+
+BVS_RADIUS = 6.0  # Å: exp((r0 - r)/b) is below 1e-3 v.u. beyond it for every softBV row
+
+
+def lowest_site_bvs(result: BVSEResult) -> float | None:
+    """Bond-valence sum (valence units) of the working ion at the lowest BVSE site: softBV
+    ``r0`` and ``b = 1/alpha`` of each anion (the Morse terms of the model), summed over the
+    anions within :data:`BVS_RADIUS`. None without sites or structure."""
+    if not result.sites or result.structure is None:
+        return None
+    terms = {lab: t for lab, t in result.parameters.get("species", {}).items()
+             if t.get("term") == "Morse" and t.get("alpha")}
+    if not terms:
+        return None
+    site = min(result.sites, key=lambda x: x.energy)
+    st = result.structure
+    cart = st.lattice.get_cartesian_coords(site.frac)
+    total = 0.0
+    for nb in st.get_sites_in_sphere(cart, BVS_RADIUS):
+        t = terms.get(str(nb.specie))
+        if t is not None and nb.nn_distance > 0.1:
+            total += math.exp((t["r0"] - nb.nn_distance) * t["alpha"])
+    return round(total, 4)
 
 
 _DERIVED_KEYS = ("dimensionality", "diffusivity_300K_cm2_s", "diffusivity_note")
@@ -244,7 +283,19 @@ class BVSEResult(MSONable):
             lowest_hop_barrier=_finite(hops[0].barrier) if hops else None,
             grid_step=max(self.grid_step) if self.grid_step else None,
             warnings=tuple(self.warnings), seconds=self.timings.get("total"),
+            site_bvs=lowest_site_bvs(self), ion_charge=ion_model(self.ion).charge,
+            hop_length=self._hop_length(),
         )
+
+    def _hop_length(self) -> float | None:
+        """Mean length (Å) of the hops percolating in the easiest dimension."""
+        dims = [d for d in DIMS if math.isfinite(self.barriers[d])]
+        if not dims:
+            return None
+        best = min(dims, key=lambda d: (self.barriers[d], DIMS.index(d)))
+        hops = [h.length for h in self.hops
+                if h.percolation is not None and DIMS.index(h.percolation) <= DIMS.index(best)]
+        return round(float(np.mean(hops)), 4) if hops else None
 
     def summary_text(self) -> str:
         """One line for a terminal."""

@@ -53,7 +53,8 @@ __all__ = ["COLUMNS", "FAILURE_COLUMNS", "export_run", "failure_row", "flat_reco
 #: Columns of ranked_<ion>.csv / .json, in order. Units are in the names.
 COLUMNS = (
     "rank", "formula", "working_ion", "source", "citation", "state",
-    "barrier_eV", "barrier_tier",
+    "barrier_eV", "barrier_tier", "barrier_uncertainty_eV", "mobility", "diffusivity_300K_cm2_s",
+    "flags",
     "E1D_eV", "E2D_eV", "E3D_eV", "dimensionality", "bvse_model", "bvse_approximate",
     "neb_barrier_eV", "neb_tier", "neb_calculator", "neb_converged", "neb_barrier_raw_eV",
     "neb_calibrated", "neb_spread_eV", "neb_uncertainty_eV", "neb_models", "neb_flag_codes",
@@ -71,6 +72,10 @@ FAILURE_COLUMNS = ("working_ion", "formula", "source", "step", "status", "reason
 #: Producer of each column that is not self-describing (shown in the report and the JSON meta).
 PRODUCERS = {
     "barrier_eV": "the tier named in barrier_tier (converged NEB if any, else BVSE min(E1D, E2D, E3D))",
+    "barrier_uncertainty_eV, mobility, diffusivity_300K_cm2_s, flags": "ionscreen.screening."
+    "mobility: the tier's uncertainty (committee, or MAE against DFT-NEB), the class against "
+    "0.525/0.65 eV (Rong et al. 2015), D = nu a^2 exp(-E/kT)/(2d) with nu = 1e13 Hz, and the "
+    "plausibility flags (under-bonded, below-floor, NEB flags)",
     "E1D_eV/E2D_eV/E3D_eV, dimensionality, n_sites, site_energy_spread_eV": "BVSE (model in bvse_model)",
     "neb_barrier_eV": "CI-NEB with neb_calculator (tier neb_tier); empty unless computed",
     "capacity_mAh_g, capacity_mAh_cm3, density_g_cm3": "theoretical, from formula, charge and cell "
@@ -112,6 +117,10 @@ def flat_record(host: RankedHost) -> dict[str, Any]:
         "state": rec.state,
         "barrier_eV": _round(host.barrier, 4),
         "barrier_tier": host.barrier_tier,
+        "barrier_uncertainty_eV": _round(host.uncertainty, 4),
+        "mobility": host.mobility,
+        "diffusivity_300K_cm2_s": host.diffusivity_cm2_s,
+        "flags": ";".join(host.flags) or None,
         "E1D_eV": _round(bars["1D"], 4),
         "E2D_eV": _round(bars["2D"], 4),
         "E3D_eV": _round(bars["3D"], 4),

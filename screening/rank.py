@@ -14,6 +14,12 @@ Barrier (``barrier``, ``barrier_tier``)
     percolation barrier of the lowest percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...). Barriers of different tiers
     are only loosely comparable: hosts whose tier differs from the ion's majority get a note.
 
+Mobility (``mobility``, ``uncertainty``, ``diffusivity_cm2_s``, ``flags``)
+    :mod:`ionscreen.screening.mobility`: the barrier ± the tier's uncertainty against 0.525 eV
+    (micron particles at C/2) and 0.65 eV (nano-particles): ``mobile``, ``borderline`` or
+    ``immobile``, with D(300 K) beside it. A BVSE barrier at an under-bonded site or below the
+    per-charge floor is implausible (note ``implausible``): no class, not ranked.
+
 Sustainability (``sustainability_score``)
     The score of the record's ``sustainability``, computed once when the record was built
     (:func:`ionscreen.screening.records.host_sustainability`: the host as screened **without the
@@ -35,8 +41,13 @@ Weighted score (``score``, ``score_components``)
     (1 for every row when all values are equal); a missing value counts 0 (worst) and is
     noted. ``score = (w_b b + w_c c + w_s s) / (w_b + w_c + w_s)`` in [0, 1]. It is relative to
     the candidate set: adding a candidate can change the others' scores, not their order by any
-    single descriptor. ``rank`` 1 is the highest score; ties are broken by the lower barrier,
-    then by formula and candidate id.
+    single descriptor.
+
+Order (``rank``)
+    By mobility class first (every mobile host before every borderline one, every borderline
+    one before the immobile), then by score within the class; ties are broken by the lower
+    barrier, then by formula and candidate id. A high capacity never lifts an immobile host
+    above a mobile one.
 
 Not ranked: a host without any barrier, and one whose capacity is formally zero (no
 reducible centre for an empty host, no removable ion for a discharged file: note
@@ -50,13 +61,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monty.json import MSONable
 
 from ionscreen._json import finite_or_none
+from ionscreen.screening.mobility import (
+    CLASSES,
+    diffusivity,
+    mobility_class,
+    plausibility_flags,
+    tier_uncertainty,
+)
 from ionscreen.screening.records import HostRecord, Note
 from ionscreen.screening.weights import (
     WEIGHT_KEYS,
@@ -65,7 +83,7 @@ from ionscreen.screening.weights import (
     resolve_weights,
     validate_weights,
 )
-from ionscreen.structures.ions import DIMS, normalise_ion
+from ionscreen.structures.ions import DIMS, get_working_ion, normalise_ion
 from ionscreen.structures.ions import EXPORT_ORDER as ION_ORDER
 
 __all__ = [
@@ -243,6 +261,10 @@ class RankedHost(MSONable):
     score: float | None = None
     score_components: dict[str, float | None] | None = None
     rank: int | None = None
+    uncertainty: float | None = None
+    mobility: str | None = None
+    diffusivity_cm2_s: float | None = None
+    flags: list[str] = field(default_factory=list)
 
     @property
     def capacity_mAh_g(self) -> float | None:
@@ -259,7 +281,9 @@ class RankedHost(MSONable):
                 "sustainability_score": self.sustainability_score,
                 "notes": [n.as_dict() for n in self.notes], "pareto": self.pareto,
                 "pareto_rank": self.pareto_rank, "score": self.score,
-                "score_components": self.score_components, "rank": self.rank}
+                "score_components": self.score_components, "rank": self.rank,
+                "uncertainty": self.uncertainty, "mobility": self.mobility,
+                "diffusivity_cm2_s": self.diffusivity_cm2_s, "flags": list(self.flags)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RankedHost:
@@ -269,7 +293,9 @@ class RankedHost(MSONable):
                    notes=[Note.from_dict(n) for n in d.get("notes") or ()],
                    pareto=bool(d.get("pareto")), pareto_rank=d.get("pareto_rank"),
                    score=d.get("score"), score_components=d.get("score_components"),
-                   rank=d.get("rank"))
+                   rank=d.get("rank"), uncertainty=d.get("uncertainty"),
+                   mobility=d.get("mobility"), diffusivity_cm2_s=d.get("diffusivity_cm2_s"),
+                   flags=list(d.get("flags") or ()))
 
 
 def _check_done(records: Iterable[HostRecord]) -> list[HostRecord]:
@@ -296,6 +322,7 @@ def _start(record: HostRecord) -> RankedHost:
     if b is None:
         host.notes.append(Note("no_barrier", "no barrier (no percolating BVSE path below encut and no "
                                              "converged NEB): not ranked"))
+    _mobility(host)
     if host.capacity_mAh_g == 0:  # a fast path into a host that cannot take the electrons
         cap = record.capacity
         host.notes.append(Note("no_capacity", f"no intercalation capacity ({cap.note if cap else ''}): "
@@ -303,9 +330,39 @@ def _start(record: HostRecord) -> RankedHost:
     return host
 
 
+def _mobility(host: RankedHost) -> None:
+    """Flags, uncertainty, mobility class and D(300 K) of the host's barrier
+    (:mod:`ionscreen.screening.mobility`). A BVSE barrier at an under-bonded site or below the
+    floor is implausible: no class, not ranked (note ``implausible``)."""
+    rec, b = host.record, host.barrier
+    charge = get_working_ion(rec.working_ion).charge
+    bvse = rec.bvse
+    is_bvse = host.barrier_tier_key == "BVSE"
+    flags = plausibility_flags(b if is_bvse else None, charge, bvse.bvs_ratio if bvse else None)
+    if not is_bvse and rec.neb is not None:
+        flags += [(f["code"], f["text"]) for f in rec.neb.flags if f["code"] != "not-converged"]
+    host.flags = list(dict.fromkeys(code for code, _ in flags))
+    if b is None:
+        return
+    if is_bvse and flags:
+        host.notes.append(Note("implausible", "BVSE barrier not ranked: " + "; ".join(
+            f"{code}: {text}" for code, text in flags)))
+        return
+    for code, text in flags:
+        if code == "under-bonded":  # the NEB relaxed the site: shown, not refused
+            host.notes.append(Note("under_bonded_site", f"BVSE site {text}; the NEB barrier "
+                                   "stands on relaxed endpoints"))
+    own = rec.neb.uncertainty if (rec.neb is not None and not is_bvse) else None
+    host.uncertainty = tier_uncertainty(host.barrier_tier_key, own)
+    host.mobility = mobility_class(b, host.uncertainty)
+    dims = int((host.barrier_tier or "")[-2]) if is_bvse and host.barrier_tier else 1
+    host.diffusivity_cm2_s = float(f"{diffusivity(b, bvse.hop_length if bvse else None, dims):.3g}")
+
+
 def _rankable(h: RankedHost) -> bool:
-    """A barrier, and a capacity that is not formally zero (unknown capacity is ranked, noted)."""
-    return h.barrier is not None and h.capacity_mAh_g != 0
+    """A plausible barrier, and a capacity that is not formally zero (unknown capacity is
+    ranked, noted)."""
+    return h.barrier is not None and h.mobility is not None and h.capacity_mAh_g != 0
 
 
 def _tier_notes(ranked: list[RankedHost], ion: str) -> None:
@@ -357,7 +414,8 @@ def _score(ranked: list[RankedHost], w: Mapping[str, float]) -> None:
 
 def _order_key(h: RankedHost) -> tuple:
     r = h.record
-    return (-(h.score or 0.0), h.barrier, str(r.formula or ""), str(r.candidate_id or r.job_id or ""))
+    return (CLASSES.index(h.mobility) if h.mobility in CLASSES else len(CLASSES),
+            -(h.score or 0.0), h.barrier, str(r.formula or ""), str(r.candidate_id or r.job_id or ""))
 
 
 def rank(records: Iterable[HostRecord], ion: str,

@@ -1,0 +1,104 @@
+"""Mobility as physics: a barrier's class against stated thresholds, with the tier's uncertainty
+carried into it, the diffusion coefficient it implies, and the plausibility flags that keep a
+number from being ranked as a finding.
+
+Thresholds (:data:`MICRON`, :data:`NANO`)
+    Rong, Malik, Canepa, Sai Gautam, Liu, Persson, Ceder, *Chem. Mater.* 27 (2015) 6016: for
+    an electrode to (dis)charge at about C/2, the ion must cross the particle within about two
+    hours; with D ≈ a²ν exp(−Em/kT) this needs Em ≲ 525 meV for micron-sized particles and
+    Em ≲ 650 meV for nano-sized ones (tens of nm).
+
+Classes (:func:`mobility_class`)
+    ``mobile``: Em + u ≤ 0.525 eV, mobile in micron particles even at the upper end of the
+    tier's uncertainty ``u``; ``immobile``: Em − u > 0.65 eV, too slow even for nano-particles
+    at the lower end; ``borderline``: everything between (nano-particles only, or the tier
+    cannot tell). A tier with a large uncertainty (BVSE) therefore classes few hosts as mobile:
+    that is what it knows.
+
+Uncertainty of a tier (:func:`tier_uncertainty`)
+    An ML NEB barrier carries its own (committee spread and calibration error,
+    :mod:`ionscreen.screening.committee`); a single model without a committee, the BVFF NEB and
+    BVSE carry the mean absolute error measured against DFT-NEB barriers of Mg/Ca/Zn/Al on the
+    held-out paths (``benchmarks/validate_barriers.py``, ``benchmarks/RESULTS.md``).
+
+Plausibility (:func:`plausibility_flags`)
+    ``under-bonded``: the ion's bond-valence sum at its lowest BVSE site is below
+    :data:`UNDER_BONDED` × its charge: it rattles in a cavity the host does not bond, and the
+    flat bottom of that cavity reads as a tiny barrier (Ca²⁺ in hollandite). ``below-floor``:
+    the ranked barrier is below the floor for the ion's charge
+    (:data:`ionscreen.screening.neb.flags.FLOORS`). A BVSE barrier with either flag is not
+    ranked; an NEB barrier stands on relaxed endpoints, so the BVSE site's flag is shown beside
+    it without refusing it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ionscreen.screening.neb.flags import FLOORS
+
+__all__ = ["CLASSES", "MICRON", "NANO", "TIER_MAE", "UNDER_BONDED", "diffusivity",
+           "mobility_class", "plausibility_flags", "tier_uncertainty"]
+
+MICRON = 0.525  # eV: C/2 in micron-sized particles (Rong et al. 2015)
+NANO = 0.65  # eV: C/2 in nano-sized particles (Rong et al. 2015)
+CLASSES = ("mobile", "borderline", "immobile")
+
+#: the ion's BVS at its site below this fraction of its charge: under-bonded
+UNDER_BONDED = 0.6
+
+#: mean absolute error (eV) against DFT-NEB on the held-out Mg/Ca/Zn/Al paths, by tier key
+#: prefix (benchmarks/RESULTS.md, "Barrier tiers against DFT-NEB"); used where a barrier
+#: carries no uncertainty of its own
+TIER_MAE = {"BVSE": 0.87, "BVFF": 0.38, "MLIP": 0.20}
+
+ATTEMPT_HZ = 1e13
+KB_EV = 8.617333262e-5
+DEFAULT_HOP = 3.0  # Å, where the landscape gives no hop length
+
+
+def tier_uncertainty(tier_key: str | None, own: float | None = None) -> float | None:
+    """The barrier's own uncertainty when it has one, else the tier's measured MAE."""
+    if own is not None and math.isfinite(own):
+        return float(own)
+    if not tier_key:
+        return None
+    for prefix, mae in TIER_MAE.items():
+        if tier_key.startswith(prefix):
+            return mae
+    return None
+
+
+def mobility_class(barrier: float, uncertainty: float | None) -> str:
+    """``mobile`` / ``borderline`` / ``immobile`` (module docstring) of a barrier ± uncertainty."""
+    u = uncertainty or 0.0
+    if barrier + u <= MICRON:
+        return "mobile"
+    if barrier - u > NANO:
+        return "immobile"
+    return "borderline"
+
+
+def diffusivity(barrier: float, hop_length: float | None = None, dimensions: int = 1,
+                temperature: float = 300.0) -> float:
+    """D (cm²/s) ≈ ν a² exp(−E/kT) / (2d) with ν = 10¹³ Hz: an order of magnitude to compare with
+    a measurement (PITT/GITT), not a prediction."""
+    a = (hop_length or DEFAULT_HOP) * 1e-8
+    d = max(1, int(dimensions))
+    return ATTEMPT_HZ * a * a * math.exp(-barrier / (KB_EV * temperature)) / (2 * d)
+
+
+def plausibility_flags(barrier: float | None, charge: int, bvs_ratio: float | None
+                       ) -> list[tuple[str, str]]:
+    """(code, text) for an under-bonded site and a barrier below the floor of ``charge``."""
+    flags: list[tuple[str, str]] = []
+    if bvs_ratio is not None and bvs_ratio < UNDER_BONDED:
+        flags.append(("under-bonded", (
+            f"the ion's bond-valence sum at its lowest site is {bvs_ratio * charge:.2f} for a "
+            f"charge of {charge} ({bvs_ratio:.0%}, below {UNDER_BONDED:.0%}): it rattles in a "
+            "cavity the host does not bond")))
+    floor = FLOORS.get(charge, FLOORS[max(FLOORS)])
+    if barrier is not None and barrier < floor:
+        flags.append(("below-floor", f"barrier {barrier:.3f} eV is below the {floor:.2f} eV floor "
+                                     f"for a {charge}+ ion: likelier an artefact than a finding"))
+    return flags
