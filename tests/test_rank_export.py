@@ -51,7 +51,8 @@ def _struct(proto: str) -> Structure:
 
 
 def make_row(job: str, formula: str, ion: str = "Mg", e1d=0.5, e2d=None, e3d=None, cap=150.0,
-             proto: str = "TiS2", neb=None, failure: Failure | None = None, **extra) -> HostRecord:
+             proto: str = "TiS2", neb=None, failure: Failure | None = None,
+             site_bvs: float | None = None, ion_charge: int | None = None, **extra) -> HostRecord:
     """A record as ``collect_records`` builds it, with made-up BVSE numbers (stored documents'
     keys, so that NaN and inf become None as they do when a summary is read back)."""
     bars = {"1D": e1d, "2D": e2d, "3D": e3d}
@@ -59,7 +60,7 @@ def make_row(job: str, formula: str, ion: str = "Mg", e1d=0.5, e2d=None, e3d=Non
         "barriers": bars, "dimensionality": sum(v is not None for v in bars.values()), "method": "BVSE",
         "model": "Mg2+ with softBV parameters (Chen & Adams 2017)", "approximate": False,
         "n_sites": 4, "n_distinct_sites": 1, "site_energy_spread": 0.0,
-        "lowest_hop_barrier": e1d, "grid_step": 0.2})
+        "lowest_hop_barrier": e1d, "grid_step": 0.2, "site_bvs": site_bvs, "ion_charge": ion_charge})
     st = _struct(proto)
     fields = {
         "job_id": job, "candidate_id": f"{job}cand0123456789", "formula": formula, "working_ion": ion,

@@ -1,0 +1,81 @@
+"""Mobility classes, D(300 K) and plausibility flags (issue 14, points 3 and 5), alone and in
+the ranking."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from test_rank_export import make_row
+
+from ionscreen.screening.bvse import compute_landscape
+from ionscreen.screening.mobility import (
+    MICRON,
+    NANO,
+    diffusivity,
+    mobility_class,
+    plausibility_flags,
+    tier_uncertainty,
+)
+from ionscreen.screening.rank import rank
+from ionscreen.structures.candidates import from_prototypes
+
+
+def test_classes_carry_the_uncertainty():
+    assert mobility_class(0.40, 0.10) == "mobile"  # 0.50 <= 0.525
+    assert mobility_class(0.40, 0.20) == "borderline"  # could be 0.60: nano-particles only
+    assert mobility_class(MICRON, 0.0) == "mobile" and mobility_class(MICRON + 1e-6, 0) == "borderline"
+    assert mobility_class(NANO, 0.0) == "borderline" and mobility_class(NANO + 1e-6, 0) == "immobile"
+    assert mobility_class(0.90, 0.20) == "immobile" and mobility_class(0.90, 0.30) == "borderline"
+    # BVSE's measured error keeps it from calling anything below ~1.5 eV immobile
+    u = tier_uncertainty("BVSE")
+    assert u and mobility_class(1.2, u) == "borderline" and mobility_class(0.05, u) == "borderline"
+    assert tier_uncertainty("MLIP CI-NEB (chgnet)", own=0.07) == 0.07
+
+
+def test_diffusivity_by_hand():
+    # nu a^2 exp(-E/kT) / (2d): 1e13 * (3e-8)^2 * exp(-0.5 / 0.025852) / 2
+    want = 1e13 * 9e-16 * math.exp(-0.5 / (8.617333262e-5 * 300)) / 2
+    assert diffusivity(0.5, 3.0, 1) == pytest.approx(want, rel=1e-12)
+    assert diffusivity(0.5, 3.0, 3) == pytest.approx(want / 3, rel=1e-12)
+    # 0.06 eV more is one decade less at room temperature (kT ln 10 = 0.0595 eV)
+    assert diffusivity(0.5595, 3.0) == pytest.approx(diffusivity(0.5, 3.0) / 10, rel=0.01)
+
+
+def test_plausibility_flags():
+    codes = [c for c, _ in plausibility_flags(0.05, 2, 0.30)]
+    assert codes == ["under-bonded", "below-floor"]
+    assert plausibility_flags(0.40, 2, 0.95) == []
+    assert [c for c, _ in plausibility_flags(0.20, 3, None)] == ["below-floor"]  # 3+: 0.25 eV
+
+
+def test_real_sites_bvs_tells_a_site_from_a_cavity():
+    """The ion's bond-valence sum at its lowest BVSE site: Mg in spinel MgCr2O4 is bonded
+    (≈ 1.85 for 2+), Mg in the hollandite tunnel of alpha-MnO2 rattles (≈ 0.73)."""
+    got = {}
+    for c in from_prototypes(["Mg"], ["MgCr2O4", "MnO2-alpha"]):
+        s = compute_landscape(c.structure, "Mg", resolution=0.25).summary()
+        got[c.source.split(":")[1]] = s.bvs_ratio
+    assert 0.8 < got["MgCr2O4"] < 1.1
+    assert got["MnO2-alpha"] < 0.5
+
+
+def test_mobile_before_immobile_whatever_the_capacity():
+    rows = [make_row("slow", "A", e1d=2.5, cap=400),  # immobile with any BVSE error
+            make_row("fast", "B", e1d=0.3, cap=50, site_bvs=1.9, ion_charge=2)]
+    out = rank(rows, "Mg", {"capacity": 1.0})  # capacity alone would put A first
+    assert [h.record.job_id for h in out] == ["fast", "slow"]
+    assert [h.mobility for h in out] == ["borderline", "immobile"]
+    assert out[0].uncertainty == tier_uncertainty("BVSE") and out[0].diffusivity_cm2_s > 0
+
+
+def test_under_bonded_or_below_floor_bvse_barrier_is_not_ranked():
+    rows = [make_row("ok", "A", e1d=0.6),
+            make_row("cavity", "B", e1d=0.3, site_bvs=0.6, ion_charge=2),
+            make_row("flat", "C", e1d=0.03)]
+    out = rank(rows, "Mg", include_unranked=True)
+    by = {h.record.job_id: h for h in out}
+    assert by["ok"].rank == 1 and by["cavity"].rank is None and by["flat"].rank is None
+    assert by["cavity"].flags == ["under-bonded"] and by["flat"].flags == ["below-floor"]
+    assert "implausible" in by["cavity"].note_codes() and by["cavity"].mobility is None
+    assert [h.record.job_id for h in rank(rows, "Mg")] == ["ok"]
