@@ -95,6 +95,24 @@ def _insertion_doc(insertion: Any) -> dict[str, Any] | None:
     return dict(insertion) if isinstance(insertion, Mapping) else insertion.as_dict()
 
 
+def _ion_notes(candidate: Candidate) -> list[Note]:
+    """Ions other than the working one left in a user's host, or removed from it on request."""
+    prov = candidate.provenance
+    notes = []
+    if prov.get("removed_ions"):
+        what = ", ".join(f"{n:g} {el}" for el, n in prov["removed_ions"].items())
+        notes.append(Note("ions_removed", f"{what} per cell removed before screening "
+                                          f"(--replace-ion); oxidation states "
+                                          f"{prov.get(OXI_FROM, 'guessed again')}"))
+    if prov.get("other_ions"):
+        what = ", ".join(f"{n:g} {el}" for el, n in prov["other_ions"].items())
+        els = ",".join(prov["other_ions"])
+        notes.append(Note("other_ions", f"the host holds {what} per cell, screened as framework "
+                                        f"(they block their own sites); --replace-ion {els} removes "
+                                        f"them and screens {candidate.working_ion} in their sites"))
+    return notes
+
+
 def _result_notes(cap: Capacity | None, bvse: BVSESummary | None, neb: NEBSummary | None,
                   ins: Mapping[str, Any] | None) -> list[Note]:
     """The record's own notes, in the order the exports print them."""
@@ -182,7 +200,7 @@ class HostRecord(MSONable):
             voltage_V=ins.get("voltage_V") if ins else None,
             volume_change=ins.get("volume_change") if ins else None,
             ml_model=ins.get("model") if ins else None,
-            notes=tuple(_result_notes(cap, bvse, neb, ins)),
+            notes=tuple(_ion_notes(candidate) + _result_notes(cap, bvse, neb, ins)),
             sustainability=host_sustainability(candidate.structure, candidate.working_ion),
             oxidation_states=oxi, oxidation_from=oxi_from if oxi else None,
         )

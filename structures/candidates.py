@@ -287,18 +287,61 @@ def _notes(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     return notes
 
 
+#: ions a host file may still hold from its synthesis or its own chemistry (LiCoO2, Na0.8CoO2):
+#: listed with the result (``provenance["other_ions"]``), removed with ``strip``
+LEFTOVER_IONS = ("Li", "Na", "K")
+
+
+def strip_ions(structure: Structure, elements: Sequence[str]) -> tuple[Structure, dict[str, float]]:
+    """``structure`` without the sites of ``elements`` and with oxidation states guessed again
+    (removing Li+ from LiCoO2 leaves Co4+), and the number removed per element. Raises an
+    :class:`IonscreenError` when no charge-balanced assignment exists without them (NaCl
+    without Na: nothing can be oxidised)."""
+    removed = {el: float(structure.composition[el]) for el in elements if structure.composition[el]}
+    if not removed:
+        return structure, {}
+    bare = structure.copy()
+    bare.remove_sites([i for i, site in enumerate(bare) if site.specie.symbol in removed])
+    if len(bare) == 0:
+        raise IonscreenError(f"nothing is left of {structure.composition.reduced_formula} without "
+                             f"{', '.join(removed)}")
+    bare.remove_oxidation_states()
+    bare.properties = {k: v for k, v in bare.properties.items() if k != OXI_FROM}
+    try:
+        host = load_host(bare)
+    except IonscreenError as exc:
+        raise type(exc)(f"removing {', '.join(removed)} from {structure.composition.reduced_formula} "
+                        f"leaves no charge-balanced host ({exc}); screen it without --replace-ion"
+                        ) from None
+    host.properties = {**host.properties,
+                       OXI_FROM: f"{host.properties.get(OXI_FROM, 'guessed')} after removing "
+                                 f"{', '.join(removed)}"}
+    return host, removed
+
+
 def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, float] | None = None,
-              structure: Structure | None = None, notes: Sequence[str] = ()) -> Candidate:
+              structure: Structure | None = None, notes: Sequence[str] = (),
+              strip: Sequence[str] = ()) -> Candidate:
     """The candidate of one user file for one working ion: discharged (ions on their sites) when
     the file holds the ion, else the host as given. Raises an :class:`IonscreenError` for a file
     that cannot be used. ``structure`` skips re-reading a file already loaded (``notes``: the
-    remarks its reader made). The reader's remarks are kept in ``provenance["read_notes"]``."""
+    remarks its reader made). The reader's remarks are kept in ``provenance["read_notes"]``.
+
+    ``strip``: elements whose ions are removed first (:func:`strip_ions`; ``--replace-ion Li``:
+    the working ion is screened in the sites they leave), never the working ion itself. Other
+    ions of :data:`LEFTOVER_IONS` left in the host are listed in ``provenance["other_ions"]``."""
     if structure is None:
         structure, notes = load_file(path, oxidation_states)
-    n = float(get_working_ion(ion).count(structure))
+    wi = get_working_ion(ion)
+    structure, removed = strip_ions(structure, [el for el in strip if el != wi.name])
+    n = float(wi.count(structure))
+    others = {el: float(structure.composition[el]) for el in LEFTOVER_IONS
+              if el != wi.name and structure.composition[el]}
     prov: dict[str, Any] = {"path": str(path), **({"read_notes": list(notes)} if notes else {}),
                             "oxidation_states": oxidation_summary(structure),
-                            "oxidation_states_from": structure.properties.get(OXI_FROM, "in the file")}
+                            "oxidation_states_from": structure.properties.get(OXI_FROM, "in the file"),
+                            **({"removed_ions": removed} if removed else {}),
+                            **({"other_ions": others} if others else {})}
     return make_candidate(structure, ion, f"file:{path}", citation="user structure",
                           state="discharged" if n else "as given", provenance=prov,
                           discharged=structure if n else None, n_ions=n or None)
@@ -308,6 +351,7 @@ def from_files(
     paths: Iterable[str | os.PathLike],
     ions: Iterable[str],
     oxidation_states: dict[str, float] | None = None,
+    strip: Sequence[str] = (),
 ) -> tuple[list[Candidate], list[dict[str, str]]]:
     """User structures (files or folders). A bad file is reported with its reason; the rest go on."""
     ions = list(ions)
@@ -319,7 +363,11 @@ def from_files(
         except IonscreenError as exc:
             failures.append({"path": str(f), "reason": str(exc)})
             continue
-        cands += [from_file(f, ion, structure=st, notes=notes) for ion in ions]
+        for ion in ions:
+            try:
+                cands.append(from_file(f, ion, structure=st, notes=notes, strip=strip))
+            except IonscreenError as exc:
+                failures.append({"path": str(f), "reason": str(exc)})
     return cands, failures
 
 

@@ -93,3 +93,22 @@ def test_failures_name_the_reason(real_run):
     fails = list(csv.DictReader((real_run / "failures.csv").open()))
     metals = [f for f in fails if f["source"].endswith(("Gold.cif", "Iron.cif", "Silicon.cif"))]
     assert metals and all("no anion" in f["reason"] for f in metals)
+
+
+def test_leftover_ions_are_listed_and_replace_ion_removes_them(tmp_path):
+    from ionscreen.errors import IonscreenError
+    from ionscreen.screening.records import HostRecord
+    from ionscreen.structures.candidates import from_file
+
+    files = {p.name: p for p in real_cifs(tmp_path)}
+    kept = from_file(files["LiCoO2.cif"], "Mg")
+    assert kept.provenance["other_ions"] == {"Li": 3.0} and kept.formula == "LiCoO2"
+    rec = HostRecord.from_results(kept, None)
+    assert "other_ions" in [n.code for n in rec.notes] and "--replace-ion Li" in str(rec.notes[0])
+    gone = from_file(files["LiCoO2.cif"], "Mg", strip=["Li"])
+    assert gone.formula == "CoO2" and gone.provenance["removed_ions"] == {"Li": 3.0}
+    assert gone.provenance["oxidation_states"] == {"Co": 4.0, "O": -2.0}  # Co3+ -> Co4+
+    assert gone.provenance["oxidation_states_from"].endswith("after removing Li")
+    assert from_file(files["LiCoO2.cif"], "Li", strip=["Li"]).formula == "LiCoO2"  # never the working ion
+    with pytest.raises(IonscreenError, match="removing K from KCl leaves no charge-balanced host"):
+        from_file(files["KCl.cif"], "Mg", strip=["K"])

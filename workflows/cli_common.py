@@ -149,6 +149,10 @@ _CANDIDATE_OPTIONS = [
                       "hosts are screened; a file that cannot be used is a failed job with its "
                       "reason."),
     click.option("--oxi", default=None, help="Oxidation states for --files, e.g. Fe=2,P=5,O=-2."),
+    click.option("--replace-ion", "replace_ion", default=None,
+                 help="Remove these ions (e.g. Li or Li,Na) from --files first and screen the "
+                      "working ion in the sites they leave; the host's oxidation states are "
+                      "guessed again (LiCoO2 -> CoO2 with Co4+)."),
     click.option("--ions", cls=GreedyOption, multiple=True, default=None,
                  help="Working ions (space or comma separated). Default: "
                       f"{' '.join(SCREEN_DEFAULT)}."),
@@ -168,13 +172,15 @@ _STAGE_OPTIONS = [
                  help="ML calculator (chgnet, sevennet...) for voltage and volume change of the top "
                       "discharged hosts."),
 ]
-_CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "ions")
+_CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "replace_ion",
+                    "ions")
 _STAGE_NAMES = ("resolution", "derive_nitride", "neb_top", "neb_calculator", "voltage_calc")
 
 
 def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: Any = None,
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
-                      oxi: str | None = None, resolution: float = 0.2,
+                      oxi: str | None = None, replace_ion: str | None = None,
+                      resolution: float = 0.2,
                       derive_nitride: bool = False, neb_top: int = 3,
                       neb_calculator: str = "bvff", voltage_calc: str | None = None) -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
@@ -188,6 +194,12 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
     except IonscreenError as exc:
         raise click.BadParameter(str(exc), param_hint="--ions") from exc
     rules = " ".join(substitute or ()).split() or None  # commas separate targets: not words
+    strip = split_words([replace_ion] if replace_ion else [])
+    for el in strip:
+        if el not in ("Li", "Na", "K", "Mg", "Ca", "Zn", "Sr", "Ba", "Al"):
+            raise click.BadParameter(f"{el!r} is not an ion a host file holds between its layers or "
+                                     "in its channels (Li, Na, K, Mg, Ca, Zn, Sr, Ba, Al)",
+                                     param_hint="--replace-ion")
     file_list = split_words(files)
     problems = path_problems(file_list)
     if problems:  # a typo in a path is no failed job: the user must fix it before a screen
@@ -196,7 +208,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
         parse_substitution_rules(rules)
         return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
                           cp_models=cp_models, seed=seed, files=file_list,
-                          oxi=parse_oxi(oxi),
+                          oxi=parse_oxi(oxi), replace_ions=strip,
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,
                           voltage_calculator=voltage_calc)

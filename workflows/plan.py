@@ -249,6 +249,9 @@ class ScreenSpec:
     """User structure files or folders (each read by a ``candidate`` job)."""
     oxi: dict[str, float] | None = None
     """Oxidation states for ``files`` (else guessed)."""
+    replace_ions: list[str] = field(default_factory=list)
+    """Elements (e.g. ["Li"]) whose ions are removed from ``files`` so that the working ion is
+    screened in the sites they leave (the host's oxidation states are guessed again)."""
     bvse: BVSESettings = field(default_factory=lambda: _screen_bvse(None))
     """The BVSE settings (:class:`~ionscreen.screening.bvse.BVSESettings`; a mapping of its
     fields is accepted, with a grid step of 0.2 Å unless it says otherwise)."""
@@ -323,7 +326,8 @@ class ScreenSpec:
         if self.cps:
             found += cgen.from_polymers(self.ions, n_disordered=self.cp_models, seed=self.seed)
         if files and self.files:
-            from_files, failures = cgen.from_files(self.files, self.ions, self.oxi)
+            from_files, failures = cgen.from_files(self.files, self.ions, self.oxi,
+                                                   strip=self.replace_ions)
             found += from_files
         return CandidateSet(cgen.unique(found), rejected, failures)
 
@@ -336,7 +340,10 @@ class ScreenSpec:
 
         paths = [str(p) for p in iter_structure_files(self.files)]
         return Stage("candidate", STEPS["candidate"],
-                     [{"path": p, "ion": ion, "oxi": self.oxi} for p in paths for ion in self.ions],
+                     [{"path": p, "ion": ion, "oxi": self.oxi,
+                       # only when asked: the job ids of other screens stay what they were
+                       **({"strip": list(self.replace_ions)} if self.replace_ions else {})}
+                      for p in paths for ion in self.ions],
                      INLINE)
 
     def bvse_stage(self, candidates: Sequence[dict[str, Any]], with_files: bool = True) -> Stage:

@@ -17,10 +17,11 @@ from .store import ResultStore
 
 
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
-    """``{"path", "ion", "oxi"}`` -> one validated candidate from a user file (bad files fail here)."""
+    """``{"path", "ion", "oxi"[, "strip"]}`` -> one validated candidate from a user file (bad
+    files fail here)."""
     from ionscreen.structures.candidates import from_file
 
-    return from_file(doc["path"], doc["ion"], doc.get("oxi")).to_dict()
+    return from_file(doc["path"], doc["ion"], doc.get("oxi"), strip=doc.get("strip") or ()).to_dict()
 
 
 # --------------------------------------------------------------------------- records from a store
