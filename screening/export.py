@@ -41,6 +41,8 @@ from ionscreen.screening.rank import (
     ions_in,
     normalise_ion,
     rank_all,
+    ranked_tier,
+    tier_level,
 )
 from ionscreen.screening.records import HostRecord
 from ionscreen.screening.report import ReportInput, report_html
@@ -289,11 +291,11 @@ def _counts(ion: str, hosts: list[RankedHost], n_done: int, failures: list[HostR
 
 
 def _write_ranked(out: Path, ion: str, flat: list[dict[str, Any]], w: Mapping[str, float],
-                  counts: Mapping[str, int]) -> dict[str, Path]:
+                  counts: Mapping[str, int], tier: str | None) -> dict[str, Path]:
     """ranked_<ion>.csv and ranked_<ion>.json from the flat records of the ion's hosts."""
     fname = f"ranked_{_safe(ion)}"
     meta = {
-        "working_ion": ion, "generated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "working_ion": ion, "ranked_tier": tier, "pre_screen": tier_level(tier) <= 0, "generated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "weights": w, "score_normalisation": SCORE_NORMALISATION,
         "sustainability_score_formula": SCORE_FORMULA, "producers": PRODUCERS,
         "pareto_objectives": {"barrier_eV": "min", "capacity_mAh_g": "max",
@@ -347,7 +349,7 @@ def export_run(records: Iterable[HostRecord], failures: Iterable[HostRecord], ou
         flat[ion] = [{**flat_record(h), "note_codes": h.note_codes(),
                       "neb_flags": [dict(f) for f in h.record.neb.flags] if h.record.neb else []}
                      for h in hosts]
-        written.update(_write_ranked(out, ion, flat[ion], w, counts[ion]))
+        written.update(_write_ranked(out, ion, flat[ion], w, counts[ion], ranked_tier(hosts)))
     failed = [failure_row(f) for f in failures if normalise_ion(f.working_ion) in ion_list]
     written["failures.csv"] = write_csv(out / "failures.csv", failed, FAILURE_COLUMNS)
     zpath = out / "top_cifs.zip"

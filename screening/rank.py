@@ -11,8 +11,15 @@ Barrier (``barrier``, ``barrier_tier``)
     a barrier is no evidence of a fast conductor: note ``neb_flagged``; an ML barrier whose
     uncertainty — committee spread and calibration error — exceeds :data:`UNCERTAIN` eV is
     ranked with note ``neb_uncertain``), else the BVSE
-    percolation barrier of the lowest percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...). Barriers of different tiers
-    are only loosely comparable: hosts whose tier differs from the ion's majority get a note.
+    percolation barrier of the lowest percolating dimension, min(E1D, E2D, E3D) (``"BVSE E1D"``...).
+
+One tier per ranking (the funnel; ``promoted``)
+    BVSE filters: the hosts that pass it (:func:`ionscreen.screening.mobility.promote_cutoff`,
+    at most ``--neb-top`` per ion) go on to the NEB tier. The ranking uses one tier only,
+    :func:`ranked_tier`: the highest that gave a plausible barrier (ML or committee NEB above
+    BVFF NEB above BVSE). Hosts whose barrier came from a lower tier (not promoted, or their
+    NEB failed or was refused) are listed below the ranked ones with ``rank`` None and note
+    ``not_promoted``, never interleaved. When the ranked tier is BVSE the list is a pre-screen.
 
 Mobility (``mobility``, ``uncertainty``, ``diffusivity_cm2_s``, ``flags``)
     :mod:`ionscreen.screening.mobility`: the barrier ± the tier's uncertainty against 0.525 eV
@@ -73,6 +80,7 @@ from ionscreen.screening.mobility import (
     diffusivity,
     mobility_class,
     plausibility_flags,
+    promote_cutoff,
     tier_uncertainty,
 )
 from ionscreen.screening.records import HostRecord, Note
@@ -99,6 +107,8 @@ __all__ = [
     "normalise_ion",
     "rank",
     "rank_all",
+    "ranked_tier",
+    "tier_level",
     "validate_weights",
 ]
 
@@ -265,6 +275,7 @@ class RankedHost(MSONable):
     mobility: str | None = None
     diffusivity_cm2_s: float | None = None
     flags: list[str] = field(default_factory=list)
+    promoted: bool = True
 
     @property
     def capacity_mAh_g(self) -> float | None:
@@ -283,7 +294,8 @@ class RankedHost(MSONable):
                 "pareto_rank": self.pareto_rank, "score": self.score,
                 "score_components": self.score_components, "rank": self.rank,
                 "uncertainty": self.uncertainty, "mobility": self.mobility,
-                "diffusivity_cm2_s": self.diffusivity_cm2_s, "flags": list(self.flags)}
+                "diffusivity_cm2_s": self.diffusivity_cm2_s, "flags": list(self.flags),
+                "promoted": self.promoted}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RankedHost:
@@ -295,7 +307,7 @@ class RankedHost(MSONable):
                    score=d.get("score"), score_components=d.get("score_components"),
                    rank=d.get("rank"), uncertainty=d.get("uncertainty"),
                    mobility=d.get("mobility"), diffusivity_cm2_s=d.get("diffusivity_cm2_s"),
-                   flags=list(d.get("flags") or ()))
+                   flags=list(d.get("flags") or ()), promoted=d.get("promoted", True))
 
 
 def _check_done(records: Iterable[HostRecord]) -> list[HostRecord]:
@@ -359,6 +371,43 @@ def _mobility(host: RankedHost) -> None:
     host.diffusivity_cm2_s = float(f"{diffusivity(b, bvse.hop_length if bvse else None, dims):.3g}")
 
 
+def tier_level(key: str | None) -> int:
+    """Order of the tiers of the funnel: BVSE 0 < BVFF NEB 1 < any other calculator's NEB 2
+    (an ML potential, the committee); -1 for no barrier."""
+    if not key:
+        return -1
+    if key == "BVSE":
+        return 0
+    return 1 if key.startswith("BVFF") else 2
+
+
+def ranked_tier(hosts: Sequence[RankedHost]) -> str | None:
+    """The tier that ranks an ion's hosts: the highest tier any plausible barrier came from
+    (the most common producer at that level when several ran). Hosts whose barrier came from
+    another tier are listed below the ranking, not promoted. ``"BVSE"``: a pre-screen."""
+    keys = [h.barrier_tier_key for h in hosts if _rankable(h)]
+    if not keys:
+        return None
+    top = max(tier_level(k) for k in keys)
+    key, _ = _majority([k for k in keys if tier_level(k) == top])
+    return key
+
+
+def _not_promoted(h: RankedHost, tier: str | None) -> Note:
+    """Why a host with a plausible barrier stands below the ranking."""
+    rec = h.record
+    if rec.neb is not None and tier_level(h.barrier_tier_key) < tier_level(tier):
+        why = "its NEB gave no rankable barrier (see the NEB note)"
+    elif tier_level(h.barrier_tier_key) < tier_level(tier):
+        cut = promote_cutoff(get_working_ion(rec.working_ion).charge)
+        why = (f"BVSE {h.barrier:.2f} eV is above the {cut:.1f} eV filter" if h.barrier > cut
+               else "beyond the --neb-top cap of hosts promoted to NEB, or a capacity of zero")
+    else:
+        why = f"another NEB producer than the ranking's ({tier})"
+    return Note("not_promoted", f"not promoted: barrier from {h.barrier_tier}, {why}; listed below "
+                                f"the hosts ranked by {tier}, not among them")
+
+
 def _rankable(h: RankedHost) -> bool:
     """A plausible barrier, and a capacity that is not formally zero (unknown capacity is
     ranked, noted)."""
@@ -366,13 +415,8 @@ def _rankable(h: RankedHost) -> bool:
 
 
 def _tier_notes(ranked: list[RankedHost], ion: str) -> None:
-    """Barriers of different tiers, and voltages of different ML models, compare only loosely."""
-    major, n_major = _majority([h.barrier_tier_key for h in ranked])
-    for h in ranked:
-        if h.barrier_tier_key != major:
-            h.notes.append(Note("tier_mismatch",
-                f"barrier from {h.barrier_tier} while most rows of {ion} ({n_major}/{len(ranked)}) "
-                f"use {major}: barriers of different tiers compare only loosely"))
+    """Voltages of different ML models compare only loosely (the barriers of a ranking share
+    one tier: :func:`ranked_tier`)."""
     ml_major, _ = _majority([h.record.ml_model for h in ranked
                              if finite_or_none(h.record.voltage_V) is not None
                              or finite_or_none(h.record.volume_change) is not None])
@@ -427,13 +471,19 @@ def rank(records: Iterable[HostRecord], ion: str,
     are never dropped without a word, they travel as a separate list (see
     :func:`ionscreen.screening.records.split_failed`). Returns :class:`RankedHost` objects, best
     first (the records are not modified). ``include_unranked=True`` appends the hosts without
-    any barrier or with no capacity (``rank`` None, a note says why). ``weights``: a mapping, a config file path,
+    any barrier or with no capacity, after the hosts that stopped at a lower tier (not
+    promoted; ``rank`` None, a note says why). ``weights``: a mapping, a config file path,
     or None for the packaged defaults.
     """
     w = resolve_weights(weights)
     ion = normalise_ion(ion)
     hosts = [_start(r) for r in _check_done(records) if normalise_ion(r.working_ion) == ion]
-    ranked = [h for h in hosts if _rankable(h)]
+    tier = ranked_tier(hosts)
+    for h in hosts:
+        if _rankable(h) and h.barrier_tier_key != tier:
+            h.promoted = False
+            h.notes.append(_not_promoted(h, tier))
+    ranked = [h for h in hosts if _rankable(h) and h.promoted]
     if ranked:
         _tier_notes(ranked, ion)
         _pareto(ranked)
@@ -443,9 +493,10 @@ def rank(records: Iterable[HostRecord], ion: str,
             h.rank = k
     if not include_unranked:
         return ranked
+    below = sorted((h for h in hosts if _rankable(h) and not h.promoted), key=_order_key)
     unranked = sorted((h for h in hosts if not _rankable(h)),
                       key=lambda h: (str(h.record.formula or ""), str(h.record.candidate_id or "")))
-    return ranked + unranked
+    return ranked + below + unranked
 
 
 def rank_all(records: Iterable[HostRecord],

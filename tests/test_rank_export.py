@@ -27,6 +27,8 @@ from ionscreen.screening.rank import (
     non_dominated_sort,
     rank,
     rank_all,
+    ranked_tier,
+    tier_level,
     validate_weights,
 )
 from ionscreen.screening.records import Failure, HostRecord, host_sustainability, split_failed
@@ -331,7 +333,7 @@ def test_missing_and_unranked_rows():
 # ----------------------------------------------------------------------------- tiers
 
 
-def test_tier_labels_and_mixed_tier_notes():
+def test_tier_labels_and_one_tier_per_ranking():
     bvff = {"barrier": 0.35, "converged": True, "calculator": "BVFF softBV (Chen & Adams 2017)",
             "tier": "BVFF", "status": "converged"}
     mlip = {"barrier": 0.41, "converged": True, "calculator": "CHGNet 0.3.0", "tier": "MLIP",
@@ -341,7 +343,8 @@ def test_tier_labels_and_mixed_tier_notes():
     rows = [make_row("b1", "A", e1d=0.9, e2d=1.2, neb=bvff), make_row("b2", "B", e1d=None, e2d=0.7),
             make_row("b3", "C", e1d=0.6), make_row("m1", "D", e1d=0.8, neb=mlip),
             make_row("u1", "E", e1d=0.55, neb=unconv)]
-    out = {r.record.job_id: r for r in rank(rows, "Mg")}
+    full = rank(rows, "Mg", include_unranked=True)
+    out = {r.record.job_id: r for r in full}
     assert out["b1"].barrier == 0.35
     assert out["b1"].barrier_tier == "BVFF CI-NEB (BVFF softBV (Chen & Adams 2017))"
     assert out["m1"].barrier_tier == "MLIP CI-NEB (CHGNet 0.3.0)"
@@ -350,10 +353,19 @@ def test_tier_labels_and_mixed_tier_notes():
     assert out["u1"].barrier == 0.55 and out["u1"].barrier_tier == "BVSE E1D"
     assert any(n.code == "neb_not_converged" and n.text.startswith("MLIP CI-NEB (CHGNet 0.3.0)")
                for n in out["u1"].notes)
-    # BVSE is the majority (3 of 5): the NEB rows are told that tiers compare loosely
-    assert "tier_mismatch" in out["b1"].note_codes()
-    assert "tier_mismatch" in out["m1"].note_codes()
-    assert "tier_mismatch" not in out["b3"].note_codes()
+    # the funnel: one tier ranks (the ML NEB, the highest that ran); the others are listed
+    # below it, not promoted, never interleaved
+    assert ranked_tier([h for h in full]) == "MLIP CI-NEB (CHGNet 0.3.0)"
+    assert [h.record.job_id for h in rank(rows, "Mg")] == ["m1"]
+    assert full[0].record.job_id == "m1" and full[0].rank == 1
+    assert all(h.rank is None and not h.promoted and "not_promoted" in h.note_codes()
+               for h in full[1:])
+    assert "its NEB gave no rankable barrier" in str(out["u1"].notes[-1])
+    assert "above the 2.5 eV filter" not in str(out["b2"].notes[-1])
+    # without any NEB the BVSE tier ranks: a pre-screen
+    bvse_only = [make_row("p", "P", e1d=0.9), make_row("q", "Q", e1d=0.6)]
+    assert ranked_tier(rank(bvse_only, "Mg")) == "BVSE"
+    assert tier_level("BVSE") < tier_level("BVFF CI-NEB (x)") < tier_level("committee CI-NEB (y)")
     odd = make_row("x", "X", e1d=float("nan"), e2d=float("inf"), e3d=2.0)
     assert barrier_of(odd)[:2] == (2.0, "BVSE E3D")
     assert barrier_of(dataclasses.replace(odd, bvse=None, neb=None))[0] is None
@@ -440,13 +452,18 @@ EVIL = '<script>alert("x")</script>&Mg'
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, real):
     lfp_row, res = real
-    rows = [
-        make_row("m1", "TiS2", e1d=0.45, cap=240, proto="TiS2"),
-        make_row("m2", "MnO2", e1d=0.9, e2d=1.1, cap=300, proto="MnO2-beta"),
-        make_row("m3", "V2O5", e1d=0.7, cap=280, proto="V2O5",
-                 neb={"barrier": 0.52, "converged": True, "calculator": "BVFF softBV", "tier": "BVFF",
-                      "status": "converged"}, voltage_V=2.3, volume_change=0.031, ml_model="CHGNet 0.3.0"),
-        make_row("m4", EVIL, e1d=0.6, cap=120, proto="TiO2-rutile", citation=EVIL + " & co."),
+    def bvff(b: float) -> dict:
+        return {"barrier": b, "converged": True, "calculator": "BVFF softBV", "tier": "BVFF",
+                "status": "converged"}
+
+    rows = [  # the funnel promoted m1-m4 to the BVFF NEB; m6 stopped at BVSE
+        make_row("m1", "TiS2", e1d=0.45, cap=240, proto="TiS2", neb=bvff(0.41)),
+        make_row("m2", "MnO2", e1d=0.9, e2d=1.1, cap=300, proto="MnO2-beta", neb=bvff(0.83)),
+        make_row("m3", "V2O5", e1d=0.7, cap=280, proto="V2O5", neb=bvff(0.52),
+                 voltage_V=2.3, volume_change=0.031, ml_model="CHGNet 0.3.0"),
+        make_row("m4", EVIL, e1d=0.6, cap=120, proto="TiO2-rutile", citation=EVIL + " & co.",
+                 neb=bvff(0.30)),
+        make_row("m6", "Nb2O5", e1d=2.9, cap=150, proto="TiO2-anatase"),
         make_row("m5", "MoO3", e1d=None, cap=200, proto="MoO3"),
         make_row("f1", "Bad", failure=Failure("bvse", "OxidationStateError: no Fe oxi",
                                               "oxidation <states> unknown")),
@@ -475,7 +492,11 @@ def test_csv_and_json_contents(exported):
     with open(out / "ranked_Mg.csv", newline="", encoding="utf-8") as fh:
         recs = list(csv.DictReader(fh))
     assert list(recs[0]) == list(COLUMNS)
-    assert [r["rank"] for r in recs] == ["1", "2", "3", "4", ""]  # MoO3 has no barrier
+    # the funnel: the four NEB rows are ranked; the BVSE row stands below them, not promoted
+    # (above the 2.5 eV filter); MoO3 has no barrier at all and comes last
+    assert [r["rank"] for r in recs] == ["1", "2", "3", "4", "", ""]
+    assert recs[4]["formula"] == "Nb2O5" and "not promoted" in recs[4]["notes"]
+    assert "above the 2.5 eV filter" in recs[4]["notes"]
     assert recs[-1]["formula"] == "MoO3" and "not ranked" in recs[-1]["notes"]
     v2o5 = next(r for r in recs if r["formula"] == "V2O5")
     assert v2o5["barrier_eV"] == "0.52" and v2o5["barrier_tier"] == "BVFF CI-NEB (BVFF softBV)"
@@ -487,7 +508,8 @@ def test_csv_and_json_contents(exported):
     assert all(r["working_ion"] == "Mg" for r in recs)
     doc = json.loads((out / "ranked_Mg.json").read_text())
     assert doc["meta"]["working_ion"] == "Mg" and doc["meta"]["columns"] == list(COLUMNS)
-    assert [r["rank"] for r in doc["rows"]] == [1, 2, 3, 4, None]
+    assert [r["rank"] for r in doc["rows"]] == [1, 2, 3, 4, None, None]
+    assert doc["meta"]["ranked_tier"] == "BVFF CI-NEB (BVFF softBV)" and not doc["meta"]["pre_screen"]
     assert doc["rows"][0]["barrier_eV"] is not None and isinstance(doc["rows"][0]["pareto"], bool)
     assert sum(doc["meta"]["weights"].values()) == pytest.approx(1)
     assert "NaN" not in (out / "ranked_Mg.json").read_text()

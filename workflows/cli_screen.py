@@ -27,20 +27,29 @@ def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-unt
 
 
 def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
-    from ionscreen.screening.rank import rank_all
+    from ionscreen.screening.rank import rank_all, ranked_tier, tier_level
 
-    ranked = rank_all(records, weights=weights, include_unranked=False)
-    for ion, lst in ranked.items():
-        t = Table(title=f"{ion}: ranked hosts (score: barrier ↓, capacity ↑, sustainability ↑)")
-        for c in ("rank", "formula", "source", "barrier (eV)", "produced by", "mAh/g", "sust.", "Pareto"):
-            t.add_column(c, justify="right" if c in ("rank", "barrier (eV)", "mAh/g", "sust.") else "left",
+    ranked = rank_all(records, weights=weights, include_unranked=True)
+    for ion, hosts in ranked.items():
+        tier = ranked_tier(hosts)
+        lst = [h for h in hosts if h.rank is not None]
+        below = sum(1 for h in hosts if h.rank is None and not h.promoted)
+        what = ("a BVSE pre-screen: no NEB tier ran" if tier_level(tier) <= 0
+                else f"ranked by {str(tier).split(' (')[0]}")
+        t = Table(title=f"{ion}: {what}; mobility class first, then score")
+        for c in ("rank", "formula", "source", "barrier (eV)", "class", "mAh/g", "flags", "Pareto"):
+            t.add_column(c, justify="right" if c in ("rank", "barrier (eV)", "mAh/g") else "left",
                          overflow="fold")
         for h in lst[:top]:
-            cap, s = h.capacity_mAh_g, h.sustainability_score
-            t.add_row(str(h.rank), h.record.formula, h.record.source[:40], fmt(h.barrier),
-                      str(h.barrier_tier).split(" (")[0], "—" if cap is None else f"{cap:.0f}",
-                      "—" if s is None else f"{s:.2f}", "yes" if h.pareto else "")
+            cap = h.capacity_mAh_g
+            b = fmt(h.barrier) + ("" if h.uncertainty is None else f" ± {h.uncertainty:.2f}")
+            t.add_row(str(h.rank), h.record.formula, h.record.source[:40], b, str(h.mobility),
+                      "—" if cap is None else f"{cap:.0f}", ", ".join(h.flags),
+                      "yes" if h.pareto else "")
         console.print(t)
+        if below:
+            console.print(f"  {below} {ion} host(s) stopped at a lower tier (not promoted): listed "
+                          "below the ranked rows of the exports")
 
 
 def _print_failures(bad: list[Any]) -> None:

@@ -131,12 +131,21 @@ class Stage:
 
 # --------------------------------------------------------------------------- selection
 
-def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = False
-               ) -> list[JobRecord]:
+def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = False,
+               funnel: bool = False) -> list[JobRecord]:
     """The ``n`` best done BVSE records per working ion (lowest finite percolation barrier,
     ties by candidate id), largest cells first, so that a pool or MPI run does not end waiting
-    on one big job."""
-    from ionscreen.screening.bvse import BVSESummary  # here: keeps the CLI's start-up light
+    on one big job.
+
+    ``funnel``: only hosts that pass the BVSE filter
+    (:func:`ionscreen.screening.mobility.promote_cutoff` of the ion's charge) and have a
+    capacity (a host that cannot take the electrons is not worth a NEB)."""
+    # imported here: keeps the CLI's start-up light
+    from ionscreen.screening.bvse import BVSESummary
+    from ionscreen.screening.descriptors import capacity_or_note
+    from ionscreen.screening.mobility import promote_cutoff
+    from ionscreen.structures.candidates import Candidate
+    from ionscreen.structures.ions import get_working_ion
 
     by_ion: dict[str, list] = {}
     for rec in records:
@@ -144,8 +153,12 @@ def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = Fal
         if only_discharged and cand.get("state") != "discharged":
             continue
         b = BVSESummary.from_dict(rec.result["summary"]).best_barrier
-        if math.isfinite(b):
-            by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
+        if not math.isfinite(b):
+            continue
+        if funnel and (b > promote_cutoff(get_working_ion(cand["working_ion"]).charge)
+                       or capacity_or_note(Candidate.from_dict(dict(cand))).mAh_g == 0):
+            continue
+        by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
     picked = []
     for _ion, lst in sorted(by_ion.items()):
         picked += [rec for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]]
@@ -154,12 +167,13 @@ def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = Fal
 
 
 def neb_inputs(bvse_records: Iterable[JobRecord], spec: ScreenSpec) -> list[dict[str, Any]]:
-    """NEB job inputs for the ``spec.neb_top`` best BVSE results per ion. The BVSE result goes
-    in without its wall times, so that the NEB job id depends on the physics only."""
+    """NEB job inputs: the funnel's promoted hosts, those that pass the BVSE filter, at most
+    ``spec.neb_top`` per ion (best BVSE barrier first). The BVSE result goes in without its
+    wall times, so that the NEB job id depends on the physics only."""
     settings = spec.neb_settings()
     return [{"candidate": rec.input["candidate"], "bvse": bvse_for_neb(rec.result["result"]),
              "settings": settings, "calculator": spec.neb_calculator}
-            for rec in select_top(bvse_records, spec.neb_top)]
+            for rec in select_top(bvse_records, spec.neb_top, funnel=True)]
 
 
 def insertion_inputs(bvse_records: Iterable[JobRecord], spec: ScreenSpec
@@ -231,7 +245,8 @@ class ScreenSpec:
 
     Candidates come from the built-in prototypes (``hosts``), their substitutions
     (``substitute``), coordination polymers (``cps``) and user files (``files``), for every
-    working ion of ``ions``. Then: BVSE of every candidate; NEB on the ``neb_top`` best per
+    working ion of ``ions``. Then: BVSE of every candidate; NEB on the promoted hosts (the
+    BVSE filter, at most ``neb_top``) per
     ion; optionally the ML voltage of the ``voltage_top`` best discharged hosts.
     """
 
@@ -255,8 +270,10 @@ class ScreenSpec:
     bvse: BVSESettings = field(default_factory=lambda: _screen_bvse(None))
     """The BVSE settings (:class:`~ionscreen.screening.bvse.BVSESettings`; a mapping of its
     fields is accepted, with a grid step of 0.2 Å unless it says otherwise)."""
-    neb_top: int = 3
-    """NEB on this many best BVSE candidates per ion (0: none)."""
+    neb_top: int = 20
+    """The funnel: NEB on the hosts that pass the BVSE filter
+    (:func:`ionscreen.screening.mobility.promote_cutoff`), at most this many per ion, best BVSE
+    barrier first (0: none; the ranking is then a BVSE pre-screen)."""
     neb_calculator: str = "bvff"
     """"bvff", an ML potential ("chgnet", "sevennet"...) or "module:Class"."""
     neb: dict[str, Any] = field(default_factory=lambda: {"images": 5, "steps": 300})
