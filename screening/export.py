@@ -62,7 +62,7 @@ COLUMNS = (
     "neb_calibrated", "neb_spread_eV", "neb_uncertainty_eV", "neb_models", "neb_flag_codes",
     "n_sites", "n_distinct_sites", "site_energy_spread_eV", "lowest_hop_barrier_eV",
     "capacity_mAh_g", "capacity_mAh_cm3", "density_g_cm3", "oxidation_states", "oxidation_from",
-    "voltage_V", "volume_change", "ml_model",
+    "voltage_V", "volume_change", "ml_model", "specific_energy_Wh_kg", "energy_density_Wh_L",
     "hhi_production", "hhi_reserve", "abundance_min_ppm", "abundance_min_element",
     "abundance_weighted_ppm", "toxic", "toxic_elements", "critical", "critical_elements",
     "sustainability_score",
@@ -84,6 +84,9 @@ PRODUCERS = {
     "(ionscreen.screening.descriptors)",
     "oxidation_states, oxidation_from": "mean formal state per element and where it came from "
     "(given with --oxi, in the file, guessed by bond valence or composition, or the generator)",
+    "specific_energy_Wh_kg, energy_density_Wh_L": "voltage_V × capacity_mAh_g (mAh/g × V = "
+    "Wh/kg) and voltage_V × capacity_mAh_cm3 (Wh/L), of the electrode material alone; empty "
+    "where the voltage is unknown",
     "voltage_V, volume_change": "ML tier (model in ml_model); empty where it did not run",
     "hhi_*, abundance_*, toxic, critical, sustainability_score": "ionscreen.screening.sustainability "
     "(pymatgen HHIModel; Rudnick & Gao 2003; EU CRM list 2023), host without the working ion",
@@ -153,6 +156,8 @@ def flat_record(host: RankedHost) -> dict[str, Any]:
         "oxidation_from": rec.oxidation_from,
         "voltage_V": _round(rec.voltage_V, 4),
         "volume_change": _round(rec.volume_change, 5),
+        "specific_energy_Wh_kg": _round(host.specific_energy_Wh_kg, 1),
+        "energy_density_Wh_L": _round(host.energy_density_Wh_L, 1),
         "ml_model": rec.ml_model,
         "hhi_production": _round(sus.hhi_production, 1),
         "hhi_reserve": _round(sus.hhi_reserve, 1),
@@ -225,6 +230,10 @@ def _ascii_line(text: Any) -> str:
     return s.encode("ascii", "replace").decode("ascii")
 
 
+#: symmetry tolerance (Å) of the exported CIFs: the structures are ideal or relaxed cells
+CIF_SYMPREC = 0.01
+
+
 def _cif_text(host: RankedHost) -> str:
     from pymatgen.io.cif import CifWriter
 
@@ -239,7 +248,12 @@ def _cif_text(host: RankedHost) -> str:
         f"# citation: {_ascii_line(rec.citation)}",
         f"# barrier: {finite_or_none(host.barrier)} eV ({_ascii_line(host.barrier_tier)})",
     ]
-    return "\n".join(header) + "\n" + str(CifWriter(rec.structure))
+    try:  # the space group and the asymmetric unit, as a crystallographer expects
+        cif = str(CifWriter(rec.structure, symprec=CIF_SYMPREC))
+    except Exception:  # noqa: BLE001 - spglib may fail on an odd cell: P1 then, said so
+        header.append("# written in P1: the symmetry search failed")
+        cif = str(CifWriter(rec.structure))
+    return "\n".join(header) + "\n" + cif
 
 
 def _cif_name(ion: str, host: RankedHost) -> str:

@@ -52,7 +52,8 @@ Weighted score (``score``, ``score_components``)
 
 Order (``rank``)
     By mobility class first (every mobile host before every borderline one, every borderline
-    one before the immobile), then by score within the class; ties are broken by the lower
+    one before the immobile), then the rows without a :data:`DOUBTFUL` flag (under-bonded site,
+    framework changed) before those with one, then by score; ties are broken by the lower
     barrier, then by formula and candidate id. A high capacity never lifts an immobile host
     above a mobile one.
 
@@ -281,6 +282,18 @@ class RankedHost(MSONable):
     def capacity_mAh_g(self) -> float | None:
         return finite_or_none(self.record.capacity_mAh_g)
 
+    @property
+    def specific_energy_Wh_kg(self) -> float | None:
+        """Voltage × gravimetric capacity (mAh/g × V = Wh/kg); None when either is unknown."""
+        v, c = finite_or_none(self.record.voltage_V), self.capacity_mAh_g
+        return None if v is None or c is None else v * c
+
+    @property
+    def energy_density_Wh_L(self) -> float | None:
+        """Voltage × volumetric capacity (mAh/cm³ × V = Wh/L); None when either is unknown."""
+        v, c = finite_or_none(self.record.voltage_V), finite_or_none(self.record.capacity_mAh_cm3)
+        return None if v is None or c is None else v * c
+
     def note_codes(self) -> list[str]:
         return [n.code for n in self.notes]
 
@@ -335,6 +348,10 @@ def _start(record: HostRecord) -> RankedHost:
         host.notes.append(Note("no_barrier", "no barrier (no percolating BVSE path below encut and no "
                                              "converged NEB): not ranked"))
     _mobility(host)
+    if finite_or_none(record.voltage_V) is None and host.mobility is not None:
+        host.notes.append(Note("voltage_unknown", "voltage unknown: no ML voltage ran for this host "
+                                                  "(--voltage chgnet with the mlip extra); specific "
+                                                  "energy and energy density unknown"))
     if host.capacity_mAh_g == 0:  # a fast path into a host that cannot take the electrons
         cap = record.capacity
         host.notes.append(Note("no_capacity", f"no intercalation capacity ({cap.note if cap else ''}): "
@@ -456,9 +473,15 @@ def _score(ranked: list[RankedHost], w: Mapping[str, float]) -> None:
         h.score = round(sum(w[k] * (v or 0.0) for k, v in comps.items()), 9)
 
 
+#: flags that put a row after the unflagged rows of its mobility class: the barrier stands on an
+#: under-bonded site or a host that changed its framework, so it is the less certain finding
+DOUBTFUL = ("under-bonded", "framework-changed")
+
+
 def _order_key(h: RankedHost) -> tuple:
     r = h.record
     return (CLASSES.index(h.mobility) if h.mobility in CLASSES else len(CLASSES),
+            any(f in DOUBTFUL for f in h.flags),
             -(h.score or 0.0), h.barrier, str(r.formula or ""), str(r.candidate_id or r.job_id or ""))
 
 

@@ -1,9 +1,11 @@
 """The self-contained HTML report of an export (``report.html``): no external resources (CSS
 from ``data/report.css`` inlined, PNG plots as base64).
 
-Sections: the counts per ion with the barrier tiers used and who produced each number; per
-ion the barrier-vs-capacity plot, the top ranked hosts, the finished hosts without a barrier
-and the BVSE landscape slices of the top hosts; the failed jobs; the CIF files.
+Sections: per ion first what a chemist decides on (the tier that ranks, the ranked hosts with
+barrier ± uncertainty, mobility class, D(300 K), voltage, capacity, energy and flags, in a
+table that fits 1400 px, and the hosts not promoted), then the barrier-vs-capacity plot, every
+descriptor (folded), the hosts without a barrier and the BVSE landscape slices; after the ions
+the counts and who produced each number, the failed jobs and the CIF files.
 :func:`report_html` builds it from a :class:`ReportInput`, which
 :func:`ionscreen.screening.export.export_run` fills.
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 from ionscreen._json import finite_or_none
 from ionscreen.screening.plots import barrier_capacity_figure, landscape_figure
-from ionscreen.screening.rank import SCORE_NORMALISATION, RankedHost
+from ionscreen.screening.rank import SCORE_NORMALISATION, RankedHost, ranked_tier
 from ionscreen.screening.sustainability import SCORE_FORMULA
 
 __all__ = ["ReportInput", "report_css", "report_html"]
@@ -198,6 +200,72 @@ def _ranked_table(shown: Shown) -> str:
     return f"<div class='scroll'>{_table(_RANKED_HEADERS, body, classes, 'ranked')}</div>"
 
 
+# ----------------------------------------------------------------------------- first screen
+
+_FIRST_HEADERS = ["rank", "host", "tier", "barrier ± u (eV)", "mobility", "D 300 K (cm²/s)",
+                  "voltage (V)", "capacity (mAh/g)", "energy (Wh/kg)", "flags"]
+_CLASS_TITLE = {
+    "mobile": "barrier + uncertainty ≤ 0.525 eV: mobile in micron particles at C/2",
+    "borderline": "between 0.525 and 0.65 eV within the uncertainty: nano-particles, or the tier "
+                  "cannot tell",
+    "immobile": "barrier − uncertainty > 0.65 eV: too slow even in nano-particles",
+}
+
+
+def _class_cell(mobility: Any) -> str:
+    if not mobility:
+        return "—"
+    return (f"<span class='cls {_e(mobility)}' title='{_e(_CLASS_TITLE.get(mobility, ''))}'>"
+            f"{_e(mobility)}</span>")
+
+
+def _first_cells(host: RankedHost, rec: Row) -> list[tuple[str, bool]]:
+    """One row of an ion's first screen: what a chemist decides on, nothing wider."""
+    u = rec["barrier_uncertainty_eV"]
+    barrier = _fmt(rec["barrier_eV"]) + ("" if u is None else f" ± {_fmt(u, 2)}")
+    volt = (_fmt(rec["voltage_V"], 2) if rec["voltage_V"] is not None
+            else "<span class='small'>unknown</span>")
+    flags = " ".join(f"<span class='flag'>{_e(f)}</span>"
+                     for f in (rec["flags"] or "").split(";") if f) or "—"
+    return [
+        (_dash(rec["rank"]), True),
+        (f"<b>{_e(rec['formula'])}</b> <span class='small' title='{_e(rec['citation'])}'>"
+         f"{_e(rec['state'])} · {_e(str(rec['source'])[:48])}</span>", False),
+        (_tier_cell(rec["barrier_tier"]), False),
+        (barrier, True),
+        (_class_cell(rec["mobility"]), False),
+        (_sig(rec["diffusivity_300K_cm2_s"]), True),
+        (volt, True),
+        (_fmt(rec["capacity_mAh_g"], 0), True),
+        (_fmt(rec["specific_energy_Wh_kg"], 0), True),
+        (flags, False),
+    ]
+
+
+def _first_screen(ion: str, tier: str | None, n_ranked: int, shown: Shown, below: Shown) -> list[str]:
+    """The top of an ion's section: which tier ranks, the ranked hosts, and those not promoted."""
+    if tier is None:
+        head = "<p class='banner warn'>No host has a plausible barrier for this ion.</p>"
+    elif tier == "BVSE":
+        head = ("<p class='banner warn'><b>Pre-screen</b>: ranked by BVSE only (no NEB tier ran "
+                "for this ion). BVSE filters hosts; its barriers are not migration barriers.</p>")
+    else:
+        head = (f"<p class='banner'>{n_ranked} host(s) ranked by <b>{_tier_cell(tier)}</b>; "
+                "mobility class first, then score. Hosts that stopped at a lower tier are listed "
+                "below, not among them.</p>")
+    parts = [head]
+    if shown:
+        parts.append(_table(_FIRST_HEADERS, [_first_cells(h, r) for h, r in shown],
+                            ["pareto" if r["pareto"] else "" for _, r in shown], "first"))
+    if below:
+        parts.append(f"<details><summary>{len(below)} host(s) not promoted to "
+                     f"{_e(_short_tier(tier))} (BVSE filter, --neb-top cap, or a NEB that gave no "
+                     "rankable barrier)</summary>")
+        parts.append(_table(_FIRST_HEADERS, [_first_cells(h, r) for h, r in below], None, "first"))
+        parts.append("</details>")
+    return parts
+
+
 # ----------------------------------------------------------------------------- sections
 
 
@@ -207,9 +275,11 @@ def _head(title: str) -> list[str]:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>\n{report_css()}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f"<p class='note'>Generated {_e(now)} by ionscreen. BVSE barriers rank and filter hosts; they "
-        "are not absolute migration barriers. Every barrier names the tier that produced it; barriers "
-        "of different tiers compare only loosely.</p>",
+        f"<p class='note'>Generated {_e(now)} by ionscreen. BVSE filters the hosts; the NEB tier "
+        "ranks those it promoted (one tier per ion). Every barrier names the tier that produced "
+        "it and carries its uncertainty; the mobility class compares barrier ± uncertainty with "
+        "0.525 eV (micron particles) and 0.65 eV (nano-particles) at C/2 (Rong et al., Chem. "
+        "Mater. 27, 6016, 2015).</p>",
     ]
 
 
@@ -231,7 +301,8 @@ def _summary_row(ion: str, c: Mapping[str, int], hosts: list[RankedHost],
 def _summary(data: ReportInput) -> list[str]:
     legend: dict[str, str] = {}  # short tier label -> full calculator identity
     body = [_summary_row(ion, c, data.ranked.get(ion, []), legend) for ion, c in data.counts.items()]
-    parts = ["<h2>Summary</h2>", _table(_SUMMARY_HEADERS, body)]
+    parts = ["<h2 id='about'>Summary and what produced each number</h2>",
+             _table(_SUMMARY_HEADERS, body)]
     if any(k != v for k, v in legend.items()):
         parts.append("<p class='note'><b>Barrier tiers</b>: " + "; ".join(
             f"<b>{_e(k)}</b> = {_e(v)}" for k, v in sorted(legend.items()) if k != v) + "</p>")
@@ -321,38 +392,53 @@ def _landscapes(ion: str, top: list[RankedHost], landscapes: Mapping[str, Any] |
 def _ion_section(data: ReportInput, ion: str) -> list[str]:
     hosts = data.ranked[ion]
     ranked = [(h, rec) for h, rec in zip(hosts, data.records[ion]) if h.rank is not None]
+    below = [(h, rec) for h, rec in zip(hosts, data.records[ion])
+             if h.rank is None and not h.promoted]
     shown = ranked[:data.top_n]
-    return [f"<h2 id='ion-{_e(ion)}'>{_e(ion)}</h2>",
+    return [f"<section class='ion'><h2 id='ion-{_e(ion)}'>{_e(ion)}</h2>",
+            *_first_screen(ion, ranked_tier(hosts), len(ranked), shown, below),
             _scatter(ion, hosts),
+            "<details><summary>Every descriptor of the top hosts (BVSE detail, NEB, density, "
+            "sustainability, score, notes)</summary>",
             *_top_hosts(ion, len(ranked), shown),
-            *_unranked(hosts),
-            *_landscapes(ion, [h for h, _ in shown[:data.n_landscape]], data.landscapes)]
+            "</details>",
+            *_unranked([h for h in hosts if h.promoted]),
+            *_landscapes(ion, [h for h, _ in shown[:data.n_landscape]], data.landscapes),
+            "</section>"]
+
+
+def _nav(data: ReportInput) -> str:
+    links = " · ".join(f"<a href='#ion-{_e(ion)}'>{_e(ion)}</a>" for ion in data.ranked)
+    return (f"<p class='nav'>{links} · <a href='#about'>about these numbers</a> · "
+            "<a href='#failed'>failed jobs</a> · <a href='#cifs'>CIF files</a></p>")
 
 
 def _failures(data: ReportInput) -> list[str]:
     if not data.failures:
-        return ["<h2>Failed jobs</h2>", "<p>None.</p>"]
+        return ["<h2 id='failed'>Failed jobs</h2>", "<p>None.</p>"]
     cols = list(data.failure_columns)
-    return ["<h2>Failed jobs</h2>",
-            _table(cols, [[(_e(f.get(c)), False) for c in cols] for f in data.failures])]
+    return ["<h2 id='failed'>Failed jobs</h2>", "<div class='scroll'>",
+            _table(cols, [[(_e(f.get(c)), False) for c in cols] for f in data.failures]), "</div>"]
 
 
 def _cifs(data: ReportInput) -> list[str]:
     if not data.cif_manifest:
-        return ["<h2>CIF files</h2>", "<p>No ranked hosts, so no CIFs.</p>"]
-    return ["<h2>CIF files</h2>",
+        return ["<h2 id='cifs'>CIF files</h2>", "<p>No ranked hosts, so no CIFs.</p>"]
+    return ["<h2 id='cifs'>CIF files</h2>",
             f"<p class='note'>top_cifs.zip holds the CIFs of the top {data.top_n} hosts per ion "
             "(MANIFEST.csv inside lists source and citation per file).</p>",
+            "<div class='scroll'>",
             _table(["file", "rank", "formula", "citation", "note"],
                    [[(_e(m["file"]), False), (_e(m["rank"]), True), (_e(m["formula"]), False),
-                     (_e(m["citation"]), False), (_e(m["note"]), False)] for m in data.cif_manifest])]
+                     (_e(m["citation"]), False), (_e(m["note"]), False)] for m in data.cif_manifest]),
+            "</div>"]
 
 
 def report_html(data: ReportInput) -> str:
     """The report as one HTML document."""
-    parts = _head(data.title) + _summary(data)
+    parts = _head(data.title) + [_nav(data)]
     for ion in data.ranked:
         parts += _ion_section(data, ion)
-    parts += _failures(data) + _cifs(data)
+    parts += _summary(data) + _failures(data) + _cifs(data)
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -79,3 +79,14 @@ def test_under_bonded_or_below_floor_bvse_barrier_is_not_ranked():
     assert by["cavity"].flags == ["under-bonded"] and by["flat"].flags == ["below-floor"]
     assert "implausible" in by["cavity"].note_codes() and by["cavity"].mobility is None
     assert [h.record.job_id for h in rank(rows, "Mg")] == ["ok"]
+
+
+def test_doubtful_rows_follow_the_clean_ones_of_their_class():
+    neb = {"barrier": 0.30, "converged": True, "calculator": "BVFF softBV", "tier": "BVFF",
+           "status": "converged"}
+    rows = [make_row("cage", "A", e1d=0.2, cap=300, site_bvs=0.5, ion_charge=2, neb=neb),
+            make_row("site", "B", e1d=0.5, cap=100, site_bvs=1.9, ion_charge=2,
+                     neb={**neb, "barrier": 0.35})]
+    out = rank(rows, "Mg")
+    assert [h.record.job_id for h in out] == ["site", "cage"]  # same class, A is under-bonded
+    assert out[1].flags == ["under-bonded"] and "under_bonded_site" in out[1].note_codes()

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition, Structure
 from pymatgen.io.cif import CifParser
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from ionscreen.screening.bvse import BVSESummary
 from ionscreen.screening.descriptors import Capacity
@@ -502,6 +503,10 @@ def test_csv_and_json_contents(exported):
     assert v2o5["barrier_eV"] == "0.52" and v2o5["barrier_tier"] == "BVFF CI-NEB (BVFF softBV)"
     assert v2o5["E1D_eV"] == "0.7" and v2o5["neb_calculator"] == "BVFF softBV"
     assert v2o5["voltage_V"] == "2.3" and v2o5["ml_model"] == "CHGNet 0.3.0"
+    # energy = voltage × capacity (280 mAh/g × 2.3 V; 896 mAh/cm³ × 2.3 V); unknown without voltage
+    assert v2o5["specific_energy_Wh_kg"] == "644.0" and v2o5["energy_density_Wh_L"] == "2060.8"
+    tis2 = next(r for r in recs if r["formula"] == "TiS2")
+    assert tis2["specific_energy_Wh_kg"] == "" and "voltage unknown" in tis2["notes"]
     assert v2o5["critical"] == "True" and "V" in v2o5["critical_elements"].split()
     evil = next(r for r in recs if r["candidate_id"].startswith("m4"))
     assert evil["formula"] == EVIL  # raw text in CSV
@@ -539,6 +544,9 @@ def test_cif_zip(exported):
         li = zf.read(next(n for n in cifs if n.startswith("Li/"))).decode()
         st = CifParser.from_str(li).parse_structures(primitive=False)[0]
         assert st.composition.reduced_formula == "LiFePO4"
+        # the CIF keeps the symmetry (space group + asymmetric unit), not a P1 list of 28 atoms
+        assert "_symmetry_space_group_name_H-M   Pnma" in li and li.count(" Fe2+ ") < 4
+        assert SpacegroupAnalyzer(st).get_space_group_symbol() == "Pnma" and len(st) == 28
         manifest = zf.read("MANIFEST.csv").decode()
         assert "Padhi et al. 1997" in manifest
 

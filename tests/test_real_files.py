@@ -47,7 +47,7 @@ def real_run(tmp_path_factory) -> Path:
     assert len(files) >= 20
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     r = subprocess.run([sys.executable, "-m", "ionscreen.workflows", "screen", "--files", "files",
-                        "--ions", "Mg", "Zn", "--neb-top", "0", "--workers", "2", "--out", "run"],
+                        "--ions", "Mg", "Zn", "--workers", "2", "--out", "run"],
                        cwd=d, env=env, capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
     return d / "run"
@@ -112,3 +112,50 @@ def test_leftover_ions_are_listed_and_replace_ion_removes_them(tmp_path):
     assert from_file(files["LiCoO2.cif"], "Li", strip=["Li"]).formula == "LiCoO2"  # never the working ion
     with pytest.raises(IonscreenError, match="removing K from KCl leaves no charge-balanced host"):
         from_file(files["KCl.cif"], "Mg", strip=["K"])
+
+
+def test_report_first_screen_per_ion_fits_1400px(real_run):
+    """Headless Chromium at 1400 px: each ion's first screen (its banner and ranked table with
+    tier, barrier ± uncertainty, class, voltage, capacity, energy and flags) is in view without
+    horizontal scrolling. Screenshots go to tests/artifacts/report_<ion>.png."""
+    from selenium.webdriver.common.by import By
+    from test_dashboard import _browser
+
+    drv = _browser()
+    art = Path(__file__).parent / "artifacts"
+    art.mkdir(exist_ok=True)
+    try:
+        drv.set_window_size(1400, 900)
+        for ion in ("Mg", "Zn"):
+            drv.get((real_run / "report.html").resolve().as_uri() + f"#ion-{ion}")
+            width = drv.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+            assert width[0] <= width[1], f"{ion}: page {width[0]} px wide in a {width[1]} px window"
+            section = drv.find_element(By.ID, f"ion-{ion}").find_element(By.XPATH, "..")
+            table = section.find_element(By.CSS_SELECTOR, "table.first")
+            box = drv.execute_script("const r = arguments[0].getBoundingClientRect();"
+                                     "return [r.top, r.right, window.innerHeight];", table)
+            assert 0 <= box[0] < box[2] and box[1] <= width[1], (ion, box)
+            heads = [th.text for th in table.find_elements(By.TAG_NAME, "th")]
+            for want in ("tier", "barrier ± u (eV)", "mobility", "voltage (V)", "capacity (mAh/g)",
+                         "energy (Wh/kg)", "flags"):
+                assert want in heads, (ion, heads)
+            first = table.find_elements(By.CSS_SELECTOR, "tbody tr")[0].text
+            assert "±" in first and any(c in first for c in ("mobile", "borderline", "immobile"))
+            drv.save_screenshot(str(art / f"report_{ion}.png"))
+    finally:
+        drv.quit()
+
+
+def test_the_ranked_column_holds_one_tier(real_run):
+    import json
+
+    for ion in ("Mg", "Zn"):
+        rows = _rows(real_run, ion)
+        tiers = {r["barrier_tier"] for r in rows if r["rank"]}
+        meta = json.loads((real_run / f"ranked_{ion}.json").read_text())["meta"]
+        assert tiers == {meta["ranked_tier"]} and "CI-NEB" in meta["ranked_tier"], tiers
+        assert not meta["pre_screen"]
+        # the others are below the ranked rows, never interleaved
+        ranks = [bool(r["rank"]) for r in rows]
+        assert ranks == sorted(ranks, reverse=True)
+        assert any("not promoted" in r["notes"] for r in rows if not r["rank"])
