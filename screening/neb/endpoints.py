@@ -26,7 +26,7 @@ from ..calculators import CalculatorFactory
 from ..ion_models import IonModel, ion_model
 from ..relax import relax
 from .band import _MOVED, band_result, optimise_attempt
-from .flags import framework_change
+from .flags import flag, framework_change
 from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
 from .results import NEBResult
 from .settings import MergedEndpointsError, NEBSettings, is_bvff
@@ -173,20 +173,44 @@ def neb_between(
             "for this calculator the two positions are one minimum")
     t_end = time.perf_counter()
     n = settings.images + 2
-    images = [ends[0], *(ends[0].copy() for _ in range(settings.images)), ends[1]]
+    fallback = settings.relax_host and settings.fallback_fixed_host
+    fell_back = ""
+    for relax_host in ((True, False) if fallback else (settings.relax_host,)):
+        attempt = _band(ends, factory, replace(settings, relax_host=relax_host), mobile, comm,
+                        dict(steps), list(warnings), t_end - t0, ends_info)
+        if not (attempt.run.diverged and relax_host and fallback):
+            break
+        # as run_neb does: the potential does not hold this host around the moving ion
+        fell_back = (f"with the host relaxing, the band diverged (fmax {attempt.run.fmax_final:.1f} "
+                     f"eV/Å after {sum(attempt.run.steps.values())} steps): the band was computed "
+                     "again with the host fixed (only the ion moves between the relaxed endpoints)")
+    hop = {"index": None, "given_endpoints": True, "mobile_atom": given, "length": hop_length,
+           "moved_on_relaxing": {w["end"]: w["moved"] for w in ends_info}, "images": n,
+           "note": "the band's atoms are the endpoints' with the moving atom put last"}
+    result = band_result(attempt, factory, ion, mobile, hop, supercell=[1, 1, 1],
+                         ion_image_distance=float(min(perpendicular_heights(ends[0].cell.array))))
+    if fell_back:
+        result.warnings.insert(0, fell_back)
+        result.settings["fallback_from_relaxed_host"] = True
+        result.flags.append(flag("fixed-host-fallback", fell_back))
+    return result
+
+
+def _band(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings, mobile: int,
+          comm: Any, steps: dict[str, int], warnings: list[str], t_ends: float,
+          ends_info: list[dict[str, Any]]) -> Any:
+    """The band between the relaxed ``ends`` (copies: a retry starts from the same endpoints),
+    interpolated and optimised (:func:`~.band.optimise_attempt`)."""
+    images = [ends[0].copy(), *(ends[0].copy() for _ in range(settings.images)), ends[1].copy()]
     for im in images:
+        im.set_constraint()
         im.calc = _CachedCalculator(force_calculator(factory))
         if not settings.relax_host:
             im.set_constraint(FixAtoms(indices=[i for i in range(len(im)) if i != mobile]))
     band = make_band(images, comm, batch=factory.batch, k=settings.spring, climb=False,
                      method=settings.method)
     band.interpolate(method=settings.path, mic=False, apply_constraint=False)
-    attempt = optimise_attempt(band, settings, steps, warnings, t_end - t0, endpoints=ends_info)
-    hop = {"index": None, "given_endpoints": True, "mobile_atom": given, "length": hop_length,
-           "moved_on_relaxing": {w["end"]: w["moved"] for w in ends_info}, "images": n,
-           "note": "the band's atoms are the endpoints' with the moving atom put last"}
-    return band_result(attempt, factory, ion, mobile, hop, supercell=[1, 1, 1],
-                       ion_image_distance=float(min(perpendicular_heights(ends[0].cell.array))))
+    return optimise_attempt(band, settings, steps, warnings, t_ends, endpoints=ends_info)
 
 
 __all__ = ["endpoint_atoms", "moving_ion", "neb_between"]
