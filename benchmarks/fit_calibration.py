@@ -22,11 +22,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from dft_neb import ReferencePath, load_paths, markdown_table, metrics
 
 from ionscreen.screening.committee import (
     CALIBRATION_FILE,
     Calibration,
+    LinearFit,
     choose_fit,
     combine,
     model_key,
@@ -53,39 +55,68 @@ def barriers(res: dict[str, dict[str, Any]]) -> dict[str, float | None]:
             for pid, r in res.items()}
 
 
+#: an ion gets its own fit (or its own "none") from this many calibration paths of it
+MIN_ION_PATHS = 8
+
+
+def _identity(raw: list[float], ref: list[float]) -> LinearFit:
+    """"No calibration" for one ion, with the raw barriers' error as its uncertainty (so the
+    model-wide fit is not applied to an ion whose raw barriers do best)."""
+    err = np.asarray(raw) - np.asarray(ref)
+    return LinearFit(1.0, 0.0, len(raw), float(np.abs(err).mean()), float(np.sqrt((err ** 2).mean())))
+
+
 def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
-        source: str) -> Calibration:
-    """Per-model linear fits on the calibration paths that model has a barrier for."""
+        source: str, per_ion: bool = True) -> Calibration:
+    """Per-model fits on the calibration paths that model has a barrier for, and with
+    ``per_ion`` one per model and ion that has :data:`MIN_ION_PATHS` calibration paths."""
     fits = {}
     for tier, res in results.items():
         if tier not in ML_TIERS:
             continue
-        pairs = [(b, paths[pid].dft_barrier) for pid, b in barriers(res).items()
+        pairs = [(b, paths[pid].dft_barrier, paths[pid].ion) for pid, b in barriers(res).items()
                  if b is not None and pid in paths and paths[pid].split == "calibration"]
-        if len(pairs) >= 3:
-            f, scores = choose_fit([p[0] for p in pairs], [p[1] for p in pairs])
-            print(f"{tier}: {len(pairs)} calibration paths, CV MAE (eV) " + ", ".join(
+        groups = {"all": pairs}
+        if per_ion:
+            for ion in sorted({p[2] for p in pairs}):
+                sub = [p for p in pairs if p[2] == ion]
+                if len(sub) >= MIN_ION_PATHS:
+                    groups[ion] = sub
+        for group, sub in groups.items():
+            if len(sub) < 3:
+                continue
+            raw, ref = [p[0] for p in sub], [p[1] for p in sub]
+            f, scores = choose_fit(raw, ref)
+            print(f"{tier} [{group}]: {len(sub)} calibration paths, CV MAE (eV) " + ", ".join(
                 f"{k} {v:.3f}" for k, v in scores.items()) + f" -> {'none' if f is None else 'kept'}")
+            key = model_key(ML_TIERS[tier]) + ("" if group == "all" else f"@{group}")
             if f is not None:
-                fits[model_key(ML_TIERS[tier])] = f
+                fits[key] = f
+            elif group != "all":
+                fits[key] = _identity(raw, ref)
     return Calibration(fits, source)
 
 
-def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration
-                     ) -> dict[str, dict[str, float | None]]:
+def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
+                     paths: dict[str, ReferencePath]) -> dict[str, dict[str, float | None]]:
     """Predictions per tier name: every tier raw, each ML model calibrated, the committee of
     the ML models (raw mean and calibrated mean), per path."""
     preds: dict[str, dict[str, float | None]] = {t: barriers(r) for t, r in results.items()}
     ml = [t for t in results if t in ML_TIERS]
+    def one(t: str, pid: str, b: float | None) -> float | None:
+        f = cal.get(ML_TIERS[t], paths[pid].ion if pid in paths else None)
+        return None if b is None or f is None else f(b)
+
     for t in ml:
-        f = cal.get(ML_TIERS[t])
-        if f:
-            preds[f"{t} calibrated"] = {p: (None if b is None else f(b)) for p, b in preds[t].items()}
+        if any(k == model_key(ML_TIERS[t]) or k.startswith(model_key(ML_TIERS[t]) + "@")
+               for k in cal.fits):
+            preds[f"{t} calibrated"] = {p: one(t, p, b) for p, b in preds[t].items()}
     if len(ml) > 1:
         ids = set().union(*(results[t] for t in ml))
         raw, calib, spread = {}, {}, {}
         for pid in ids:
-            c = combine({ML_TIERS[t]: preds[t].get(pid) for t in ml}, cal)
+            c = combine({ML_TIERS[t]: preds[t].get(pid) for t in ml}, cal,
+                        ion=paths[pid].ion if pid in paths else None)
             raw[pid], calib[pid], spread[pid] = c.barrier, c.calibrated, c.spread
         preds[f"committee ({', '.join(ml)})"] = raw
         preds[f"committee ({', '.join(ml)}) calibrated"] = calib
@@ -97,6 +128,8 @@ def main() -> None:
     ap.add_argument("results", nargs="+", type=Path)
     ap.add_argument("--write", action="store_true", help=f"write the fits to {PACKAGE_DATA}")
     ap.add_argument("--markdown", type=Path, default=None)
+    ap.add_argument("--model-wide", action="store_true",
+                    help="one fit per model only (no per-ion fits)")
     ap.add_argument("--common", action="store_true",
                     help="score only paths every tier has run (the same paths for each)")
     args = ap.parse_args()
@@ -105,7 +138,8 @@ def main() -> None:
     n_cal = {t: sum(1 for pid in r if pid in every and every[pid].split == "calibration")
              for t, r in results.items()}
     cal = fit(results, every, f"DFT-NEB set of Devi et al. (arXiv:2508.06459), calibration "
-                              f"split, {max(n_cal.values(), default=0)} paths, {date.today()}")
+                              f"split, {max(n_cal.values(), default=0)} paths, {date.today()}",
+              per_ion=not args.model_wide)
     for k, f in cal.fits.items():
         print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
               f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
@@ -113,7 +147,7 @@ def main() -> None:
         PACKAGE_DATA.parent.mkdir(parents=True, exist_ok=True)
         PACKAGE_DATA.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
         print(f"written {PACKAGE_DATA}")
-    preds = tier_predictions(results, cal)
+    preds = tier_predictions(results, cal, every)
     held = [p for p in every.values() if p.split == "held-out" and p.counted]
     run_ids = set.intersection(*(set(r) for r in results.values())) if args.common else None
     parts = []

@@ -3,8 +3,9 @@
 A barrier is an energy difference along one path, so the members are combined per path (mean
 and spread of their barriers), never through absolute energies, which differ between models by
 up to ~0.9 eV/atom. Universal potentials run soft on migration barriers (too low, more so for
-large ones); :class:`Calibration` corrects that with one number per model,
-``calibrated = slope * raw`` (a scale; a line with an intercept is measured beside it),
+large ones); :class:`Calibration` corrects that with one number per model (and per working
+ion where the calibration paths of that ion are enough to fit one: softening differs between
+ions), ``calibrated = slope * raw`` (a scale; a line with an intercept is measured beside it),
 chosen and fitted by
 ``benchmarks/fit_calibration.py`` on the calibration part of the public DFT-NEB set only (a
 model whose raw barriers cross-validate best gets no calibration) and stored with its cross-validated
@@ -52,12 +53,18 @@ class LinearFit:
 class Calibration(MSONable):
     """Per-model linear corrections of ML barriers, fitted on calibration paths only."""
 
-    fits: dict[str, LinearFit]  # model key (see :func:`model_key`) -> fit
+    fits: dict[str, LinearFit]  # model key (see :func:`model_key`), or "key@Ion" -> fit
     source: str  # what it was fitted on (dataset, split, seed, date)
 
-    def get(self, model: str) -> LinearFit | None:
-        """The fit of ``model`` (an identity string or a spec), or None."""
-        return self.fits.get(model_key(model))
+    def get(self, model: str, ion: str | None = None) -> LinearFit | None:
+        """The fit of ``model`` (an identity string or a spec) for ``ion`` when one was fitted
+        for that ion (enough calibration paths of it), else the model's, or None."""
+        key = model_key(model)
+        if ion:
+            per_ion = self.fits.get(f"{key}@{ion_key(ion)}")
+            if per_ion is not None:
+                return per_ion
+        return self.fits.get(key)
 
     def as_dict(self) -> dict[str, Any]:
         return {"@module": type(self).__module__, "@class": type(self).__name__,
@@ -87,6 +94,16 @@ def model_key(model: str) -> str:
     m = model.strip().lower()
     m = m.split(" (", 1)[0]  # drop "(chgnet 0.4.2)"
     return m.replace(" ", ":")
+
+
+def ion_key(ion: str) -> str:
+    """"Mg2+", "mg", "Mg" -> "Mg" (the key suffix of a per-ion fit)."""
+    from ionscreen.structures.ions import get_working_ion
+
+    try:
+        return get_working_ion(ion).name
+    except IonscreenError:
+        return str(ion).strip()
 
 
 def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed: int = 0,
@@ -163,8 +180,9 @@ class CommitteeBarrier(MSONable):
 
 
 def combine(members: Mapping[str, float | None], calibration: Calibration | None = None,
-            reasons: Mapping[str, str] | None = None) -> CommitteeBarrier:
-    """Combine per-path member barriers (model identity -> barrier or None)."""
+            reasons: Mapping[str, str] | None = None, ion: str | None = None) -> CommitteeBarrier:
+    """Combine per-path member barriers (model identity -> barrier or None) of ``ion`` (its
+    per-ion fits where the calibration has them)."""
     got = {k: float(v) for k, v in members.items() if v is not None and math.isfinite(v)}
     names = ", ".join(members)
     if not got:
@@ -174,7 +192,7 @@ def combine(members: Mapping[str, float | None], calibration: Calibration | None
     mean, spread = float(raw.mean()), float(raw.std(ddof=1)) if len(raw) > 1 else 0.0
     label = f"ML committee mean of {len(got)}/{len(members)} ({', '.join(got)}), raw"
     cal = unc = None
-    fits = {k: calibration.get(k) for k in got} if calibration else {}
+    fits = {k: calibration.get(k, ion) for k in got} if calibration else {}
     if fits and all(fits.values()):
         c = np.array([fits[k](v) for k, v in got.items()])
         cal = float(c.mean())
@@ -196,12 +214,12 @@ def committee_members(spec: Any) -> list[str] | None:
 
 
 def single_estimate(calculator: str, tier: str, barrier: float | None,
-                    calibration: Calibration | None) -> dict[str, Any] | None:
+                    calibration: Calibration | None, ion: str | None = None) -> dict[str, Any] | None:
     """The estimate document of one ML model's barrier (spread 0, calibrated when the model
     has a fit); None for a tier that is not an ML potential (the BVFF is not calibrated)."""
     if tier != "MLIP":
         return None
-    return combine({calculator: barrier}, calibration).as_dict()
+    return combine({calculator: barrier}, calibration, ion=ion).as_dict()
 
 
 def committee_report(reports: list[Any], calibration: Calibration | None,
@@ -217,8 +235,8 @@ def committee_report(reports: list[Any], calibration: Calibration | None,
     members = {r.calculator: r.barrier for r in reports}
     members.update({k: None for k in (reasons or {})})
     why = {**(reasons or {}), **{r.calculator: r.summary().status for r in reports if r.barrier is None}}
-    est = combine(members, calibration, why)
     first = reports[0]
+    est = combine(members, calibration, why, ion=first.ion)
     names = ", ".join(members)
     return NEBReport(
         formula=first.formula, ion=first.ion, calculator=f"committee ({names})", tier="MLIP",

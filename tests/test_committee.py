@@ -84,15 +84,25 @@ def test_the_fit_sees_calibration_paths_only():
         id: str
         dft_barrier: float
         split: str
+        ion: str = "Mg"
 
     paths = {f"c{i}": P(f"c{i}", 0.2 + 0.1 * i, "calibration") for i in range(8)}
     paths.update({f"h{i}": P(f"h{i}", 0.5, "held-out") for i in range(8)})
     res = {pid: {"barrier": p.dft_barrier / 2 if p.split == "calibration" else 9.0}
            for pid, p in paths.items()}
-    cal = mod.fit({"chgnet": res, "bvse": res}, paths, "test")
+    cal = mod.fit({"chgnet": res, "bvse": res}, paths, "test", per_ion=False)
     f = cal.get("CHGNet 0.3.0 (chgnet 0.4.2)")
     assert set(cal.fits) == {"chgnet:0.3.0"} and f.n == 8  # BVSE is not calibrated
     assert f.slope == pytest.approx(2.0) and f.intercept == 0.0
+    # per ion: Mg softened by half, Ca not at all -> a scale for Mg, "none" (identity) for Ca,
+    # each from its own calibration paths; the held-out ones still never enter
+    paths.update({f"ca{i}": P(f"ca{i}", 0.3 + 0.1 * i, "calibration", "Ca") for i in range(8)})
+    res.update({f"ca{i}": {"barrier": 0.3 + 0.1 * i} for i in range(8)})
+    cal = mod.fit({"chgnet": res}, paths, "test")
+    assert {"chgnet:0.3.0@Mg", "chgnet:0.3.0@Ca"} <= set(cal.fits)
+    assert cal.get("chgnet:0.3.0", "Mg2+").slope == pytest.approx(2.0)
+    assert cal.get("chgnet:0.3.0", "Ca").slope == 1.0 and cal.get("chgnet:0.3.0", "Ca").cv_mae == 0
+    assert cal.get("chgnet:0.3.0", "Zn") is cal.get("chgnet:0.3.0")  # no Zn fit: the model's
 
 
 @pytest.mark.slow

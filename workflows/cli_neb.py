@@ -201,7 +201,8 @@ def _endpoints(files: tuple[str, str], ion: str, calculator: str, mobile_index: 
         rep = NEBReport(formula=r.formula, ion=r.ion, calculator=r.calculator, tier=r.tier,
                         barrier=r.barrier, rate_limiting_hop=None, dimension=None, hops=[r], bvse={},
                         note=f"{note} (atom {r.hop['mobile_atom']} moves {r.hop['length']:.2f} Å)")
-        rep.estimate = single_estimate(rep.calculator, rep.tier, rep.barrier, Calibration.load())
+        rep.estimate = single_estimate(rep.calculator, rep.tier, rep.barrier, Calibration.load(),
+                                       ion=rep.ion)
         return rep
 
     try:

@@ -205,7 +205,8 @@ def run_neb(
             "settings": used.as_dict()}
     rep = _report(bvse.formula, ion, calculator, dim, seed, results, failures, skipped + merged,
                   note + (f". {forced}" if forced else ""))
-    rep.estimate = single_estimate(rep.calculator, rep.tier, rep.barrier, Calibration.load())
+    rep.estimate = single_estimate(rep.calculator, rep.tier, rep.barrier, Calibration.load(),
+                                   ion=rep.ion)
     return rep
 
 
