@@ -36,7 +36,7 @@ def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
         below = sum(1 for h in hosts if h.rank is None and not h.promoted)
         what = ("a BVSE pre-screen: no NEB tier ran" if tier_level(tier) <= 0
                 else f"ranked by {str(tier).split(' (')[0]}")
-        t = Table(title=f"{ion}: {what}; mobility class first, then score")
+        t = Table(title=f"{ion}: ranked hosts, {what}; mobility class first, then score")
         for c in ("rank", "formula", "source", "barrier (eV)", "class", "mAh/g", "flags", "Pareto"):
             t.add_column(c, justify="right" if c in ("rank", "barrier (eV)", "mAh/g") else "left",
                          overflow="fold")
@@ -48,8 +48,17 @@ def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
                       "yes" if h.pareto else "")
         console.print(t)
         if below:
-            console.print(f"  {below} {ion} host(s) stopped at a lower tier (not promoted): listed "
-                          "below the ranked rows of the exports")
+            nt = Table(title=f"{ion}: {below} host(s) not promoted (a lower tier; not ranked, "
+                             "listed for what they are)")
+            for c in ("formula", "source", "barrier (eV)", "produced by", "class", "mAh/g"):
+                nt.add_column(c, justify="right" if c in ("barrier (eV)", "mAh/g") else "left",
+                              overflow="fold")
+            for h in [h for h in hosts if h.rank is None and not h.promoted][:top]:
+                cap = h.capacity_mAh_g
+                nt.add_row(h.record.formula, h.record.source[:40], fmt(h.barrier),
+                           str(h.barrier_tier).split(" (")[0], str(h.mobility),
+                           "—" if cap is None else f"{cap:.0f}")
+            console.print(nt)
 
 
 def _print_failures(bad: list[Any]) -> None:
