@@ -115,6 +115,14 @@ def test_candidates_command_writes_the_built_in_and_file_candidates(tmp_path, sp
     doc = json.loads(out.read_text())
     assert sorted(c["source"].split(":")[0] for c in doc["candidates"]) == ["file", "prototype"]
     assert all(c["capacity_mAh_g"] is not None for c in doc["candidates"])
+    # the user file's oxidation states and where they came from: printed and stored
+    f = next(c for c in doc["candidates"] if c["source"].startswith("file:"))
+    assert f["provenance"]["oxidation_states"] and f["provenance"]["oxidation_states_from"]
+    assert "oxidation states used" in res.output and f["provenance"]["oxidation_states_from"] in res.output
+    given = CliRunner().invoke(app, ["candidates", "--hosts", "none", "--files", str(spinel_cif),
+                                     "--ions", "Mg", "--oxi", "Mg=2,Cr=3,O=-2", "--out", str(out)])
+    assert given.exit_code == 0, given.output
+    assert json.loads(out.read_text())["candidates"][0]["provenance"]["oxidation_states_from"] == "given"
     bad = CliRunner().invoke(app, ["candidates", "--hosts", "NoSuchHost", "--out", str(out)])
     assert bad.exit_code == 2 and "NoSuchHost" in bad.output
 

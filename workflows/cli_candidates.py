@@ -28,6 +28,9 @@ def candidates(spec, out):  # type: ignore[no-untyped-def]
         {"candidates": docs, "failures": found.failures,
          "rejected_substitutions": found.rejected}, indent=1))
     console.print(_summary_table(docs))
+    files = [c for c in docs if c["source"].startswith("file:")]
+    if files:
+        console.print(_files_table(files))
     for f in found.failures:
         console.print(f"[yellow]skipped[/] {f['path']}: {f['reason']}")
     if found.rejected:
@@ -58,4 +61,24 @@ def _summary_table(docs: list[dict[str, Any]]) -> Table:
         caps = [c["capacity_mAh_g"] for c in cs if c.get("capacity_mAh_g") is not None]
         rng = f"{min(caps):.0f}–{max(caps):.0f}" if caps else "—"
         t.add_row(src, " ".join(sorted({c["working_ion"] for c in cs})), str(len(cs)), rng)
+    return t
+
+
+def _files_table(docs: list[dict[str, Any]]) -> Table:
+    """User files: the oxidation states each candidate stands on, where they came from, and
+    the ions other than the working one left in it (or removed with --replace-ion)."""
+    t = Table(title="user files: oxidation states used (given, in the file, or guessed)")
+    for c in ("file", "ion", "formula", "oxidation states", "from", "capacity mAh/g",
+              "other ions (per cell)"):
+        t.add_column(c, overflow="fold")
+    for c in docs:
+        prov = c.get("provenance") or {}
+        oxi = " ".join(f"{el}{q:+g}" for el, q in (prov.get("oxidation_states") or {}).items())
+        other = ", ".join(f"{n:g} {el}" for el, n in (prov.get("other_ions") or {}).items())
+        removed = ", ".join(f"{n:g} {el}" for el, n in (prov.get("removed_ions") or {}).items())
+        cap = c.get("capacity_mAh_g")
+        t.add_row(Path(prov.get("path", c["source"])).name, c["working_ion"], c["formula"], oxi,
+                  str(prov.get("oxidation_states_from", "—")),
+                  "—" if cap is None else f"{cap:.0f}",
+                  (f"removed: {removed}" if removed else "") + (other or ("" if removed else "—")))
     return t
