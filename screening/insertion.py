@@ -55,6 +55,7 @@ __all__ = [
     "InsertionResult",
     "RelaxedCell",
     "clear_reference_cache",  # re-exported from ion_reference
+    "fill_sites",
     "hosts_for_voltage",
     "insertion_voltage",
     "ion_reference",  # re-exported from ion_reference
@@ -387,19 +388,61 @@ def insertion_voltage(
     )
 
 
-def hosts_for_voltage(candidate: Any) -> tuple[Structure, Structure]:
-    """(empty, inserted) cells of a discharged candidate for :func:`insertion_voltage`.
+#: Å: two inserted ions are never closer than this (a cation–cation contact in real hosts
+#: is ≥ 2.9 Å for Li–Li in LixC6 and ≥ 3 Å for the divalent ions)
+MIN_ION_SEPARATION = 2.9
 
-    The empty host drops only the working ion's mobile sites (the one rule of
-    :meth:`~ionscreen.structures.ions.WorkingIon.remove_from`): a polymer's node Zn in
-    ZnZn(PTtSA) stays, and an NH4 host loses its whole NH4 groups. Raises
-    :class:`StructureValidationError` for a candidate that is not discharged.
+
+def fill_sites(empty: Structure, ion: str | IonModel, sites: list[tuple[list[float], float]],
+               n: int, min_separation: float = MIN_ION_SEPARATION) -> Structure:
+    """``empty`` with up to ``n`` ions on its BVSE sites (``(frac, energy)`` pairs), lowest
+    energy first, each at least ``min_separation`` from those already placed: the discharged
+    cell of an empty host. Raises :class:`StructureValidationError` when no site is given."""
+    ion = ion_model(ion)
+    if ion.name == "NH4":
+        raise StructureValidationError(
+            "placing NH4 groups on BVSE sites is not supported: give a host file that holds "
+            "the NH4 for its voltage")
+    if not sites or n < 1:
+        raise StructureValidationError(f"{empty.composition.reduced_formula}: no BVSE site (or "
+                                       "no capacity) to place the ions on")
+    placed: list[list[float]] = []
+    lat = empty.lattice
+    for frac, _e in sorted(sites, key=lambda t: t[1]):
+        if len(placed) >= n:
+            break
+        if placed:
+            d = lat.get_all_distances([frac], placed)[0]
+            if float(d.min()) < min_separation:
+                continue
+        placed.append(list(frac))
+    inserted = empty.copy()
+    inserted.remove_oxidation_states()  # the ML potentials take none; states would be stale
+    for f in placed:
+        inserted.append(ion.element, f)
+    return inserted
+
+
+def hosts_for_voltage(candidate: Any, sites: list[tuple[list[float], float]] | None = None
+                      ) -> tuple[Structure, Structure]:
+    """(empty, inserted) cells of a candidate for :func:`insertion_voltage`.
+
+    A discharged candidate: the empty host drops only the working ion's mobile sites (the one
+    rule of :meth:`~ionscreen.structures.ions.WorkingIon.remove_from`): a polymer's node Zn in
+    ZnZn(PTtSA) stays, and an NH4 host loses its whole NH4 groups. An empty (charged) host:
+    the ions go onto its BVSE ``sites`` (:func:`fill_sites`), as many as its one-electron
+    reduction takes per cell (the capacity's count). Raises
+    :class:`StructureValidationError` for an empty host without sites.
     """
     from ionscreen.structures.ions import get_working_ion
 
-    if candidate.state != "discharged":
-        raise StructureValidationError(
-            f"{candidate.formula}: voltage needs the discharged host (ion on its sites); this "
-            f"candidate is {candidate.state}")
-    inserted = candidate.structure
-    return get_working_ion(candidate.working_ion).remove_from(inserted), inserted
+    wi = get_working_ion(candidate.working_ion)
+    if candidate.state == "discharged":
+        inserted = candidate.structure
+        return wi.remove_from(inserted), inserted
+    from ionscreen.screening.descriptors import capacity
+
+    cap = capacity(candidate)
+    n = int(math.floor((cap.electrons or 0.0) / wi.charge + 1e-9))
+    empty = candidate.structure
+    return empty, fill_sites(empty, wi.name, sites or [], n)

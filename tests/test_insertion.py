@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 from pymatgen.core import Composition, Lattice, Structure
 
-from ionscreen.errors import IonscreenError
+from ionscreen.errors import IonscreenError, StructureValidationError
 from ionscreen.screening.insertion import (
     InsertionResult,
     RelaxedCell,
@@ -90,3 +91,32 @@ def test_ion_reference_module_and_reexports():
     mu, desc = ion_reference.ion_reference("Al", EMT)
     assert math.isfinite(mu) and "fcc Al metal" in desc
     assert ion_reference.ion_reference("Al3+", EMT) == (mu, desc)  # cached per model and ion
+
+
+def test_an_empty_host_is_filled_on_its_bvse_sites():
+    """Voltage of an empty host (issue 14.2): the ions go onto its lowest BVSE sites, as many as
+    the one-electron reduction takes (beta-MnO2, Mn4+ -> Mn3+: MgMn2O4), never closer than
+    MIN_ION_SEPARATION to each other."""
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.insertion import MIN_ION_SEPARATION, fill_sites, hosts_for_voltage
+    from ionscreen.structures.candidates import from_prototypes
+
+    cand = next(from_prototypes(["Mg"], ["MnO2-beta"]))
+    assert cand.state == "charged"
+    res = compute_landscape(cand.structure, "Mg", resolution=0.25)
+    sites = [(s.frac, s.energy) for s in res.sites]
+    empty, full = hosts_for_voltage(cand, sites)
+    assert empty is cand.structure and full.composition.reduced_formula == "MgMn2O4"
+    # in a 2x2x2 cell: eight Mg, none closer than MIN_ION_SEPARATION to another
+    big = empty * (2, 2, 2)
+    many = fill_sites(big, "Mg", [(list((np.array(f) + [i, j, k]) / 2), e) for f, e in sites
+                                  for i in (0, 1) for j in (0, 1) for k in (0, 1)], 8)
+    mg = [s for s in many if s.specie.symbol == "Mg"]
+    d = many.lattice.get_all_distances([s.frac_coords for s in mg], [s.frac_coords for s in mg])
+    assert len(mg) == 8 and d[~np.eye(len(mg), dtype=bool)].min() >= MIN_ION_SEPARATION - 1e-9
+    # lowest first, and the separation keeps a close pair out
+    two = fill_sites(empty, "Mg", [([0, 0, 0], 0.5), ([0.05, 0, 0], 0.0), ([0.5, 0.5, 0.5], 0.2)], 2)
+    got = sorted(tuple(round(x, 2) for x in s.frac_coords) for s in two if s.specie.symbol == "Mg")
+    assert got == [(0.05, 0.0, 0.0), (0.5, 0.5, 0.5)]
+    with pytest.raises(StructureValidationError, match="no BVSE site"):
+        hosts_for_voltage(cand, [])

@@ -178,9 +178,17 @@ def neb_inputs(bvse_records: Iterable[JobRecord], spec: ScreenSpec) -> list[dict
 
 def insertion_inputs(bvse_records: Iterable[JobRecord], spec: ScreenSpec
                      ) -> list[dict[str, Any]]:
-    """ML voltage job inputs for the ``spec.voltage_top`` best discharged hosts per ion."""
-    return [{"candidate": rec.input["candidate"], "calculator": spec.voltage_calculator}
-            for rec in select_top(bvse_records, spec.voltage_top, only_discharged=True)]
+    """ML voltage job inputs for the promoted hosts (the funnel's), at most
+    ``spec.voltage_top`` per ion: a discharged host as it is, an empty one with its BVSE sites
+    (the ions go there, :func:`ionscreen.screening.insertion.fill_sites`)."""
+    out = []
+    for rec in select_top(bvse_records, spec.voltage_top, funnel=True):
+        cand = rec.input["candidate"]
+        doc = {"candidate": cand, "calculator": spec.voltage_calculator}
+        if cand.get("state") != "discharged":
+            doc["sites"] = [[s["frac"], s["energy"]] for s in rec.result["result"]["sites"]]
+        out.append(doc)
+    return out
 
 
 # --------------------------------------------------------------------------- options

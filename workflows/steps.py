@@ -73,11 +73,12 @@ def neb_file_step(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
-    """``{"candidate" (discharged), "calculator": "chgnet"}`` -> voltage and volume change."""
+    """``{"candidate", "calculator": "chgnet"[, "sites": [[frac, energy], ...]]}`` -> voltage and
+    volume change (an empty host's ions go onto its BVSE ``sites``)."""
     from ionscreen.screening.insertion import hosts_for_voltage, insertion_voltage
     from ionscreen.structures.candidates import Candidate
 
     cand = Candidate.from_dict(doc["candidate"])
-    empty, inserted = hosts_for_voltage(cand)
+    empty, inserted = hosts_for_voltage(cand, [(f, e) for f, e in doc.get("sites") or ()])
     return insertion_voltage(empty, inserted, cand.working_ion,
                              doc.get("calculator", "chgnet")).as_dict()
