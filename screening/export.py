@@ -39,10 +39,10 @@ from ionscreen.screening.rank import (
     SCORE_NORMALISATION,
     RankedHost,
     ions_in,
+    is_pre_screen,
     normalise_ion,
     rank_all,
     ranked_tier,
-    tier_level,
 )
 from ionscreen.screening.records import HostRecord
 from ionscreen.screening.report import ReportInput, report_html
@@ -309,7 +309,7 @@ def _write_ranked(out: Path, ion: str, flat: list[dict[str, Any]], w: Mapping[st
     """ranked_<ion>.csv and ranked_<ion>.json from the flat records of the ion's hosts."""
     fname = f"ranked_{_safe(ion)}"
     meta = {
-        "working_ion": ion, "ranked_tier": tier, "pre_screen": tier_level(tier) <= 0, "generated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        "working_ion": ion, "ranked_tier": tier, "pre_screen": is_pre_screen(tier), "generated_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "weights": w, "score_normalisation": SCORE_NORMALISATION,
         "sustainability_score_formula": SCORE_FORMULA, "producers": PRODUCERS,
         "pareto_objectives": {"barrier_eV": "min", "capacity_mAh_g": "max",

@@ -19,7 +19,8 @@ One tier per ranking (the funnel; ``promoted``)
     :func:`ranked_tier`: the highest that gave a plausible barrier (ML or committee NEB above
     BVFF NEB above BVSE). Hosts whose barrier came from a lower tier (not promoted, or their
     NEB failed or was refused) are listed below the ranked ones with ``rank`` None and note
-    ``not_promoted``, never interleaved. When the ranked tier is BVSE the list is a pre-screen.
+    ``not_promoted``, never interleaved. When the ranked tier is BVSE or the BVFF NEB the list
+    is a pre-screen (:func:`is_pre_screen`): neither ranks barriers like DFT.
 
 Mobility (``mobility``, ``uncertainty``, ``diffusivity_cm2_s``, ``flags``)
     :mod:`ionscreen.screening.mobility`: the barrier ± the tier's uncertainty against 0.525 eV
@@ -108,6 +109,8 @@ __all__ = [
     "normalise_ion",
     "rank",
     "rank_all",
+    "is_pre_screen",
+    "pre_screen_text",
     "ranked_tier",
     "tier_level",
     "validate_weights",
@@ -396,6 +399,23 @@ def tier_level(key: str | None) -> int:
     if key == "BVSE":
         return 0
     return 1 if key.startswith("BVFF") else 2
+
+
+def is_pre_screen(tier: str | None) -> bool:
+    """A ranking by BVSE or by the BVFF NEB is a pre-screen: neither ranks barriers like DFT
+    (held-out Spearman 0.44 and 0.27, ``benchmarks/RESULTS.md``); an ML NEB tier ranks."""
+    return tier_level(tier) < 2
+
+
+def pre_screen_text(tier: str | None) -> str:
+    """Why a list is a pre-screen, for the report and the terminal ("" when it is not one)."""
+    if tier is None or not is_pre_screen(tier):
+        return ""
+    if tier_level(tier) <= 0:
+        return ("ranked by BVSE only (no NEB tier ran): BVSE filters hosts, its barriers are not "
+                "migration barriers")
+    return ("ranked by the bond-valence force field NEB, which ranks barriers weakly against DFT; "
+            "an ML NEB (the mlip extra, --neb-calculator chgnet or committee) ranks them")
 
 
 def ranked_tier(hosts: Sequence[RankedHost]) -> str | None:

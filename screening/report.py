@@ -23,7 +23,12 @@ from typing import Any
 
 from ionscreen._json import finite_or_none
 from ionscreen.screening.plots import barrier_capacity_figure, landscape_figure
-from ionscreen.screening.rank import SCORE_NORMALISATION, RankedHost, ranked_tier
+from ionscreen.screening.rank import (
+    SCORE_NORMALISATION,
+    RankedHost,
+    pre_screen_text,
+    ranked_tier,
+)
 from ionscreen.screening.sustainability import SCORE_FORMULA
 
 __all__ = ["ReportInput", "report_css", "report_html"]
@@ -246,9 +251,10 @@ def _first_screen(ion: str, tier: str | None, n_ranked: int, shown: Shown, below
     """The top of an ion's section: which tier ranks, the ranked hosts, and those not promoted."""
     if tier is None:
         head = "<p class='banner warn'>No host has a plausible barrier for this ion.</p>"
-    elif tier == "BVSE":
-        head = ("<p class='banner warn'><b>Pre-screen</b>: ranked by BVSE only (no NEB tier ran "
-                "for this ion). BVSE filters hosts; its barriers are not migration barriers.</p>")
+    elif pre_screen_text(tier):
+        head = (f"<p class='banner warn'><b>Pre-screen</b>: {n_ranked} host(s) "
+                f"{_e(pre_screen_text(tier))}. Hosts that stopped at a lower tier are listed "
+                "below, not among them.</p>")
     else:
         head = (f"<p class='banner'>{n_ranked} host(s) ranked by <b>{_tier_cell(tier)}</b>; "
                 "mobility class first, then score. Hosts that stopped at a lower tier are listed "

@@ -27,6 +27,7 @@ from ionscreen.screening.rank import (
     load_weights,
     non_dominated_sort,
     rank,
+    is_pre_screen,
     rank_all,
     ranked_tier,
     tier_level,
@@ -365,7 +366,8 @@ def test_tier_labels_and_one_tier_per_ranking():
     assert "above the 2.5 eV filter" not in str(out["b2"].notes[-1])
     # without any NEB the BVSE tier ranks: a pre-screen
     bvse_only = [make_row("p", "P", e1d=0.9), make_row("q", "Q", e1d=0.6)]
-    assert ranked_tier(rank(bvse_only, "Mg")) == "BVSE"
+    assert ranked_tier(rank(bvse_only, "Mg")) == "BVSE" and is_pre_screen("BVSE")
+    assert is_pre_screen("BVFF CI-NEB (x)") and not is_pre_screen("MLIP CI-NEB (CHGNet 0.3.0)")
     assert tier_level("BVSE") < tier_level("BVFF CI-NEB (x)") < tier_level("committee CI-NEB (y)")
     odd = make_row("x", "X", e1d=float("nan"), e2d=float("inf"), e3d=2.0)
     assert barrier_of(odd)[:2] == (2.0, "BVSE E3D")
@@ -514,7 +516,8 @@ def test_csv_and_json_contents(exported):
     doc = json.loads((out / "ranked_Mg.json").read_text())
     assert doc["meta"]["working_ion"] == "Mg" and doc["meta"]["columns"] == list(COLUMNS)
     assert [r["rank"] for r in doc["rows"]] == [1, 2, 3, 4, None, None]
-    assert doc["meta"]["ranked_tier"] == "BVFF CI-NEB (BVFF softBV)" and not doc["meta"]["pre_screen"]
+    # the BVFF NEB ranks barriers weakly against DFT: its ranking is a pre-screen
+    assert doc["meta"]["ranked_tier"] == "BVFF CI-NEB (BVFF softBV)" and doc["meta"]["pre_screen"]
     assert doc["rows"][0]["barrier_eV"] is not None and isinstance(doc["rows"][0]["pareto"], bool)
     assert sum(doc["meta"]["weights"].values()) == pytest.approx(1)
     assert "NaN" not in (out / "ranked_Mg.json").read_text()

@@ -27,15 +27,15 @@ def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-unt
 
 
 def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
-    from ionscreen.screening.rank import rank_all, ranked_tier, tier_level
+    from ionscreen.screening.rank import pre_screen_text, rank_all, ranked_tier
 
     ranked = rank_all(records, weights=weights, include_unranked=True)
     for ion, hosts in ranked.items():
         tier = ranked_tier(hosts)
         lst = [h for h in hosts if h.rank is not None]
         below = sum(1 for h in hosts if h.rank is None and not h.promoted)
-        what = ("a BVSE pre-screen: no NEB tier ran" if tier_level(tier) <= 0
-                else f"ranked by {str(tier).split(' (')[0]}")
+        why = pre_screen_text(tier)
+        what = (f"by {str(tier).split(' (')[0]}" + (" — a PRE-SCREEN" if why else ""))
         t = Table(title=f"{ion}: ranked hosts, {what}; mobility class first, then score")
         for c in ("rank", "formula", "source", "barrier (eV)", "class", "mAh/g", "flags", "Pareto"):
             t.add_column(c, justify="right" if c in ("rank", "barrier (eV)", "mAh/g") else "left",
@@ -47,6 +47,8 @@ def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
                       "—" if cap is None else f"{cap:.0f}", ", ".join(h.flags),
                       "yes" if h.pareto else "")
         console.print(t)
+        if why:
+            console.print(f"  {ion}: a pre-screen, {why}.")
         if below:
             nt = Table(title=f"{ion}: {below} host(s) not promoted (a lower tier; not ranked, "
                              "listed for what they are)")
