@@ -28,7 +28,8 @@ Plausibility (:func:`plausibility_flags`)
     the ranked barrier is below the floor for the ion's charge
     (:data:`ionscreen.screening.neb.flags.FLOORS`). A BVSE barrier with either flag is not
     ranked; an NEB barrier stands on relaxed endpoints, so the BVSE site's flag is shown beside
-    it without refusing it.
+    it without refusing it. ``empty-gap`` (added by the ranking from the record's note): a
+    built-in host made without a species of its cited structure, whose gap nothing holds open.
 """
 
 from __future__ import annotations

@@ -373,12 +373,15 @@ def _mobility(host: RankedHost) -> None:
     flags = plausibility_flags(b if is_bvse else None, charge, bvse.bvs_ratio if bvse else None)
     if not is_bvse and rec.neb is not None:
         flags += [(f["code"], f["text"]) for f in rec.neb.flags if f["code"] != "not-converged"]
+    if any(n.code == "empty_gap" for n in rec.notes):  # the note says what was removed
+        flags.append(("empty-gap", "a gap left by a species removed from the cited structure"))
     host.flags = list(dict.fromkeys(code for code, _ in flags))
     if b is None:
         return
-    if is_bvse and flags:
+    refusing = [f for f in flags if f[0] in ("under-bonded", "below-floor")]
+    if is_bvse and refusing:
         host.notes.append(Note("implausible", "BVSE barrier not ranked: " + "; ".join(
-            f"{code}: {text}" for code, text in flags)))
+            f"{code}: {text}" for code, text in refusing)))
         return
     for code, text in flags:
         if code == "under-bonded":  # the NEB relaxed the site: shown, not refused
@@ -495,7 +498,7 @@ def _score(ranked: list[RankedHost], w: Mapping[str, float]) -> None:
 
 #: flags that put a row after the unflagged rows of its mobility class: the barrier stands on an
 #: under-bonded site or a host that changed its framework, so it is the less certain finding
-DOUBTFUL = ("under-bonded", "framework-changed")
+DOUBTFUL = ("under-bonded", "framework-changed", "empty-gap")
 
 
 def _order_key(h: RankedHost) -> tuple:

@@ -104,6 +104,10 @@ def _ion_notes(candidate: Candidate) -> list[Note]:
         notes.append(Note("ions_removed", f"{what} per cell removed before screening "
                                           f"(--replace-ion); oxidation states "
                                           f"{prov.get(OXI_FROM, 'guessed again')}"))
+    if prov.get("removed_species"):
+        notes.append(Note("empty_gap", f"built without {prov['removed_species']}: the gap they fill "
+                                       "is held open by nothing in this model; a real host may "
+                                       "collapse there, or keep water or cations in it"))
     if prov.get("other_ions"):
         what = ", ".join(f"{n:g} {el}" for el, n in prov["other_ions"].items())
         els = ",".join(prov["other_ions"])

@@ -135,7 +135,9 @@ def from_prototypes(ions: Iterable[str], ids: Iterable[str] | None = None) -> It
                 provenance={"prototype": proto.id, "framework": proto.framework,
                             "spacegroup": proto.spacegroup,
                             # only when computed: measured hosts keep their job ids across versions
-                            **({} if proto.measured else {"structure_origin": proto.structure_origin})},
+                            **({} if proto.measured else {"structure_origin": proto.structure_origin}),
+                            **({"removed_species": proto.removed_species} if proto.removed_species
+                               else {})},
                 discharged=st if n else None, n_ions=n or None,
             )
 

@@ -110,6 +110,9 @@ class Prototype:
     data_note: str = ""
     example: bool = False
     structure_origin: str = "experimental"
+    removed_species: str = ""
+    """What the cited structure holds that this host was built without (birnessite's
+    interlayer K and water, hollandite's tunnel Cs): the gap is held open by nothing here."""
     """"experimental" (a published refinement), else what computed the coordinates."""
 
     @property
@@ -311,6 +314,7 @@ def _parse_entry(raw: dict[str, Any]) -> Prototype:
             data_note=raw.get("data_note", ""),
             example=bool(raw.get("example", False)),
             structure_origin=raw.get("structure_origin", "experimental"),
+            removed_species=raw.get("removed_species", ""),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{_DATA_FILE}: entry {pid!r} is malformed ({exc!r})") from exc

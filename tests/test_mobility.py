@@ -90,3 +90,16 @@ def test_doubtful_rows_follow_the_clean_ones_of_their_class():
     out = rank(rows, "Mg")
     assert [h.record.job_id for h in out] == ["site", "cage"]  # same class, A is under-bonded
     assert out[1].flags == ["under-bonded"] and "under_bonded_site" in out[1].note_codes()
+
+
+def test_a_gap_left_by_a_removed_species_is_flagged():
+    """delta-MnO2 is birnessite without its interlayer K and water: every row of it says so."""
+    from ionscreen.screening.records import HostRecord
+
+    cand = next(from_prototypes(["Mg"], ["MnO2-delta"]))
+    assert "water" in cand.provenance["removed_species"]
+    s = compute_landscape(cand.structure, "Mg", resolution=0.25).summary()
+    (h,) = rank([HostRecord.from_results(cand, s)], "Mg", include_unranked=True)
+    assert "empty-gap" in h.flags and "empty_gap" in h.note_codes()
+    plain = next(from_prototypes(["Mg"], ["MnO2-beta"]))
+    assert "removed_species" not in plain.provenance
