@@ -164,7 +164,7 @@ _STAGE_OPTIONS = [
                  help="Derive missing ion–N3- BVSE rows (Ca, Zn, Al, NH4, Na, Ba in cyanide or "
                       "sulfonamide hosts) from the ion–O2- rows: approximate, flagged in every "
                       "row."),
-    click.option("--neb-top", type=int, default=20, show_default=True,
+    click.option("--neb-top", type=int, default=5, show_default=True,
                  help="The funnel: NEB on the hosts that pass the BVSE filter (2.5 eV for 2+ "
                       "ions), at most N per ion, best first; the ranking uses the NEB tier and "
                       "lists the others below it (0: no NEB, a BVSE pre-screen)."),
@@ -183,7 +183,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
                       oxi: str | None = None, replace_ion: str | None = None,
                       resolution: float = 0.2,
-                      derive_nitride: bool = False, neb_top: int = 20,
+                      derive_nitride: bool = False, neb_top: int = 5,
                       neb_calculator: str = "bvff", voltage_calc: str | None = None) -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
     from ionscreen.structures.candidates import path_problems

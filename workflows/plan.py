@@ -278,7 +278,7 @@ class ScreenSpec:
     bvse: BVSESettings = field(default_factory=lambda: _screen_bvse(None))
     """The BVSE settings (:class:`~ionscreen.screening.bvse.BVSESettings`; a mapping of its
     fields is accepted, with a grid step of 0.2 Å unless it says otherwise)."""
-    neb_top: int = 20
+    neb_top: int = 5
     """The funnel: NEB on the hosts that pass the BVSE filter
     (:func:`ionscreen.screening.mobility.promote_cutoff`), at most this many per ion, best BVSE
     barrier first (0: none; the ranking is then a BVSE pre-screen)."""
