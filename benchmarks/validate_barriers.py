@@ -263,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ions", default=None, help="comma-separated ions (default: all)")
     ap.add_argument("--max-atoms", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None, help="first K paths only")
+    ap.add_argument("--ids", default=None, help="comma-separated path ids only")
     ap.add_argument("--out", type=Path, default=Path("validate_barriers.json"))
     args = ap.parse_args(argv)
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown tier(s) {unknown}; known: {list(TIERS)}")
     ions = args.ions.split(",") if args.ions else None
     paths = load_paths(args.split, ions=ions, max_atoms=args.max_atoms)[: args.limit]
+    if args.ids:  # e.g. the paths whose band diverged, again with a newer driver
+        wanted = set(args.ids.split(","))
+        paths = [p for p in paths if p.id in wanted]
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"results": {}}
     doc["run"] = {"split": args.split, "tiers": tiers, "max_atoms": args.max_atoms,
                   "limit": args.limit, "ions": ions}
