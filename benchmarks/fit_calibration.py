@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,11 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
             print(f"{tier} [{group}]: {len(sub)} calibration paths, CV MAE (eV) " + ", ".join(
                 f"{k} {v:.3f}" for k, v in scores.items()) + f" -> {'none' if f is None else 'kept'}")
             key = model_key(ML_TIERS[tier]) + ("" if group == "all" else f"@{group}")
+            ions = tuple(sorted({p[2] for p in sub}))
             if f is not None:
-                fits[key] = f
+                fits[key] = replace(f, ions=ions)
             elif group != "all":
-                fits[key] = _identity(raw, ref)
+                fits[key] = replace(_identity(raw, ref), ions=ions)
     return Calibration(fits, source)
 
 

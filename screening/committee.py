@@ -43,6 +43,7 @@ class LinearFit:
     n: int  # calibration paths it was fitted on
     cv_mae: float  # eV, k-fold cross-validated mean absolute error on those paths
     cv_rmse: float  # eV, the same as RMSE: the calibration's own uncertainty
+    ions: tuple[str, ...] = ()  # the ions of its calibration paths (empty: not recorded)
 
     def __call__(self, raw: float) -> float:
         # a calibrated barrier is never negative (a barrier of zero is a flat path)
@@ -64,15 +65,20 @@ class Calibration(MSONable):
             per_ion = self.fits.get(f"{key}@{ion_key(ion)}")
             if per_ion is not None:
                 return per_ion
-        return self.fits.get(key)
+        fit = self.fits.get(key)
+        if fit is not None and ion and fit.ions and ion_key(ion) not in fit.ions:
+            return None  # fitted on other ions (Mg/Ca/Zn/Al): not carried over to Li+ or NH4+
+        return fit
 
     def as_dict(self) -> dict[str, Any]:
         return {"@module": type(self).__module__, "@class": type(self).__name__,
-                "source": self.source, "fits": {k: vars(v) for k, v in self.fits.items()}}
+                "source": self.source,
+                "fits": {k: {**vars(v), "ions": list(v.ions)} for k, v in self.fits.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
-        return cls({k: LinearFit(**v) for k, v in d["fits"].items()}, d.get("source", ""))
+        return cls({k: LinearFit(**{**v, "ions": tuple(v.get("ions") or ())})
+                    for k, v in d["fits"].items()}, d.get("source", ""))
 
     @classmethod
     def load(cls, path: str | None = None) -> Calibration | None:

@@ -102,7 +102,11 @@ def test_the_fit_sees_calibration_paths_only():
     assert {"chgnet:0.3.0@Mg", "chgnet:0.3.0@Ca"} <= set(cal.fits)
     assert cal.get("chgnet:0.3.0", "Mg2+").slope == pytest.approx(2.0)
     assert cal.get("chgnet:0.3.0", "Ca").slope == 1.0 and cal.get("chgnet:0.3.0", "Ca").cv_mae == 0
-    assert cal.get("chgnet:0.3.0", "Zn") is cal.get("chgnet:0.3.0")  # no Zn fit: the model's
+    assert cal.get("chgnet:0.3.0", "Zn") is None  # no Zn among the paths: nothing carried over
+    assert cal.fits["chgnet:0.3.0@Mg"].ions == ("Mg",)  # each fit says which ions it saw
+    back = mod.Calibration.from_dict(cal.as_dict())
+    assert back.get("chgnet:0.3.0", "Mg").slope == pytest.approx(2.0)
+    assert back.get("chgnet:0.3.0", "Li") is None  # not fitted on Li+: nothing carried over
 
 
 @pytest.mark.slow

@@ -24,10 +24,10 @@ from ionscreen.screening.export import COLUMNS, export_run, flat_record
 from ionscreen.screening.neb import NEBSummary
 from ionscreen.screening.rank import (
     barrier_of,
+    is_pre_screen,
     load_weights,
     non_dominated_sort,
     rank,
-    is_pre_screen,
     rank_all,
     ranked_tier,
     tier_level,
