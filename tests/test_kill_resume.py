@@ -1,5 +1,5 @@
 """Kill and resume at scale (issue 15): the README's default screen (22 built-in hosts × 5 ions:
-110 BVSE + 15 NEB = 125 jobs) killed with SIGKILL at random moments — serially, with
+110 BVSE + 24 NEB = 134 jobs) killed with SIGKILL at random moments — serially, with
 ``--workers 2`` and under ``mpiexec -n 3`` — once during the exports, and stopped/continued
 with SIGSTOP/SIGCONT, then rerun until it finishes. Afterwards every job is in the store once,
 no job that was committed before a kill was computed again, and the ranked CSVs and
@@ -27,7 +27,7 @@ from helpers import kill_tree
 ARGS = ["screen", "--out", "run"]
 EXPORTS = ("ranked_Mg.csv", "ranked_Ca.csv", "ranked_Zn.csv", "ranked_Al.csv", "ranked_NH4.csv",
            "failures.csv")
-N_JOBS = 125
+N_JOBS = 134
 # (mode, SIGKILLs that must land mid-run) — 12 in all, plus one during the exports (serial)
 PLAN = (("serial", 4), ("pool", 4), ("mpi", 3))
 

@@ -51,10 +51,11 @@ def _hosts():
 
     bvff = {"barrier": 0.52, "converged": True, "calculator": "BVFF softBV", "tier": "BVFF",
             "status": "converged"}
-    return rank([make_row("m1", "TiS2", e1d=0.45, cap=240, proto="TiS2"),
+    return rank([make_row("m1", "TiS2", e1d=0.45, cap=240, proto="TiS2", neb={**bvff, "barrier": 0.40}),
                  make_row("m3", "V2O5", e1d=0.7, cap=280, proto="V2O5", neb=bvff),
-                 make_row("m2", "MnO2", e1d=0.9, cap=300, proto="MnO2-beta"),
-                 make_row("m6", "MoO3", e1d=0.6, cap=None, proto="MoO3")], "Mg")
+                 make_row("m2", "MnO2", e1d=0.9, cap=300, proto="MnO2-beta", neb={**bvff, "barrier": 0.8}),
+                 make_row("m6", "MoO3", e1d=0.6, cap=None, proto="MoO3", neb={**bvff, "barrier": 0.55})],
+                "Mg")
 
 
 def _host_columns(hosts):
@@ -66,8 +67,8 @@ def _host_columns(hosts):
 def test_report_and_dashboard_draw_the_same_figure(tmp_path):
     from ionscreen.screening.report import _scatter
 
-    hosts = _hosts()
-    assert {tier_family(h.barrier_tier) for h in hosts} == {"BVSE", "BVFF"}
+    hosts = _hosts()  # ranked hosts: one tier (the funnel), the BVFF NEB here
+    assert {tier_family(h.barrier_tier) for h in hosts} == {"BVFF"}
     html = _scatter("Mg", hosts)
     report_png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1))
     with_capacity = [h for h in hosts if h.capacity_mAh_g is not None]

@@ -186,9 +186,9 @@ def test_voltage_empty_host_drops_whole_nh4_groups_only():
     assert empty.composition.reduced_formula == "FeCN"
 
 
-def test_voltage_needs_a_discharged_candidate(tis2):
-    cand, _ = tis2
-    with pytest.raises(StructureValidationError, match="discharged"):
+def test_voltage_of_an_empty_host_needs_its_bvse_sites(tis2):
+    cand, _ = tis2  # an empty host: its ions go onto its BVSE sites, so without any: no voltage
+    with pytest.raises(StructureValidationError, match="no BVSE site"):
         hosts_for_voltage(cand)
 
 
