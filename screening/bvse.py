@@ -50,7 +50,7 @@ from .params import ParamTable
 from .symmetry import orbit_energies, symmetric_grid
 
 __all__ = [
-    "BYTES_PER_POINT", "DIMS", "KB_EV", "METHOD", "BVSEResult", "BVSESettings", "BVSESummary", "Hop",
+    "BYTES_PER_POINT", "DIMS", "KB_EV", "diffusion_coefficient", "METHOD", "BVSEResult", "BVSESettings", "BVSESummary", "Hop",
     "HopGraph", "PreparedHost", "Site", "check_memory", "compute_landscape", "grid_shape", "prepare_host",
 ]
 
@@ -126,6 +126,14 @@ class BVSESummary(MSONable):
         kw = {k: v for k, v in d.items() if k in known}
         kw["warnings"] = tuple(kw.get("warnings") or ())
         return cls(barriers={k: _finite(bars.get(k)) for k in DIMS}, **kw)
+
+
+def diffusion_coefficient(barrier: float, hop_length: float, dimensions: int = 1,
+                          temperature: float = 300.0, attempt_hz: float = 1e13) -> float:
+    """D (cm²/s) = ν a² exp(−E/kT) / (2d), ``hop_length`` a in Å: an order of magnitude to
+    compare with a measurement, not a prediction."""
+    a = hop_length * 1e-8  # Å -> cm
+    return attempt_hz * a * a * math.exp(-barrier / (KB_EV * temperature)) / (2 * max(1, int(dimensions)))
 
 
 BVS_RADIUS = 6.0  # Å: exp((r0 - r)/b) is below 1e-3 v.u. beyond it for every softBV row
@@ -207,12 +215,17 @@ class BVSEResult(MSONable):
         estimate to compare with measurements, not a prediction.
         """
         e = self.barriers[dim]
-        hops = [h for h in self.hops if h.percolation is not None and DIMS.index(h.percolation) <= DIMS.index(dim)]
-        if not math.isfinite(e) or not hops:
+        a = self.hop_length(dim)
+        if not math.isfinite(e) or a is None:
             return 0.0
-        a = float(np.mean([h.length for h in hops])) * 1e-8  # Å -> cm
-        d = DIMS.index(dim) + 1
-        return attempt_hz * a * a * math.exp(-e / (KB_EV * temperature)) / (2 * d)
+        return diffusion_coefficient(e, a, DIMS.index(dim) + 1, temperature, attempt_hz)
+
+    def hop_length(self, dim: str) -> float | None:
+        """Mean length (Å) of the hops of the cluster percolating in ``dim`` (or a lower
+        dimension); None when no hop percolates there."""
+        hops = [h.length for h in self.hops
+                if h.percolation is not None and DIMS.index(h.percolation) <= DIMS.index(dim)]
+        return float(np.mean(hops)) if hops else None
 
     # ------------------------------------------------------------------ serialisation
     def as_dict(self) -> dict[str, Any]:
@@ -284,18 +297,16 @@ class BVSEResult(MSONable):
             grid_step=max(self.grid_step) if self.grid_step else None,
             warnings=tuple(self.warnings), seconds=self.timings.get("total"),
             site_bvs=lowest_site_bvs(self), ion_charge=ion_model(self.ion).charge,
-            hop_length=self._hop_length(),
+            hop_length=self._best_hop_length(),
         )
 
-    def _hop_length(self) -> float | None:
-        """Mean length (Å) of the hops percolating in the easiest dimension."""
+    def _best_hop_length(self) -> float | None:
+        """:meth:`hop_length` of the easiest percolating dimension (rounded), None if none."""
         dims = [d for d in DIMS if math.isfinite(self.barriers[d])]
         if not dims:
             return None
-        best = min(dims, key=lambda d: (self.barriers[d], DIMS.index(d)))
-        hops = [h.length for h in self.hops
-                if h.percolation is not None and DIMS.index(h.percolation) <= DIMS.index(best)]
-        return round(float(np.mean(hops)), 4) if hops else None
+        a = self.hop_length(min(dims, key=lambda d: (self.barriers[d], DIMS.index(d))))
+        return None if a is None else round(a, 4)
 
     def summary_text(self) -> str:
         """One line for a terminal."""

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 
+from ionscreen.screening.bvse import diffusion_coefficient
 from ionscreen.screening.neb.flags import FLOORS
 
 __all__ = ["CLASSES", "MICRON", "NANO", "PROMOTE_CUTOFF", "TIER_MAE", "UNDER_BONDED",
@@ -68,8 +69,6 @@ def promote_cutoff(charge: int) -> float:
     return PROMOTE_CUTOFF.get(int(charge), PROMOTE_CUTOFF[max(PROMOTE_CUTOFF)])
 
 
-ATTEMPT_HZ = 1e13
-KB_EV = 8.617333262e-5
 DEFAULT_HOP = 3.0  # Å, where the landscape gives no hop length
 
 
@@ -97,11 +96,11 @@ def mobility_class(barrier: float, uncertainty: float | None) -> str:
 
 def diffusivity(barrier: float, hop_length: float | None = None, dimensions: int = 1,
                 temperature: float = 300.0) -> float:
-    """D (cm²/s) ≈ ν a² exp(−E/kT) / (2d) with ν = 10¹³ Hz: an order of magnitude to compare with
-    a measurement (PITT/GITT), not a prediction."""
-    a = (hop_length or DEFAULT_HOP) * 1e-8
-    d = max(1, int(dimensions))
-    return ATTEMPT_HZ * a * a * math.exp(-barrier / (KB_EV * temperature)) / (2 * d)
+    """D (cm²/s) ≈ ν a² exp(−E/kT) / (2d) with ν = 10¹³ Hz
+    (:func:`ionscreen.screening.bvse.diffusion_coefficient`), a = :data:`DEFAULT_HOP` where the
+    landscape gives no hop length: an order of magnitude to compare with a measurement
+    (PITT/GITT), not a prediction."""
+    return diffusion_coefficient(barrier, hop_length or DEFAULT_HOP, dimensions, temperature)
 
 
 def plausibility_flags(barrier: float | None, charge: int, bvs_ratio: float | None

@@ -390,7 +390,7 @@ def _mobility(host: RankedHost) -> None:
     own = rec.neb.uncertainty if (rec.neb is not None and not is_bvse) else None
     host.uncertainty = tier_uncertainty(host.barrier_tier_key, own)
     host.mobility = mobility_class(b, host.uncertainty)
-    dims = int((host.barrier_tier or "")[-2]) if is_bvse and host.barrier_tier else 1
+    dims = int(bvse.best_dimension[0]) if is_bvse and bvse and bvse.best_dimension else 1
     host.diffusivity_cm2_s = float(f"{diffusivity(b, bvse.hop_length if bvse else None, dims):.3g}")
 
 

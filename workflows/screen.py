@@ -155,22 +155,14 @@ def settings_conflicts(runs: list[Mapping[str, Any]], spec: Mapping[str, Any]) -
 def set_aside(store_path: Path) -> Path | None:
     """Rename a store (and its WAL/SHM/lock files) to ``<name>.<time>.sqlite`` beside it, so a
     new screen starts empty and nothing computed is lost. Returns the new path (None: no store)."""
-    import fcntl
     import os
     import time
 
-    from .store import StoreBusyError
+    from .store_sqlite import lock_store
 
     if not store_path.exists():
         return None
-    fd = os.open(str(store_path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        raise StoreBusyError(f"a run is writing to {store_path}: wait for it to end before "
-                             "starting a new store there") from None
-    finally:
-        os.close(fd)
+    os.close(lock_store(store_path))  # refuses while a run writes to it
     stamp = time.strftime("%Y%m%d-%H%M%S")
     new = store_path.with_name(f"{store_path.stem}.{stamp}{store_path.suffix}")
     for suffix in ("", "-wal", "-shm"):

@@ -131,6 +131,22 @@ def _refuse_foreign_database(db: sqlite3.Connection, path: Path) -> None:
         raise _not_ours(path, f"a SQLite database of something else: {other}")
 
 
+def lock_store(path: str | os.PathLike[str]) -> int:
+    """Take the writer's lock of the store at ``path`` (``<path>.lock``, flock): its file
+    descriptor, held until closed. Raises :class:`StoreBusyError` when another run holds it."""
+    import fcntl
+
+    fd = os.open(str(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreBusyError(
+            f"another run is writing to {path} (lock {path}.lock is held); "
+            "wait for it to end or use another --store") from None
+    return fd
+
+
 class SQLiteStore(ResultStore):
     """The embedded result store: one SQLite file in WAL mode (see the module docstring).
 
@@ -221,18 +237,8 @@ class SQLiteStore(ResultStore):
     # ---- runs and log
     def begin_run(self, argv: Sequence[str] | None = None,
                   settings: Mapping[str, Any] | None = None) -> int:
-        import fcntl
-
         if self._lock_fd is None:
-            fd = os.open(str(self.path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise StoreBusyError(
-                    f"another run is writing to {self.path} (lock {self.path}.lock is held); "
-                    "wait for it to end or use another --store") from None
-            self._lock_fd = fd
+            self._lock_fd = lock_store(self.path)
         cur = self._write(
             "INSERT INTO runs (started, argv, host, pid, settings) VALUES (?, ?, ?, ?, ?)",
             (time.time(), json.dumps(list(argv if argv is not None else sys.argv)),
