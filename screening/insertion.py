@@ -55,11 +55,14 @@ __all__ = [
     "InsertionResult",
     "RelaxedCell",
     "clear_reference_cache",  # re-exported from ion_reference
+    "empty_host_cell",
     "fill_sites",
     "hosts_for_voltage",
     "insertion_voltage",
+    "insertion_voltage_at_sites",
     "ion_reference",  # re-exported from ion_reference
     "relax_pair",
+    "relaxed_cell",
     "voltage_from_energies",
 ]
 
@@ -233,6 +236,49 @@ class RelaxedCell(NamedTuple):
         return self.volume / self.volume_initial - 1.0
 
 
+#: Relaxed cells of this process by model, cell and settings, at most _CACHE_SIZE: the empty
+#: host of a screen is one cell for every working ion, so it relaxes once. A relaxation is
+#: deterministic (seeded rattle), so a cached cell is the one a new relaxation would give.
+_RELAXED: dict[tuple, RelaxedCell] = {}
+_CACHE_SIZE = 32
+
+
+def _cell_key(atoms: Any) -> tuple:
+    """The cell as a hashable value (symbols, positions and cell to 1e-6 Å)."""
+    import numpy as np
+
+    return (tuple(atoms.get_chemical_symbols()),
+            np.round(atoms.get_positions(), 6).tobytes(), np.round(atoms.cell[:], 6).tobytes())
+
+
+def relaxed_cell(atoms: Any, factory: CalculatorFactory, what: str, *, relax: bool = True,
+                 fmax: float = 0.05, steps: int = 500, optimizer: str = "BFGS",
+                 smax: float | None = 5e-4, rattle: float = 0.02,
+                 strict: bool = False) -> RelaxedCell:
+    """One cell relaxed (positions and cell) with a calculator from ``factory``, with its
+    energy (``relax=False``: the energy of the given geometry); ``what`` names it in errors.
+    A cell already relaxed in this process with the same model and settings is taken from
+    the cache. Not converged: :class:`CalculationError` when ``strict``, else flagged."""
+    key = (factory.identity, _cell_key(atoms), relax, fmax, steps, optimizer, smax, rattle)
+    cell = _RELAXED.get(key)
+    if cell is None:
+        volume = float(atoms.get_volume())
+        if not relax:
+            cell = RelaxedCell(atoms, _energy(atoms, factory(), what), True, 0, volume)
+        else:
+            done, converged, nsteps = _relax(atoms, factory(), fmax=fmax, steps=steps,
+                                             cell=True, optimizer=optimizer, smax=smax,
+                                             rattle=rattle)
+            cell = RelaxedCell(done, _energy(done, None, what), converged, nsteps, volume)
+        if len(_RELAXED) >= _CACHE_SIZE:
+            _RELAXED.pop(next(iter(_RELAXED)))
+        _RELAXED[key] = cell
+    if relax and not cell.converged and strict:
+        raise CalculationError(_not_converged(what, cell.atoms, fmax, cell.steps)
+                               + f" with {factory.identity}")
+    return cell._replace(atoms=cell.atoms.copy())  # the caller may change its atoms
+
+
 def relax_pair(
     empty: Structure,
     inserted: Structure,
@@ -253,21 +299,10 @@ def relax_pair(
     returned :class:`RelaxedCell`.
     """
     factory = as_factory(factory)
-    pair = (("empty host", to_atoms(empty)), ("inserted host", to_atoms(inserted)))
-    cells = []
-    for what, atoms in pair:
-        volume = float(atoms.get_volume())
-        if not relax:
-            cells.append(RelaxedCell(atoms, _energy(atoms, factory(), what), True, 0, volume))
-            continue
-        done, converged, nsteps = _relax(atoms, factory(), fmax=fmax, steps=steps, cell=True,
-                                         optimizer=optimizer, smax=smax, rattle=rattle)
-        energy = _energy(done, None, what)
-        if not converged and strict:
-            raise CalculationError(_not_converged(what, done, fmax, nsteps)
-                                   + f" with {factory.identity}")
-        cells.append(RelaxedCell(done, energy, converged, nsteps, volume))
-    return cells[0], cells[1]
+    opts = {"relax": relax, "fmax": fmax, "steps": steps, "optimizer": optimizer, "smax": smax,
+            "rattle": rattle, "strict": strict}
+    return (relaxed_cell(to_atoms(empty), factory, "empty host", **opts),
+            relaxed_cell(to_atoms(inserted), factory, "inserted host", **opts))
 
 
 def _not_converged(what: str, atoms: Any, fmax: float, nsteps: int) -> str:
@@ -346,9 +381,51 @@ def insertion_voltage(
     """
     ion = ion_model(ion)
     factory = as_factory(factory)
-    x = _ions_inserted(empty, inserted, ion)
+    _ions_inserted(empty, inserted, ion)  # refuse different frameworks before any relaxation
     cell_e, cell_i = relax_pair(empty, inserted, factory, relax=relax, fmax=fmax, steps=steps,
                                 optimizer=optimizer, smax=smax, rattle=rattle, strict=strict)
+    return _voltage_result(empty, inserted, ion, factory, cell_e, cell_i, relax, fmax)
+
+
+def insertion_voltage_at_sites(
+    empty: Structure,
+    ion: str | IonModel,
+    sites: list[tuple[list[float], float]],
+    n: int,
+    factory: CalculatorFactory | str,
+    relax: bool = True,
+    fmax: float = 0.05,
+    steps: int = 500,
+    optimizer: str = "BFGS",
+    smax: float | None = 5e-4,
+    rattle: float = 0.02,
+    strict: bool = False,
+) -> InsertionResult:
+    """:func:`insertion_voltage` of an empty host that takes ``n`` ions per cell on its BVSE
+    ``sites`` (``(frac, energy)`` pairs, :func:`fill_sites`).
+
+    The empty host relaxes first; the ions go onto the sites of the relaxed cell (the same
+    fractional coordinates), and that cell relaxes: it starts near its minimum, and the empty
+    host's relaxation is shared by every working ion of a screen (:func:`relaxed_cell`).
+    """
+    ion = ion_model(ion)
+    factory = as_factory(factory)
+    opts = {"relax": relax, "fmax": fmax, "steps": steps, "optimizer": optimizer, "smax": smax,
+            "rattle": rattle, "strict": strict}
+    cell_e = relaxed_cell(to_atoms(empty), factory, "empty host", **opts)
+    start = to_structure(cell_e.atoms) if relax else empty.copy()
+    if "magmom" in start.site_properties:  # the new ions would have none
+        start.remove_site_property("magmom")
+    inserted = fill_sites(start, ion, sites, n)
+    cell_i = relaxed_cell(to_atoms(inserted), factory, "inserted host", **opts)
+    return _voltage_result(empty, inserted, ion, factory, cell_e, cell_i, relax, fmax)
+
+
+def _voltage_result(empty: Structure, inserted: Structure, ion: IonModel,
+                    factory: CalculatorFactory, cell_e: RelaxedCell, cell_i: RelaxedCell,
+                    relax: bool, fmax: float) -> InsertionResult:
+    """The :class:`InsertionResult` of two relaxed cells of one framework."""
+    x = _ions_inserted(empty, inserted, ion)
     mu, mu_desc = ion_reference(ion, factory)
     voltage = voltage_from_energies(cell_i.energy, cell_e.energy, mu, x, ion.charge)
     vol_e, vol_i = cell_e.volume, cell_i.volume
@@ -391,21 +468,51 @@ def insertion_voltage(
 #: Å: two inserted ions are never closer than this (a cation–cation contact in real hosts
 #: is ≥ 2.9 Å for Li–Li in LixC6 and ≥ 3 Å for the divalent ions)
 MIN_ION_SEPARATION = 2.9
+#: Å: N–N of two NH4 groups placed on sites (≈ 3.9–4.2 Å in ammonium salts; below about 3.5 Å
+#: two groups' hydrogens would touch)
+MIN_NH4_SEPARATION = 3.6
+#: Å: the N–H bond of a placed NH4 group (1.03 Å in ammonium salts)
+NH4_NH = 1.03
+_TETRAHEDRON = [[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]
+
+
+def _nh4_hydrogens(host: Structure, centre: Any, tries: int = 24) -> Any:
+    """Cartesian positions of the 4 H of an NH4 group on ``centre``: the orientation (the ideal
+    tetrahedron, then seeded random rotations) whose H stay farthest from the host's atoms.
+    The ML relaxation that follows settles the orientation and the hydrogen bonds."""
+    import numpy as np
+    from scipy.spatial.transform import Rotation
+
+    tet = np.array(_TETRAHEDRON, float) / math.sqrt(3.0) * NH4_NH
+    rots = [np.eye(3)] + list(Rotation.random(tries, random_state=0).as_matrix())
+    best, best_d = None, -1.0
+    for r in rots:
+        h = centre + tet @ r.T
+        fr = host.lattice.get_fractional_coords(h)
+        d = float(host.lattice.get_all_distances(fr, host.frac_coords).min()) if len(host) else 9.9
+        if d > best_d:
+            best, best_d = h, d
+    return best
 
 
 def fill_sites(empty: Structure, ion: str | IonModel, sites: list[tuple[list[float], float]],
-               n: int, min_separation: float = MIN_ION_SEPARATION) -> Structure:
+               n: int, min_separation: float | None = None) -> Structure:
     """``empty`` with up to ``n`` ions on its BVSE sites (``(frac, energy)`` pairs), lowest
-    energy first, each at least ``min_separation`` from those already placed: the discharged
-    cell of an empty host. Raises :class:`StructureValidationError` when no site is given."""
+    energy first, each at least ``min_separation`` from those already placed
+    (:data:`MIN_ION_SEPARATION`, :data:`MIN_NH4_SEPARATION` between NH4 groups): the discharged
+    cell of an empty host. An NH4 group is N on the site and four H at 1.03 Å, turned to keep
+    them farthest from the host. Raises :class:`StructureValidationError` when no site is
+    given or the host can take no ion (``n`` < 1)."""
     ion = ion_model(ion)
-    if ion.name == "NH4":
-        raise StructureValidationError(
-            "placing NH4 groups on BVSE sites is not supported: give a host file that holds "
-            "the NH4 for its voltage")
-    if not sites or n < 1:
-        raise StructureValidationError(f"{empty.composition.reduced_formula}: no BVSE site (or "
-                                       "no capacity) to place the ions on")
+    nh4 = ion.name == "NH4"
+    if min_separation is None:
+        min_separation = MIN_NH4_SEPARATION if nh4 else MIN_ION_SEPARATION
+    formula = empty.composition.reduced_formula
+    if n < 1:
+        raise StructureValidationError(f"{formula}: its reducible centres take less than one "
+                                       f"{ion.label()} per cell, so there is no voltage to compute")
+    if not sites:
+        raise StructureValidationError(f"{formula}: no BVSE site to place the {ion.label()} on")
     placed: list[list[float]] = []
     lat = empty.lattice
     for frac, _e in sorted(sites, key=lambda t: t[1]):
@@ -419,7 +526,14 @@ def fill_sites(empty: Structure, ion: str | IonModel, sites: list[tuple[list[flo
     inserted = empty.copy()
     inserted.remove_oxidation_states()  # the ML potentials take none; states would be stale
     for f in placed:
-        inserted.append(ion.element, f)
+        if nh4:
+            centre = lat.get_cartesian_coords(f)
+            hydrogens = _nh4_hydrogens(inserted, centre)
+            inserted.append("N", f)
+            for h in hydrogens:
+                inserted.append("H", h, coords_are_cartesian=True)
+        else:
+            inserted.append(ion.element, f)
     return inserted
 
 
@@ -430,9 +544,8 @@ def hosts_for_voltage(candidate: Any, sites: list[tuple[list[float], float]] | N
     A discharged candidate: the empty host drops only the working ion's mobile sites (the one
     rule of :meth:`~ionscreen.structures.ions.WorkingIon.remove_from`): a polymer's node Zn in
     ZnZn(PTtSA) stays, and an NH4 host loses its whole NH4 groups. An empty (charged) host:
-    the ions go onto its BVSE ``sites`` (:func:`fill_sites`), as many as its one-electron
-    reduction takes per cell (the capacity's count). Raises
-    :class:`StructureValidationError` for an empty host without sites.
+    the ions go onto its BVSE ``sites`` (:func:`fill_sites`) of :func:`empty_host_cell`.
+    Raises :class:`StructureValidationError` for an empty host without sites.
     """
     from ionscreen.structures.ions import get_working_ion
 
@@ -440,9 +553,39 @@ def hosts_for_voltage(candidate: Any, sites: list[tuple[list[float], float]] | N
     if candidate.state == "discharged":
         inserted = candidate.structure
         return wi.remove_from(inserted), inserted
-    from ionscreen.screening.descriptors import capacity
+    empty, cell_sites, n = empty_host_cell(candidate, sites or [])
+    return empty, fill_sites(empty, wi.name, cell_sites, n)
 
-    cap = capacity(candidate)
-    n = int(math.floor((cap.electrons or 0.0) / wi.charge + 1e-9))
-    empty = candidate.structure
-    return empty, fill_sites(empty, wi.name, sites or [], n)
+
+def empty_host_cell(candidate: Any, sites: list[tuple[list[float], float]]
+                    ) -> tuple[Structure, list[tuple[list[float], float]], int]:
+    """(cell, its sites, ions it takes) of an empty candidate for the voltage: as many ions as
+    its one-electron reduction takes (the capacity's electrons over the ion's charge). A cell
+    too small for one ion (δ-MnO₂'s one Mn for Mg²⁺) is repeated along its shortest axis
+    until it takes one, its sites with it. Raises :class:`StructureValidationError` for a host
+    with no reducible centre."""
+    from ionscreen.screening.descriptors import capacity
+    from ionscreen.structures.ions import get_working_ion
+
+    charge = get_working_ion(candidate.working_ion).charge
+    electrons = float(capacity(candidate).electrons or 0.0)
+    structure = candidate.structure
+    if electrons <= 1e-9:
+        raise StructureValidationError(
+            f"{structure.composition.reduced_formula}: no reducible centre, so no "
+            f"{candidate.working_ion} goes in and there is no voltage to compute")
+    repeat = max(1, math.ceil(charge / electrons - 1e-9))
+    if repeat > 1:
+        axis = int(min(range(3), key=lambda i: structure.lattice.abc[i]))
+        scale = [1, 1, 1]
+        scale[axis] = repeat
+        structure = structure * scale
+        shift = [0.0, 0.0, 0.0]
+        grown = []
+        for k in range(repeat):
+            shift[axis] = float(k)
+            grown += [([(f + t) / m for f, t, m in zip(frac, shift, scale)], e)
+                      for frac, e in sites]
+        sites = grown
+    return structure, sites, int(math.floor(electrons * repeat / charge + 1e-9))
+

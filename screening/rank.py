@@ -34,20 +34,22 @@ Sustainability (``sustainability_score``)
     working ion**, so that a charged and a discharged host of one framework compare alike).
 
 Pareto front (``pareto``, ``pareto_rank``)
-    Non-dominated sorting over (barrier ↓, capacity_mAh_g ↑, sustainability_score ↑):
+    Non-dominated sorting over (barrier ↓, capacity_mAh_g ↑, specific energy ↑,
+    sustainability_score ↑), the energy only for an ion where some ranked host has a voltage:
     ``pareto_rank`` 0 is the front, 1 the front once rank 0 is removed, and so on. Rows
-    missing capacity or sustainability are on no front (``pareto`` False, ``pareto_rank`` None,
-    with a note).
+    missing one of them are on no front (``pareto`` False, ``pareto_rank`` None, with a note).
 
 Weighted score (``score``, ``score_components``)
     Each descriptor is min–max normalised per ion over the ranked rows,
 
         b = (B_max − B) / (B_max − B_min)   (lowest barrier → 1)
+        e = (E − E_min) / (E_max − E_min)   (highest specific energy, Wh/kg → 1)
         c = (C − C_min) / (C_max − C_min)   (highest capacity → 1)
         s = (S − S_min) / (S_max − S_min)   (highest sustainability score → 1)
 
     (1 for every row when all values are equal); a missing value counts 0 (worst) and is
-    noted. ``score = (w_b b + w_c c + w_s s) / (w_b + w_c + w_s)`` in [0, 1]. It is relative to
+    noted. ``score = (w_b b + w_e e + w_c c + w_s s) / (w_b + w_e + w_c + w_s)`` in [0, 1];
+    for an ion where no ranked host has a voltage, ``w_e`` goes to ``w_c``. It is relative to
     the candidate set: adding a candidate can change the others' scores, not their order by any
     single descriptor.
 
@@ -118,7 +120,8 @@ __all__ = [
 
 SCORE_NORMALISATION = (
     "min-max per working ion over the ranked rows; barrier reversed (lowest = 1); "
-    "missing value = 0; score = sum(w_k x_k) / sum(w_k)"
+    "missing value = 0; score = sum(w_k x_k) / sum(w_k); energy = specific energy (Wh/kg), "
+    "its weight goes to capacity for an ion where no ranked host has a voltage"
 )
 
 
@@ -467,33 +470,49 @@ def _tier_notes(ranked: list[RankedHost], ion: str) -> None:
                                 f"use {ml_major}: not comparable (energies of different models)"))
 
 
+def _energy_known(ranked: list[RankedHost]) -> bool:
+    """Whether the energy objective counts for this ion: some ranked host has a voltage."""
+    return any(h.specific_energy_Wh_kg is not None for h in ranked)
+
+
 def _pareto(ranked: list[RankedHost]) -> None:
-    """Pareto fronts over (barrier ↓, capacity ↑, sustainability ↑) of the hosts that have all three."""
-    full = [h for h in ranked if h.capacity_mAh_g is not None and h.sustainability_score is not None]
-    fronts = non_dominated_sort([(h.barrier, h.capacity_mAh_g, h.sustainability_score) for h in full])
+    """Pareto fronts over (barrier ↓, capacity ↑[, specific energy ↑], sustainability ↑) of the
+    hosts that have all of them; the energy counts when some host of the ion has a voltage."""
+    energy = _energy_known(ranked)
+    parts: list[tuple[str, Any]] = [("capacity", lambda h: h.capacity_mAh_g)]
+    if energy:
+        parts.append(("specific energy (no voltage)", lambda h: h.specific_energy_Wh_kg))
+    parts.append(("sustainability score", lambda h: h.sustainability_score))
+    full = [h for h in ranked if all(get(h) is not None for _, get in parts)]
+    fronts = non_dominated_sort([(h.barrier, *(get(h) for _, get in parts)) for h in full],
+                                ("min",) + ("max",) * len(parts))
     for h, f in zip(full, fronts):
         h.pareto_rank, h.pareto = f, f == 0
     for h in ranked:
         if h.pareto_rank is None:
-            missing = [name for name, v in (("capacity", h.capacity_mAh_g),
-                                            ("sustainability score", h.sustainability_score))
-                       if v is None]
+            missing = [name for name, get in parts if get(h) is None]
             h.notes.append(Note("no_pareto", f"not on any Pareto front: {' and '.join(missing)} missing"))
 
 
 def _score(ranked: list[RankedHost], w: Mapping[str, float]) -> None:
-    """Weighted score of min-max normalised descriptors (a missing one counts 0, with a note)."""
-    bn = _minmax([h.barrier for h in ranked], reverse=True)
-    cn = _minmax([h.capacity_mAh_g for h in ranked])
-    sn = _minmax([h.sustainability_score for h in ranked])
-    for h, b, c, s in zip(ranked, bn, cn, sn):
-        comps = {"barrier": b, "capacity": c, "sustainability": s}
-        missing = [k for k, v in comps.items() if v is None and w[k] > 0]
+    """Weighted score of min-max normalised descriptors (a missing one counts 0, with a note).
+    Without any voltage for the ion, the energy weight goes to capacity."""
+    w = dict(w)
+    if not _energy_known(ranked):
+        w["capacity"] = w.get("capacity", 0.0) + w.get("energy", 0.0)
+        w["energy"] = 0.0
+    norm = {"barrier": _minmax([h.barrier for h in ranked], reverse=True),
+            "energy": _minmax([h.specific_energy_Wh_kg for h in ranked]),
+            "capacity": _minmax([h.capacity_mAh_g for h in ranked]),
+            "sustainability": _minmax([h.sustainability_score for h in ranked])}
+    for i, h in enumerate(ranked):
+        comps = {k: v[i] for k, v in norm.items()}
+        missing = [k for k, v in comps.items() if v is None and w.get(k, 0.0) > 0]
         if missing:
             h.notes.append(Note("missing_score_part",
                                 f"score counts missing {', '.join(missing)} as worst (0)"))
         h.score_components = {k: (None if v is None else round(v, 6)) for k, v in comps.items()}
-        h.score = round(sum(w[k] * (v or 0.0) for k, v in comps.items()), 9)
+        h.score = round(sum(w.get(k, 0.0) * (v or 0.0) for k, v in comps.items()), 9)
 
 
 #: flags that put a row after the unflagged rows of its mobility class: the barrier stands on an

@@ -1,13 +1,15 @@
-"""Ranking weights: how much barrier, capacity and sustainability count in the score.
+"""Ranking weights: how much barrier, energy, capacity and sustainability count in the score.
 
 Weights come from a config file, TOML or JSON, with a ``weights`` table::
 
     [weights]
     barrier = 0.5
-    capacity = 0.3
+    energy = 0.2          # specific energy, Wh/kg (voltage × capacity)
+    capacity = 0.1
     sustainability = 0.2
 
-Missing keys weigh 0; the defaults ship as ``data/ranking_default.json``.
+Missing keys weigh 0; the defaults ship as ``data/ranking_default.json``. For an ion where no
+ranked host has a voltage, the energy weight goes to capacity (energy is capacity × voltage).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 __all__ = ["WEIGHT_KEYS", "default_weights", "load_weights", "resolve_weights", "validate_weights"]
 
-WEIGHT_KEYS = ("barrier", "capacity", "sustainability")
+WEIGHT_KEYS = ("barrier", "energy", "capacity", "sustainability")
 
 
 def _default_path() -> Any:
@@ -29,7 +31,7 @@ def _default_path() -> Any:
 
 
 def validate_weights(weights: Mapping[str, Any], source: str = "weights") -> dict[str, float]:
-    """Check a weights mapping and return it normalised to sum 1 (all three keys present).
+    """Check a weights mapping and return it normalised to sum 1 (every key of WEIGHT_KEYS present).
 
     Raises :class:`ValueError` naming the offending key for an unknown key, a value that is not
     a finite number ≥ 0, or weights that are all zero.

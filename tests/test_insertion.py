@@ -120,3 +120,72 @@ def test_an_empty_host_is_filled_on_its_bvse_sites():
     assert got == [(0.05, 0.0, 0.0), (0.5, 0.5, 0.5)]
     with pytest.raises(StructureValidationError, match="no BVSE site"):
         hosts_for_voltage(cand, [])
+
+
+def test_a_cell_too_small_for_one_ion_is_repeated_with_its_sites():
+    """delta-MnO2's cell has one Mn: one electron, half a Mg2+. The voltage cell is doubled
+    along its shortest axis, the BVSE sites with it, so that it takes one Mg (issue 14.2)."""
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.insertion import empty_host_cell, fill_sites
+    from ionscreen.structures.candidates import from_prototypes
+
+    cand = next(from_prototypes(["Mg"], ["MnO2-delta"]))
+    res = compute_landscape(cand.structure, "Mg", resolution=0.25)
+    sites = [(s.frac, s.energy) for s in res.sites]
+    cell, cell_sites, n = empty_host_cell(cand, sites)
+    assert len(cand.structure) * 2 == len(cell) and n == 1 and len(cell_sites) == 2 * len(sites)
+    # every repeated site is the same Cartesian environment: its energy is unchanged and it
+    # maps back onto an original site
+    orig = {round(e, 9) for _, e in sites}
+    assert {round(e, 9) for _, e in cell_sites} == orig
+    full = fill_sites(cell, "Mg", cell_sites, n)
+    assert full.composition.reduced_formula == "MgMn2O4"
+    al = next(from_prototypes(["Al"], ["MnO2-delta"]))
+    assert empty_host_cell(al, sites)[2] == 1 and len(empty_host_cell(al, sites)[0]) == 9
+
+
+def test_nh4_groups_go_on_sites_as_tetrahedra_away_from_the_host():
+    """NH4+ in an empty host: N on the site, four H at 1.03 Å in a tetrahedron turned away
+    from the host's atoms; two groups keep MIN_NH4_SEPARATION."""
+    from ionscreen.screening.insertion import MIN_NH4_SEPARATION, NH4_NH, fill_sites
+
+    host = Structure(Lattice.cubic(8.0), ["O"], [[0.0, 0.0, 0.0]])
+    sites = [([0.5, 0.5, 0.5], 0.0), ([0.5, 0.5, 0.9], 0.1), ([0.5, 0.0, 0.5], 0.2)]
+    full = fill_sites(host, "NH4", sites, 2)
+    assert full.composition.formula.replace(" ", "") == "H8N2O1"
+    n_idx = [i for i, s in enumerate(full) if s.specie.symbol == "N"]
+    h_idx = [i for i, s in enumerate(full) if s.specie.symbol == "H"]
+    dm = full.distance_matrix
+    assert dm[n_idx[0], n_idx[1]] >= MIN_NH4_SEPARATION  # the site 3.2 Å away was skipped
+    for n in n_idx:
+        near = sorted(dm[n, h_idx])[:4]
+        assert np.allclose(near, NH4_NH, atol=1e-6)
+    # the H keep farther from the O than the N-H length in any orientation
+    assert dm[0, h_idx].min() > 1.5
+
+
+def test_the_empty_host_relaxes_once_for_every_ion():
+    """relaxed_cell caches by model, cell and settings: the second call is the first's result
+    (a copy), with no new force call; other settings relax again."""
+    from ase.calculators.emt import EMT as EMTCalc
+
+    from ionscreen.screening.calculators import CalculatorFactory
+    from ionscreen.screening.insertion import _RELAXED, relaxed_cell
+    from ionscreen.structures.convert import to_atoms
+
+    made = []
+
+    def make():
+        made.append(1)
+        return EMTCalc()
+
+    factory = CalculatorFactory(spec="emt", identity="EMT-cache-test", tier="test", _make=make)
+    empty, _ = _cells()
+    _RELAXED.clear()
+    a = relaxed_cell(to_atoms(empty), factory, "empty host", steps=100)
+    calls = len(made)
+    b = relaxed_cell(to_atoms(empty), factory, "empty host", steps=100)
+    assert len(made) == calls and a.energy == b.energy and a.atoms is not b.atoms
+    assert np.allclose(a.atoms.positions, b.atoms.positions)
+    relaxed_cell(to_atoms(empty), factory, "empty host", steps=100, fmax=0.02)
+    assert len(made) > calls

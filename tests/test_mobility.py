@@ -103,3 +103,23 @@ def test_a_gap_left_by_a_removed_species_is_flagged():
     assert "empty-gap" in h.flags and "empty_gap" in h.note_codes()
     plain = next(from_prototypes(["Mg"], ["MnO2-beta"]))
     assert "removed_species" not in plain.provenance
+
+
+def test_energy_objective_ranks_within_a_class_and_falls_back_to_capacity():
+    """Issue 14.2/3: specific energy (voltage × capacity) is an objective. A high-voltage host
+    beats a high-capacity one on energy; an ion without any voltage scores capacity instead
+    (no row is marked missing); a row without a voltage among rows with one is on no front."""
+    def rows(volts):
+        return [make_row("cap", "A", e1d=0.5, cap=300, site_bvs=1.9, ion_charge=2, voltage_V=volts[0]),
+                make_row("volt", "B", e1d=0.5, cap=150, site_bvs=1.9, ion_charge=2, voltage_V=volts[1])]
+
+    out = rank(rows([0.5, 3.0]), "Mg", {"energy": 1.0})
+    assert [h.record.job_id for h in out] == ["volt", "cap"]
+    assert out[0].specific_energy_Wh_kg == pytest.approx(450.0) and all(h.pareto for h in out)
+    out = rank(rows([None, None]), "Mg", {"energy": 1.0})
+    assert [h.record.job_id for h in out] == ["cap", "volt"]
+    assert not any("missing_score_part" in h.note_codes() for h in out)
+    out = rank(rows([None, 3.0]), "Mg", {"energy": 1.0})
+    cap = next(h for h in out if h.record.job_id == "cap")
+    assert "missing_score_part" in cap.note_codes() and cap.pareto_rank is None
+    assert any("specific energy" in n.text for n in cap.notes if n.code == "no_pareto")

@@ -296,7 +296,8 @@ def test_weighted_score_order_and_values():
     # min-max: a = (1 + 0)/2, b = (0 + 1)/2, c = (0.5 + 0.5)/2 -> all 0.5; ties broken by barrier
     assert all(r.score == pytest.approx(0.5) for r in mixed.values())
     assert [r.record.job_id for r in rank(rows, "Mg", {"barrier": 1, "capacity": 1})] == ["a", "c", "b"]
-    assert mixed["c"].score_components == {"barrier": 0.5, "capacity": 0.5, "sustainability": 1.0}
+    assert mixed["c"].score_components == {"barrier": 0.5, "energy": None, "capacity": 0.5,
+                                           "sustainability": 1.0}
 
 
 def test_sustainability_weight_prefers_clean_host():
@@ -400,18 +401,20 @@ def test_real_bvse_row(real):
 
 def test_default_weights():
     w = load_weights()
-    assert set(w) == {"barrier", "capacity", "sustainability"}
+    assert set(w) == {"barrier", "energy", "capacity", "sustainability"}
     assert sum(w.values()) == pytest.approx(1.0)
-    assert w["barrier"] > w["capacity"] > w["sustainability"]
+    # the barrier first; energy and capacity together (all capacity when no voltage ran) as
+    # much as before the energy objective (0.3)
+    assert w["barrier"] > w["energy"] + w["capacity"] == pytest.approx(0.3)
 
 
 def test_weights_from_toml_and_json(tmp_path):
     t = tmp_path / "ranking.toml"
     t.write_text("[weights]\nbarrier = 2\ncapacity = 1\nsustainability = 1\n")
-    assert load_weights(t) == {"barrier": 0.5, "capacity": 0.25, "sustainability": 0.25}
+    assert load_weights(t) == {"barrier": 0.5, "energy": 0.0, "capacity": 0.25, "sustainability": 0.25}
     j = tmp_path / "ranking.json"
     j.write_text(json.dumps({"weights": {"capacity": 3}}))
-    assert load_weights(j) == {"barrier": 0.0, "capacity": 1.0, "sustainability": 0.0}
+    assert load_weights(j) == {"barrier": 0.0, "energy": 0.0, "capacity": 1.0, "sustainability": 0.0}
     top = tmp_path / "top.toml"
     top.write_text("barrier = 1\n")
     assert load_weights(top)["barrier"] == 1.0

@@ -227,3 +227,35 @@ def test_a_failed_neb_job_is_stored_and_its_row_says_why(tmp_path):
     assert [f["step"] for f in failures] == ["neb"]
     assert "C2+–N3-" in failures[0]["reason"] and "chgnet" in failures[0]["reason"]
     assert "1 failed jobs" in r.stdout and "neb" in r.stdout
+
+
+@pytest.mark.slow
+def test_with_the_mlip_extra_every_promoted_host_gets_a_voltage(tmp_path):
+    """Issue 14.2: with CHGNet installed the default screen (no --voltage) runs the ML voltage
+    of every host promoted to NEB, empty ones included (delta-MnO2's one-Mn cell is doubled
+    for one Mg), and every ranked row has voltage, specific energy and energy density; the
+    run stores the calculator it resolved 'auto' to."""
+    pytest.importorskip("chgnet")
+    env = {k: v for k, v in os.environ.items() if k != "IONSCREEN_VOLTAGE"}
+    env["OMP_NUM_THREADS"] = "1"
+    r = subprocess.run([sys.executable, "-m", "ionscreen.workflows", "screen", "--hosts",
+                        "TiO2-rutile,MnO2-delta,MoO3", "--ions", "Mg", "--out", "run"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:] + r.stdout[-3000:]
+    run = tmp_path / "run"
+    steps = {}
+    for _id, step, state, *_ in _jobs(run):
+        steps.setdefault(step, []).append(state)
+    assert steps["insertion"] and steps["insertion"] == ["done"] * len(steps["neb"]), steps
+    rows = json.loads((run / "ranked_Mg.json").read_text())["rows"]
+    ranked = [x for x in rows if x["rank"] is not None]
+    assert ranked
+    for row in ranked:
+        assert row["voltage_V"] is not None and -1.0 < row["voltage_V"] < 5.0, row
+        assert row["specific_energy_Wh_kg"] > 0 and row["energy_density_Wh_L"] > 0, row
+        assert "CHGNet" in row["ml_model"], row
+    db = sqlite3.connect(f"file:{run / 'ionscreen.sqlite'}?mode=ro", uri=True)
+    settings = json.loads(db.execute("SELECT settings FROM runs").fetchone()[0])
+    db.close()
+    assert settings["spec"]["voltage_calculator"] == "chgnet"
+    assert " V " in r.stdout or "Wh/kg" in r.stdout

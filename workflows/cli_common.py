@@ -170,9 +170,12 @@ _STAGE_OPTIONS = [
                       "lists the others below it (0: no NEB, a BVSE pre-screen)."),
     click.option("--neb-calculator", default="bvff", show_default=True,
                  help="Calculator of the NEB stage: bvff, chgnet, sevennet or module:Class."),
-    click.option("--voltage", "voltage_calc", default=None,
-                 help="ML calculator (chgnet, sevennet...) for voltage and volume change of the top "
-                      "discharged hosts."),
+    click.option("--voltage", "voltage_calc", default="auto", show_default=True,
+                 envvar="IONSCREEN_VOLTAGE",
+                 help="ML calculator (chgnet, sevennet...) for the average voltage, energy "
+                      "density and volume change of every host promoted to NEB; 'auto': CHGNet "
+                      "when the mlip extra is installed, else none (the rows say voltage "
+                      "unknown); 'none': no voltage. Env: IONSCREEN_VOLTAGE."),
 ]
 _CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "replace_ion",
                     "ions")
@@ -184,12 +187,12 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                       oxi: str | None = None, replace_ion: str | None = None,
                       resolution: float = 0.2,
                       derive_nitride: bool = False, neb_top: int = 5,
-                      neb_calculator: str = "bvff", voltage_calc: str | None = None) -> ScreenSpec:
+                      neb_calculator: str = "bvff", voltage_calc: str | None = "auto") -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
     from ionscreen.structures.candidates import path_problems
     from ionscreen.structures.ions import get_working_ion
 
-    from .plan import ScreenSpec, parse_substitution_rules
+    from .plan import ScreenSpec, default_voltage_calculator, parse_substitution_rules
 
     try:
         ion_list = [get_working_ion(i).name for i in (split_words(ions) or list(SCREEN_DEFAULT))]
@@ -213,7 +216,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                           oxi=parse_oxi(oxi), replace_ions=strip,
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,
-                          voltage_calculator=voltage_calc)
+                          voltage_calculator=default_voltage_calculator(voltage_calc))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 

@@ -26,6 +26,16 @@ def _open_store(spec: str | Path, readonly: bool = True):  # type: ignore[no-unt
         raise click.BadParameter(str(exc), param_hint="--store") from exc
 
 
+def _reason_not_ranked(h: Any) -> str:
+    """The short reason a host has no rank, from its notes."""
+    codes = h.note_codes()
+    for code, text in (("implausible", "implausible barrier"), ("no_capacity", "no capacity"),
+                       ("not_promoted", "not promoted")):
+        if code in codes:
+            return text
+    return "no barrier" if h.barrier is None else "not ranked"
+
+
 def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
     from ionscreen.screening.rank import pre_screen_text, rank_all, ranked_tier
 
@@ -33,33 +43,40 @@ def _print_ranked(records: list[Any], top: int, weights: Any) -> None:
     for ion, hosts in ranked.items():
         tier = ranked_tier(hosts)
         lst = [h for h in hosts if h.rank is not None]
-        below = sum(1 for h in hosts if h.rank is None and not h.promoted)
         why = pre_screen_text(tier)
         what = (f"by {str(tier).split(' (')[0]}" + (" — a PRE-SCREEN" if why else ""))
         t = Table(title=f"{ion}: ranked hosts, {what}; mobility class first, then score")
-        for c in ("rank", "formula", "source", "barrier (eV)", "class", "mAh/g", "flags", "Pareto"):
-            t.add_column(c, justify="right" if c in ("rank", "barrier (eV)", "mAh/g") else "left",
-                         overflow="fold")
+        num = ("rank", "barrier (eV)", "mAh/g", "V", "Wh/kg")
+        for c in ("rank", "formula", "source", "barrier (eV)", "class", "mAh/g", "V", "Wh/kg",
+                  "flags", "Pareto"):
+            t.add_column(c, justify="right" if c in num else "left", overflow="fold")
         for h in lst[:top]:
-            cap = h.capacity_mAh_g
+            cap, volt, spec = h.capacity_mAh_g, h.record.voltage_V, h.specific_energy_Wh_kg
             b = fmt(h.barrier) + ("" if h.uncertainty is None else f" ± {h.uncertainty:.2f}")
             t.add_row(str(h.rank), h.record.formula, h.record.source[:40], b, str(h.mobility),
-                      "—" if cap is None else f"{cap:.0f}", ", ".join(h.flags),
-                      "yes" if h.pareto else "")
+                      "—" if cap is None else f"{cap:.0f}",
+                      "?" if volt is None else f"{volt:.2f}", "?" if spec is None else f"{spec:.0f}",
+                      ", ".join(h.flags), "yes" if h.pareto else "")
         console.print(t)
         if why:
             console.print(f"  {ion}: a pre-screen, {why}.")
-        if below:
-            nt = Table(title=f"{ion}: {below} host(s) not promoted (a lower tier; not ranked, "
-                             "listed for what they are)")
-            for c in ("formula", "source", "barrier (eV)", "produced by", "class", "mAh/g"):
+        if lst and all(h.record.voltage_V is None for h in lst):
+            console.print(f"  {ion}: voltage unknown (?): no ML voltage ran (--voltage chgnet "
+                          "with the mlip extra); the score uses capacity.")
+        rest = [h for h in hosts if h.rank is None and h.barrier is not None]
+        if rest:
+            nt = Table(title=f"{ion}: {len(rest)} host(s) not ranked (listed for what they are; "
+                             "not a finding)")
+            for c in ("formula", "source", "barrier (eV)", "produced by", "class", "mAh/g",
+                      "why not ranked", "flags"):
                 nt.add_column(c, justify="right" if c in ("barrier (eV)", "mAh/g") else "left",
                               overflow="fold")
-            for h in [h for h in hosts if h.rank is None and not h.promoted][:top]:
+            for h in rest[:top]:
                 cap = h.capacity_mAh_g
                 nt.add_row(h.record.formula, h.record.source[:40], fmt(h.barrier),
-                           str(h.barrier_tier).split(" (")[0], str(h.mobility),
-                           "—" if cap is None else f"{cap:.0f}")
+                           str(h.barrier_tier).split(" (")[0], str(h.mobility or "—"),
+                           "—" if cap is None else f"{cap:.0f}", _reason_not_ranked(h),
+                           ", ".join(h.flags))
             console.print(nt)
 
 

@@ -178,11 +178,11 @@ def neb_inputs(bvse_records: Iterable[JobRecord], spec: ScreenSpec) -> list[dict
 
 def insertion_inputs(bvse_records: Iterable[JobRecord], spec: ScreenSpec
                      ) -> list[dict[str, Any]]:
-    """ML voltage job inputs for the promoted hosts (the funnel's), at most
-    ``spec.voltage_top`` per ion: a discharged host as it is, an empty one with its BVSE sites
-    (the ions go there, :func:`ionscreen.screening.insertion.fill_sites`)."""
+    """ML voltage job inputs for every promoted host (the funnel's, the same hosts as the NEB
+    stage: at most ``spec.neb_top`` per ion): a discharged host as it is, an empty one with its
+    BVSE sites (the ions go there, :func:`ionscreen.screening.insertion.fill_sites`)."""
     out = []
-    for rec in select_top(bvse_records, spec.voltage_top, funnel=True):
+    for rec in select_top(bvse_records, spec.neb_top, funnel=True):
         cand = rec.input["candidate"]
         doc = {"candidate": cand, "calculator": spec.voltage_calculator}
         if cand.get("state") != "discharged":
@@ -221,6 +221,22 @@ def is_bvff(calculator: str | None) -> bool:
     return str(calculator or "").strip().lower() == "bvff"
 
 
+def default_voltage_calculator(value: str | None = "auto") -> str | None:
+    """The ``--voltage`` calculator: "auto" means CHGNet when the mlip extra is installed (its
+    package and torch can be found), else None (no voltage: the rows say voltage unknown);
+    "none" means None; any other value is kept. Resolved once, when the screen is defined, so
+    that the run's stored settings name what ran."""
+    word = str(value or "none").strip()
+    if word.lower() == "none":
+        return None
+    if word.lower() != "auto":
+        return word
+    import importlib.util
+
+    have = all(importlib.util.find_spec(m) is not None for m in ("chgnet", "torch"))
+    return "chgnet" if have else None
+
+
 class CandidateSet(NamedTuple):
     candidates: list[Candidate]
     """The candidates, unique ids."""
@@ -255,7 +271,7 @@ class ScreenSpec:
     (``substitute``), coordination polymers (``cps``) and user files (``files``), for every
     working ion of ``ions``. Then: BVSE of every candidate; NEB on the promoted hosts (the
     BVSE filter, at most ``neb_top``) per
-    ion; optionally the ML voltage of the ``voltage_top`` best discharged hosts.
+    ion; with ``voltage_calculator``, the ML voltage of the same promoted hosts.
     """
 
     ions: list[str] = field(default_factory=lambda: list(SCREEN_DEFAULT))
@@ -289,8 +305,9 @@ class ScreenSpec:
     these (they are part of its id), so this stays a mapping; it is checked by NEBSettings.
     300 steps per stage bound the time a band that will not converge takes."""
     voltage_calculator: str | None = None
-    """An ML calculator ("chgnet") for voltage and volume change of the top discharged hosts."""
-    voltage_top: int = 3
+    """An ML calculator ("chgnet") for the voltage and volume change of every promoted host
+    (None: no voltage; the rows say voltage unknown). ``ionscreen screen`` picks CHGNet when
+    the mlip extra is installed (:func:`default_voltage_calculator`)."""
 
     def __post_init__(self) -> None:
         self.bvse = _screen_bvse(self.bvse)
@@ -391,7 +408,7 @@ class ScreenSpec:
             out.append(Stage("neb", STEPS["neb"],
                              lambda view: neb_inputs(view.results("bvse"), self),
                              NEB if is_bvff(self.neb_calculator) else ML, reads=("bvse",)))
-        if self.voltage_calculator and self.voltage_top > 0:
+        if self.voltage_calculator and self.neb_top > 0:
             out.append(Stage("insertion", STEPS["insertion"],
                              lambda view: insertion_inputs(view.results("bvse"), self),
                              ML, reads=("bvse",)))

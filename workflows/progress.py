@@ -34,7 +34,7 @@ NEB_PER_BVSE = 30.0
 """Until a job of a dynamic stage is done, it is estimated at this many mean BVSE jobs. Measured
 once with the BVFF at the default 0.2 Å grid: mean NEB job 1.92 s vs mean BVSE job 0.066 s on
 the default screen (29x), 1.91 s vs 0.045 s on a Mg/Ca/Zn screen (42x)."""
-DYNAMIC_STAGES = {"neb": "neb_top", "insertion": "voltage_top"}
+DYNAMIC_STAGES = {"neb": "neb_top", "insertion": "neb_top"}
 """Steps whose jobs are queued only when the BVSE stage ends, and the run setting giving how
 many hosts per ion each takes (ScreenSpec's default when the run recorded the stage without
 the number, as ``ionscreen screen --voltage`` does)."""
@@ -176,7 +176,7 @@ def throughput(finished: list[float], run_start: float | None, run_end: float | 
 def pending_jobs(settings: Mapping[str, Any], counts: Mapping[str, Mapping[str, int]],
                  bvse_by_ion: Mapping[str, int]) -> dict[str, int]:
     """Jobs of the dynamic stages not queued yet, by step. Such a stage takes the top N hosts
-    per ion (the run's ``neb_top``, ``voltage_top``), at most that ion's BVSE jobs not failed
+    per ion (the run's ``neb_top``: the ML voltage runs on the NEB's promoted hosts), at most that ion's BVSE jobs not failed
     (``bvse_by_ion``); nothing is left to come once the BVSE stage has ended and it has jobs.
     The stages planned are the run's ``stages`` setting (else NEB when ``neb_top`` > 0)."""
     from .plan import ScreenSpec

@@ -75,10 +75,18 @@ def neb_file_step(doc: dict[str, Any]) -> dict[str, Any]:
 def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"candidate", "calculator": "chgnet"[, "sites": [[frac, energy], ...]]}`` -> voltage and
     volume change (an empty host's ions go onto its BVSE ``sites``)."""
-    from ionscreen.screening.insertion import hosts_for_voltage, insertion_voltage
+    from ionscreen.screening.insertion import (
+        empty_host_cell,
+        hosts_for_voltage,
+        insertion_voltage,
+        insertion_voltage_at_sites,
+    )
     from ionscreen.structures.candidates import Candidate
 
     cand = Candidate.from_dict(doc["candidate"])
-    empty, inserted = hosts_for_voltage(cand, [(f, e) for f, e in doc.get("sites") or ()])
-    return insertion_voltage(empty, inserted, cand.working_ion,
-                             doc.get("calculator", "chgnet")).as_dict()
+    calc = doc.get("calculator", "chgnet")
+    if cand.state == "discharged":
+        empty, inserted = hosts_for_voltage(cand)
+        return insertion_voltage(empty, inserted, cand.working_ion, calc).as_dict()
+    empty, sites, n = empty_host_cell(cand, [(f, e) for f, e in doc.get("sites") or ()])
+    return insertion_voltage_at_sites(empty, cand.working_ion, sites, n, calc).as_dict()
