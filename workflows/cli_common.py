@@ -157,6 +157,13 @@ _CANDIDATE_OPTIONS = [
                  help="Working ions (space or comma separated). Default: "
                       f"{' '.join(SCREEN_DEFAULT)}."),
 ]
+NEB_TOP = 5
+"""Hosts promoted per ion by default: a BVFF NEB takes about a second for most hosts."""
+NEB_TOP_WITH_VOLTAGE = 2
+"""Hosts promoted per ion by default when the ML voltage runs: a CHGNet voltage (two cells
+relaxed with their cell) takes 10-140 CPU-s for the built-in hosts (median about a minute), so
+that the default screen of five ions stays within 10 minutes on 2 cores (README)."""
+
 _STAGE_OPTIONS = [
     click.option("--resolution", type=float, default=0.2, show_default=True,
                  help="BVSE grid step (Å)."),
@@ -164,10 +171,12 @@ _STAGE_OPTIONS = [
                  help="Derive missing ion–N3- BVSE rows (Ca, Zn, Al, NH4, Na, Ba in cyanide or "
                       "sulfonamide hosts) from the ion–O2- rows: approximate, flagged in every "
                       "row."),
-    click.option("--neb-top", type=int, default=5, show_default=True,
-                 help="The funnel: NEB on the hosts that pass the BVSE filter (2.5 eV for 2+ "
-                      "ions), at most N per ion, best first; the ranking uses the NEB tier and "
-                      "lists the others below it (0: no NEB, a BVSE pre-screen)."),
+    click.option("--neb-top", type=int, default=None,
+                 help="The funnel: NEB (and the ML voltage) on the hosts that pass the BVSE "
+                      "filter (2.5 eV for 2+ ions), at most N per ion, best first; the ranking "
+                      "uses the NEB tier and lists the others below it (0: no NEB, a BVSE "
+                      f"pre-screen). Default {NEB_TOP}, or {NEB_TOP_WITH_VOLTAGE} when the ML "
+                      "voltage runs (it costs about a CPU-minute per host)."),
     click.option("--neb-calculator", default="bvff", show_default=True,
                  help="Calculator of the NEB stage: bvff, chgnet, sevennet or module:Class."),
     click.option("--voltage", "voltage_calc", default="auto", show_default=True,
@@ -186,7 +195,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
                       oxi: str | None = None, replace_ion: str | None = None,
                       resolution: float = 0.2,
-                      derive_nitride: bool = False, neb_top: int = 5,
+                      derive_nitride: bool = False, neb_top: int | None = None,
                       neb_calculator: str = "bvff", voltage_calc: str | None = "auto") -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
     from ionscreen.structures.candidates import path_problems
@@ -209,6 +218,9 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
     problems = path_problems(file_list)
     if problems:  # a typo in a path is no failed job: the user must fix it before a screen
         raise click.BadParameter("; ".join(problems), param_hint="--files")
+    voltage = default_voltage_calculator(voltage_calc)
+    if neb_top is None:
+        neb_top = NEB_TOP_WITH_VOLTAGE if voltage else NEB_TOP
     try:
         parse_substitution_rules(rules)
         return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
@@ -216,7 +228,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                           oxi=parse_oxi(oxi), replace_ions=strip,
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,
-                          voltage_calculator=default_voltage_calculator(voltage_calc))
+                          voltage_calculator=voltage)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 

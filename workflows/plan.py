@@ -139,11 +139,14 @@ def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = Fal
 
     ``funnel``: only hosts that pass the BVSE filter
     (:func:`ionscreen.screening.mobility.promote_cutoff` of the ion's charge) and have a
-    capacity (a host that cannot take the electrons is not worth a NEB)."""
+    capacity (a host that cannot take the electrons is not worth a NEB), those whose BVSE
+    barrier is plausible first: a site where the ion is under-bonded, or a barrier below the
+    floor of its charge (:func:`ionscreen.screening.mobility.plausibility_flags`), is a cavity
+    the ion rattles in, promoted only when the plausible hosts leave a place."""
     # imported here: keeps the CLI's start-up light
     from ionscreen.screening.bvse import BVSESummary
     from ionscreen.screening.descriptors import capacity_or_note
-    from ionscreen.screening.mobility import promote_cutoff
+    from ionscreen.screening.mobility import plausibility_flags, promote_cutoff
     from ionscreen.structures.candidates import Candidate
     from ionscreen.structures.ions import get_working_ion
 
@@ -152,16 +155,21 @@ def select_top(records: Iterable[JobRecord], n: int, only_discharged: bool = Fal
         cand = rec.input["candidate"]
         if only_discharged and cand.get("state") != "discharged":
             continue
-        b = BVSESummary.from_dict(rec.result["summary"]).best_barrier
+        summary = BVSESummary.from_dict(rec.result["summary"])
+        b = summary.best_barrier
         if not math.isfinite(b):
             continue
-        if funnel and (b > promote_cutoff(get_working_ion(cand["working_ion"]).charge)
-                       or capacity_or_note(Candidate.from_dict(dict(cand))).mAh_g == 0):
-            continue
-        by_ion.setdefault(cand["working_ion"], []).append((b, cand["id"], rec))
+        doubtful = False
+        if funnel:
+            charge = get_working_ion(cand["working_ion"]).charge
+            if (b > promote_cutoff(charge)
+                    or capacity_or_note(Candidate.from_dict(dict(cand))).mAh_g == 0):
+                continue
+            doubtful = bool(plausibility_flags(b, charge, summary.bvs_ratio))
+        by_ion.setdefault(cand["working_ion"], []).append((doubtful, b, cand["id"], rec))
     picked = []
     for _ion, lst in sorted(by_ion.items()):
-        picked += [rec for _b, _cid, rec in sorted(lst, key=lambda t: (t[0], t[1]))[:n]]
+        picked += [t[-1] for t in sorted(lst, key=lambda t: t[:3])[:n]]
     picked.sort(key=lambda rec: (-len(rec.input["candidate"]["structure"]["sites"]), rec.id))
     return picked
 

@@ -18,6 +18,7 @@ its :class:`~ionscreen.screening.records.HostRecord`.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -72,6 +73,17 @@ def neb_file_step(doc: dict[str, Any]) -> dict[str, Any]:
     return rep.to_dict()
 
 
+def ml_threads() -> int:
+    """Torch threads of an ML job in this process: ``OMP_NUM_THREADS`` when set (a pool
+    worker or an MPI rank sets its share), else every CPU the process may use. The serial
+    engine thus runs the ML voltage, its long stage, on all cores: two threads make a CHGNet
+    call on a 56-atom cell 1.6-2x faster on 2 cores (0.29 s against 0.45-0.61 s)."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"candidate", "calculator": "chgnet"[, "sites": [[frac, energy], ...]]}`` -> voltage and
     volume change (an empty host's ions go onto its BVSE ``sites``)."""
@@ -81,10 +93,11 @@ def insertion_step(doc: dict[str, Any]) -> dict[str, Any]:
         insertion_voltage,
         insertion_voltage_at_sites,
     )
+    from ionscreen.screening.mlip import calculator_factory
     from ionscreen.structures.candidates import Candidate
 
     cand = Candidate.from_dict(doc["candidate"])
-    calc = doc.get("calculator", "chgnet")
+    calc = calculator_factory(doc.get("calculator", "chgnet"), threads=ml_threads())
     if cand.state == "discharged":
         empty, inserted = hosts_for_voltage(cand)
         return insertion_voltage(empty, inserted, cand.working_ion, calc).as_dict()
