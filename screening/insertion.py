@@ -236,6 +236,11 @@ class RelaxedCell(NamedTuple):
         return self.volume / self.volume_initial - 1.0
 
 
+#: The relaxation options of an insertion voltage and their defaults (see
+#: :func:`insertion_voltage`).
+RELAX_DEFAULTS: dict[str, Any] = {"relax": True, "fmax": 0.05, "steps": 500, "optimizer": "BFGS",
+                                  "smax": 5e-4, "rattle": 0.02, "strict": False}
+
 #: Relaxed cells of this process by model, cell and settings, at most _CACHE_SIZE: the empty
 #: host of a screen is one cell for every working ion, so it relaxes once. A relaxation is
 #: deterministic (seeded rattle), so a cached cell is the one a new relaxation would give.
@@ -393,32 +398,32 @@ def insertion_voltage_at_sites(
     sites: list[tuple[list[float], float]],
     n: int,
     factory: CalculatorFactory | str,
-    relax: bool = True,
-    fmax: float = 0.05,
-    steps: int = 500,
-    optimizer: str = "BFGS",
-    smax: float | None = 5e-4,
-    rattle: float = 0.02,
-    strict: bool = False,
+    **options: Any,
 ) -> InsertionResult:
     """:func:`insertion_voltage` of an empty host that takes ``n`` ions per cell on its BVSE
-    ``sites`` (``(frac, energy)`` pairs, :func:`fill_sites`).
+    ``sites`` (``(frac, energy)`` pairs, :func:`fill_sites`); ``options`` are the relaxation
+    options of :func:`insertion_voltage` (``relax``, ``fmax``, ``steps``, ``optimizer``,
+    ``smax``, ``rattle``, ``strict``), with its defaults.
 
     The empty host relaxes first; the ions go onto the sites of the relaxed cell (the same
     fractional coordinates), and that cell relaxes: it starts near its minimum, and the empty
     host's relaxation is shared by every working ion of a screen (:func:`relaxed_cell`).
     """
+    unknown = sorted(set(options) - set(RELAX_DEFAULTS))
+    if unknown:
+        raise IonscreenError(f"unknown relaxation option(s) {unknown}; accepted: "
+                             f"{', '.join(RELAX_DEFAULTS)}")
+    opts = {**RELAX_DEFAULTS, **options}
     ion = ion_model(ion)
     factory = as_factory(factory)
-    opts = {"relax": relax, "fmax": fmax, "steps": steps, "optimizer": optimizer, "smax": smax,
-            "rattle": rattle, "strict": strict}
     cell_e = relaxed_cell(to_atoms(empty), factory, "empty host", **opts)
-    start = to_structure(cell_e.atoms) if relax else empty.copy()
+    start = to_structure(cell_e.atoms) if opts["relax"] else empty.copy()
     if "magmom" in start.site_properties:  # the new ions would have none
         start.remove_site_property("magmom")
     inserted = fill_sites(start, ion, sites, n)
     cell_i = relaxed_cell(to_atoms(inserted), factory, "inserted host", **opts)
-    return _voltage_result(empty, inserted, ion, factory, cell_e, cell_i, relax, fmax)
+    return _voltage_result(empty, inserted, ion, factory, cell_e, cell_i, opts["relax"],
+                           opts["fmax"])
 
 
 def _voltage_result(empty: Structure, inserted: Structure, ion: IonModel,
