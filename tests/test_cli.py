@@ -188,3 +188,24 @@ def test_bvse_partial_occupancy_is_the_first_message(tmp_path):
     assert res.exit_code == 2
     out = " ".join(res.output.split())
     assert "partial occupancy" in out and "--oxi" not in out
+
+
+def test_voltage_auto_and_the_promotion_default():
+    """--voltage auto is CHGNet exactly when the mlip extra can be imported; with a voltage
+    the funnel promotes 2 hosts per ion by default (5 without), and --neb-top overrides it."""
+    import importlib.util
+
+    from ionscreen.workflows.cli_common import NEB_TOP, NEB_TOP_WITH_VOLTAGE, spec_from_options
+    from ionscreen.workflows.plan import default_voltage_calculator
+
+    have = all(importlib.util.find_spec(m) is not None for m in ("chgnet", "torch"))
+    assert default_voltage_calculator("auto") == ("chgnet" if have else None)
+    assert default_voltage_calculator("None") is None and default_voltage_calculator(None) is None
+    assert default_voltage_calculator("sevennet:7net-0") == "sevennet:7net-0"
+    off = spec_from_options(voltage_calc="none")
+    on = spec_from_options(voltage_calc="chgnet")
+    assert (off.neb_top, off.voltage_calculator) == (NEB_TOP, None)
+    assert (on.neb_top, on.voltage_calculator) == (NEB_TOP_WITH_VOLTAGE, "chgnet")
+    assert spec_from_options(voltage_calc="chgnet", neb_top=4).neb_top == 4
+    assert [s.name for s in on.dynamic_stages()] == ["neb", "insertion"]
+    assert [s.name for s in off.dynamic_stages()] == ["neb"]

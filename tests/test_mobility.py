@@ -123,3 +123,26 @@ def test_energy_objective_ranks_within_a_class_and_falls_back_to_capacity():
     cap = next(h for h in out if h.record.job_id == "cap")
     assert "missing_score_part" in cap.note_codes() and cap.pareto_rank is None
     assert any("specific energy" in n.text for n in cap.notes if n.code == "no_pareto")
+
+
+def test_the_funnel_promotes_plausible_sites_before_cavities():
+    """Issue 14: delta-MnO2's Mg site is under-bonded with a BVSE barrier far below beta-MnO2's;
+    with one NEB place the funnel promotes beta-MnO2 (the cavity is no finding), with two both;
+    an ion's capacity-less or over-cutoff hosts are never promoted."""
+    from ionscreen.workflows.plan import select_top
+    from ionscreen.workflows.steps import bvse_step
+    from ionscreen.workflows.store import JobRecord
+
+    recs = []
+    for proto in ("MnO2-delta", "MnO2-beta"):
+        cand = next(from_prototypes(["Mg"], [proto])).to_dict()
+        doc = {"candidate": cand, "settings": {"resolution": 0.25}}
+        recs.append(JobRecord(id=proto, step="bvse", input=doc, state="done",
+                              result=bvse_step(doc), error=None, reason=None, attempts=1,
+                              worker=None, created=None, started=None, finished=None,
+                              seconds=None))
+    delta, beta = (r.result["summary"] for r in recs)
+    assert delta["site_bvs"] / 2 < 0.6 <= beta["site_bvs"] / 2  # the cavity, the real site
+    assert [r.id for r in select_top(recs, 1)] == ["MnO2-delta"]  # by barrier alone
+    assert [r.id for r in select_top(recs, 1, funnel=True)] == ["MnO2-beta"]
+    assert {r.id for r in select_top(recs, 2, funnel=True)} == {"MnO2-delta", "MnO2-beta"}
