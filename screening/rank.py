@@ -378,6 +378,8 @@ def _mobility(host: RankedHost) -> None:
         flags += [(f["code"], f["text"]) for f in rec.neb.flags if f["code"] != "not-converged"]
     if any(n.code == "empty_gap" for n in rec.notes):  # the note says what was removed
         flags.append(("empty-gap", "a gap left by a species removed from the cited structure"))
+    if any(n.code == "ordered" for n in rec.notes):  # the note says which ordering
+        flags.append(("ordered", "one ordering of a disordered file"))
     host.flags = list(dict.fromkeys(code for code, _ in flags))
     if b is None:
         return

@@ -108,6 +108,13 @@ def _ion_notes(candidate: Candidate) -> list[Note]:
         notes.append(Note("empty_gap", f"built without {prov['removed_species']}: the gap they fill "
                                        "is held open by nothing in this model; a real host may "
                                        "collapse there, or keep water or cations in it"))
+    if prov.get("ordering"):
+        o = prov["ordering"]
+        notes.append(Note("ordered", f"ordered from a disordered file: ordering {o['ordering']} "
+                                     f"of the {o['kept']} lowest by Ewald energy "
+                                     f"({o['ewald_eV']:.3f} eV per {o['supercell']}-cell "
+                                     f"supercell; {o['total']} orderings counted before "
+                                     "symmetry); another ordering can give another barrier"))
     if prov.get("other_ions"):
         what = ", ".join(f"{n:g} {el}" for el, n in prov["other_ions"].items())
         els = ",".join(prov["other_ions"])

@@ -261,8 +261,8 @@ def path_problems(paths: Iterable[str | os.PathLike]) -> list[str]:
     return out
 
 
-def load_file(path: str | os.PathLike, oxidation_states: dict[str, float] | None = None
-              ) -> tuple[Structure, list[str]]:
+def load_file(path: str | os.PathLike | Structure,
+              oxidation_states: dict[str, float] | None = None) -> tuple[Structure, list[str]]:
     """:func:`~ionscreen.structures.io.load_host` of one file with the reader's remarks caught,
     not printed (a batch of files would fill the terminal): (structure, remarks). An
     :class:`IonscreenError` says the remarks in its message after its own reason."""
@@ -323,7 +323,7 @@ def strip_ions(structure: Structure, elements: Sequence[str]) -> tuple[Structure
 
 def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, float] | None = None,
               structure: Structure | None = None, notes: Sequence[str] = (),
-              strip: Sequence[str] = ()) -> Candidate:
+              strip: Sequence[str] = (), ordering: dict[str, Any] | None = None) -> Candidate:
     """The candidate of one user file for one working ion: discharged (ions on their sites) when
     the file holds the ion, else the host as given. Raises an :class:`IonscreenError` for a file
     that cannot be used. ``structure`` skips re-reading a file already loaded (``notes``: the
@@ -331,7 +331,10 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
 
     ``strip``: elements whose ions are removed first (:func:`strip_ions`; ``--replace-ion Li``:
     the working ion is screened in the sites they leave), never the working ion itself. Other
-    ions of :data:`LEFTOVER_IONS` left in the host are listed in ``provenance["other_ions"]``."""
+    ions of :data:`LEFTOVER_IONS` left in the host are listed in ``provenance["other_ions"]``.
+    ``ordering``: the structure is an ordered model of a disordered file
+    (:meth:`~ionscreen.structures.ordering.Ordering.provenance`, kept in
+    ``provenance["ordering"]``; the source names it)."""
     if structure is None:
         structure, notes = load_file(path, oxidation_states)
     wi = get_working_ion(ion)
@@ -343,10 +346,45 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
                             "oxidation_states": oxidation_summary(structure),
                             "oxidation_states_from": structure.properties.get(OXI_FROM, "in the file"),
                             **({"removed_ions": removed} if removed else {}),
-                            **({"other_ions": others} if others else {})}
-    return make_candidate(structure, ion, f"file:{path}", citation="user structure",
+                            **({"other_ions": others} if others else {}),
+                            **({"ordering": dict(ordering)} if ordering else {})}
+    source = f"file:{path}" + (f" ordering {ordering['ordering']}/{ordering['kept']}"
+                               if ordering else "")
+    return make_candidate(structure, ion, source, citation="user structure",
                           state="discharged" if n else "as given", provenance=prov,
                           discharged=structure if n else None, n_ions=n or None)
+
+
+def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
+                      oxidation_states: dict[str, float] | None = None,
+                      strip: Sequence[str] = (), max_atoms: int | None = None) -> list[Candidate]:
+    """The candidates of one user file with ``--order N``: a disordered file gives its N
+    lowest-Ewald orderings (:func:`~ionscreen.structures.ordering.order_structure`), each a
+    candidate that says which ordering it is and of how many; an ordered file gives itself.
+    Raises an :class:`IonscreenError` for a file that cannot be used or ordered."""
+    from .io import read_structure
+    from .ordering import MAX_ORDER_ATOMS, order_structure
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = read_structure(path)
+    if raw.is_ordered:
+        return [from_file(path, ion, oxidation_states, strip=strip)]
+    read_notes = _notes(caught)
+    out = []
+    key = (str(path), order, max_atoms or MAX_ORDER_ATOMS,
+           tuple(sorted((oxidation_states or {}).items())))
+    if key not in _ORDERED:  # the same file for every working ion: ordered once
+        _ORDERED.clear()
+        _ORDERED[key] = order_structure(raw, order, key[2], oxidation_states)
+    for o in _ORDERED[key]:
+        st, notes = load_file(o.structure, oxidation_states)
+        out.append(from_file(path, ion, structure=st, notes=[*read_notes, *notes], strip=strip,
+                             ordering=o.provenance()))
+    return out
+
+
+_ORDERED: dict[tuple, list[Any]] = {}
 
 
 def from_files(
@@ -354,12 +392,24 @@ def from_files(
     ions: Iterable[str],
     oxidation_states: dict[str, float] | None = None,
     strip: Sequence[str] = (),
+    order: int = 0,
+    order_max_atoms: int | None = None,
 ) -> tuple[list[Candidate], list[dict[str, str]]]:
-    """User structures (files or folders). A bad file is reported with its reason; the rest go on."""
+    """User structures (files or folders). A bad file is reported with its reason; the rest go
+    on. ``order`` > 0: disordered files give their ``order`` lowest-Ewald orderings
+    (:func:`from_file_ordered`)."""
     ions = list(ions)
     cands: list[Candidate] = []
     failures: list[dict[str, str]] = []
     for f in iter_structure_files(paths):
+        if order > 0:
+            for ion in ions:
+                try:
+                    cands += from_file_ordered(f, ion, order, oxidation_states, strip,
+                                               order_max_atoms)
+                except IonscreenError as exc:
+                    failures.append({"path": str(f), "reason": str(exc)})
+            continue
         try:
             st, notes = load_file(f, oxidation_states)
         except IonscreenError as exc:

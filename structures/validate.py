@@ -111,9 +111,9 @@ def require_ordered(structure: Structure) -> None:
     more = f" and {len(disordered) - 5} more" if len(disordered) > 5 else ""
     raise StructureValidationError(
         f"structure has partial occupancy / disorder on {len(disordered)} site(s): "
-        f"{shown}{more}. ionscreen needs an ordered structure: order it, e.g. with pymatgen's "
-        "OrderDisorderedStructureTransformation (after structure.make_supercell for the "
-        "occupancies to become whole numbers), or supply an ordered supercell."
+        f"{shown}{more}. ionscreen needs an ordered structure: screen the file with --order N "
+        "(its N lowest-Ewald orderings in the smallest supercell that makes the occupancies "
+        "whole), or supply an ordered supercell."
     )
 
 

@@ -222,7 +222,7 @@ def test_partial_occupancy_from_cif(tmp_path):
     msg = str(info.value)
     assert "partial occupancy" in msg and "2 site(s)" in msg
     assert "Li:0.5" in msg and "Co" in msg and "Ni" in msg
-    assert "OrderDisorderedStructureTransformation" in msg and "supercell" in msg
+    assert "--order N" in msg and "supercell" in msg
 
 
 def _partial_licoo2() -> Structure:

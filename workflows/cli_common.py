@@ -153,6 +153,15 @@ _CANDIDATE_OPTIONS = [
                  help="Remove these ions (e.g. Li or Li,Na) from --files first and screen the "
                       "working ion in the sites they leave; the host's oxidation states are "
                       "guessed again (LiCoO2 -> CoO2 with Co4+)."),
+    click.option("--order", type=click.IntRange(min=0), default=0,
+                 help="Disordered --files (partial occupancy, vacancies such as Na0.8CoO2): "
+                      "screen their N lowest-Ewald orderings, in the smallest supercell that "
+                      "makes the occupancies whole; each row says which ordering it is. "
+                      "0: such a file fails with its disordered sites."),
+    click.option("--order-max-atoms", type=click.IntRange(min=1), default=160,
+                 show_default=True,
+                 help="The largest supercell --order builds (sites); a file that needs more "
+                      "fails with the numbers."),
     click.option("--ions", cls=GreedyOption, multiple=True, default=None,
                  help="Working ions (space or comma separated). Default: "
                       f"{' '.join(SCREEN_DEFAULT)}."),
@@ -187,14 +196,14 @@ _STAGE_OPTIONS = [
                       "unknown); 'none': no voltage. Env: IONSCREEN_VOLTAGE."),
 ]
 _CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "replace_ion",
-                    "ions")
+                    "order", "order_max_atoms", "ions")
 _STAGE_NAMES = ("resolution", "derive_nitride", "neb_top", "neb_calculator", "voltage_calc")
 
 
 def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: Any = None,
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
                       oxi: str | None = None, replace_ion: str | None = None,
-                      resolution: float = 0.2,
+                      order: int = 0, order_max_atoms: int = 160, resolution: float = 0.2,
                       derive_nitride: bool = False, neb_top: int | None = None,
                       neb_calculator: str = "bvff", voltage_calc: str | None = "auto") -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
@@ -225,7 +234,8 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
         parse_substitution_rules(rules)
         return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
                           cp_models=cp_models, seed=seed, files=file_list,
-                          oxi=parse_oxi(oxi), replace_ions=strip,
+                          oxi=parse_oxi(oxi), replace_ions=strip, order=order,
+                          order_max_atoms=order_max_atoms,
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,
                           voltage_calculator=voltage)

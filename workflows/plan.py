@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ionscreen.structures.ions import ANIONS, SCREEN_DEFAULT
 
-from .screen import candidate_step
+from .screen import candidate_docs, candidate_step
 from .steps import bvse_for_neb, bvse_step, insertion_step, neb_file_step, neb_step
 from .store import Job, JobRecord, job_id
 
@@ -296,6 +296,12 @@ class ScreenSpec:
     """User structure files or folders (each read by a ``candidate`` job)."""
     oxi: dict[str, float] | None = None
     """Oxidation states for ``files`` (else guessed)."""
+    order: int = 0
+    """Disordered ``files``: screen their N lowest-Ewald orderings (0: a disordered file fails
+    with the sites that are disordered)."""
+    order_max_atoms: int = 160
+    """The largest supercell (sites) ``order`` may build
+    (:data:`ionscreen.structures.ordering.MAX_ORDER_ATOMS`)."""
     replace_ions: list[str] = field(default_factory=list)
     """Elements (e.g. ["Li"]) whose ions are removed from ``files`` so that the working ion is
     screened in the sites they leave (the host's oxidation states are guessed again)."""
@@ -377,7 +383,8 @@ class ScreenSpec:
             found += cgen.from_polymers(self.ions, n_disordered=self.cp_models, seed=self.seed)
         if files and self.files:
             from_files, failures = cgen.from_files(self.files, self.ions, self.oxi,
-                                                   strip=self.replace_ions)
+                                                   strip=self.replace_ions, order=self.order,
+                                                   order_max_atoms=self.order_max_atoms)
             found += from_files
         return CandidateSet(cgen.unique(found), rejected, failures)
 
@@ -392,7 +399,9 @@ class ScreenSpec:
         return Stage("candidate", STEPS["candidate"],
                      [{"path": p, "ion": ion, "oxi": self.oxi,
                        # only when asked: the job ids of other screens stay what they were
-                       **({"strip": list(self.replace_ions)} if self.replace_ions else {})}
+                       **({"strip": list(self.replace_ions)} if self.replace_ions else {}),
+                       **({"order": self.order, "order_max_atoms": self.order_max_atoms}
+                          if self.order else {})}
                       for p in paths for ion in self.ions],
                      INLINE)
 
@@ -404,8 +413,8 @@ class ScreenSpec:
             return Stage("bvse", STEPS["bvse"], fixed, BVSE)
 
         def inputs(view: ResultView) -> list[dict[str, Any]]:
-            return fixed + [{"candidate": r.result, "settings": settings}
-                            for r in view.results("candidate")]
+            return fixed + [{"candidate": doc, "settings": settings}
+                            for r in view.results("candidate") for doc in candidate_docs(r.result)]
 
         return Stage("bvse", STEPS["bvse"], inputs, BVSE, reads=("candidate",))
 

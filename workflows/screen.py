@@ -17,11 +17,22 @@ from .store import ResultStore
 
 
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
-    """``{"path", "ion", "oxi"[, "strip"]}`` -> one validated candidate from a user file (bad
-    files fail here)."""
-    from ionscreen.structures.candidates import from_file
+    """``{"path", "ion", "oxi"[, "strip"][, "order", "order_max_atoms"]}`` -> one validated
+    candidate from a user file (bad files fail here); with ``order``, ``{"candidates": [...]}``:
+    the file's lowest-Ewald orderings (:func:`candidate_docs` reads both)."""
+    from ionscreen.structures.candidates import from_file, from_file_ordered
 
-    return from_file(doc["path"], doc["ion"], doc.get("oxi"), strip=doc.get("strip") or ()).to_dict()
+    strip = doc.get("strip") or ()
+    if doc.get("order"):
+        return {"candidates": [c.to_dict() for c in from_file_ordered(
+            doc["path"], doc["ion"], int(doc["order"]), doc.get("oxi"), strip,
+            doc.get("order_max_atoms"))]}
+    return from_file(doc["path"], doc["ion"], doc.get("oxi"), strip=strip).to_dict()
+
+
+def candidate_docs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The candidate documents of a ``candidate`` job's result (one, or the orderings)."""
+    return list(result["candidates"]) if "candidates" in result else [result]
 
 
 # --------------------------------------------------------------------------- records from a store
@@ -140,9 +151,14 @@ def settings_conflicts(runs: list[Mapping[str, Any]], spec: Mapping[str, Any]) -
     for run in reversed(runs):
         stored = (run.get("settings") or {})
         if "spec" in stored:
-            old = stored["spec"]
+            # a setting added since the store was made counts at its default there; one
+            # removed since (voltage_top) no longer means anything
+            from .plan import ScreenSpec
+
+            defaults = json.loads(json.dumps(ScreenSpec().as_dict(), default=str))
+            old = {**{k: defaults.get(k) for k in spec}, **stored["spec"]}
             return [f"{k}: {_short(old.get(k))} → {_short(spec.get(k))}"
-                    for k in sorted(set(old) | set(spec)) if old.get(k) != spec.get(k)]
+                    for k in sorted(spec) if old.get(k) != spec.get(k)]
         if any(k in stored for k in _LEGACY_KEYS):  # a store from before 0.2.1
             now = {"ions": spec.get("ions"), "hosts": spec.get("hosts"),
                    "resolution": (spec.get("bvse") or {}).get("resolution"),
