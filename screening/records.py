@@ -115,6 +115,12 @@ def _ion_notes(candidate: Candidate) -> list[Note]:
                                      f"({o['ewald_eV']:.3f} eV per {o['supercell']}-cell "
                                      f"supercell; {o['total']} orderings counted before "
                                      "symmetry); another ordering can give another barrier"))
+    if prov.get("mobile_sites"):
+        m = prov["mobile_sites"]
+        notes.append(Note("mobile_sites", f"mobile: {', '.join(m['mobile_sites'])} "
+                                          f"({m['mobile']} per cell); kept in the framework: "
+                                          f"{', '.join(m['fixed_sites']) or 'none'} "
+                                          f"({m['fixed']}; --mobile-sites {m['given']})"))
     if prov.get("other_ions"):
         what = ", ".join(f"{n:g} {el}" for el, n in prov["other_ions"].items())
         els = ",".join(prov["other_ions"])

@@ -323,7 +323,8 @@ def strip_ions(structure: Structure, elements: Sequence[str]) -> tuple[Structure
 
 def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, float] | None = None,
               structure: Structure | None = None, notes: Sequence[str] = (),
-              strip: Sequence[str] = (), ordering: dict[str, Any] | None = None) -> Candidate:
+              strip: Sequence[str] = (), ordering: dict[str, Any] | None = None,
+              mobile: str | None = None) -> Candidate:
     """The candidate of one user file for one working ion: discharged (ions on their sites) when
     the file holds the ion, else the host as given. Raises an :class:`IonscreenError` for a file
     that cannot be used. ``structure`` skips re-reading a file already loaded (``notes``: the
@@ -334,11 +335,18 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
     ions of :data:`LEFTOVER_IONS` left in the host are listed in ``provenance["other_ions"]``.
     ``ordering``: the structure is an ordered model of a disordered file
     (:meth:`~ionscreen.structures.ordering.Ordering.provenance`, kept in
-    ``provenance["ordering"]``; the source names it)."""
+    ``provenance["ordering"]``; the source names it). ``mobile``: the sites of the working ion
+    that move (``--mobile-sites``, :func:`~ionscreen.structures.mobile.select_mobile`; default
+    every one), the others stay in the framework (``provenance["mobile_sites"]``)."""
     if structure is None:
         structure, notes = load_file(path, oxidation_states)
     wi = get_working_ion(ion)
     structure, removed = strip_ions(structure, [el for el in strip if el != wi.name])
+    chosen = None
+    if mobile:
+        from .mobile import select_mobile
+
+        structure, chosen = select_mobile(structure, wi.name, mobile)
     n = float(wi.count(structure))
     others = {el: float(structure.composition[el]) for el in LEFTOVER_IONS
               if el != wi.name and structure.composition[el]}
@@ -347,17 +355,22 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
                             "oxidation_states_from": structure.properties.get(OXI_FROM, "in the file"),
                             **({"removed_ions": removed} if removed else {}),
                             **({"other_ions": others} if others else {}),
-                            **({"ordering": dict(ordering)} if ordering else {})}
+                            **({"ordering": dict(ordering)} if ordering else {}),
+                            **({"mobile_sites": chosen} if chosen else {})}
     source = f"file:{path}" + (f" ordering {ordering['ordering']}/{ordering['kept']}"
                                if ordering else "")
-    return make_candidate(structure, ion, source, citation="user structure",
+    cand = make_candidate(structure, ion, source, citation="user structure",
                           state="discharged" if n else "as given", provenance=prov,
                           discharged=structure if n else None, n_ions=n or None)
+    if chosen:  # the same file with other mobile sites is another candidate
+        cand.id = candidate_id(structure, f"{ion} mobile {','.join(chosen['mobile_sites'])}")
+    return cand
 
 
 def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
                       oxidation_states: dict[str, float] | None = None,
-                      strip: Sequence[str] = (), max_atoms: int | None = None) -> list[Candidate]:
+                      strip: Sequence[str] = (), max_atoms: int | None = None,
+                      mobile: str | None = None) -> list[Candidate]:
     """The candidates of one user file with ``--order N``: a disordered file gives its N
     lowest-Ewald orderings (:func:`~ionscreen.structures.ordering.order_structure`), each a
     candidate that says which ordering it is and of how many; an ordered file gives itself.
@@ -369,7 +382,7 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
         warnings.simplefilter("always")
         raw = read_structure(path)
     if raw.is_ordered:
-        return [from_file(path, ion, oxidation_states, strip=strip)]
+        return [from_file(path, ion, oxidation_states, strip=strip, mobile=mobile)]
     read_notes = _notes(caught)
     out = []
     key = (str(path), order, max_atoms or MAX_ORDER_ATOMS,
@@ -380,7 +393,7 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
     for o in _ORDERED[key]:
         st, notes = load_file(o.structure, oxidation_states)
         out.append(from_file(path, ion, structure=st, notes=[*read_notes, *notes], strip=strip,
-                             ordering=o.provenance()))
+                             ordering=o.provenance(), mobile=mobile))
     return out
 
 
@@ -394,6 +407,7 @@ def from_files(
     strip: Sequence[str] = (),
     order: int = 0,
     order_max_atoms: int | None = None,
+    mobile: str | None = None,
 ) -> tuple[list[Candidate], list[dict[str, str]]]:
     """User structures (files or folders). A bad file is reported with its reason; the rest go
     on. ``order`` > 0: disordered files give their ``order`` lowest-Ewald orderings
@@ -406,7 +420,7 @@ def from_files(
             for ion in ions:
                 try:
                     cands += from_file_ordered(f, ion, order, oxidation_states, strip,
-                                               order_max_atoms)
+                                               order_max_atoms, mobile)
                 except IonscreenError as exc:
                     failures.append({"path": str(f), "reason": str(exc)})
             continue
@@ -417,7 +431,8 @@ def from_files(
             continue
         for ion in ions:
             try:
-                cands.append(from_file(f, ion, structure=st, notes=notes, strip=strip))
+                cands.append(from_file(f, ion, structure=st, notes=notes, strip=strip,
+                                       mobile=mobile))
             except IonscreenError as exc:
                 failures.append({"path": str(f), "reason": str(exc)})
     return cands, failures

@@ -153,6 +153,10 @@ _CANDIDATE_OPTIONS = [
                  help="Remove these ions (e.g. Li or Li,Na) from --files first and screen the "
                       "working ion in the sites they leave; the host's oxidation states are "
                       "guessed again (LiCoO2 -> CoO2 with Co4+)."),
+    click.option("--mobile-sites", "mobile_sites", default=None,
+                 help="The working-ion sites of --files that move, by site label (Na2), Wyckoff "
+                      "position (18e) or 0-based index in the file, comma separated; the other "
+                      "sites of the ion stay as framework. Default: every site of the ion."),
     click.option("--order", type=click.IntRange(min=0), default=0,
                  help="Disordered --files (partial occupancy, vacancies such as Na0.8CoO2): "
                       "screen their N lowest-Ewald orderings, in the smallest supercell that "
@@ -196,14 +200,15 @@ _STAGE_OPTIONS = [
                       "unknown); 'none': no voltage. Env: IONSCREEN_VOLTAGE."),
 ]
 _CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "replace_ion",
-                    "order", "order_max_atoms", "ions")
+                    "mobile_sites", "order", "order_max_atoms", "ions")
 _STAGE_NAMES = ("resolution", "derive_nitride", "neb_top", "neb_calculator", "voltage_calc")
 
 
 def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: Any = None,
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
                       oxi: str | None = None, replace_ion: str | None = None,
-                      order: int = 0, order_max_atoms: int = 160, resolution: float = 0.2,
+                      mobile_sites: str | None = None, order: int = 0,
+                      order_max_atoms: int = 160, resolution: float = 0.2,
                       derive_nitride: bool = False, neb_top: int | None = None,
                       neb_calculator: str = "bvff", voltage_calc: str | None = "auto") -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
@@ -234,7 +239,8 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
         parse_substitution_rules(rules)
         return ScreenSpec(ions=ion_list, hosts=hosts, substitute=rules, cps=cps,
                           cp_models=cp_models, seed=seed, files=file_list,
-                          oxi=parse_oxi(oxi), replace_ions=strip, order=order,
+                          oxi=parse_oxi(oxi), replace_ions=strip, mobile_sites=mobile_sites,
+                          order=order,
                           order_max_atoms=order_max_atoms,
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,

@@ -302,6 +302,9 @@ class ScreenSpec:
     order_max_atoms: int = 160
     """The largest supercell (sites) ``order`` may build
     (:data:`ionscreen.structures.ordering.MAX_ORDER_ATOMS`)."""
+    mobile_sites: str | None = None
+    """The working-ion sites of ``files`` that move (labels, Wyckoff positions or indices; None:
+    every one); the others stay in the framework."""
     replace_ions: list[str] = field(default_factory=list)
     """Elements (e.g. ["Li"]) whose ions are removed from ``files`` so that the working ion is
     screened in the sites they leave (the host's oxidation states are guessed again)."""
@@ -384,7 +387,8 @@ class ScreenSpec:
         if files and self.files:
             from_files, failures = cgen.from_files(self.files, self.ions, self.oxi,
                                                    strip=self.replace_ions, order=self.order,
-                                                   order_max_atoms=self.order_max_atoms)
+                                                   order_max_atoms=self.order_max_atoms,
+                                                   mobile=self.mobile_sites)
             found += from_files
         return CandidateSet(cgen.unique(found), rejected, failures)
 
@@ -401,7 +405,8 @@ class ScreenSpec:
                        # only when asked: the job ids of other screens stay what they were
                        **({"strip": list(self.replace_ions)} if self.replace_ions else {}),
                        **({"order": self.order, "order_max_atoms": self.order_max_atoms}
-                          if self.order else {})}
+                          if self.order else {}),
+                       **({"mobile": self.mobile_sites} if self.mobile_sites else {})}
                       for p in paths for ion in self.ions],
                      INLINE)
 

@@ -17,17 +17,17 @@ from .store import ResultStore
 
 
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
-    """``{"path", "ion", "oxi"[, "strip"][, "order", "order_max_atoms"]}`` -> one validated
+    """``{"path", "ion", "oxi"[, "strip"][, "order", "order_max_atoms"][, "mobile"]}`` -> one validated
     candidate from a user file (bad files fail here); with ``order``, ``{"candidates": [...]}``:
     the file's lowest-Ewald orderings (:func:`candidate_docs` reads both)."""
     from ionscreen.structures.candidates import from_file, from_file_ordered
 
-    strip = doc.get("strip") or ()
+    strip, mobile = doc.get("strip") or (), doc.get("mobile")
     if doc.get("order"):
         return {"candidates": [c.to_dict() for c in from_file_ordered(
             doc["path"], doc["ion"], int(doc["order"]), doc.get("oxi"), strip,
-            doc.get("order_max_atoms"))]}
-    return from_file(doc["path"], doc["ion"], doc.get("oxi"), strip=strip).to_dict()
+            doc.get("order_max_atoms"), mobile)]}
+    return from_file(doc["path"], doc["ion"], doc.get("oxi"), strip=strip, mobile=mobile).to_dict()
 
 
 def candidate_docs(result: dict[str, Any]) -> list[dict[str, Any]]:
