@@ -520,9 +520,9 @@ def test_pending_jobs_rules():
     assert pending_jobs({"neb_top": 3}, running, ions) == {"neb": 7}  # no stage list recorded
     assert pending_jobs({"neb_top": 0}, running, ions) == {}
     assert pending_jobs({"neb_top": 3, "stages": ["bvse"]}, running, ions) == {}
-    # an ML voltage stage recorded without its top N: ScreenSpec's 3 per ion
+    # the ML voltage runs on the NEB's promoted hosts: as many jobs to come as the NEB's
     assert pending_jobs({"neb_top": 1, "stages": ["bvse", "neb", "insertion"]}, running,
-                        ions) == {"neb": 3, "insertion": 7}
+                        ions) == {"neb": 3, "insertion": 3}
     # resumed with more hosts: earlier NEB jobs count against the expected ones
     assert pending_jobs({"neb_top": 3}, {**running, "neb": {"done": 6}}, ions) == {"neb": 1}
     # the BVSE stage over and the NEB jobs queued: nothing more to come

@@ -36,8 +36,7 @@ once with the BVFF at the default 0.2 Å grid: mean NEB job 1.92 s vs mean BVSE 
 the default screen (29x), 1.91 s vs 0.045 s on a Mg/Ca/Zn screen (42x)."""
 DYNAMIC_STAGES = {"neb": "neb_top", "insertion": "neb_top"}
 """Steps whose jobs are queued only when the BVSE stage ends, and the run setting giving how
-many hosts per ion each takes (ScreenSpec's default when the run recorded the stage without
-the number, as ``ionscreen screen --voltage`` does)."""
+many hosts per ion each takes: the ML voltage runs on the NEB's promoted hosts."""
 STEP_NAMES = {"neb": "NEB", "insertion": "ML voltage"}
 
 
@@ -181,8 +180,7 @@ def pending_jobs(settings: Mapping[str, Any], counts: Mapping[str, Mapping[str, 
     The stages planned are the run's ``stages`` setting (else NEB when ``neb_top`` > 0)."""
     from .plan import ScreenSpec
 
-    planned = settings.get("stages") or [s for s, key in DYNAMIC_STAGES.items()
-                                         if settings.get(key)]
+    planned = settings.get("stages") or (["neb"] if settings.get("neb_top") else [])
     bvse = counts.get("bvse", {})
     bvse_left = bvse.get("queued", 0) + bvse.get("running", 0)
     out = {}
