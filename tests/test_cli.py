@@ -209,3 +209,18 @@ def test_voltage_auto_and_the_promotion_default():
     assert spec_from_options(voltage_calc="chgnet", neb_top=4).neb_top == 4
     assert [s.name for s in on.dynamic_stages()] == ["neb", "insertion"]
     assert [s.name for s in off.dynamic_stages()] == ["neb"]
+
+
+def test_a_store_made_before_a_setting_existed_still_resumes():
+    """A run folder made before --order (or after voltage_top was dropped) holds a spec
+    without that key: it counts at its default, so the same screen resumes; a real change is
+    still named."""
+    from ionscreen.workflows.plan import ScreenSpec
+    from ionscreen.workflows.screen import settings_conflicts
+
+    now = ScreenSpec(ions=["Mg"], hosts="TiS2").as_dict()
+    old = {k: v for k, v in now.items() if k not in ("order", "order_max_atoms", "mobile_sites")}
+    old["voltage_top"] = 3  # a setting that no longer exists
+    assert settings_conflicts([{"settings": {"spec": old}}], now) == []
+    changed = ScreenSpec(ions=["Mg"], hosts="TiS2", order=2).as_dict()
+    assert settings_conflicts([{"settings": {"spec": old}}], changed) == ["order: 0 → 2"]
