@@ -359,9 +359,17 @@ def test_server_killed_and_restarted_loses_nothing(server, pad, tmp_path, local_
     _wait([_worker(pad, tmp_path / f"w{i}", f"worker{i}") for i in range(2)])
     first = _export(pad, tmp_path / "one")
     states = sorted(_fireworks(pad).items())
+    # before the kill: so that a failure after it is the server losing acknowledged writes
+    # (the launches collection), not the workers leaving a launch unfinished
+    _assert_all_once(pad)
+    launches = sorted((d["launch_id"], d["state"]) for d in
+                      pad.launches.find({}, {"launch_id": 1, "state": 1}))
     server.kill()
     server.start()
     assert sorted(_fireworks(pad).items()) == states
+    assert sorted((d["launch_id"], d["state"]) for d in
+                  pad.launches.find({}, {"launch_id": 1, "state": 1})) == launches, \
+        "the restarted server lost launch updates it had acknowledged"
     _assert_all_once(pad)
     _assert_same_ranking(first, local_ranking)
     _assert_same_ranking(_export(pad, tmp_path / "two"), local_ranking)
