@@ -17,7 +17,6 @@ from collections import defaultdict
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 
 from ionscreen.errors import StructureValidationError
@@ -135,6 +134,7 @@ def order_structure(structure: Structure, n: int, max_atoms: int = MAX_ORDER_ATO
     as ordering 1 of 1), in the smallest supercell that makes the occupancies whole. Raises
     :class:`StructureValidationError` with the numbers when that supercell has more than
     ``max_atoms`` sites, or when no oxidation states can be found for the Ewald energy."""
+    from pymatgen.analysis.structure_matcher import StructureMatcher
     from pymatgen.transformations.standard_transformations import (
         OrderDisorderedStructureTransformation,
     )

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from ionscreen.errors import IonscreenError
 from ionscreen.structures.ions import SCREEN_DEFAULT
+from ionscreen.structures.ordering import MAX_ORDER_ATOMS
 
 if TYPE_CHECKING:
     from .plan import ScreenSpec
@@ -162,7 +163,7 @@ _CANDIDATE_OPTIONS = [
                       "screen their N lowest-Ewald orderings, in the smallest supercell that "
                       "makes the occupancies whole; each row says which ordering it is. "
                       "0: such a file fails with its disordered sites."),
-    click.option("--order-max-atoms", type=click.IntRange(min=1), default=160,
+    click.option("--order-max-atoms", type=click.IntRange(min=1), default=MAX_ORDER_ATOMS,
                  show_default=True,
                  help="The largest supercell --order builds (sites); a file that needs more "
                       "fails with the numbers."),
@@ -208,7 +209,7 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
                       oxi: str | None = None, replace_ion: str | None = None,
                       mobile_sites: str | None = None, order: int = 0,
-                      order_max_atoms: int = 160, resolution: float = 0.2,
+                      order_max_atoms: int = MAX_ORDER_ATOMS, resolution: float = 0.2,
                       derive_nitride: bool = False, neb_top: int | None = None,
                       neb_calculator: str = "bvff", voltage_calc: str | None = "auto") -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""

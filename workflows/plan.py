@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ionscreen.structures.ions import ANIONS, SCREEN_DEFAULT
+from ionscreen.structures.ordering import MAX_ORDER_ATOMS
 
 from .screen import candidate_docs, candidate_step
 from .steps import bvse_for_neb, bvse_step, insertion_step, neb_file_step, neb_step
@@ -299,9 +300,8 @@ class ScreenSpec:
     order: int = 0
     """Disordered ``files``: screen their N lowest-Ewald orderings (0: a disordered file fails
     with the sites that are disordered)."""
-    order_max_atoms: int = 160
-    """The largest supercell (sites) ``order`` may build
-    (:data:`ionscreen.structures.ordering.MAX_ORDER_ATOMS`)."""
+    order_max_atoms: int = MAX_ORDER_ATOMS
+    """The largest supercell (sites) ``order`` may build."""
     mobile_sites: str | None = None
     """The working-ion sites of ``files`` that move (labels, Wyckoff positions or indices; None:
     every one); the others stay in the framework."""
