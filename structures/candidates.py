@@ -329,17 +329,27 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
     the file holds the ion, else the host as given. Raises an :class:`IonscreenError` for a file
     that cannot be used. ``structure`` skips re-reading a file already loaded (``notes``: the
     remarks its reader made). The reader's remarks are kept in ``provenance["read_notes"]``.
+    The other arguments are :func:`from_structure`'s."""
+    if structure is None:
+        structure, notes = load_file(path, oxidation_states)
+    return from_structure(structure, ion, f"file:{path}", {"path": str(path)}, "user structure",
+                          notes=notes, strip=strip, ordering=ordering, mobile=mobile)
+
+
+def from_structure(structure: Structure, ion: str, source: str, origin: dict[str, Any],
+                   citation: str, notes: Sequence[str] = (), strip: Sequence[str] = (),
+                   ordering: dict[str, Any] | None = None, mobile: str | None = None) -> Candidate:
+    """The candidate of one loaded host structure (a user file, an OPTIMADE entry) for one
+    working ion; ``origin`` opens its provenance (``{"path": ...}``, ``{"optimade": ...}``).
 
     ``strip``: elements whose ions are removed first (:func:`strip_ions`; ``--replace-ion Li``:
     the working ion is screened in the sites they leave), never the working ion itself. Other
     ions of :data:`LEFTOVER_IONS` left in the host are listed in ``provenance["other_ions"]``.
-    ``ordering``: the structure is an ordered model of a disordered file
+    ``ordering``: the structure is an ordered model of a disordered one
     (:meth:`~ionscreen.structures.ordering.Ordering.provenance`, kept in
     ``provenance["ordering"]``; the source names it). ``mobile``: the sites of the working ion
     that move (``--mobile-sites``, :func:`~ionscreen.structures.mobile.select_mobile`; default
     every one), the others stay in the framework (``provenance["mobile_sites"]``)."""
-    if structure is None:
-        structure, notes = load_file(path, oxidation_states)
     wi = get_working_ion(ion)
     structure, removed = strip_ions(structure, [el for el in strip if el != wi.name])
     chosen = None
@@ -350,16 +360,15 @@ def from_file(path: str | os.PathLike, ion: str, oxidation_states: dict[str, flo
     n = float(wi.count(structure))
     others = {el: float(structure.composition[el]) for el in LEFTOVER_IONS
               if el != wi.name and structure.composition[el]}
-    prov: dict[str, Any] = {"path": str(path), **({"read_notes": list(notes)} if notes else {}),
+    prov: dict[str, Any] = {**origin, **({"read_notes": list(notes)} if notes else {}),
                             "oxidation_states": oxidation_summary(structure),
                             "oxidation_states_from": structure.properties.get(OXI_FROM, "in the file"),
                             **({"removed_ions": removed} if removed else {}),
                             **({"other_ions": others} if others else {}),
                             **({"ordering": dict(ordering)} if ordering else {}),
                             **({"mobile_sites": chosen} if chosen else {})}
-    source = f"file:{path}" + (f" ordering {ordering['ordering']}/{ordering['kept']}"
-                               if ordering else "")
-    cand = make_candidate(structure, ion, source, citation="user structure",
+    source += f" ordering {ordering['ordering']}/{ordering['kept']}" if ordering else ""
+    cand = make_candidate(structure, ion, source, citation=citation,
                           state="discharged" if n else "as given", provenance=prov,
                           discharged=structure if n else None, n_ions=n or None)
     if chosen:  # the same file with other mobile sites is another candidate
@@ -376,7 +385,7 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
     candidate that says which ordering it is and of how many; an ordered file gives itself.
     Raises an :class:`IonscreenError` for a file that cannot be used or ordered."""
     from .io import read_structure
-    from .ordering import MAX_ORDER_ATOMS, order_structure
+    from .ordering import MAX_ORDER_ATOMS
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -387,10 +396,7 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
     out = []
     key = (str(path), order, max_atoms or MAX_ORDER_ATOMS,
            tuple(sorted((oxidation_states or {}).items())))
-    if key not in _ORDERED:  # the same file for every working ion: ordered once
-        _ORDERED.clear()
-        _ORDERED[key] = order_structure(raw, order, key[2], oxidation_states)
-    for o in _ORDERED[key]:
+    for o in _orderings(key, raw, order, key[2], oxidation_states):
         st, notes = load_file(o.structure, oxidation_states)
         out.append(from_file(path, ion, structure=st, notes=[*read_notes, *notes], strip=strip,
                              ordering=o.provenance(), mobile=mobile))
@@ -398,6 +404,57 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
 
 
 _ORDERED: dict[tuple, list[Any]] = {}
+
+
+def _orderings(key: tuple, raw: Structure, order: int, max_atoms: int,
+               oxidation_states: dict[str, float] | None) -> list[Any]:
+    """:func:`~ionscreen.structures.ordering.order_structure` of ``raw``, once per ``key``: the
+    same disordered host is ordered once for every working ion."""
+    from .ordering import order_structure
+
+    if key not in _ORDERED:
+        _ORDERED.clear()
+        _ORDERED[key] = order_structure(raw, order, max_atoms, oxidation_states)
+    return _ORDERED[key]
+
+
+def from_optimade(entry: dict[str, Any], provider: str, base_url: str, ion: str,
+                  oxidation_states: dict[str, float] | None = None, strip: Sequence[str] = (),
+                  order: int = 0, max_atoms: int | None = None,
+                  mobile: str | None = None) -> list[Candidate]:
+    """The candidates of one OPTIMADE structure entry (:func:`~ionscreen.structures.optimade.
+    slim_entry`) for one working ion: one, or with ``order`` > 0 the N lowest-Ewald orderings
+    of a disordered entry. The source names the provider and the entry id
+    (``optimade:mp mp-1234``); ``provenance["optimade"]`` holds the provider, its base URL, the
+    id, the entry's URL and its last modification. Raises an :class:`IonscreenError` for an
+    entry the pipeline cannot use (not 3D, partial occupancy without ``order``, no
+    charge-balanced oxidation states...)."""
+    from .optimade import entry_structure
+    from .ordering import MAX_ORDER_ATOMS
+
+    eid = str(entry["id"])
+    attrs = entry.get("attributes") or {}
+    origin = {"optimade": {"provider": provider, "base_url": base_url, "id": eid,
+                           "url": f"{base_url}/v1/structures/{eid}",
+                           **({"last_modified": str(attrs["last_modified"])}
+                              if attrs.get("last_modified") else {})}}
+    source, citation = f"optimade:{provider} {eid}", f"OPTIMADE {provider}, entry {eid}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = entry_structure(entry)
+    read_notes = _notes(caught)
+    if raw.is_ordered or order <= 0:  # a disordered entry fails in load_file, naming --order
+        st, notes = load_file(raw, oxidation_states)
+        return [from_structure(st, ion, source, origin, citation, [*read_notes, *notes],
+                               strip=strip, mobile=mobile)]
+    limit = max_atoms or MAX_ORDER_ATOMS
+    key = (base_url, eid, order, limit, tuple(sorted((oxidation_states or {}).items())))
+    out = []
+    for o in _orderings(key, raw, order, limit, oxidation_states):
+        st, notes = load_file(o.structure, oxidation_states)
+        out.append(from_structure(st, ion, source, origin, citation, [*read_notes, *notes],
+                                  strip=strip, ordering=o.provenance(), mobile=mobile))
+    return out
 
 
 def from_files(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +24,62 @@ def candidates(spec, out):  # type: ignore[no-untyped-def]
             found = spec.candidates(files=True)
     except ValueError as exc:  # unknown prototype id and the like
         raise click.BadParameter(str(exc)) from exc
-    docs = [_with_capacity(c) for c in found.candidates]
+    cands, failures = list(found.candidates), list(found.failures)
+    if spec.optimade:
+        fetched, bad = _from_optimade(spec, Path(out).with_suffix(".sqlite"))
+        cands += fetched
+        failures += bad
+    from ionscreen.structures.candidates import unique
+
+    docs = [_with_capacity(c) for c in unique(cands)]
     Path(out).write_text(json.dumps(
-        {"candidates": docs, "failures": found.failures,
+        {"candidates": docs, "failures": failures,
          "rejected_substitutions": found.rejected}, indent=1))
     console.print(_summary_table(docs))
     files = [c for c in docs if c["source"].startswith("file:")]
     if files:
         console.print(_files_table(files))
-    for f in found.failures:
+    for f in failures:
         console.print(f"[yellow]skipped[/] {f['path']}: {f['reason']}")
     if found.rejected:
         console.print(f"{len(found.rejected)} substitutions rejected (reasons in {out})")
     console.print(f"written to {out}")
+
+
+def _from_optimade(spec: Any, store_path: Path) -> tuple[list[Any], list[dict[str, str]]]:
+    """The candidates of the screen's OPTIMADE queries, fetched page by page into the SQLite
+    store ``store_path`` (a repeated command fetches nothing again) and made one job per entry
+    and ion: (candidates, failures as ``{"path", "reason"}``)."""
+    from ionscreen.structures.candidates import Candidate
+
+    from .local import LocalEngine
+    from .optimade_fetch import fetch_summary
+    from .plan import ScreenSpec
+    from .screen import candidate_docs
+
+    only = ScreenSpec(**{**spec.as_dict(), "files": [], "hosts": "none", "substitute": None,
+                         "cps": False})
+    stages = [st for st in only.stages() if st.name in ("optimade", "candidate")]
+    engine = LocalEngine(store_path, console=console, argv=sys.argv,
+                         settings={"spec": only.as_dict()})
+    engine.run_stages(stages)
+    store = engine.store
+    assert store is not None
+    try:
+        for line in fetch_summary(store.results("optimade", state=None)):
+            console.print(line)
+        cands = [Candidate.from_dict(d) for rec in store.results("candidate")
+                 for d in candidate_docs(rec.result)]
+        bad = [{"path": f"{rec.input['optimade']['provider']} {rec.input['optimade']['entry']['id']}"
+                        f" ({rec.input['ion']})", "reason": str(rec.reason)}
+               for rec in store.results("candidate", state="failed")]
+        bad += [{"path": f"{rec.input['provider']} page {int(rec.input['page']) + 1}",
+                 "reason": str(rec.reason)} for rec in store.results("optimade", state="failed")]
+    finally:
+        store.close()
+    console.print(f"fetched pages and candidates kept in {store_path} (run again: nothing is "
+                  "fetched twice; an interrupted fetch resumes)")
+    return cands, bad
 
 
 def _with_capacity(cand: Any) -> dict[str, Any]:

@@ -167,6 +167,19 @@ _CANDIDATE_OPTIONS = [
                  show_default=True,
                  help="The largest supercell --order builds (sites); a file that needs more "
                       "fails with the numbers."),
+    click.option("--optimade", cls=GreedyOption, multiple=True, default=None,
+                 help="OPTIMADE databases whose structures are candidates: short names (mp, "
+                      "alexandria, oqmd, cod, jarvis, odbx.gnome... pymatgen's list) or base URLs, "
+                      "space or comma separated. Pages are fetched into the run's store: a "
+                      "repeated screen fetches nothing again, an interrupted fetch resumes."),
+    click.option("--filter", "optimade_filter", default="",
+                 help="The OPTIMADE filter of --optimade, e.g. 'elements HAS ALL \"Mn\",\"O\" "
+                      "AND nelements<=3'. A bad filter fails with the provider's own message."),
+    click.option("--max", "optimade_max", type=click.IntRange(min=1), default=100,
+                 show_default=True, help="The most structures fetched per --optimade database."),
+    click.option("--page-size", "optimade_page_size", type=click.IntRange(min=0), default=0,
+                 help="Structures per page of --optimade (default: each database's own; one "
+                      "above a database's maximum is refused with the maximum named)."),
     click.option("--ions", cls=GreedyOption, multiple=True, default=None,
                  help="Working ions (space or comma separated). Default: "
                       f"{' '.join(SCREEN_DEFAULT)}."),
@@ -201,7 +214,8 @@ _STAGE_OPTIONS = [
                       "unknown); 'none': no voltage. Env: IONSCREEN_VOLTAGE."),
 ]
 _CANDIDATE_NAMES = ("hosts", "substitute", "cps", "cp_models", "seed", "files", "oxi", "replace_ion",
-                    "mobile_sites", "order", "order_max_atoms", "ions")
+                    "mobile_sites", "order", "order_max_atoms", "optimade", "optimade_filter",
+                    "optimade_max", "optimade_page_size", "ions")
 _STAGE_NAMES = ("resolution", "derive_nitride", "neb_top", "neb_calculator", "voltage_calc")
 
 
@@ -209,7 +223,10 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                       cps: bool = False, cp_models: int = 1, seed: int = 0, files: Any = None,
                       oxi: str | None = None, replace_ion: str | None = None,
                       mobile_sites: str | None = None, order: int = 0,
-                      order_max_atoms: int = MAX_ORDER_ATOMS, resolution: float = 0.2,
+                      order_max_atoms: int = MAX_ORDER_ATOMS, optimade: Any = None,
+                      optimade_filter: str = "", optimade_max: int = 100,
+                      optimade_page_size: int = 0,
+                      resolution: float = 0.2,
                       derive_nitride: bool = False, neb_top: int | None = None,
                       neb_calculator: str = "bvff", voltage_calc: str | None = "auto") -> ScreenSpec:
     """The :class:`ScreenSpec` of the screen options (bad values: ``click.BadParameter``)."""
@@ -233,6 +250,17 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
     problems = path_problems(file_list)
     if problems:  # a typo in a path is no failed job: the user must fix it before a screen
         raise click.BadParameter("; ".join(problems), param_hint="--files")
+    providers = split_words(optimade)
+    if optimade_filter.strip() and not providers:
+        raise click.BadParameter("a filter needs the databases to query: add --optimade "
+                                 "(e.g. --optimade mp)", param_hint="--filter")
+    from ionscreen.structures.optimade import resolve_provider
+
+    for word in providers:  # a typo in a name stops the command before any fetch
+        try:
+            resolve_provider(word)
+        except IonscreenError as exc:
+            raise click.BadParameter(str(exc), param_hint="--optimade") from exc
     voltage = default_voltage_calculator(voltage_calc)
     if neb_top is None:
         neb_top = NEB_TOP_WITH_VOLTAGE if voltage else NEB_TOP
@@ -242,7 +270,9 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                           cp_models=cp_models, seed=seed, files=file_list,
                           oxi=parse_oxi(oxi), replace_ions=strip, mobile_sites=mobile_sites,
                           order=order,
-                          order_max_atoms=order_max_atoms,
+                          order_max_atoms=order_max_atoms, optimade=providers,
+                          optimade_filter=optimade_filter.strip(), optimade_max=optimade_max,
+                          optimade_page_size=optimade_page_size,
                           bvse={"resolution": resolution, "derive_nitride": derive_nitride},
                           neb_top=neb_top, neb_calculator=neb_calculator,
                           voltage_calculator=voltage)

@@ -90,7 +90,7 @@ def _print_failures(bad: list[Any]) -> None:
     for c in ("formula", "ion", "source", "step", "error", "reason"):
         t.add_column(c, overflow="fold")
     for r in bad:
-        t.add_row(str(r.formula), str(r.working_ion), str(r.source)[:40], r.failure.step,
+        t.add_row(str(r.formula), str(r.working_ion or "—"), str(r.source)[:40], r.failure.step,
                   str(r.failure.error),
                   clip_words(str(r.failure.reason), 300, " … (whole reason in failures.csv)"))
     console.print(t)
@@ -177,6 +177,10 @@ def screen(spec, out, workers, top, weights, retry_failed, force):  # type: igno
         records, failures = collect_records(store)
     _print_ranked(records, top, weights)
     _print_failures(failures)
+    from .optimade_fetch import fetch_summary
+
+    for line in fetch_summary(store.results("optimade", state=None)):
+        console.print(line)
     for line in summary.lines(failures=False):  # the failures table above lists them
         console.print(line)
     n_pairs = len(records)

@@ -10,8 +10,9 @@ which ``collect_records`` / ``export`` / ``ionscreen rank`` read.
 
 :class:`ScreenWorkflowMaker` lays the stages out:
 
-* ``inline`` stages (reading the user files) run at submission, through the store: a bad
-  file is stored failed with its reason, as with the local engine;
+* ``inline`` stages (reading the user files) and ``fetch`` stages (an OPTIMADE query's pages)
+  run at submission, through the store: a bad file is stored failed with its reason, as with
+  the local engine, and the pages fetched are not fetched again;
 * static stages, and dynamic stages that read only inline results, are evaluated at
   submission and become one Firework per job (the BVSE stage), in batches of one working ion;
 * each dynamic stage (NEB, ML voltage) becomes one generic :class:`ExpandStageTask` Firework
@@ -60,7 +61,7 @@ from fireworks.utilities.fw_utilities import explicit_serialize
 from ionscreen.errors import IonscreenError
 
 from .jobs import run_job
-from .plan import INLINE, STEPS, JobsView, ScreenSpec, Stage
+from .plan import FETCH, INLINE, STEPS, JobsView, ScreenSpec, Stage, run_inline
 from .store import Job, ResultStore, canonical_json
 from .store_mongo import DEFAULT_COLLECTION, MongoStore
 from .store_sqlite import SQLiteStore
@@ -299,10 +300,12 @@ class ScreenWorkflowMaker:
         expand: list[Stage] = []
         failed = 0
         for st in self.screen.stages(candidates):
-            if st.category == INLINE:
+            if st.category in (INLINE, FETCH):
                 if store is None:
                     raise ValueError(f"stage {st.name} runs at submission: give a result store")
-                ran = [run_job(store, st.step, doc) for doc in st.docs()]
+                view = JobsView(store, [i for ids in here.values() for i in ids]) \
+                    if st.dynamic else None
+                ran = run_inline(store, st, view)
                 here[st.step.name] = [jid for jid, _, _ in ran]
                 failed += sum(state == "failed" for _, state, _ in ran)
             elif not st.dynamic or set(st.reads) <= set(here):

@@ -48,7 +48,7 @@ from .executors import Executor, MPIExecutor, PoolExecutor, SerialExecutor
 from .jobs import Outcome
 from .mpi import rank as _rank
 from .mpi import size as _size
-from .plan import JobSpec, Stage, Step
+from .plan import FETCH, JobSpec, Stage, Step
 from .progress import progress_display
 from .store import Job, RawJSON, ResultStore
 from .store_sqlite import SQLiteStore
@@ -360,28 +360,57 @@ class LocalEngine:
                    bar: Any) -> None:
         store, log = self.store, self._log
         assert store is not None and log is not None
+        staged = isinstance(stage, Stage)
+        retry = retry or (staged and stage.retry)
+        # a database's pages are fetched here, by the process that owns the store: a compute
+        # node (an MPI rank, a pool worker on it) may have no network
+        executor = SerialExecutor() if staged and stage.category == FETCH else self.executor
         jobs, done_before, failed_before = self._add_stage_jobs(stage, retry)
-        skip = done_before if retry else done_before | failed_before
-        todo = [jobs[i] for i in jobs if i not in skip]
-        st = {"jobs": len(jobs), "already_done": len(done_before),
-              "failed_earlier": len(failed_before) if not retry else 0, "to_run": len(todo)}
+        events: _StageRun | None = None
+        st = {"jobs": 0, "already_done": 0, "failed_earlier": 0, "to_run": 0}
         summary.stages.append(st)
-        summary.total += len(jobs)
-        summary.skipped_already_done += st["already_done"]
-        summary.skipped_failed += st["failed_earlier"]
-        steps = sorted({s.name for _, s in jobs.values()})
-        log("info", f"stage {index} ({', '.join(steps) or 'empty'}): {len(jobs)} jobs, "
-                    f"{st['already_done']} already done, {st['failed_earlier']} failed earlier "
-                    f"(not retried), {len(todo)} to run", store=True)
-        task = bar.add_task(f"stage {index}: {', '.join(steps)}", total=len(todo), failed=0)
-        events = _StageRun(store, log, summary, bar, task, done_before)
-        if todo:
-            self.executor.run(todo, events)
-        failed_ids = {i for i, s in store.states(jobs).items() if s == "failed"}
-        summary.failures += [Failure(rec.id, rec.step, rec.error or "", rec.reason or "",
-                                     rec.id in events.computed)
-                             for rec in (store.failures() if failed_ids else [])
-                             if rec.id in failed_ids]
+        first = True
+        while first or jobs:
+            first = False
+            skip = done_before if retry else done_before | failed_before
+            todo = [jobs[i] for i in jobs if i not in skip]
+            st["jobs"] += len(jobs)
+            st["already_done"] += len(done_before)
+            st["failed_earlier"] += len(failed_before) if not retry else 0
+            st["to_run"] += len(todo)
+            summary.total += len(jobs)
+            summary.skipped_already_done += len(done_before)
+            summary.skipped_failed += len(failed_before) if not retry else 0
+            steps = sorted({s.name for _, s in jobs.values()})
+            log("info", f"stage {index} ({', '.join(steps) or 'empty'}): {len(jobs)} jobs, "
+                        f"{len(done_before)} already done, "
+                        f"{len(failed_before) if not retry else 0} failed earlier (not retried), "
+                        f"{len(todo)} to run", store=True)
+            if events is None:
+                task = bar.add_task(f"stage {index}: {', '.join(steps)}", total=len(todo),
+                                    failed=0)
+                events = _StageRun(store, log, summary, bar, task, done_before)
+            else:  # the next jobs of a chain
+                bar.update(events.task, total=st["to_run"])
+                events.done_before |= done_before
+            if todo:
+                executor.run(todo, events)
+            failed_ids = {i for i, s in store.states(jobs).items() if s == "failed"}
+            summary.failures += [Failure(rec.id, rec.step, rec.error or "", rec.reason or "",
+                                         rec.id in events.computed)
+                                 for rec in (store.failures() if failed_ids else [])
+                                 if rec.id in failed_ids]
+            if not (staged and stage.follow):
+                break
+            # a chain (pages of a query): the jobs after the ones done, until it ends
+            nxt = []
+            for job, _ in jobs.values():
+                rec = store.get(job.id)
+                after = stage.follow(job.input, rec.result) \
+                    if rec is not None and rec.state == "done" else None
+                if after is not None:
+                    nxt.append((stage.step, after))
+            jobs, done_before, failed_before = self._add_stage_jobs(nxt, retry)
 
     def _progress_bar(self) -> Any:
         from rich.console import Console

@@ -14,7 +14,8 @@ stages, which every engine runs:
 
 ``Stage.category`` says what kind of worker a stage needs (``bvse``, ``neb`` for the BVFF NEB,
 ``ml`` for ML potentials, ``inline`` for work quick enough to run where the screen is
-submitted); the FireWorks engine turns it into a Firework's ``_category`` and resources.
+submitted, ``fetch`` for downloads, run by the process that owns the store, never on a compute
+node); the FireWorks engine turns it into a Firework's ``_category`` and resources.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from ionscreen.structures.ions import ANIONS, SCREEN_DEFAULT
 from ionscreen.structures.ordering import MAX_ORDER_ATOMS
 
+from .optimade_fetch import fetched_entries, first_page, next_page, optimade_page_step
 from .screen import candidate_docs, candidate_step
 from .steps import bvse_for_neb, bvse_step, insertion_step, neb_file_step, neb_step
 from .store import Job, JobRecord, job_id
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
 StepFn = Callable[[dict[str, Any]], Any]
 
 #: Categories of stages (see the module docstring).
-INLINE, BVSE, NEB, ML = "inline", "bvse", "neb", "ml"
+INLINE, BVSE, NEB, ML, FETCH = "inline", "bvse", "neb", "ml", "fetch"
 
 
 # --------------------------------------------------------------------------- steps
@@ -66,6 +69,7 @@ class Step:
 
 
 STEPS: dict[str, Step] = {
+    "optimade": Step("optimade", optimade_page_step, "1"),
     "candidate": Step("candidate", candidate_step, "1"),
     "bvse": Step("bvse", bvse_step, "1"),
     "neb": Step("neb", neb_step, "1"),
@@ -114,6 +118,12 @@ class Stage:
     inputs: Inputs
     category: str = BVSE
     reads: tuple[str, ...] = ()
+    follow: Callable[[dict[str, Any], Any], dict[str, Any] | None] | None = None
+    """A chain of jobs (pages of a database query): ``follow(doc, result)`` is the input of the
+    job after a done one, or None. The engine runs the chain to its end, one job at a time."""
+    retry: bool = False
+    """Run this stage's failed jobs again on every run (a page that failed on the network),
+    not only with ``retry_failed``."""
 
     @property
     def dynamic(self) -> bool:
@@ -128,6 +138,29 @@ class Stage:
 
     def jobs(self, view: ResultView | None = None) -> list[JobSpec]:
         return [(self.step, d) for d in self.docs(view)]
+
+
+def run_inline(store: Any, stage: Stage, view: ResultView | None = None
+               ) -> list[tuple[str, str, Any]]:
+    """Run a stage's jobs in this process through ``store`` (``run_job``: a job already done
+    is reused), following its chain (``stage.follow``) to the end: how the FireWorks
+    engine runs the ``inline`` and ``fetch`` stages at submission. Returns ``(job id,
+    "done" | "reused" | "failed", result)`` of every job."""
+    from .jobs import run_job
+
+    out = []
+    docs = stage.docs(view)
+    while docs:
+        nxt = []
+        for doc in docs:
+            jid, state, res = run_job(store, stage.step, doc)
+            out.append((jid, state, res))
+            if stage.follow is not None and state != "failed":
+                after = stage.follow(doc, res)
+                if after is not None:
+                    nxt.append(after)
+        docs = nxt
+    return out
 
 
 # --------------------------------------------------------------------------- selection
@@ -302,6 +335,16 @@ class ScreenSpec:
     with the sites that are disordered)."""
     order_max_atoms: int = MAX_ORDER_ATOMS
     """The largest supercell (sites) ``order`` may build."""
+    optimade: list[str] = field(default_factory=list)
+    """OPTIMADE providers (short names such as "mp", "alexandria", "oqmd", "cod", or base URLs)
+    whose structures matching ``optimade_filter`` are candidates (fetched page by page into the
+    store: :mod:`ionscreen.workflows.optimade_fetch`)."""
+    optimade_filter: str = ""
+    """The OPTIMADE filter, e.g. ``elements HAS ALL "Mn","O" AND nelements<=3``."""
+    optimade_max: int = 100
+    """The most structures fetched per provider."""
+    optimade_page_size: int = 0
+    """Structures per page (0: each provider's default)."""
     mobile_sites: str | None = None
     """The working-ion sites of ``files`` that move (labels, Wyckoff positions or indices; None:
     every one); the others stay in the framework."""
@@ -327,6 +370,9 @@ class ScreenSpec:
     the mlip extra is installed (:func:`default_voltage_calculator`)."""
 
     def __post_init__(self) -> None:
+        if self.optimade_max < 1 or self.optimade_page_size < 0:
+            raise ValueError(f"optimade_max must be at least 1 and optimade_page_size at least 0 "
+                             f"(got {self.optimade_max}, {self.optimade_page_size})")
         self.bvse = _screen_bvse(self.bvse)
         self.bvse.validate()
         from ionscreen.screening.neb import NEBSettings
@@ -393,28 +439,57 @@ class ScreenSpec:
         return CandidateSet(cgen.unique(found), rejected, failures)
 
     # ---- stages
+    def optimade_pages(self) -> list[dict[str, Any]]:
+        """The first-page job input of each OPTIMADE provider (raises
+        :class:`~ionscreen.structures.optimade.OptimadeError` for an unknown provider)."""
+        return [first_page(w, self.optimade_filter, self.optimade_page_size) for w in self.optimade]
+
+    def optimade_stage(self) -> Stage | None:
+        """The fetch: the pages of each provider's query, one ``optimade`` job per page,
+        followed until the query ends or ``optimade_max`` structures are stored."""
+        if not self.optimade:
+            return None
+        return Stage("optimade", STEPS["optimade"], self.optimade_pages(), FETCH,
+                     follow=partial(next_page, max_entries=self.optimade_max), retry=True)
+
+    def _candidate_extras(self) -> dict[str, Any]:
+        # only when asked: the job ids of other screens stay what they were
+        return {**({"strip": list(self.replace_ions)} if self.replace_ions else {}),
+                **({"order": self.order, "order_max_atoms": self.order_max_atoms}
+                   if self.order else {}),
+                **({"mobile": self.mobile_sites} if self.mobile_sites else {})}
+
+    def optimade_candidate_docs(self, view: ResultView) -> list[dict[str, Any]]:
+        """One ``candidate`` job input per fetched OPTIMADE entry and working ion."""
+        extra = self._candidate_extras()
+        return [{"optimade": {"provider": name, "base_url": base, "entry": entry}, "ion": ion,
+                 "oxi": self.oxi, **extra}
+                for name, base, entry in fetched_entries(view.results("optimade"),
+                                                         self.optimade_pages(), self.optimade_max)
+                for ion in self.ions]
+
     def file_stage(self) -> Stage | None:
-        """One ``candidate`` job per user file and ion (a bad file fails alone, stored)."""
-        if not self.files:
+        """The ``candidate`` stage: one job per user file and ion, and one per fetched OPTIMADE
+        entry and ion (a bad file or entry fails alone, stored)."""
+        if not (self.files or self.optimade):
             return None
         from ionscreen.structures.candidates import iter_structure_files
 
+        extra = self._candidate_extras()
         paths = [str(p) for p in iter_structure_files(self.files)]
+        files = [{"path": p, "ion": ion, "oxi": self.oxi, **extra}
+                 for p in paths for ion in self.ions]
+        if not self.optimade:
+            return Stage("candidate", STEPS["candidate"], files, INLINE)
         return Stage("candidate", STEPS["candidate"],
-                     [{"path": p, "ion": ion, "oxi": self.oxi,
-                       # only when asked: the job ids of other screens stay what they were
-                       **({"strip": list(self.replace_ions)} if self.replace_ions else {}),
-                       **({"order": self.order, "order_max_atoms": self.order_max_atoms}
-                          if self.order else {}),
-                       **({"mobile": self.mobile_sites} if self.mobile_sites else {})}
-                      for p in paths for ion in self.ions],
-                     INLINE)
+                     lambda view: files + self.optimade_candidate_docs(view), INLINE,
+                     reads=("optimade",))
 
     def bvse_stage(self, candidates: Sequence[dict[str, Any]], with_files: bool = True) -> Stage:
         """BVSE of ``candidates`` (and, with user files, of the candidates their jobs made)."""
         settings = self.bvse_settings()
         fixed = [{"candidate": c, "settings": settings} for c in candidates]
-        if not (with_files and self.files):
+        if not (with_files and (self.files or self.optimade)):
             return Stage("bvse", STEPS["bvse"], fixed, BVSE)
 
         def inputs(view: ResultView) -> list[dict[str, Any]]:
@@ -444,14 +519,18 @@ class ScreenSpec:
         raise ValueError(f"this screen has no dynamic stage '{name}'")
 
     def stages(self, candidates: Sequence[dict[str, Any]] | None = None) -> list[Stage]:
-        """[user files ->] BVSE -> NEB on the top N per ion [-> ML voltage].
+        """[OPTIMADE pages ->] [user files and OPTIMADE entries ->] BVSE -> NEB on the top N
+        per ion [-> ML voltage].
 
-        ``candidates`` default to the built-in ones plus those of the user files; given, they
-        are the BVSE stage's candidates and the files are not read.
+        ``candidates`` default to the built-in ones plus those of the user files and OPTIMADE
+        entries; given, they are the BVSE stage's candidates and nothing is read or fetched.
         """
         stages: list[Stage] = []
         if candidates is None:
             candidates = self.candidates().docs
+            fetch = self.optimade_stage()
+            if fetch is not None:
+                stages.append(fetch)
             files = self.file_stage()
             if files is not None:
                 stages.append(files)
@@ -461,6 +540,6 @@ class ScreenSpec:
 
 """The earlier name of :class:`ScreenSpec` (it describes the screen; it makes nothing)."""
 
-__all__ = ["BVSE", "INLINE", "ML", "NEB", "STEPS", "CandidateSet", "JobsView", "ResultView",
-           "ScreenSpec", "Stage", "Step", "insertion_inputs", "is_bvff",
+__all__ = ["BVSE", "FETCH", "INLINE", "ML", "NEB", "STEPS", "CandidateSet", "JobsView", "ResultView",
+           "ScreenSpec", "Stage", "Step", "insertion_inputs", "is_bvff", "run_inline",
            "neb_inputs", "parse_substitution_rules", "select_top"]

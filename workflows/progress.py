@@ -102,9 +102,12 @@ class PlainProgress:
             self._print(task)
             return len(self.tasks) - 1
 
-    def update(self, task_id: int, advance: int = 0, failed: int | None = None) -> None:
+    def update(self, task_id: int, advance: int = 0, failed: int | None = None,
+               total: int | None = None) -> None:
         with self._lock:
             task = self.tasks[task_id]
+            if total is not None:  # a chain of jobs (a query's pages) grows as it goes
+                task.total = int(total)
             task.completed += advance
             if failed is not None:
                 task.failed = failed

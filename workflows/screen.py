@@ -19,10 +19,17 @@ from .store import ResultStore
 def candidate_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"path", "ion", "oxi"[, "strip"][, "order", "order_max_atoms"][, "mobile"]}`` -> one validated
     candidate from a user file (bad files fail here); with ``order``, ``{"candidates": [...]}``:
-    the file's lowest-Ewald orderings (:func:`candidate_docs` reads both)."""
-    from ionscreen.structures.candidates import from_file, from_file_ordered
+    the file's lowest-Ewald orderings (:func:`candidate_docs` reads both). With
+    ``{"optimade": {"provider", "base_url", "entry"}, ...}`` instead of ``path``: the
+    candidates of one OPTIMADE entry."""
+    from ionscreen.structures.candidates import from_file, from_file_ordered, from_optimade
 
     strip, mobile = doc.get("strip") or (), doc.get("mobile")
+    if "optimade" in doc:
+        src = doc["optimade"]
+        return {"candidates": [c.to_dict() for c in from_optimade(
+            src["entry"], src["provider"], src["base_url"], doc["ion"], doc.get("oxi"), strip,
+            int(doc.get("order") or 0), doc.get("order_max_atoms"), mobile)]}
     if doc.get("order"):
         return {"candidates": [c.to_dict() for c in from_file_ordered(
             doc["path"], doc["ion"], int(doc["order"]), doc.get("oxi"), strip,
@@ -59,6 +66,23 @@ def _neb_summaries(store: ResultStore) -> dict[str, Any]:
     return nebs
 
 
+def _failed_candidate(rec: Any) -> Any:
+    """The record of a user file or an OPTIMADE entry that made no candidate."""
+    from ionscreen.screening.records import HostRecord
+
+    doc = rec.input
+    if "optimade" not in doc:
+        return HostRecord.failed_file(doc["path"], doc["ion"], _failure(rec), job_id=rec.id)
+    src = doc["optimade"]
+    entry = src["entry"]
+    attrs = entry.get("attributes") or {}
+    return HostRecord(job_id=rec.id, candidate_id=None,
+                      formula=str(attrs.get("chemical_formula_reduced") or entry["id"]),
+                      working_ion=doc["ion"], source=f"optimade:{src['provider']} {entry['id']}",
+                      citation=f"{src['base_url']}/v1/structures/{entry['id']}",
+                      failure=_failure(rec))
+
+
 def collect_records(store: ResultStore) -> tuple[list[Any], list[Any]]:
     """(done records, failed records) of a store: one
     :class:`~ionscreen.screening.records.HostRecord` per finished BVSE job, and as failures
@@ -82,8 +106,14 @@ def collect_records(store: ResultStore) -> tuple[list[Any], list[Any]]:
             cand, BVSESummary.from_dict(rec.result["summary"]), nebs.get(cand.id), ins.get(cand.id),
             job_id=rec.id))
     for rec in store.results("candidate", state="failed"):
-        failed.append(HostRecord.failed_file(rec.input["path"], rec.input["ion"], _failure(rec),
-                                             job_id=rec.id))
+        failed.append(_failed_candidate(rec))
+    for rec in store.results("optimade", state="failed"):
+        doc = rec.input or {}
+        # a page holds hosts for every working ion: no ion of its own (no ranked_<ion> file)
+        failed.append(HostRecord(job_id=rec.id, candidate_id=None, formula="(fetch)",
+                                 working_ion=None, source=f"optimade:{doc.get('provider')} "
+                                 f"page {int(doc.get('page', 0)) + 1}",
+                                 citation=str(doc.get("url", "")), failure=_failure(rec)))
     for step in ("neb", "insertion"):
         for rec in store.results(step, state="failed"):
             cand = Candidate.from_dict(rec.input["candidate"])
