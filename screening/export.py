@@ -205,7 +205,7 @@ def failure_row(record: HostRecord) -> dict[str, Any]:
     if f is None:
         raise ValueError(f"{record.formula} ({record.working_ion}): not a failed record")
     return {
-        "working_ion": normalise_ion(record.working_ion),
+        "working_ion": normalise_ion(record.working_ion) if record.working_ion else "",
         "formula": record.formula,
         "source": record.source,
         "step": f.step,
@@ -364,7 +364,9 @@ def export_run(records: Iterable[HostRecord], failures: Iterable[HostRecord], ou
                       "neb_flags": [dict(f) for f in h.record.neb.flags] if h.record.neb else []}
                      for h in hosts]
         written.update(_write_ranked(out, ion, flat[ion], w, counts[ion], ranked_tier(hosts)))
-    failed = [failure_row(f) for f in failures if normalise_ion(f.working_ion) in ion_list]
+    # a failure of no one ion (a database page that could not be fetched) is listed too
+    failed = [failure_row(f) for f in failures
+              if f.working_ion is None or normalise_ion(f.working_ion) in ion_list]
     written["failures.csv"] = write_csv(out / "failures.csv", failed, FAILURE_COLUMNS)
     zpath = out / "top_cifs.zip"
     manifest = _write_zip(zpath, ranked, top_n)

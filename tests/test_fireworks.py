@@ -287,6 +287,35 @@ def test_user_files_are_read_at_submission_through_the_store(lp, tmp_path):
     assert len(select.tasks[0]["jobs"]) == 2
 
 
+def test_optimade_pages_are_fetched_at_submission_once_and_run_as_fireworks(lp, tmp_path):
+    """`ionscreen submit --optimade URL`: the pages are fetched at submission into the store
+    (one `optimade` job each), the entries become BVSE Fireworks in batches; a second
+    submission fetches nothing; the Fireworks run and rank with the provider in every row."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from optimade_server import OptimadeServer
+
+    with OptimadeServer(tmp_path / "srv") as srv:
+        screen = ScreenSpec(ions=["Mg"], hosts="none", optimade=[srv.url],
+                            optimade_filter='elements HAS "O"', optimade_page_size=3, neb_top=1)
+        res = submit(lp, ScreenWorkflowMaker(screen=screen, batch_size=3))
+        n = len(srv.requests())
+        store = _store(lp)
+        pages = store.results("optimade")
+        assert n == len(pages) >= 2
+        assert res.failed_files == 1  # Na0.8CoO2 without --order: a failed candidate job
+        assert res.candidates == 6 and res.workflows == 2  # batches of 3 BVSE Fireworks
+        again = submit(lp, ScreenWorkflowMaker(screen=screen, batch_size=3))
+        assert len(srv.requests()) == n and again.new_jobs == 0
+    _run(lp, tmp_path / "launches")
+    records, failures = collect_records(_store(lp))
+    assert len(records) == 6
+    assert all(r.source.startswith(f"optimade:127.0.0.1:{srv.port} ion-") for r in records)
+    assert [f.failure.step for f in failures] == ["candidate"]
+
+
 def test_submit_command(lp, tmp_path, monkeypatch):
     from ionscreen.workflows.cli_fireworks import submit as submit_cmd
 
