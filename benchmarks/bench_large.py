@@ -16,7 +16,15 @@ best host per ion and no voltage. Measured, in one run:
 * the FireWorks engine's batches: how many workflows ``ScreenWorkflowMaker`` makes of the
   candidates (batch size 50) and how long that takes.
 
-Writes ``benchmarks/out/large.json``.
+``--source optimade``: the same distinct host structures (542 of them: built-in hosts,
+substitutions, polymers, every discharged variant) served as OPTIMADE entries by the
+``optimade[server]`` reference implementation on 127.0.0.1, and the screen is ``ionscreen
+screen --optimade <url> --hosts none`` for Mg Ca Zn Al (2,168 host–ion candidates); the fetch
+is timed per page from the store. Then the same screen is submitted with ``ionscreen submit``
+to a LaunchPad on a real MongoDB-wire server (SecantusDB), in batches of 50, its pages fetched
+once more into that store, and a worker (``rlaunch rapidfire``) runs the first 100 Fireworks.
+
+Writes ``benchmarks/out/large.json`` (``large_optimade.json`` with ``--source optimade``).
 """
 
 from __future__ import annotations
@@ -52,9 +60,34 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_screen(d: Path, workers: int) -> dict:
+OPT_IONS = ["Mg", "Ca", "Zn", "Al"]
+
+
+def optimade_args(url: str) -> list[str]:
+    return ["--optimade", url, "--max", "5000", "--page-size", "100", "--hosts", "none",
+            "--ions", *OPT_IONS, "--neb-top", "1", "--voltage", "none"]
+
+
+def optimade_entries() -> list[dict]:
+    """The distinct host structures of the default candidate set, as OPTIMADE entries."""
+    from optimade_server import as_entry
+
+    from ionscreen.structures.candidates import structure_fingerprint
+    from ionscreen.workflows.plan import ScreenSpec
+
+    found: dict[str, object] = {}
+    for c in ScreenSpec(ions=IONS, substitute=["default"], cps=True, cp_models=2
+                        ).candidates().candidates:
+        s = c.structure.copy()
+        s.remove_oxidation_states()
+        found.setdefault(structure_fingerprint(s), s)
+    return [as_entry(f"bench-{k:04d}", s) for k, s in enumerate(found.values())]
+
+
+def run_screen(d: Path, workers: int, args: list[str] | None = None) -> dict:
     """The screen, with the memory of its process tree sampled against the BVSE progress."""
-    cmd = [sys.executable, "-m", "ionscreen.workflows", "screen", *ARGS, "--workers",
+    args = ARGS if args is None else args
+    cmd = [sys.executable, "-m", "ionscreen.workflows", "screen", *args, "--workers",
            str(workers), "--out", "run"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     t0 = time.perf_counter()
@@ -91,7 +124,7 @@ def run_screen(d: Path, workers: int) -> dict:
         during = [s for s in samples if (q - 0.25) * total <= s[2] < q * total]
         quarters.append(round(max((s[1] for s in during), default=0) / 2**20))
     after = [s[1] for s in samples if s[2] >= total]
-    return {"command": " ".join(["ionscreen", "screen", *ARGS, "--workers", str(workers)]),
+    return {"command": " ".join(["ionscreen", "screen", *args, "--workers", str(workers)]),
             "wall_s": round(wall, 1), "stages": stages, "jobs": states,
             "peak_rss_MB_by_bvse_quarter": quarters,
             "peak_rss_MB_after_bvse": round(max(after, default=0) / 2**20),
@@ -162,10 +195,77 @@ def fireworks_batches() -> dict:
             "make_s": round(time.perf_counter() - t, 1)}
 
 
+def fireworks_submit(url: str, where: Path, n_run: int = 100) -> dict:
+    """``ionscreen submit --optimade`` to a LaunchPad on SecantusDB (batches of 50), then one
+    ``rlaunch rapidfire`` worker runs ``n_run`` Fireworks; the store is read back."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from test_fireworks_server import ENV, Secantus
+
+    bin_dir = Path(sys.executable).parent
+    srv = Secantus(where / "secantus")
+    srv.root.mkdir(parents=True)
+    srv.start()
+    try:
+        pad = srv.launchpad_file(where, "bench")
+        subprocess.run([str(bin_dir / "lpad"), "-l", str(pad), "reset", "--password",
+                        time.strftime("%Y-%m-%d")], cwd=where, env=ENV, check=True,
+                       capture_output=True)
+        t = time.perf_counter()
+        r = subprocess.run([str(bin_dir / "ionscreen"), "submit", "--launchpad", str(pad),
+                            *optimade_args(url), "--batch-size", "50"], cwd=where, env=ENV,
+                           capture_output=True, text=True)
+        t_submit = time.perf_counter() - t
+        if r.returncode:
+            raise SystemExit(r.stdout[-2000:] + r.stderr[-2000:])
+        db = srv.client()["bench"]
+        n_wf, n_fw = db.workflows.count_documents({}), db.fireworks.count_documents({})
+        t = time.perf_counter()
+        subprocess.run([str(bin_dir / "rlaunch"), "-l", str(pad), "rapidfire", "--nlaunches",
+                        str(n_run), "--sleep", "0"], cwd=where, env=ENV, check=True,
+                       capture_output=True)
+        t_run = time.perf_counter() - t
+        states = {s: db.fireworks.count_documents({"state": s})
+                  for s in ("COMPLETED", "FIZZLED", "READY", "WAITING")}
+        jobs = db.ionscreen_jobs
+        counts = {f"{st}:{state}": jobs.count_documents({"step": st, "state": state})
+                  for st in ("optimade", "candidate", "bvse") for state in ("done", "failed",
+                                                                             "queued")}
+    finally:
+        srv.kill()
+    return {"command": "ionscreen submit " + " ".join(optimade_args(url)) + " --batch-size 50",
+            "submit_s": round(t_submit, 1), "workflows": n_wf, "fireworks_at_submission": n_fw,
+            "stdout": r.stdout.strip()[-600:], "rlaunch_fireworks": n_run,
+            "rlaunch_s": round(t_run, 1), "fireworks_states_after": states, "store": counts}
+
+
+def main_optimade(workers: int) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
+    from optimade_server import OptimadeServer
+
+    res = {"machine": {"cpu": cpu_model(), "cores": usable_cores(),
+                       "load_1min_at_start": os.getloadavg()[0]}}
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        data = optimade_entries()
+        res["entries"] = {"n": len(data), "build_s": round(time.perf_counter() - t, 1)}
+        with OptimadeServer(Path(d) / "server", data=data) as srv:
+            res["screen"] = run_screen(Path(d), workers, optimade_args(srv.url))
+            print(json.dumps(res["screen"], indent=1), flush=True)
+            res["per_1000"] = per_thousand(Path(d) / "run")
+            print(json.dumps(res["per_1000"], indent=1), flush=True)
+            res["fireworks"] = fireworks_submit(srv.url, Path(d) / "fw")
+            print(json.dumps(res["fireworks"], indent=1), flush=True)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "large_optimade.json").write_text(json.dumps(res, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--source", choices=("builtin", "optimade"), default="builtin")
     args = ap.parse_args()
+    if args.source == "optimade":
+        return main_optimade(args.workers)
     res = {"machine": {"cpu": cpu_model(), "cores": usable_cores(),
                        "load_1min_at_start": os.getloadavg()[0]}}
     with tempfile.TemporaryDirectory() as d:

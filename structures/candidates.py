@@ -404,6 +404,7 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
 
 
 _ORDERED: dict[tuple, list[Any]] = {}
+_LOADED: dict[tuple, tuple[Structure, list[str]]] = {}
 
 
 def _orderings(key: tuple, raw: Structure, order: int, max_atoms: int,
@@ -444,8 +445,12 @@ def from_optimade(entry: dict[str, Any], provider: str, base_url: str, ion: str,
         raw = entry_structure(entry)
     read_notes = _notes(caught)
     if raw.is_ordered or order <= 0:  # a disordered entry fails in load_file, naming --order
-        st, notes = load_file(raw, oxidation_states)
-        return [from_structure(st, ion, source, origin, citation, [*read_notes, *notes],
+        key = (base_url, eid, tuple(sorted((oxidation_states or {}).items())))
+        if key not in _LOADED:  # the same entry for every working ion: its states guessed once
+            _LOADED.clear()
+            _LOADED[key] = load_file(raw, oxidation_states)
+        st, notes = _LOADED[key]
+        return [from_structure(st.copy(), ion, source, origin, citation, [*read_notes, *notes],
                                strip=strip, mobile=mobile)]
     limit = max_atoms or MAX_ORDER_ATOMS
     key = (base_url, eid, order, limit, tuple(sorted((oxidation_states or {}).items())))

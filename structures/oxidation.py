@@ -93,7 +93,8 @@ def assign_oxidation_states(
 
     Precedence: an explicit ``oxidation_states`` mapping (element -> state, every element
     present must be given); else the states already on every site; else pymatgen's
-    BVAnalyzer; else the first of ``Composition.oxi_state_guesses()``. If all fail, raise
+    BVAnalyzer (not for an organic framework, with C and H); else the first of
+    ``Composition.oxi_state_guesses()``. If all fail, raise
     OxidationStateError explaining how to give them, or StructureValidationError if the
     structure has partial occupancy (what the user has to fix first).
     """
@@ -138,10 +139,16 @@ def assign_oxidation_states(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            return _from(BVAnalyzer().get_oxi_state_decorated_structure(bare), "guessed (bond valence)")
-        except Exception as exc:  # noqa: BLE001 - fall back to composition guesses
-            reasons.append(f"BVAnalyzer: {first_line(exc)}")
+        if {"C", "H"} <= set(elements):
+            # an organic framework (a coordination polymer from a database): BVAnalyzer's
+            # valence search fails on covalent C-H/C-N bonds, after 20-25 s for a 336-atom cell
+            reasons.append("BVAnalyzer: not tried on an organic framework (C and H)")
+        else:
+            try:
+                return _from(BVAnalyzer().get_oxi_state_decorated_structure(bare),
+                             "guessed (bond valence)")
+            except Exception as exc:  # noqa: BLE001 - fall back to composition guesses
+                reasons.append(f"BVAnalyzer: {first_line(exc)}")
         try:
             guesses = bare.composition.oxi_state_guesses(max_sites=-50)
         except Exception as exc:  # noqa: BLE001

@@ -89,10 +89,16 @@ def entries() -> list[dict[str, Any]]:
     return out
 
 
-def write_entries(path: Path) -> Path:
-    """The test database as an OPTIMADE JSON-lines file (the server loads it at start)."""
+def as_entry(entry_id: str, structure: Any) -> dict[str, Any]:
+    """A pymatgen Structure as an OPTIMADE structure entry."""
+    return {"id": entry_id, "type": "structures", "attributes": _attributes(structure)}
+
+
+def write_entries(path: Path, data: list[dict[str, Any]] | None = None) -> Path:
+    """``data`` (default: the test database, :func:`entries`) as an OPTIMADE JSON-lines file
+    (the server loads it at start)."""
     lines = [json.dumps({"x-optimade": {"meta": {"api_version": "1.2.0"}}})]
-    lines += [json.dumps(e) for e in entries()]
+    lines += [json.dumps(e) for e in (entries() if data is None else data)]
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -104,16 +110,18 @@ def free_port() -> int:
 
 
 class OptimadeServer:
-    """``uvicorn optimade.server.main:app`` on 127.0.0.1 with :func:`entries`; ``start()``,
+    """``uvicorn optimade.server.main:app`` on 127.0.0.1 with :func:`entries` (or ``data``,
+    e.g. a benchmark's thousand hosts); ``start()``,
     ``stop()`` (killed: a server that goes away) and ``requests()`` (its access log lines for
     the structures endpoint)."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None,
+                 data: list[dict[str, Any]] | None = None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.jsonl = write_entries(self.folder / "entries.jsonl")
+        self.jsonl = write_entries(self.folder / "entries.jsonl", data)
         self.config = self.folder / "optimade_config.json"
         self.config.write_text(json.dumps({
             "database_backend": "mongomock", "insert_test_data": False,

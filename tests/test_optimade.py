@@ -184,8 +184,9 @@ def test_bad_filter_fails_with_the_providers_own_message(server, tmp_path):
 
 def test_server_going_away_mid_fetch_keeps_the_pages_and_resumes(tmp_path):
     """Pages of 2: the server is killed once the second page is stored; the third page fails
-    with the reason, the four structures fetched are screened; with the server back, the next
-    run fetches pages 3-5 only (never 1 and 2 again) and screens the rest."""
+    with the reason, the four structures fetched are screened; with the server back, the same
+    screen from the command line fetches pages 3-5 only (never 1 and 2 again) and screens the
+    rest."""
     srv = OptimadeServer(tmp_path / "srv").start()
     try:
         spec = ScreenSpec(ions=["Mg"], hosts="none", optimade=[srv.url], optimade_page_size=2,
@@ -202,7 +203,8 @@ def test_server_going_away_mid_fetch_keeps_the_pages_and_resumes(tmp_path):
             return fetch.follow(doc, result)
 
         cut = [dataclasses.replace(fetch, follow=follow_then_kill), *stages[1:]]
-        path = tmp_path / "ionscreen.sqlite"
+        (tmp_path / "run").mkdir()
+        path = tmp_path / "run" / "ionscreen.sqlite"
         engine = LocalEngine(path, progress=False)
         engine.run_stages(cut)
         store = engine.store
@@ -216,17 +218,17 @@ def test_server_going_away_mid_fetch_keeps_the_pages_and_resumes(tmp_path):
         assert len(store.results("bvse")) >= 3
         store.close()
 
-        srv.start()
+        srv.start()  # the server is back: the same screen from the command line resumes
         before = len(srv.requests())
-        engine = LocalEngine(path, progress=False)
-        engine.run_stages(spec.stages())
-        store = engine.store
+        r = _ionscreen("screen", "--optimade", srv.url, "--page-size", "2", "--hosts", "none",
+                       "--ions", "Mg", "--neb-top", "0", "--out", "run", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr[-3000:]
         assert _page_offsets(srv.requests()[before:]) == [4, 6, 8]
+        assert (f"OPTIMADE 127.0.0.1:{srv.port}: {N_ENTRIES} structures in 5 page(s) of "
+                f"{N_ENTRIES} matching (complete)") in r.stdout.replace("\n", "")
+        store = SQLiteStore.open_readonly(path)
         assert len(store.results("optimade")) == 5
         assert not store.results("optimade", state="failed")
-        assert fetch_summary(store.results("optimade", state=None)) == [
-            f"OPTIMADE 127.0.0.1:{srv.port}: {N_ENTRIES} structures in 5 page(s) of "
-            f"{N_ENTRIES} matching (complete)"]
         got = {rec.input["optimade"]["entry"]["id"] for rec in store.results("candidate", None)}
         assert got == {e["id"] for e in entries()}
         store.close()

@@ -36,7 +36,7 @@ def candidates(spec, out):  # type: ignore[no-untyped-def]
         {"candidates": docs, "failures": failures,
          "rejected_substitutions": found.rejected}, indent=1))
     console.print(_summary_table(docs))
-    files = [c for c in docs if c["source"].startswith("file:")]
+    files = [c for c in docs if c["source"].startswith(("file:", "optimade:"))]
     if files:
         console.print(_files_table(files))
     for f in failures:
@@ -111,8 +111,9 @@ def _summary_table(docs: list[dict[str, Any]]) -> Table:
 def _files_table(docs: list[dict[str, Any]]) -> Table:
     """User files: the oxidation states each candidate stands on, where they came from, and
     the ions other than the working one left in it (or removed with --replace-ion)."""
-    t = Table(title="user files: oxidation states used (given, in the file, or guessed)")
-    for c in ("file", "ion", "formula", "oxidation states", "from", "capacity mAh/g",
+    t = Table(title="user files and database entries: oxidation states used (given, in the "
+                    "file, or guessed)")
+    for c in ("file or entry", "ion", "formula", "oxidation states", "from", "capacity mAh/g",
               "other ions (per cell)"):
         t.add_column(c, overflow="fold")
     for c in docs:
@@ -121,7 +122,9 @@ def _files_table(docs: list[dict[str, Any]]) -> Table:
         other = ", ".join(f"{n:g} {el}" for el, n in (prov.get("other_ions") or {}).items())
         removed = ", ".join(f"{n:g} {el}" for el, n in (prov.get("removed_ions") or {}).items())
         cap = c.get("capacity_mAh_g")
-        t.add_row(Path(prov.get("path", c["source"])).name, c["working_ion"], c["formula"], oxi,
+        where = (Path(prov["path"]).name if "path" in prov
+                 else c["source"].removeprefix("optimade:"))
+        t.add_row(where, c["working_ion"], c["formula"], oxi,
                   str(prov.get("oxidation_states_from", "—")),
                   "—" if cap is None else f"{cap:.0f}",
                   (f"removed: {removed}" if removed else "") + (other or ("" if removed else "—")))
