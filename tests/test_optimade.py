@@ -268,3 +268,12 @@ def test_candidates_command_fetches_once_into_its_store(server, tmp_path):
     assert _ionscreen(*args, cwd=tmp_path).returncode == 0
     assert len(server.requests()) == n
     assert (tmp_path / "c.sqlite").exists()
+    # another filter into the same store: only its own entries are written
+    r = _ionscreen("candidates", "--optimade", server.url, "--filter", "nelements=2",
+                   "--hosts", "none", "--ions", "Mg", "--out", "c.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads((tmp_path / "c.json").read_text())
+    ids = sorted(c["source"].split()[1] for c in doc["candidates"])
+    assert ids == ["ion-MnO2-beta", "ion-MoO3", "ion-TiO2-anatase", "ion-TiO2-rutile",
+                   "ion-TiS2", "ion-V2O5"]
+    assert [f["path"].split()[1] for f in doc["failures"]] == ["ion-TiS2-monolayer"]

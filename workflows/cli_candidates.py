@@ -66,15 +66,21 @@ def _from_optimade(spec: Any, store_path: Path) -> tuple[list[Any], list[dict[st
     store = engine.store
     assert store is not None
     try:
-        for line in fetch_summary(store.results("optimade", state=None)):
+        # this command's jobs only: the store may hold the pages of an earlier filter too
+        queries = {(q["base_url"], q["filter"]) for q in only.optimade_pages()}
+        pages = [r for r in store.results("optimade", state=None)
+                 if ((r.input or {}).get("base_url"), (r.input or {}).get("filter")) in queries]
+        for line in fetch_summary(pages):
             console.print(line)
-        cands = [Candidate.from_dict(d) for rec in store.results("candidate")
+        step = stages[-1].step
+        mine = [store.get(step.job_id(doc)) for doc in stages[-1].docs(store)]
+        cands = [Candidate.from_dict(d) for rec in mine if rec is not None and rec.state == "done"
                  for d in candidate_docs(rec.result)]
         bad = [{"path": f"{rec.input['optimade']['provider']} {rec.input['optimade']['entry']['id']}"
                         f" ({rec.input['ion']})", "reason": str(rec.reason)}
-               for rec in store.results("candidate", state="failed")]
+               for rec in mine if rec is not None and rec.state == "failed"]
         bad += [{"path": f"{rec.input['provider']} page {int(rec.input['page']) + 1}",
-                 "reason": str(rec.reason)} for rec in store.results("optimade", state="failed")]
+                 "reason": str(rec.reason)} for rec in pages if rec.state == "failed"]
     finally:
         store.close()
     console.print(f"fetched pages and candidates kept in {store_path} (run again: nothing is "

@@ -73,7 +73,8 @@ def submit(launchpad_file, store_spec, spec, batch_size, resources, priorities):
     console.print(f"added {res.workflows} workflows ({res.fireworks} Fireworks at submission; "
                   f"NEB Fireworks are added when each batch's BVSE is done) for "
                   f"{res.candidates} candidates; {res.new_jobs} new BVSE jobs in the store"
-                  + (f"; {res.failed_files} structure files failed (see `ionscreen rank`)"
+                  + (f"; {res.failed_files} structure files or database entries failed (see "
+                     "`ionscreen rank`)"
                      if res.failed_files else ""))
     where = store_spec or (launchpad_file or "my_launchpad.yaml")
     console.print(f"run them with rlaunch/qlaunch; rank with: ionscreen rank --store {where}")

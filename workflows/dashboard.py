@@ -219,14 +219,12 @@ class Dashboard:
 
     @staticmethod
     def _failure(rec: Any) -> dict[str, Any]:
-        doc = rec.input or {}
-        cand = doc.get("candidate") or {}
-        what = cand.get("formula") or (Path(doc["path"]).name if doc.get("path") else None)
-        return {"step": rec.step, "job_id": rec.id, "formula": what,
-                "ion": cand.get("working_ion") or doc.get("ion"),
-                "source": cand.get("source") or (f"file:{doc['path']}" if doc.get("path") else None),
-                "error": rec.error, "reason": rec.reason, "attempts": rec.attempts,
-                "finished": rec.finished}
+        from .screen import origin
+
+        o = origin(rec.step, rec.input or {})
+        return {"step": rec.step, "job_id": rec.id, "formula": o["formula"], "ion": o["ion"],
+                "source": o["source"], "error": rec.error, "reason": rec.reason,
+                "attempts": rec.attempts, "finished": rec.finished}
 
     def _rank(self, store: ResultStore, key: Any) -> None:
         """Recompute the ranking when ``key`` (the counts) changed."""

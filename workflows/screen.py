@@ -66,20 +66,35 @@ def _neb_summaries(store: ResultStore) -> dict[str, Any]:
     return nebs
 
 
-def _failed_candidate(rec: Any) -> Any:
-    """The record of a user file or an OPTIMADE entry that made no candidate."""
+def origin(step: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+    """What a job's input is about, for a failure's row: ``{"formula", "ion", "source",
+    "citation"}`` of its candidate, user file, OPTIMADE entry or OPTIMADE page (a page is of
+    no one ion: ``ion`` None)."""
+    cand = doc.get("candidate")
+    if cand:
+        return {"formula": cand.get("formula"), "ion": cand.get("working_ion"),
+                "source": cand.get("source"), "citation": cand.get("citation", "")}
+    if step == "optimade":
+        return {"formula": "(fetch)", "ion": None, "citation": str(doc.get("url", "")),
+                "source": f"optimade:{doc.get('provider')} page {int(doc.get('page', 0)) + 1}"}
+    if "optimade" in doc:
+        src, entry = doc["optimade"], doc["optimade"]["entry"]
+        attrs = entry.get("attributes") or {}
+        return {"formula": str(attrs.get("chemical_formula_reduced") or entry["id"]),
+                "ion": doc.get("ion"), "source": f"optimade:{src['provider']} {entry['id']}",
+                "citation": f"{src['base_url']}/v1/structures/{entry['id']}"}
+    path = doc.get("path")
+    return {"formula": Path(path).name if path else None, "ion": doc.get("ion"),
+            "source": f"file:{path}" if path else None, "citation": "user structure"}
+
+
+def _failed_input(rec: Any) -> Any:
+    """The record of a user file, an OPTIMADE entry or page that made no candidate."""
     from ionscreen.screening.records import HostRecord
 
-    doc = rec.input
-    if "optimade" not in doc:
-        return HostRecord.failed_file(doc["path"], doc["ion"], _failure(rec), job_id=rec.id)
-    src = doc["optimade"]
-    entry = src["entry"]
-    attrs = entry.get("attributes") or {}
-    return HostRecord(job_id=rec.id, candidate_id=None,
-                      formula=str(attrs.get("chemical_formula_reduced") or entry["id"]),
-                      working_ion=doc["ion"], source=f"optimade:{src['provider']} {entry['id']}",
-                      citation=f"{src['base_url']}/v1/structures/{entry['id']}",
+    o = origin(rec.step, rec.input or {})
+    return HostRecord(job_id=rec.id, candidate_id=None, formula=str(o["formula"]),
+                      working_ion=o["ion"], source=str(o["source"]), citation=o["citation"],
                       failure=_failure(rec))
 
 
@@ -105,15 +120,9 @@ def collect_records(store: ResultStore) -> tuple[list[Any], list[Any]]:
         done.append(HostRecord.from_results(
             cand, BVSESummary.from_dict(rec.result["summary"]), nebs.get(cand.id), ins.get(cand.id),
             job_id=rec.id))
-    for rec in store.results("candidate", state="failed"):
-        failed.append(_failed_candidate(rec))
-    for rec in store.results("optimade", state="failed"):
-        doc = rec.input or {}
-        # a page holds hosts for every working ion: no ion of its own (no ranked_<ion> file)
-        failed.append(HostRecord(job_id=rec.id, candidate_id=None, formula="(fetch)",
-                                 working_ion=None, source=f"optimade:{doc.get('provider')} "
-                                 f"page {int(doc.get('page', 0)) + 1}",
-                                 citation=str(doc.get("url", "")), failure=_failure(rec)))
+    # an OPTIMADE page holds hosts for every ion: no ion of its own (no ranked_<ion> file)
+    for step in ("optimade", "candidate"):
+        failed += [_failed_input(rec) for rec in store.results(step, state="failed")]
     for step in ("neb", "insertion"):
         for rec in store.results(step, state="failed"):
             cand = Candidate.from_dict(rec.input["candidate"])
