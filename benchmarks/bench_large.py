@@ -168,11 +168,14 @@ def per_thousand(run: Path) -> dict:
     port = server.server_address[1]
     pages = {}
     for path in ("/", "/api/status"):
-        t = time.perf_counter()
-        for _ in range(3):
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=120) as r:
+        times = []
+        for _ in range(4):  # the first /api/status ranks the store; the next are the refreshes
+            t = time.perf_counter()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=300) as r:
                 r.read()
-        pages[path] = (time.perf_counter() - t) / 3
+            times.append(time.perf_counter() - t)
+        pages[path] = times[0]
+        pages[f"{path} refresh"] = sum(times[1:]) / 3
     server.shutdown()
     scale = 1000.0 / n
     return {"records": n, "committed": len(bvse),

@@ -367,6 +367,9 @@ def test_store_contract(any_store):
     assert s.get("missing") is None
     assert [r.id for r in s.results("bvse")] == ["id0", "id1"]
     assert [(r.id, r.error, r.reason) for r in s.failures()] == [("id2", "ValueError", "bad host")]
+    recent, n = s.recent_failures(5)
+    assert n == 1 and [(r.id, r.reason) for r in recent] == [("id2", "bad host")]
+    assert s.recent_failures(0) == ([], 1)
     assert [r.id for r in s.results(None, None)] == ["id0", "id1", "id2", "id3", "id9"]
     assert s.states(["id0", "id2", "id3", "zz"]) == {"id0": "done", "id2": "failed",
                                                      "id3": "queued"}

@@ -304,10 +304,8 @@ class Dashboard:
 
     def _failures(self, store: ResultStore) -> dict[str, Any]:
         """The most recent failures first, and how many there are."""
-        failures = store.failures()
-        failures.sort(key=lambda r: r.finished or 0, reverse=True)
-        return {"failures": [self._failure(r) for r in failures[:RECENT_FAILURES]],
-                "n_failures": len(failures)}
+        recent, n = store.recent_failures(RECENT_FAILURES)
+        return {"failures": [self._failure(r) for r in recent], "n_failures": n}
 
     def status(self) -> dict[str, Any]:
         """The ``/api/status`` document (plain JSON, no NaN)."""

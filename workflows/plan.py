@@ -329,9 +329,9 @@ class ScreenSpec:
     files: list[str] = field(default_factory=list)
     """User structure files or folders (each read by a ``candidate`` job)."""
     oxi: dict[str, float] | None = None
-    """Oxidation states for ``files`` (else guessed)."""
+    """Oxidation states for ``files`` and OPTIMADE entries (else guessed)."""
     order: int = 0
-    """Disordered ``files``: screen their N lowest-Ewald orderings (0: a disordered file fails
+    """Disordered ``files`` and OPTIMADE entries: screen their N lowest-Ewald orderings (0: a disordered file fails
     with the sites that are disordered)."""
     order_max_atoms: int = MAX_ORDER_ATOMS
     """The largest supercell (sites) ``order`` may build."""
@@ -346,10 +346,10 @@ class ScreenSpec:
     optimade_page_size: int = 0
     """Structures per page (0: each provider's default)."""
     mobile_sites: str | None = None
-    """The working-ion sites of ``files`` that move (labels, Wyckoff positions or indices; None:
+    """The working-ion sites of ``files`` and OPTIMADE entries that move (labels, Wyckoff positions or indices; None:
     every one); the others stay in the framework."""
     replace_ions: list[str] = field(default_factory=list)
-    """Elements (e.g. ["Li"]) whose ions are removed from ``files`` so that the working ion is
+    """Elements (e.g. ["Li"]) whose ions are removed from ``files`` and OPTIMADE entries so that the working ion is
     screened in the sites they leave (the host's oxidation states are guessed again)."""
     bvse: BVSESettings = field(default_factory=lambda: _screen_bvse(None))
     """The BVSE settings (:class:`~ionscreen.screening.bvse.BVSESettings`; a mapping of its

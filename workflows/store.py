@@ -179,6 +179,14 @@ class ResultStore(abc.ABC):
         """Failed jobs with their error type and reason."""
         return self.results(step, state="failed")
 
+    def recent_failures(self, limit: int) -> tuple[list[JobRecord], int]:
+        """The ``limit`` most recently finished failed jobs, latest first, and how many failed
+        jobs there are (what a dashboard refreshing every few seconds reads; stores override
+        it with a query that does not load every failure)."""
+        bad = self.failures()
+        bad.sort(key=lambda r: r.finished or 0, reverse=True)
+        return bad[:limit], len(bad)
+
     def close(self) -> None:  # noqa: B027 (optional to override)
         """Release the store's resources."""
 

@@ -285,6 +285,14 @@ class MongoStore(ResultStore):
             q["state"] = state
         return [self._record(d) for d in self.jobs.find(q).sort("seq", 1)]
 
+    def recent_failures(self, limit: int) -> tuple[list[JobRecord], int]:
+        q = {"state": "failed"}
+        n = int(self.jobs.count_documents(q))
+        if limit <= 0:  # Mongo's limit(0) means no limit
+            return [], n
+        docs = self.jobs.find(q).sort([("finished", -1), ("seq", -1)]).limit(int(limit))
+        return [self._record(d) for d in docs], n
+
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         groups = self.jobs.aggregate([{"$group": {"_id": {"step": "$step", "state": "$state"},

@@ -369,6 +369,12 @@ class SQLiteStore(ResultStore):
             sql += " WHERE " + " AND ".join(where)
         return [self._record(r) for r in self._db.execute(sql + " ORDER BY rowid", params)]
 
+    def recent_failures(self, limit: int) -> tuple[list[JobRecord], int]:
+        rows = self._db.execute(f"SELECT {_COLS} FROM jobs WHERE state = 'failed' ORDER BY "
+                                "COALESCE(finished, 0) DESC, rowid DESC LIMIT ?", (int(limit),))
+        n = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'failed'").fetchone()[0]
+        return [self._record(r) for r in rows], int(n)
+
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for step, state, n in self._db.execute(
