@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from monty.json import MSONable
@@ -436,7 +437,7 @@ def from_optimade(entry: dict[str, Any], provider: str, base_url: str, ion: str,
     eid = str(entry["id"])
     attrs = entry.get("attributes") or {}
     origin = {"optimade": {"provider": provider, "base_url": base_url, "id": eid,
-                           "url": f"{base_url}/v1/structures/{eid}",
+                           "url": f"{base_url}/v1/structures/{quote(eid, safe='')}",
                            **({"last_modified": str(attrs["last_modified"])}
                               if attrs.get("last_modified") else {})}}
     source, citation = f"optimade:{provider} {eid}", f"OPTIMADE {provider}, entry {eid}"

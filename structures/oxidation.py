@@ -85,6 +85,19 @@ def oxidation_summary(structure: Structure) -> dict[str, float]:
     return {el: round(tot[el] / cnt[el], 4) for el in tot}
 
 
+def _has_ch_bond(structure: Structure, cutoff: float = 1.25) -> bool:
+    """Whether some H is bonded to a C (within ``cutoff`` Å): an organic ligand, not water or
+    hydroxide (a hydrated Prussian-blue analogue has C and H but no C-H bond)."""
+    els = {el.symbol for el in structure.composition.elements}
+    if not {"C", "H"} <= els:
+        return False
+    hs = [i for i, site in enumerate(structure) if site.specie.symbol == "H"]
+    for nbrs in structure.get_all_neighbors(cutoff, sites=[structure[i] for i in hs]):
+        if any(n.specie.symbol == "C" for n in nbrs):
+            return True
+    return False
+
+
 def assign_oxidation_states(
     structure: Structure, oxidation_states: Mapping[str, float] | None = None
 ) -> Structure:
@@ -93,7 +106,7 @@ def assign_oxidation_states(
 
     Precedence: an explicit ``oxidation_states`` mapping (element -> state, every element
     present must be given); else the states already on every site; else pymatgen's
-    BVAnalyzer (not for an organic framework, with C and H); else the first of
+    BVAnalyzer (not for an organic framework, with C-H bonds); else the first of
     ``Composition.oxi_state_guesses()``. If all fail, raise
     OxidationStateError explaining how to give them, or StructureValidationError if the
     structure has partial occupancy (what the user has to fix first).
@@ -139,10 +152,10 @@ def assign_oxidation_states(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if {"C", "H"} <= set(elements):
+        if _has_ch_bond(bare):
             # an organic framework (a coordination polymer from a database): BVAnalyzer's
             # valence search fails on covalent C-H/C-N bonds, after 20-25 s for a 336-atom cell
-            reasons.append("BVAnalyzer: not tried on an organic framework (C and H)")
+            reasons.append("BVAnalyzer: not tried on an organic framework (C-H bonds)")
         else:
             try:
                 return _from(BVAnalyzer().get_oxi_state_decorated_structure(bare),

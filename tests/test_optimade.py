@@ -277,3 +277,25 @@ def test_candidates_command_fetches_once_into_its_store(server, tmp_path):
     assert ids == ["ion-MnO2-beta", "ion-MoO3", "ion-TiO2-anatase", "ion-TiO2-rutile",
                    "ion-TiS2", "ion-V2O5"]
     assert [f["path"].split()[1] for f in doc["failures"]] == ["ion-TiS2-monolayer"]
+
+
+def test_a_larger_max_resumes_the_fetch_in_the_same_folder(server, tmp_path):
+    """--max is the one setting a folder's screen may change: 3 then 7 structures in pages of 2
+    fetch pages 1-2, then pages 3-4 only, and screen the 7; the same database named twice
+    (its URL and its URL with a slash) is fetched once."""
+    base = ("screen", "--optimade", server.url, f"{server.url}/", "--page-size", "2",
+            "--hosts", "none", "--ions", "Mg", "--neb-top", "0", "--out", "run")
+    before = len(server.requests())
+    r = _ionscreen(*base, "--max", "3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _page_offsets(server.requests()[before:]) == [0, 2]
+    mid = len(server.requests())
+    r = _ionscreen(*base, "--max", "7", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _page_offsets(server.requests()[mid:]) == [4, 6]
+    store = SQLiteStore.open_readonly(tmp_path / "run" / "ionscreen.sqlite")
+    try:
+        got = {rec.input["optimade"]["entry"]["id"] for rec in store.results("candidate", None)}
+    finally:
+        store.close()
+    assert len(got) == 7

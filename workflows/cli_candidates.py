@@ -67,9 +67,9 @@ def _from_optimade(spec: Any, store_path: Path) -> tuple[list[Any], list[dict[st
     assert store is not None
     try:
         # this command's jobs only: the store may hold the pages of an earlier filter too
-        queries = {(q["base_url"], q["filter"]) for q in only.optimade_pages()}
+        queries = {q["query"] for q in only.optimade_pages()}
         pages = [r for r in store.results("optimade", state=None)
-                 if ((r.input or {}).get("base_url"), (r.input or {}).get("filter")) in queries]
+                 if (r.input or {}).get("query") in queries]
         for line in fetch_summary(pages):
             console.print(line)
         step = stages[-1].step

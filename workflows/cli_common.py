@@ -256,11 +256,14 @@ def spec_from_options(*, ions: Any = None, hosts: str = "builtin", substitute: A
                                  "(e.g. --optimade mp)", param_hint="--filter")
     from ionscreen.structures.optimade import resolve_provider
 
+    seen: dict[str, str] = {}
     for word in providers:  # a typo in a name stops the command before any fetch
         try:
-            resolve_provider(word)
+            _, url = resolve_provider(word)
         except IonscreenError as exc:
             raise click.BadParameter(str(exc), param_hint="--optimade") from exc
+        seen.setdefault(url, word)  # "mp" and its URL are one database, fetched once
+    providers = list(seen.values())
     voltage = default_voltage_calculator(voltage_calc)
     if neb_top is None:
         neb_top = NEB_TOP_WITH_VOLTAGE if voltage else NEB_TOP

@@ -76,5 +76,18 @@ def submit(launchpad_file, store_spec, spec, batch_size, resources, priorities):
                   + (f"; {res.failed_files} structure files or database entries failed (see "
                      "`ionscreen rank`)"
                      if res.failed_files else ""))
+    if spec.optimade:
+        from .fireworks_engine import resolve_store
+        from .optimade_fetch import fetch_summary
+
+        store, own = resolve_store(store_spec or DEFAULT_STORE, lp)
+        try:
+            queries = {q["query"] for q in spec.optimade_pages()}
+            for line in fetch_summary(r for r in store.results("optimade", state=None)
+                                      if (r.input or {}).get("query") in queries):
+                console.print(line)  # a fetch cut short says so: submit again to resume it
+        finally:
+            if own:
+                store.close()
     where = store_spec or (launchpad_file or "my_launchpad.yaml")
     console.print(f"run them with rlaunch/qlaunch; rank with: ionscreen rank --store {where}")

@@ -50,8 +50,9 @@ def first_page(word: str, filter: str, page_size: int = 0) -> dict[str, Any]:
         params["page_limit"] = str(int(page_size))
     if filter.strip():
         params = {"filter": filter.strip(), **params}
-    return {"provider": name, "base_url": base, "filter": filter.strip(), "page": 0,
-            "before": 0, "url": f"{base}/{API}/structures?{urlencode(params)}"}
+    url = f"{base}/{API}/structures?{urlencode(params)}"
+    return {"provider": name, "base_url": base, "filter": filter.strip(), "query": url,
+            "page": 0, "before": 0, "url": url}
 
 
 def next_page(doc: Mapping[str, Any], result: Mapping[str, Any],
@@ -71,7 +72,9 @@ def optimade_page_step(doc: dict[str, Any]) -> dict[str, Any]:
     from optimade.client import OptimadeClient
 
     base = str(doc["base_url"])
-    client = OptimadeClient(base_urls=[base], max_results_per_provider=0, use_async=False,
+    # a number, not 0 (= None in the client): with a provider that leaves out the optional
+    # meta.data_available, the client compares its request count with this cap
+    client = OptimadeClient(base_urls=[base], max_results_per_provider=10**9, use_async=False,
                             silent=True, http_timeout=TIMEOUT, max_attempts=3)
     res = client.get_one("structures", str(doc.get("filter") or ""), base, paginate=False,
                          override_url=str(doc["url"]))[base]
@@ -101,9 +104,16 @@ def _clean(errors: Sequence[Any]) -> str:
     for e in errors:
         text = re.sub(r"^\w+(Error|Exception|Timeout): ", "", str(e).strip())
         m = re.match(r"^(\d{3}) - (\S+): (.*)$", text, re.S)
-        if m and m.group(1).startswith("4") and m.group(1) != "429":
+        if m and m.group(1) == "404":
+            out.append(f"no OPTIMADE structures endpoint at {m.group(2)} (HTTP 404) — check the "
+                       "base URL given to --optimade")
+        elif m and m.group(1) in ("401", "403") and "page_limit" not in m.group(3):
+            out.append(f"the provider refused access (HTTP {m.group(1)}): "
+                       f"{m.group(3).strip()[:300]} — it may need an account or a key")
+        elif m and m.group(1).startswith("4") and m.group(1) != "429":
             out.append(f"the provider refused the query (HTTP {m.group(1)}): {m.group(3).strip()}"
-                       " — change --filter (or --page-size) and run again")
+                       " — change --filter (or --page-size) and run again (a new filter needs "
+                       "a new --out, or --force)")
         elif m:
             out.append(f"the provider answered HTTP {m.group(1)}: {m.group(3).strip()[:300]} — "
                        "run again later to resume the fetch")
@@ -115,12 +125,13 @@ def _clean(errors: Sequence[Any]) -> str:
     return "; ".join(out)
 
 
-def pages_in_order(records: Iterable[JobRecord]) -> dict[tuple[str, str], list[JobRecord]]:
-    """Done page records grouped per (base URL, filter), first page first."""
-    out: dict[tuple[str, str], list[JobRecord]] = {}
+def pages_in_order(records: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
+    """Page records grouped per query (the first page's URL: provider, filter and page size),
+    first page first."""
+    out: dict[str, list[JobRecord]] = {}
     for rec in records:
         doc = rec.input or {}
-        out.setdefault((doc.get("base_url", ""), doc.get("filter", "")), []).append(rec)
+        out.setdefault(str(doc.get("query", "")), []).append(rec)
     for lst in out.values():
         lst.sort(key=lambda r: int((r.input or {}).get("page", 0)))
     return out
@@ -134,7 +145,7 @@ def fetched_entries(records: Iterable[JobRecord], queries: Sequence[Mapping[str,
     out = []
     for q in queries:
         seen: set[str] = set()
-        for rec in by_query.get((q["base_url"], q["filter"]), []):
+        for rec in by_query.get(q["query"], []):
             for entry in rec.result.get("entries") or ():
                 if len(seen) >= max_entries:
                     break
@@ -155,7 +166,7 @@ def fetch_summary(records: Iterable[JobRecord]) -> list[str]:
         pages = done.get(key, [])
         n = sum(len(r.result.get("entries") or ()) for r in pages)
         last = pages[-1].result if pages else {}
-        name = ((pages or bad[key])[0].input or {}).get("provider", key[0])
+        name = ((pages or bad[key])[0].input or {}).get("provider", key)
         total = (pages[0].result.get("data_returned") if pages else None)
         state = ("complete" if pages and not last.get("next") else "stopped at --max"
                  if pages else "not started")

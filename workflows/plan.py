@@ -70,7 +70,8 @@ class Step:
 
 STEPS: dict[str, Step] = {
     "optimade": Step("optimade", optimade_page_step, "1"),
-    "candidate": Step("candidate", candidate_step, "1"),
+    # 2: BVAnalyzer is not tried on organic frameworks (C-H bonds); OPTIMADE entries
+    "candidate": Step("candidate", candidate_step, "2"),
     "bvse": Step("bvse", bvse_step, "1"),
     "neb": Step("neb", neb_step, "1"),
     "insertion": Step("insertion", insertion_step, "1"),

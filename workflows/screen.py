@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .store import ResultStore
 
@@ -82,7 +83,7 @@ def origin(step: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         attrs = entry.get("attributes") or {}
         return {"formula": str(attrs.get("chemical_formula_reduced") or entry["id"]),
                 "ion": doc.get("ion"), "source": f"optimade:{src['provider']} {entry['id']}",
-                "citation": f"{src['base_url']}/v1/structures/{entry['id']}"}
+                "citation": f"{src['base_url']}/v1/structures/{quote(str(entry['id']), safe='')}"}
     path = doc.get("path")
     return {"formula": Path(path).name if path else None, "ion": doc.get("ion"),
             "source": f"file:{path}" if path else None, "citation": "user structure"}
@@ -168,6 +169,10 @@ def export(store: ResultStore, out_dir: str | Path, top_n: int = 10, weights: An
 
 # --------------------------------------------------------------------------- a run folder's settings
 
+#: settings a folder's screen may change and resume: a larger --max fetches on from the
+#: stored pages (a smaller one screens fewer of them)
+IN_PLACE = frozenset({"optimade_max"})
+
 #: the run settings of stores written before the whole spec was recorded (0.2)
 _LEGACY_KEYS = ("ions", "hosts", "resolution", "neb_top")
 
@@ -197,7 +202,7 @@ def settings_conflicts(runs: list[Mapping[str, Any]], spec: Mapping[str, Any]) -
             defaults = json.loads(json.dumps(ScreenSpec().as_dict(), default=str))
             old = {**{k: defaults.get(k) for k in spec}, **stored["spec"]}
             return [f"{k}: {_short(old.get(k))} → {_short(spec.get(k))}"
-                    for k in sorted(spec) if old.get(k) != spec.get(k)]
+                    for k in sorted(spec) if old.get(k) != spec.get(k) and k not in IN_PLACE]
         if any(k in stored for k in _LEGACY_KEYS):  # a store from before 0.2.1
             now = {"ions": spec.get("ions"), "hosts": spec.get("hosts"),
                    "resolution": (spec.get("bvse") or {}).get("resolution"),
