@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 from monty.json import MSONable
@@ -386,38 +385,51 @@ def from_file_ordered(path: str | os.PathLike, ion: str, order: int,
     candidate that says which ordering it is and of how many; an ordered file gives itself.
     Raises an :class:`IonscreenError` for a file that cannot be used or ordered."""
     from .io import read_structure
-    from .ordering import MAX_ORDER_ATOMS
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         raw = read_structure(path)
     if raw.is_ordered:
         return [from_file(path, ion, oxidation_states, strip=strip, mobile=mobile)]
-    read_notes = _notes(caught)
-    out = []
-    key = (str(path), order, max_atoms or MAX_ORDER_ATOMS,
-           tuple(sorted((oxidation_states or {}).items())))
-    for o in _orderings(key, raw, order, key[2], oxidation_states):
-        st, notes = load_file(o.structure, oxidation_states)
-        out.append(from_file(path, ion, structure=st, notes=[*read_notes, *notes], strip=strip,
-                             ordering=o.provenance(), mobile=mobile))
-    return out
+    return _orderings_of(raw, str(path), order, max_atoms, oxidation_states, _notes(caught), ion,
+                         f"file:{path}", {"path": str(path)}, "user structure", strip, mobile)
 
 
+#: the last host loaded or ordered, by key: consecutive jobs of one host (one per working ion)
+#: guess its oxidation states and order it once
 _ORDERED: dict[tuple, list[Any]] = {}
 _LOADED: dict[tuple, tuple[Structure, list[str]]] = {}
 
 
-def _orderings(key: tuple, raw: Structure, order: int, max_atoms: int,
-               oxidation_states: dict[str, float] | None) -> list[Any]:
-    """:func:`~ionscreen.structures.ordering.order_structure` of ``raw``, once per ``key``: the
-    same disordered host is ordered once for every working ion."""
-    from .ordering import order_structure
+def _memo(cache: dict[tuple, Any], key: tuple, make: Any) -> Any:
+    """``make()`` once per ``key``; ``cache`` keeps the last key only."""
+    if key not in cache:
+        cache.clear()
+        cache[key] = make()
+    return cache[key]
 
-    if key not in _ORDERED:
-        _ORDERED.clear()
-        _ORDERED[key] = order_structure(raw, order, max_atoms, oxidation_states)
-    return _ORDERED[key]
+
+def _oxi_key(oxidation_states: dict[str, float] | None) -> tuple:
+    return tuple(sorted((oxidation_states or {}).items()))
+
+
+def _orderings_of(raw: Structure, host: str, order: int, max_atoms: int | None,
+                  oxidation_states: dict[str, float] | None, read_notes: Sequence[str], ion: str,
+                  source: str, origin: dict[str, Any], citation: str, strip: Sequence[str],
+                  mobile: str | None) -> list[Candidate]:
+    """The candidates of the ``order`` lowest-Ewald orderings of the disordered ``raw``
+    (``host``: its file or entry, the key under which it is ordered once for every ion)."""
+    from .ordering import MAX_ORDER_ATOMS, order_structure
+
+    limit = max_atoms or MAX_ORDER_ATOMS
+    orderings = _memo(_ORDERED, (host, order, limit, _oxi_key(oxidation_states)),
+                      lambda: order_structure(raw, order, limit, oxidation_states))
+    out = []
+    for o in orderings:
+        st, notes = load_file(o.structure, oxidation_states)
+        out.append(from_structure(st, ion, source, origin, citation, [*read_notes, *notes],
+                                  strip=strip, ordering=o.provenance(), mobile=mobile))
+    return out
 
 
 def from_optimade(entry: dict[str, Any], provider: str, base_url: str, ion: str,
@@ -431,36 +443,26 @@ def from_optimade(entry: dict[str, Any], provider: str, base_url: str, ion: str,
     id, the entry's URL and its last modification. Raises an :class:`IonscreenError` for an
     entry the pipeline cannot use (not 3D, partial occupancy without ``order``, no
     charge-balanced oxidation states...)."""
-    from .optimade import entry_structure
-    from .ordering import MAX_ORDER_ATOMS
+    from .optimade import entry_source, entry_structure, entry_url
 
     eid = str(entry["id"])
     attrs = entry.get("attributes") or {}
     origin = {"optimade": {"provider": provider, "base_url": base_url, "id": eid,
-                           "url": f"{base_url}/v1/structures/{quote(eid, safe='')}",
+                           "url": entry_url(base_url, eid),
                            **({"last_modified": str(attrs["last_modified"])}
                               if attrs.get("last_modified") else {})}}
-    source, citation = f"optimade:{provider} {eid}", f"OPTIMADE {provider}, entry {eid}"
+    source, citation = entry_source(provider, eid), f"OPTIMADE {provider}, entry {eid}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         raw = entry_structure(entry)
     read_notes = _notes(caught)
     if raw.is_ordered or order <= 0:  # a disordered entry fails in load_file, naming --order
-        key = (base_url, eid, tuple(sorted((oxidation_states or {}).items())))
-        if key not in _LOADED:  # the same entry for every working ion: its states guessed once
-            _LOADED.clear()
-            _LOADED[key] = load_file(raw, oxidation_states)
-        st, notes = _LOADED[key]
+        st, notes = _memo(_LOADED, (base_url, eid, _oxi_key(oxidation_states)),
+                          lambda: load_file(raw, oxidation_states))
         return [from_structure(st.copy(), ion, source, origin, citation, [*read_notes, *notes],
                                strip=strip, mobile=mobile)]
-    limit = max_atoms or MAX_ORDER_ATOMS
-    key = (base_url, eid, order, limit, tuple(sorted((oxidation_states or {}).items())))
-    out = []
-    for o in _orderings(key, raw, order, limit, oxidation_states):
-        st, notes = load_file(o.structure, oxidation_states)
-        out.append(from_structure(st, ion, source, origin, citation, [*read_notes, *notes],
-                                  strip=strip, ordering=o.provenance(), mobile=mobile))
-    return out
+    return _orderings_of(raw, f"{base_url} {eid}", order, max_atoms, oxidation_states,
+                         read_notes, ion, source, origin, citation, strip, mobile)
 
 
 def from_files(

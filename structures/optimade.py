@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from pymatgen.core import Element, Structure
 
@@ -57,6 +58,16 @@ def slim_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     attrs = entry.get("attributes") or {}
     return {"id": str(entry.get("id")), "type": entry.get("type", "structures"),
             "attributes": {k: attrs[k] for k in RESPONSE_FIELDS if k in attrs}}
+
+
+def entry_source(provider: str, entry_id: str) -> str:
+    """A candidate's ``source`` for an entry: ``optimade:<provider> <id>``."""
+    return f"optimade:{provider} {entry_id}"
+
+
+def entry_url(base_url: str, entry_id: str) -> str:
+    """The URL of one entry at its provider (``<base>/v1/structures/<id>``)."""
+    return f"{base_url}/v1/structures/{quote(str(entry_id), safe='')}"
 
 
 def entry_label(entry: Mapping[str, Any]) -> str:
@@ -116,5 +127,5 @@ def entry_structure(entry: Mapping[str, Any]) -> Structure:
     return structure
 
 
-__all__ = ["RESPONSE_FIELDS", "OptimadeError", "entry_label", "entry_structure", "providers",
-           "resolve_provider", "slim_entry"]
+__all__ = ["RESPONSE_FIELDS", "OptimadeError", "entry_label", "entry_source", "entry_structure",
+           "entry_url", "providers", "resolve_provider", "slim_entry"]

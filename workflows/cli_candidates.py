@@ -53,9 +53,9 @@ def _from_optimade(spec: Any, store_path: Path) -> tuple[list[Any], list[dict[st
     from ionscreen.structures.candidates import Candidate
 
     from .local import LocalEngine
-    from .optimade_fetch import fetch_summary
+    from .optimade_fetch import fetch_summary, pages_of
     from .plan import ScreenSpec
-    from .screen import candidate_docs
+    from .screen import candidate_docs, origin
 
     only = ScreenSpec(**{**spec.as_dict(), "files": [], "hosts": "none", "substitute": None,
                          "cps": False})
@@ -67,20 +67,21 @@ def _from_optimade(spec: Any, store_path: Path) -> tuple[list[Any], list[dict[st
     assert store is not None
     try:
         # this command's jobs only: the store may hold the pages of an earlier filter too
-        queries = {q["query"] for q in only.optimade_pages()}
-        pages = [r for r in store.results("optimade", state=None)
-                 if (r.input or {}).get("query") in queries]
+        pages = pages_of(store.results("optimade", state=None), only.optimade_pages())
         for line in fetch_summary(pages):
             console.print(line)
         step = stages[-1].step
-        mine = [store.get(step.job_id(doc)) for doc in stages[-1].docs(store)]
-        cands = [Candidate.from_dict(d) for rec in mine if rec is not None and rec.state == "done"
+        mine = [r for r in (store.get(step.job_id(doc)) for doc in stages[-1].docs(store))
+                if r is not None]
+        cands = [Candidate.from_dict(d) for rec in mine if rec.state == "done"
                  for d in candidate_docs(rec.result)]
-        bad = [{"path": f"{rec.input['optimade']['provider']} {rec.input['optimade']['entry']['id']}"
-                        f" ({rec.input['ion']})", "reason": str(rec.reason)}
-               for rec in mine if rec is not None and rec.state == "failed"]
-        bad += [{"path": f"{rec.input['provider']} page {int(rec.input['page']) + 1}",
-                 "reason": str(rec.reason)} for rec in pages if rec.state == "failed"]
+        bad = []
+        for rec in [*mine, *pages]:
+            if rec.state == "failed":
+                o = origin(rec.step, rec.input)
+                what = o["source"].removeprefix("optimade:")
+                bad.append({"path": what + (f" ({o['ion']})" if o["ion"] else ""),
+                            "reason": str(rec.reason)})
     finally:
         store.close()
     console.print(f"fetched pages and candidates kept in {store_path} (run again: nothing is "

@@ -149,20 +149,22 @@ _CANDIDATE_OPTIONS = [
                       "any structure file, stops the command before any job, also when other "
                       "hosts are screened; a file that cannot be used is a failed job with its "
                       "reason."),
-    click.option("--oxi", default=None, help="Oxidation states for --files and --optimade entries, e.g. Fe=2,P=5,O=-2."),
+    click.option("--oxi", default=None,
+                 help="Oxidation states for --files and --optimade entries, e.g. Fe=2,P=5,O=-2."),
     click.option("--replace-ion", "replace_ion", default=None,
-                 help="Remove these ions (e.g. Li or Li,Na) from --files and --optimade entries first and screen the "
-                      "working ion in the sites they leave; the host's oxidation states are "
-                      "guessed again (LiCoO2 -> CoO2 with Co4+)."),
+                 help="Remove these ions (e.g. Li or Li,Na) from --files and --optimade entries "
+                      "first and screen the working ion in the sites they leave; the host's "
+                      "oxidation states are guessed again (LiCoO2 -> CoO2 with Co4+)."),
     click.option("--mobile-sites", "mobile_sites", default=None,
-                 help="The working-ion sites of --files (and --optimade entries) that move, by site label (Na2), Wyckoff "
-                      "position (18e) or 0-based index in the file, comma separated; the other "
-                      "sites of the ion stay as framework. Default: every site of the ion."),
+                 help="The working-ion sites of --files (and --optimade entries) that move, by "
+                      "site label (Na2), Wyckoff position (18e) or 0-based index in the file, "
+                      "comma separated; the other sites of the ion stay as framework. Default: "
+                      "every site of the ion."),
     click.option("--order", type=click.IntRange(min=0), default=0,
-                 help="Disordered --files and --optimade entries (partial occupancy, vacancies such as Na0.8CoO2): "
-                      "screen their N lowest-Ewald orderings, in the smallest supercell that "
-                      "makes the occupancies whole; each row says which ordering it is. "
-                      "0: such a file fails with its disordered sites."),
+                 help="Disordered --files and --optimade entries (partial occupancy, vacancies "
+                      "such as Na0.8CoO2): screen their N lowest-Ewald orderings, in the "
+                      "smallest supercell that makes the occupancies whole; each row says which "
+                      "ordering it is. 0: such a file fails with its disordered sites."),
     click.option("--order-max-atoms", type=click.IntRange(min=1), default=MAX_ORDER_ATOMS,
                  show_default=True,
                  help="The largest supercell --order builds (sites); a file that needs more "

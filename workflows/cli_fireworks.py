@@ -78,13 +78,12 @@ def submit(launchpad_file, store_spec, spec, batch_size, resources, priorities):
                      if res.failed_files else ""))
     if spec.optimade:
         from .fireworks_engine import resolve_store
-        from .optimade_fetch import fetch_summary
+        from .optimade_fetch import fetch_summary, pages_of
 
         store, own = resolve_store(store_spec or DEFAULT_STORE, lp)
         try:
-            queries = {q["query"] for q in spec.optimade_pages()}
-            for line in fetch_summary(r for r in store.results("optimade", state=None)
-                                      if (r.input or {}).get("query") in queries):
+            for line in fetch_summary(pages_of(store.results("optimade", state=None),
+                                               spec.optimade_pages())):
                 console.print(line)  # a fetch cut short says so: submit again to resume it
         finally:
             if own:

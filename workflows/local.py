@@ -369,9 +369,7 @@ class LocalEngine:
         events: _StageRun | None = None
         st = {"jobs": 0, "already_done": 0, "failed_earlier": 0, "to_run": 0}
         summary.stages.append(st)
-        first = True
-        while first or jobs:
-            first = False
+        while True:
             skip = done_before if retry else done_before | failed_before
             todo = [jobs[i] for i in jobs if i not in skip]
             st["jobs"] += len(jobs)
@@ -410,6 +408,8 @@ class LocalEngine:
                     if rec is not None and rec.state == "done" else None
                 if after is not None:
                     nxt.append((stage.step, after))
+            if not nxt:
+                break
             jobs, done_before, failed_before = self._add_stage_jobs(nxt, retry)
 
     def _progress_bar(self) -> Any:

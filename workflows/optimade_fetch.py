@@ -137,6 +137,14 @@ def pages_in_order(records: Iterable[JobRecord]) -> dict[str, list[JobRecord]]:
     return out
 
 
+def pages_of(records: Iterable[JobRecord], queries: Sequence[Mapping[str, Any]]
+             ) -> list[JobRecord]:
+    """The page records of ``queries`` (first-page documents) among ``records``: a store may
+    also hold the pages of another query (``ionscreen candidates`` with another filter)."""
+    keys = {q["query"] for q in queries}
+    return [r for r in records if (r.input or {}).get("query") in keys]
+
+
 def fetched_entries(records: Iterable[JobRecord], queries: Sequence[Mapping[str, Any]],
                     max_entries: int) -> list[tuple[str, str, dict[str, Any]]]:
     """``(provider, base URL, entry)`` of the stored pages of ``queries`` (first-page
@@ -179,4 +187,4 @@ def fetch_summary(records: Iterable[JobRecord]) -> list[str]:
 
 
 __all__ = ["fetch_summary", "fetched_entries", "first_page", "next_page",
-           "optimade_page_step", "pages_in_order"]
+           "optimade_page_step", "pages_in_order", "pages_of"]

@@ -332,8 +332,8 @@ class ScreenSpec:
     oxi: dict[str, float] | None = None
     """Oxidation states for ``files`` and OPTIMADE entries (else guessed)."""
     order: int = 0
-    """Disordered ``files`` and OPTIMADE entries: screen their N lowest-Ewald orderings (0: a disordered file fails
-    with the sites that are disordered)."""
+    """Disordered ``files`` and OPTIMADE entries: screen their N lowest-Ewald orderings (0: a
+    disordered file fails with the sites that are disordered)."""
     order_max_atoms: int = MAX_ORDER_ATOMS
     """The largest supercell (sites) ``order`` may build."""
     optimade: list[str] = field(default_factory=list)
@@ -347,11 +347,12 @@ class ScreenSpec:
     optimade_page_size: int = 0
     """Structures per page (0: each provider's default)."""
     mobile_sites: str | None = None
-    """The working-ion sites of ``files`` and OPTIMADE entries that move (labels, Wyckoff positions or indices; None:
-    every one); the others stay in the framework."""
+    """The working-ion sites of ``files`` and OPTIMADE entries that move (labels, Wyckoff
+    positions or indices; None: every one); the others stay in the framework."""
     replace_ions: list[str] = field(default_factory=list)
-    """Elements (e.g. ["Li"]) whose ions are removed from ``files`` and OPTIMADE entries so that the working ion is
-    screened in the sites they leave (the host's oxidation states are guessed again)."""
+    """Elements (e.g. ["Li"]) whose ions are removed from ``files`` and OPTIMADE entries so that
+    the working ion is screened in the sites they leave (the host's oxidation states are
+    guessed again)."""
     bvse: BVSESettings = field(default_factory=lambda: _screen_bvse(None))
     """The BVSE settings (:class:`~ionscreen.screening.bvse.BVSESettings`; a mapping of its
     fields is accepted, with a grid step of 0.2 Å unless it says otherwise)."""
@@ -541,6 +542,6 @@ class ScreenSpec:
 
 """The earlier name of :class:`ScreenSpec` (it describes the screen; it makes nothing)."""
 
-__all__ = ["BVSE", "FETCH", "INLINE", "ML", "NEB", "STEPS", "CandidateSet", "JobsView", "ResultView",
-           "ScreenSpec", "Stage", "Step", "insertion_inputs", "is_bvff", "run_inline",
-           "neb_inputs", "parse_substitution_rules", "select_top"]
+__all__ = ["BVSE", "FETCH", "INLINE", "ML", "NEB", "STEPS", "CandidateSet", "JobsView",
+           "ResultView", "ScreenSpec", "Stage", "Step", "insertion_inputs", "is_bvff",
+           "neb_inputs", "parse_substitution_rules", "run_inline", "select_top"]

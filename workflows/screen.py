@@ -12,7 +12,6 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from .store import ResultStore
 
@@ -79,11 +78,13 @@ def origin(step: str, doc: Mapping[str, Any]) -> dict[str, Any]:
         return {"formula": "(fetch)", "ion": None, "citation": str(doc.get("url", "")),
                 "source": f"optimade:{doc.get('provider')} page {int(doc.get('page', 0)) + 1}"}
     if "optimade" in doc:
+        from ionscreen.structures.optimade import entry_source, entry_url
+
         src, entry = doc["optimade"], doc["optimade"]["entry"]
         attrs = entry.get("attributes") or {}
         return {"formula": str(attrs.get("chemical_formula_reduced") or entry["id"]),
-                "ion": doc.get("ion"), "source": f"optimade:{src['provider']} {entry['id']}",
-                "citation": f"{src['base_url']}/v1/structures/{quote(str(entry['id']), safe='')}"}
+                "ion": doc.get("ion"), "source": entry_source(src["provider"], entry["id"]),
+                "citation": entry_url(src["base_url"], entry["id"])}
     path = doc.get("path")
     return {"formula": Path(path).name if path else None, "ion": doc.get("ion"),
             "source": f"file:{path}" if path else None, "citation": "user structure"}
