@@ -299,3 +299,45 @@ def test_a_larger_max_resumes_the_fetch_in_the_same_folder(server, tmp_path):
     finally:
         store.close()
     assert len(got) == 7
+
+
+def test_a_provider_that_keeps_answering_429_fails_the_page_not_hangs(tmp_path):
+    """optimade 1.5's client resets its attempt count at each retry of an HTTP 429, so a
+    provider that always answers "Too Many Requests" held the fetch forever; the page now
+    fails after MAX_ATTEMPTS tries with a reason that says to run again later."""
+    import http.server
+    import threading
+
+    from ionscreen.workflows.optimade_fetch import MAX_ATTEMPTS
+
+    hits: list[str] = []
+
+    class TooMany(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server name)
+            hits.append(self.path)
+            if len(hits) > 10:  # the old client's endless loop: stop it here, fail below
+                self.send_response(500)
+                self.end_headers()
+                return
+            self.send_response(429)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"errors": [{"title": "Too Many Requests"}]}')
+
+        def log_message(self, *args):  # quiet
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), TooMany)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        spec = ScreenSpec(ions=["Mg"], hosts="none", optimade=[url], neb_top=0)
+        engine = LocalEngine(tmp_path / "s.sqlite", progress=False)
+        engine.run_stages(spec.stages())
+        failed = engine.store.results("optimade", state="failed")
+        engine.store.close()
+    finally:
+        httpd.shutdown()
+    assert len(hits) == MAX_ATTEMPTS, hits
+    assert len(failed) == 1 and "HTTP 429" in failed[0].reason
+    assert "run again later" in failed[0].reason

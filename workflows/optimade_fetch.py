@@ -16,12 +16,13 @@ The ``candidate`` stage then makes one job per entry and working ion
 (:func:`candidate_docs_from_pages`): an entry the pipeline cannot use fails alone, with its
 reason, and the rest go on. Pages are fetched with the ``optimade`` package's client
 (:class:`optimade.client.OptimadeClient`: a provider's own error message for a bad filter,
-retries on HTTP 429 with the provider's requested delay).
+retries on HTTP 429 with the provider's requested delay, at most :data:`MAX_ATTEMPTS` times).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
@@ -65,17 +66,40 @@ def next_page(doc: Mapping[str, Any], result: Mapping[str, Any],
     return {**doc, "page": int(doc["page"]) + 1, "before": got, "url": str(result["next"])}
 
 
+#: tries of one page before it fails (HTTP 429 included); a failed page resumes on the next run
+MAX_ATTEMPTS = 3
+
+
+@cache
+def _client_class() -> type:
+    """The ``optimade`` client with its retries of HTTP 429 bounded. In optimade 1.5 the
+    client resets its attempt count at each retry, so a provider that keeps answering 429
+    would hold the fetch (and the store's process) forever."""
+    from optimade.client import OptimadeClient
+
+    class BoundedClient(OptimadeClient):  # type: ignore[misc]
+        too_many = 0
+
+        def _handle_response(self, response: Any, _task: Any) -> tuple[dict[str, Any], str]:
+            if response.status_code == 429:
+                self.too_many += 1
+                if self.too_many >= self.max_attempts:
+                    raise RuntimeError(f"429 - {response.url}: Too Many Requests after "
+                                       f"{self.too_many} tries")
+            return super()._handle_response(response, _task)
+
+    return BoundedClient
+
+
 def optimade_page_step(doc: dict[str, Any]) -> dict[str, Any]:
     """``{"provider", "base_url", "filter", "url", "page", "before"}`` -> ``{"entries": [...],
     "next": URL or None, "data_returned": n}`` of that one page. Raises
     :class:`OptimadeError` with the provider's own message (a bad filter) or the network's."""
-    from optimade.client import OptimadeClient
-
     base = str(doc["base_url"])
     # a number, not 0 (= None in the client): with a provider that leaves out the optional
     # meta.data_available, the client compares its request count with this cap
-    client = OptimadeClient(base_urls=[base], max_results_per_provider=10**9, use_async=False,
-                            silent=True, http_timeout=TIMEOUT, max_attempts=3)
+    client = _client_class()(base_urls=[base], max_results_per_provider=10**9, use_async=False,
+                             silent=True, http_timeout=TIMEOUT, max_attempts=MAX_ATTEMPTS)
     res = client.get_one("structures", str(doc.get("filter") or ""), base, paginate=False,
                          override_url=str(doc["url"]))[base]
     where = f"{doc['provider']} page {int(doc['page']) + 1}"
