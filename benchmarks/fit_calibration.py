@@ -99,6 +99,28 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
     return Calibration(fits, source)
 
 
+def merged(shipped: Calibration | None, new: Calibration, models: set[str]) -> Calibration:
+    """The fits of ``new`` for ``models`` (the models whose results were given, fitted or found
+    to need none) and the shipped fits of every other model, kept as they were: refitting
+    one model must not drop another's fit whose raw results are not at hand. The source says
+    which fits came from which run."""
+    if shipped is None:
+        return new
+    def model(key: str) -> str:
+        return key.split("@")[0]
+
+    kept = {k: f for k, f in shipped.fits.items() if model(k) not in models}
+    if not kept:
+        return new
+    # the shipped source is "models: source" parts, or (never merged) one source for all
+    parts = [p for p in shipped.source.split("; ") if p]
+    if not all(p.split(": ")[0].split(", ")[0] in {model(k) for k in shipped.fits} for p in parts):
+        parts = [", ".join(sorted({model(k) for k in shipped.fits})) + ": " + shipped.source]
+    old = [p for p in parts if not set(p.split(": ")[0].split(", ")) <= models]
+    return Calibration({**kept, **new.fits}, "; ".join([f"{', '.join(sorted(models))}: "
+                                                        f"{new.source}", *old]))
+
+
 def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
                      paths: dict[str, ReferencePath]) -> dict[str, dict[str, float | None]]:
     """Predictions per tier name: every tier raw, each ML model calibrated, the committee of
@@ -146,9 +168,11 @@ def main() -> None:
         print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
               f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
     if args.write:
+        shipped = Calibration.load(str(PACKAGE_DATA)) if PACKAGE_DATA.exists() else None
+        cal_out = merged(shipped, cal, {model_key(ML_TIERS[t]) for t in results if t in ML_TIERS})
         PACKAGE_DATA.parent.mkdir(parents=True, exist_ok=True)
-        PACKAGE_DATA.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
-        print(f"written {PACKAGE_DATA}")
+        PACKAGE_DATA.write_text(json.dumps(cal_out.as_dict(), indent=1) + "\n")
+        print(f"written {PACKAGE_DATA} ({len(cal_out.fits)} fits)")
     preds = tier_predictions(results, cal, every)
     held = [p for p in every.values() if p.split == "held-out" and p.counted]
     run_ids = set.intersection(*(set(r) for r in results.values())) if args.common else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -139,3 +140,20 @@ def test_the_calibration_form_is_chosen_by_cross_validation():
     assert f is None and scores["scale"] > 0.9 * scores["none"]  # no real gain: not kept
     f, _ = choose_fit(x, 1.2 * x + 0.3 + rng.normal(0, 0.02, 40), forms=("scale", "line"))
     assert f.intercept == pytest.approx(0.3, abs=0.05)  # a line when asked for and better
+
+
+def test_a_refit_of_one_model_keeps_the_shipped_fits_of_the_others():
+    """fit_calibration --write with SevenNet results only must not drop CHGNet's fits (their
+    raw barriers are not at hand), and the source says which run fitted which model."""
+    mod = _fit_module()
+    f = LinearFit(1.4, 0.0, 19, 0.19, 0.24, ("Ca",))
+    shipped = Calibration({"chgnet:0.3.0@Ca": f, "chgnet:r2scan": f}, "set A, 2026-12-06")
+    new = Calibration({"sevennet:7net-0@Ca": replace(f, slope=1.2)}, "set A, 2026-12-07")
+    out = mod.merged(shipped, new, {"sevennet:7net-0"})
+    assert set(out.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan", "sevennet:7net-0@Ca"}
+    assert out.source == ("sevennet:7net-0: set A, 2026-12-07; "
+                          "chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06")
+    again = mod.merged(out, Calibration({}, "set A, 2026-12-08"), {"sevennet:7net-0"})
+    assert set(again.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan"}  # refit to "none": dropped
+    assert again.source == "sevennet:7net-0: set A, 2026-12-08; chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06"
+    assert mod.merged(None, new, {"sevennet:7net-0"}) is new
