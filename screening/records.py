@@ -222,14 +222,6 @@ class HostRecord(MSONable):
             oxidation_states=oxi, oxidation_from=oxi_from if oxi else None,
         )
 
-    @classmethod
-    def failed_file(cls, path: str, ion: str, failure: Failure, job_id: str = "") -> HostRecord:
-        """The record of a user file that could not be made into a candidate."""
-        from pathlib import Path
-
-        return cls(job_id=job_id, candidate_id=None, formula=Path(path).name, working_ion=ion,
-                   source=f"file:{path}", citation="user structure", failure=failure)
-
     # ------------------------------------------------------------------ serialisation
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able document (structure as pymatgen's dict)."""

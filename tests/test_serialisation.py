@@ -71,7 +71,8 @@ def test_small_records_round_trip(tmp_path):
 
 
 def test_failed_record_round_trips(tmp_path):
-    rec = HostRecord.failed_file("bad.cif", "Mg", Failure("candidate", "StructureReadError", "x"),
-                                 "j2")
+    rec = HostRecord(job_id="j2", candidate_id=None, formula="bad.cif", working_ion="Mg",
+                     source="file:bad.cif", citation="user structure",
+                     failure=Failure("candidate", "StructureReadError", "x"))
     back = _round_trip(rec, tmp_path)
     assert back.failure == rec.failure and not back.done
