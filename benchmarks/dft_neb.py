@@ -116,6 +116,31 @@ def _stats(pairs: list[tuple[float, float]], n: int, thresholds: tuple[float, ..
     return out
 
 
+#: tiers whose barriers carry the NEB's flags (BVSE has its own plausibility rules)
+NEB_TIERS = ("bvff", "chgnet", "chgnet:r2scan", "sevennet:7net-0", "sevennet:7net-mf-0")
+
+
+def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
+    """The barrier of one ``validate_barriers`` result as the product would rank it: None when
+    the band gave none, or when the NEB refused it (a ``noise`` or ``below-floor`` flag,
+    :data:`ionscreen.screening.neb.flags.REFUSED`). Results stored before the flags were
+    recorded get the floor rule from their barrier and ion (the same rule; a noisy band is in
+    practice also below the floor)."""
+    from ionscreen.screening.ion_models import ion_model
+    from ionscreen.screening.neb.flags import REFUSED, floor_for
+
+    b = result.get("barrier")
+    if b is None or not math.isfinite(b):
+        return None
+    if tier.split(" ")[0] not in NEB_TIERS:
+        return float(b)
+    flags = (result.get("extra") or {}).get("flags")
+    if flags is not None:
+        return None if set(flags) & set(REFUSED) else float(b)
+    ion = result.get("ion")
+    return None if ion and b < floor_for(ion_model(ion).charge) else float(b)
+
+
 def metrics(pred: dict[str, float | None], ref: list[ReferencePath],
             threshold: float | tuple[float, ...] = (0.5, 0.65)) -> dict[str, dict[str, Any]]:
     """Metrics of predicted barriers (path id -> eV, or None when the method gave none) against

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dft_neb import ReferencePath, load_paths, markdown_table, metrics
+from dft_neb import ReferencePath, load_paths, markdown_table, metrics, ranked_barrier
 
 from ionscreen.screening.committee import (
     CALIBRATION_FILE,
@@ -51,9 +50,9 @@ def read_results(files: list[Path]) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def barriers(res: dict[str, dict[str, Any]]) -> dict[str, float | None]:
-    return {pid: (r["barrier"] if r.get("barrier") is not None and math.isfinite(r["barrier"]) else None)
-            for pid, r in res.items()}
+def barriers(res: dict[str, dict[str, Any]], tier: str) -> dict[str, float | None]:
+    """Path id -> the barrier the product would rank (None: none, or refused by a flag)."""
+    return {pid: ranked_barrier(r, tier) for pid, r in res.items()}
 
 
 #: an ion gets its own fit (or its own "none") from this many calibration paths of it
@@ -75,7 +74,7 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
     for tier, res in results.items():
         if tier not in ML_TIERS:
             continue
-        pairs = [(b, paths[pid].dft_barrier, paths[pid].ion) for pid, b in barriers(res).items()
+        pairs = [(b, paths[pid].dft_barrier, paths[pid].ion) for pid, b in barriers(res, tier).items()
                  if b is not None and pid in paths and paths[pid].split == "calibration"]
         groups = {"all": pairs}
         if per_ion:
@@ -125,7 +124,7 @@ def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibra
                      paths: dict[str, ReferencePath]) -> dict[str, dict[str, float | None]]:
     """Predictions per tier name: every tier raw, each ML model calibrated, the committee of
     the ML models (raw mean and calibrated mean), per path."""
-    preds: dict[str, dict[str, float | None]] = {t: barriers(r) for t, r in results.items()}
+    preds: dict[str, dict[str, float | None]] = {t: barriers(r, t) for t, r in results.items()}
     ml = [t for t in results if t in ML_TIERS]
     def one(t: str, pid: str, b: float | None) -> float | None:
         f = cal.get(ML_TIERS[t], paths[pid].ion if pid in paths else None)

@@ -31,7 +31,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
-from dft_neb import ReferencePath, load_paths, markdown_table, metrics  # noqa: E402
+from dft_neb import ReferencePath, load_paths, markdown_table, metrics, ranked_barrier  # noqa: E402
 from pymatgen.core import Structure  # noqa: E402
 
 from ionscreen.screening.ion_models import ion_model  # noqa: E402
@@ -183,7 +183,7 @@ def _neb_tier(calculator: str) -> Tier:
                         settings=None, mobile_index=path.moving_index, oxidation_states=oxi)
         extra = {"converged": r.converged, "status": r.status,
                  "barrier_forward": r.barrier_forward, "barrier_reverse": r.barrier_reverse,
-                 "steps": r.steps, "n_atoms": r.n_atoms}
+                 "steps": r.steps, "n_atoms": r.n_atoms, "flags": [f["code"] for f in r.flags]}
         return r.barrier, extra
     tier.__name__ = f"neb_{calculator}"
     return tier
@@ -245,14 +245,15 @@ def tables(doc: dict[str, Any], paths: list[ReferencePath], tiers: list[str]) ->
     doc["metrics"] = {}
     for name in tiers:
         done = doc["results"].get(name, {})
-        pred = {pid: r["barrier"] for pid, r in done.items()}
+        pred = {pid: ranked_barrier(r, name) for pid, r in done.items()}
         ran = [p for p in paths if p.id in done]
+        refused = sum(done[p.id]["barrier"] is not None and pred[p.id] is None for p in ran)
         m = metrics(pred, ran)
         secs = [done[p.id]["core_seconds"] for p in ran]
-        doc["metrics"][name] = {"table": m, "core_seconds_total": sum(secs),
+        doc["metrics"][name] = {"table": m, "core_seconds_total": sum(secs), "refused": refused,
                                 "core_seconds_median": float(np.median(secs)) if secs else None}
-        parts.append(markdown_table(m, f"{name}: {len(ran)} paths run, "
-                                       f"{sum(secs):.0f} core-s"))
+        parts.append(markdown_table(m, f"{name}: {len(ran)} paths run, {refused} barriers "
+                                       f"refused (noise, below-floor), {sum(secs):.0f} core-s"))
     return "\n\n".join(parts)
 
 

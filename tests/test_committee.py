@@ -91,6 +91,10 @@ def test_the_fit_sees_calibration_paths_only():
     paths.update({f"h{i}": P(f"h{i}", 0.5, "held-out") for i in range(8)})
     res = {pid: {"barrier": p.dft_barrier / 2 if p.split == "calibration" else 9.0}
            for pid, p in paths.items()}
+    # a barrier the NEB refused (below the floor, noise) is no barrier: never fitted on
+    res["c9"] = {"barrier": 0.01, "ion": "Mg"}
+    res["c10"] = {"barrier": 5.0, "extra": {"flags": ["noise"]}}
+    paths.update({k: P(k, 1.0, "calibration") for k in ("c9", "c10")})
     cal = mod.fit({"chgnet": res, "bvse": res}, paths, "test", per_ion=False)
     f = cal.get("CHGNet 0.3.0 (chgnet 0.4.2)")
     assert set(cal.fits) == {"chgnet:0.3.0"} and f.n == 8  # BVSE is not calibrated
