@@ -60,8 +60,9 @@ MIN_ION_PATHS = 8
 
 
 def _identity(raw: list[float], ref: list[float]) -> LinearFit:
-    """"No calibration" for one ion, with the raw barriers' error as its uncertainty (so the
-    model-wide fit is not applied to an ion whose raw barriers do best)."""
+    """"No calibration" (slope 1), with the raw barriers' error as its uncertainty: for one ion,
+    so the model-wide fit is not applied to an ion whose raw barriers do best; for the model,
+    so that it counts as checked (a committee with it is calibrated)."""
     err = np.asarray(raw) - np.asarray(ref)
     return LinearFit(1.0, 0.0, len(raw), float(np.abs(err).mean()), float(np.sqrt((err ** 2).mean())))
 
@@ -91,10 +92,9 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
                 f"{k} {v:.3f}" for k, v in scores.items()) + f" -> {'none' if f is None else 'kept'}")
             key = model_key(ML_TIERS[tier]) + ("" if group == "all" else f"@{group}")
             ions = tuple(sorted({p[2] for p in sub}))
-            if f is not None:
-                fits[key] = replace(f, ions=ions)
-            elif group != "all":
-                fits[key] = replace(_identity(raw, ref), ions=ions)
+            # "none" is recorded too (slope 1, the raw error as uncertainty): the model was
+            # checked on these ions, so a committee with it is calibrated
+            fits[key] = replace(f if f is not None else _identity(raw, ref), ions=ions)
     return Calibration(fits, source)
 
 

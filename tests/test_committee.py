@@ -112,6 +112,10 @@ def test_the_fit_sees_calibration_paths_only():
     back = mod.Calibration.from_dict(cal.as_dict())
     assert back.get("chgnet:0.3.0", "Mg").slope == pytest.approx(2.0)
     assert back.get("chgnet:0.3.0", "Li") is None  # not fitted on Li+: nothing carried over
+    # a model whose raw barriers need no fit is recorded as checked (slope 1, its raw error)
+    exact = mod.fit({"chgnet": {k: v for k, v in res.items() if k.startswith("ca")}}, paths, "t",
+                    per_ion=False)
+    assert exact.get("chgnet:0.3.0", "Ca").slope == 1.0 and exact.fits["chgnet:0.3.0"].n == 8
 
 
 @pytest.mark.slow
