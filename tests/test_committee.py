@@ -165,3 +165,16 @@ def test_a_refit_of_one_model_keeps_the_shipped_fits_of_the_others():
     assert set(again.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan"}  # refit to "none": dropped
     assert again.source == "sevennet:7net-0: set A, 2026-12-08; chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06"
     assert mod.merged(None, new, {"sevennet:7net-0"}) is new
+
+
+def test_a_bare_committee_is_calibrated_for_the_multivalent_ions():
+    """Every default member was checked on the calibration paths (a fit, or "none" with its
+    error), so ``--calculator committee`` gives a calibrated barrier for Mg, Ca, Zn and Al;
+    nothing is carried over to Li+, which no fit saw."""
+    from ionscreen.screening.committee import DEFAULT_MEMBERS
+
+    cal = Calibration.load()
+    for ion in ("Mg", "Ca", "Zn", "Al"):
+        est = combine({m: 0.5 for m in DEFAULT_MEMBERS}, cal, ion=ion)
+        assert est.calibrated is not None and est.uncertainty > 0, (ion, est.label)
+    assert combine({m: 0.5 for m in DEFAULT_MEMBERS}, cal, ion="Li").calibrated is None
