@@ -307,7 +307,7 @@ def test_worker_killed_mid_job_then_lostruns_rerun(pad, tmp_path, local_ranking)
     assert killed, "the victim finished its Firework before the kill"
     # The survivor runs what it can, then keeps polling: the lost Firework is RUNNING and its
     # select child WAITING, so rapidfire does not stop. Wait until it is idle.
-    _wait_idle(pad, "other", other)
+    _wait_idle(pad, "other", other, stranded=set(killed) | set(reserved))
     stranded = {fw: s for fw, s in _fireworks(pad).items() if s in ("RUNNING", "RESERVED")}
     assert stranded == {**{k: "RUNNING" for k in killed}, **{k: "RESERVED" for k in reserved}}
     _cli("lpad", "-l", str(pad.file), "detect_lostruns", "--time", "1", "--rerun", cwd=tmp_path,
@@ -333,14 +333,19 @@ def _active_of(pad: LaunchPad, worker: str) -> set[int]:
         {"fworker.name": worker, "state": {"$in": ["RUNNING", "RESERVED"]}}, {"fw_id": 1})}
 
 
-def _wait_idle(pad: LaunchPad, worker: str, proc: subprocess.Popen[bytes]) -> None:
-    """Until nothing is READY and ``worker`` runs nothing, twice in a row."""
+def _wait_idle(pad: LaunchPad, worker: str, proc: subprocess.Popen[bytes],
+               stranded: set[int]) -> None:
+    """Until nothing is READY, ``worker`` runs nothing and no Firework but the ``stranded``
+    ones is RUNNING or RESERVED, twice in a row. The last check matters: FireWorks marks a
+    Firework RUNNING before it writes the launch, so under load the worker can look idle in
+    the launches while it is checking one out (seen in CI: a Firework 11 RUNNING, no launch)."""
     deadline, quiet = time.monotonic() + RUN_TIMEOUT, 0
     while quiet < 2:
         assert time.monotonic() < deadline and proc.poll() in (None, 0), (
             f"{worker} never idle: {_fireworks(pad)} {list(pad.launches.find({}, {'_id': 0, 'fw_id': 1, 'state': 1, 'fworker.name': 1}))}")
         busy = pad.fireworks.count_documents({"state": "READY"})
-        quiet = 0 if busy or _active_of(pad, worker) else quiet + 1
+        taken = {k for k, s in _fireworks(pad).items() if s in ("RUNNING", "RESERVED")} - stranded
+        quiet = 0 if busy or taken or _active_of(pad, worker) else quiet + 1
         time.sleep(0.5)
 
 
