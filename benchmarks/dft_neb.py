@@ -116,10 +116,6 @@ def _stats(pairs: list[tuple[float, float]], n: int, thresholds: tuple[float, ..
     return out
 
 
-#: tiers whose barriers carry the NEB's flags (BVSE has its own plausibility rules)
-NEB_TIERS = ("bvff", "chgnet", "chgnet:r2scan", "sevennet:7net-0", "sevennet:7net-mf-0")
-
-
 def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
     """The barrier of one ``validate_barriers`` result as the product would rank it: None when
     the band gave none, or when the NEB refused it (a ``noise`` or ``below-floor`` flag,
@@ -132,7 +128,7 @@ def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
     b = result.get("barrier")
     if b is None or not math.isfinite(b):
         return None
-    if tier.split(" ")[0] not in NEB_TIERS:
+    if tier == "bvse":  # every other tier is a NEB with its flags; BVSE has its own rules
         return float(b)
     flags = (result.get("extra") or {}).get("flags")
     if flags is not None:
