@@ -117,7 +117,41 @@ def merged(shipped: Calibration | None, new: Calibration, models: set[str]) -> C
         parts = [", ".join(sorted({model(k) for k in shipped.fits})) + ": " + shipped.source]
     old = [p for p in parts if not set(p.split(": ")[0].split(", ")) <= models]
     return Calibration({**kept, **new.fits}, "; ".join([f"{', '.join(sorted(models))}: "
-                                                        f"{new.source}", *old]))
+                                                        f"{new.source}", *old]), new.weighting)
+
+
+def committee_estimates(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
+                        paths: dict[str, ReferencePath]) -> dict[str, Any]:
+    """Path id -> the committee estimate (:class:`CommitteeBarrier`) of the ML tiers in
+    ``results`` (every path any of them ran)."""
+    ml = [t for t in results if t in ML_TIERS]
+    got = {t: barriers(results[t], t) for t in ml}
+    ids = set().union(*(results[t] for t in ml)) if ml else set()
+    return {pid: combine({ML_TIERS[t]: got[t].get(pid) for t in ml}, cal,
+                         ion=paths[pid].ion if pid in paths else None) for pid in ids}
+
+
+def choose_weighting(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
+                     paths: dict[str, ReferencePath]) -> tuple[str, dict[str, float]]:
+    """The committee weighting (equal or inverse-variance) with the lower MAE of the
+    calibrated committee on the calibration paths (never held-out ones); equal unless the
+    other is better by 0.005 eV. Returns it and the MAE of each."""
+    mae = {}
+    for w in ("equal", "inverse-variance"):
+        est = committee_estimates(results, replace(cal, weighting=w), paths)
+        err = [abs(e.calibrated - paths[pid].dft_barrier) for pid, e in est.items()
+               if e.calibrated is not None and pid in paths and paths[pid].split == "calibration"]
+        mae[w] = float(np.mean(err)) if err else float("nan")
+    best = "inverse-variance" if mae["inverse-variance"] < mae["equal"] - 0.005 else "equal"
+    return best, mae
+
+
+def coverage(estimates: dict[str, Any], paths: list[ReferencePath]) -> tuple[int, int]:
+    """How many of ``paths`` with a calibrated committee barrier lie within its stated
+    uncertainty of DFT, and of how many: about 68 % if the uncertainty is an honest 1σ."""
+    hits = [abs(e.calibrated - p.dft_barrier) <= e.uncertainty for p in paths
+            if (e := estimates.get(p.id)) is not None and e.calibrated is not None]
+    return sum(hits), len(hits)
 
 
 def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
@@ -135,15 +169,33 @@ def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibra
                for k in cal.fits):
             preds[f"{t} calibrated"] = {p: one(t, p, b) for p, b in preds[t].items()}
     if len(ml) > 1:
-        ids = set().union(*(results[t] for t in ml))
-        raw, calib, spread = {}, {}, {}
-        for pid in ids:
-            c = combine({ML_TIERS[t]: preds[t].get(pid) for t in ml}, cal,
-                        ion=paths[pid].ion if pid in paths else None)
-            raw[pid], calib[pid], spread[pid] = c.barrier, c.calibrated, c.spread
-        preds[f"committee ({', '.join(ml)})"] = raw
-        preds[f"committee ({', '.join(ml)}) calibrated"] = calib
+        est = committee_estimates(results, cal, paths)
+        preds[f"committee ({', '.join(ml)})"] = {k: e.barrier for k, e in est.items()}
+        preds[f"committee ({', '.join(ml)}) calibrated"] = {k: e.calibrated for k, e in est.items()}
     return preds
+
+
+def calibration(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
+                shipped: Calibration | None, source: str, per_ion: bool = True,
+                weighting: str = "auto") -> Calibration:
+    """The calibration the product would use: fits of the models with calibration paths in
+    ``results``, the ``shipped`` fits of every other model, and the committee weighting
+    (``auto``: chosen on the calibration paths when two or more ML models are given, else the
+    shipped one)."""
+    new = fit(results, paths, source, per_ion=per_ion)
+    for k, f in new.fits.items():
+        print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
+              f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
+    # a model given without calibration paths is not refitted: its shipped fits stay
+    cal = merged(shipped, new, {k.split("@")[0] for k in new.fits})
+    if weighting != "auto":
+        return replace(cal, weighting=weighting)
+    if sum(t in ML_TIERS for t in results) > 1:
+        w, mae = choose_weighting(results, cal, paths)
+        print("committee on the calibration paths, MAE (eV): " + ", ".join(
+            f"{k} {v:.3f}" for k, v in mae.items()) + f" -> {w}")
+        return replace(cal, weighting=w)
+    return replace(cal, weighting=shipped.weighting if shipped else "equal")
 
 
 def main() -> None:
@@ -155,23 +207,23 @@ def main() -> None:
                     help="one fit per model only (no per-ion fits)")
     ap.add_argument("--common", action="store_true",
                     help="score only paths every tier has run (the same paths for each)")
+    ap.add_argument("--weighting", choices=["auto", "equal", "inverse-variance"], default="auto",
+                    help="how the committee averages its members (auto: the better on the "
+                         "calibration paths; with one ML model, the shipped one is kept)")
     args = ap.parse_args()
     results = read_results(args.results)
     every = {p.id: p for p in load_paths(None)}
     n_cal = {t: sum(1 for pid in r if pid in every and every[pid].split == "calibration")
              for t, r in results.items()}
-    cal = fit(results, every, f"DFT-NEB set of Devi et al. (arXiv:2508.06459), calibration "
-                              f"split, {max(n_cal.values(), default=0)} paths, {date.today()}",
-              per_ion=not args.model_wide)
-    for k, f in cal.fits.items():
-        print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
-              f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
+    shipped = Calibration.load(str(PACKAGE_DATA)) if PACKAGE_DATA.exists() else None
+    cal = calibration(results, every, shipped, f"DFT-NEB set of Devi et al. (arXiv:2508.06459), "
+                      f"calibration split, {max(n_cal.values(), default=0)} paths, {date.today()}",
+                      per_ion=not args.model_wide, weighting=args.weighting)
+    n_ml = sum(t in ML_TIERS for t in results)
     if args.write:
-        shipped = Calibration.load(str(PACKAGE_DATA)) if PACKAGE_DATA.exists() else None
-        cal_out = merged(shipped, cal, {model_key(ML_TIERS[t]) for t in results if t in ML_TIERS})
         PACKAGE_DATA.parent.mkdir(parents=True, exist_ok=True)
-        PACKAGE_DATA.write_text(json.dumps(cal_out.as_dict(), indent=1) + "\n")
-        print(f"written {PACKAGE_DATA} ({len(cal_out.fits)} fits)")
+        PACKAGE_DATA.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
+        print(f"written {PACKAGE_DATA} ({len(cal.fits)} fits)")
     preds = tier_predictions(results, cal, every)
     held = [p for p in every.values() if p.split == "held-out" and p.counted]
     run_ids = set.intersection(*(set(r) for r in results.values())) if args.common else None
@@ -180,6 +232,13 @@ def main() -> None:
         ran = [p for p in held if p.id in (run_ids if run_ids is not None else pred)]
         if ran:
             parts.append(markdown_table(metrics(pred, ran), f"{name} — held-out, {len(ran)} paths run"))
+    if n_ml > 1:
+        ids = [p for p in held if run_ids is None or p.id in run_ids]
+        hit, n = coverage(committee_estimates(results, cal, every), ids)
+        if n:
+            parts.append(f"Calibrated committee ({cal.weighting} weights): {hit}/{n} held-out "
+                         f"barriers ({hit / n:.0%}) within their stated uncertainty of DFT "
+                         "(an honest 1σ: about 68 %).")
     text = "\n\n".join(parts)
     print(text)
     if args.markdown:

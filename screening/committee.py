@@ -34,6 +34,7 @@ from ionscreen.errors import IonscreenError
 DEFAULT_MEMBERS = ("chgnet:0.3.0", "chgnet:r2scan", "sevennet:7net-0")
 
 CALIBRATION_FILE = "calibration.json"
+WEIGHTINGS = ("equal", "inverse-variance")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,15 @@ class Calibration(MSONable):
 
     fits: dict[str, LinearFit]  # model key (see :func:`model_key`), or "key@Ion" -> fit
     source: str  # what it was fitted on (dataset, split, seed, date)
+    #: how a committee averages its calibrated members: "equal", or "inverse-variance"
+    #: (each member weighted by 1 / its fit's CV RMSE², so the member that did best on the
+    #: calibration paths of that ion counts most); chosen on calibration paths only
+    weighting: str = "equal"
+
+    def __post_init__(self) -> None:
+        if self.weighting not in WEIGHTINGS:
+            raise IonscreenError(f"unknown committee weighting {self.weighting!r}; "
+                                 f"use one of {', '.join(WEIGHTINGS)}")
 
     def get(self, model: str, ion: str | None = None) -> LinearFit | None:
         """The fit of ``model`` (an identity string or a spec) for ``ion`` when one was fitted
@@ -74,13 +84,14 @@ class Calibration(MSONable):
 
     def as_dict(self) -> dict[str, Any]:
         return {"@module": type(self).__module__, "@class": type(self).__name__,
-                "source": self.source,
+                "source": self.source, "weighting": self.weighting,
                 "fits": {k: {**vars(v), "ions": list(v.ions)} for k, v in self.fits.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
         return cls({k: LinearFit(**{**v, "ions": tuple(v.get("ions") or ())})
-                    for k, v in d["fits"].items()}, d.get("source", ""))
+                    for k, v in d["fits"].items()}, d.get("source", ""),
+                   d.get("weighting", "equal"))
 
     @classmethod
     def load(cls, path: str | None = None) -> Calibration | None:
@@ -203,10 +214,18 @@ def combine(members: Mapping[str, float | None], calibration: Calibration | None
     fits = {k: calibration.get(k, ion) for k in got} if calibration else {}
     if fits and all(fits.values()):
         c = np.array([fits[k](v) for k, v in got.items()])
-        cal = float(c.mean())
-        rmse = float(np.sqrt(np.mean([fits[k].cv_rmse ** 2 for k in got])))
-        unc = math.hypot(float(c.std(ddof=1)) if len(c) > 1 else 0.0, rmse)
-        label += f"; calibrated linearly per model ({calibration.source})"
+        r = np.array([fits[k].cv_rmse for k in got])
+        inverse = calibration.weighting == "inverse-variance"
+        w = 1.0 / np.maximum(r, 0.01) ** 2 if inverse else np.ones_like(c)
+        w /= w.sum()
+        cal = float(w @ c)
+        # the weighted spread (the sample standard deviation for equal weights) and the
+        # members' calibration error, in quadrature
+        n = len(c)
+        spread_c = math.sqrt(float(w @ (c - cal) ** 2) * n / (n - 1)) if n > 1 else 0.0
+        unc = math.hypot(spread_c, math.sqrt(float(w @ r ** 2)))
+        label += (f"; calibrated linearly per model{', weighted by 1/(CV RMSE)²' if inverse else ''}"
+                  f" ({calibration.source})")
     return CommitteeBarrier(dict(members), mean, spread, cal, unc, label, dict(reasons or {}))
 
 

@@ -178,3 +178,51 @@ def test_a_bare_committee_is_calibrated_for_the_multivalent_ions():
         est = combine({m: 0.5 for m in DEFAULT_MEMBERS}, cal, ion=ion)
         assert est.calibrated is not None and est.uncertainty > 0, (ion, est.label)
     assert combine({m: 0.5 for m in DEFAULT_MEMBERS}, cal, ion="Li").calibrated is None
+
+
+def test_an_inverse_variance_committee_weights_the_better_member():
+    """With ``weighting="inverse-variance"`` a member whose calibration erred half as much
+    counts four times as much; "equal" is the plain mean; anything else is refused."""
+    fits = {"a": LinearFit(1.0, 0.0, 20, 0.1, 0.1), "b": LinearFit(1.0, 0.0, 20, 0.2, 0.2)}
+    eq = combine({"a": 0.4, "b": 0.9}, Calibration(fits, "t"))
+    iv = combine({"a": 0.4, "b": 0.9}, Calibration(fits, "t", "inverse-variance"))
+    assert eq.calibrated == pytest.approx(0.65) and eq.barrier == iv.barrier == pytest.approx(0.65)
+    assert iv.calibrated == pytest.approx((4 * 0.4 + 0.9) / 5) and "1/(CV RMSE)²" in iv.label
+    w = np.array([0.8, 0.2])
+    spread = np.sqrt(w @ (np.array([0.4, 0.9]) - iv.calibrated) ** 2 * 2)
+    assert iv.uncertainty == pytest.approx(np.hypot(spread, np.sqrt(w @ np.array([0.01, 0.04]))))
+    back = Calibration.from_dict(json.loads(json.dumps(Calibration(fits, "t", "inverse-variance").as_dict())))
+    assert back.weighting == "inverse-variance"
+    with pytest.raises(IonscreenError, match="weighting"):
+        Calibration(fits, "t", "median")
+
+
+def test_a_model_without_calibration_paths_keeps_its_shipped_fit_and_weighting_is_chosen():
+    """fit_calibration scores with what the product would use: a model given only held-out
+    results is not refitted (its shipped fit stays), and "auto" picks the committee weighting
+    on calibration paths: here member b is exact and a errs, so the weighted mean wins."""
+    from dataclasses import dataclass
+
+    mod = _fit_module()
+
+    @dataclass
+    class P:
+        id: str
+        dft_barrier: float
+        split: str
+        ion: str = "Mg"
+
+    paths = {f"c{i}": P(f"c{i}", 0.3 + 0.1 * i, "calibration") for i in range(10)}
+    paths.update({f"h{i}": P(f"h{i}", 0.5, "held-out") for i in range(4)})
+    rng = np.random.default_rng(0)
+    a = {k: {"barrier": p.dft_barrier + rng.choice([-0.3, 0.3])} for k, p in paths.items()}
+    b = {k: {"barrier": p.dft_barrier} for k, p in paths.items()}
+    held_only = {k: v for k, v in b.items() if k.startswith("h")}
+    shipped = Calibration({"chgnet:r2scan": LinearFit(1.7, 0.0, 50, 0.19, 0.25, ("Mg",))}, "old")
+    cal = mod.calibration({"chgnet": a, "chgnet:r2scan": held_only}, paths, shipped, "new")
+    assert cal.fits["chgnet:r2scan"].slope == 1.7 and "chgnet:0.3.0" in cal.fits
+    assert cal.weighting == "equal"  # r2scan has no calibration paths here: nothing to choose on
+    cal = mod.calibration({"chgnet": a, "chgnet:r2scan": b}, paths, shipped, "new")
+    assert cal.fits["chgnet:r2scan"].slope == 1.0 and cal.weighting == "inverse-variance"
+    assert mod.calibration({"chgnet": a, "chgnet:r2scan": b}, paths, shipped, "new",
+                           weighting="equal").weighting == "equal"
