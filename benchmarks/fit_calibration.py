@@ -31,6 +31,7 @@ from ionscreen.screening.committee import (
     LinearFit,
     choose_fit,
     combine,
+    describe,
     model_key,
 )
 
@@ -94,30 +95,18 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
             ions = tuple(sorted({p[2] for p in sub}))
             # "none" is recorded too (slope 1, the raw error as uncertainty): the model was
             # checked on these ions, so a committee with it is calibrated
-            fits[key] = replace(f if f is not None else _identity(raw, ref), ions=ions)
-    return Calibration(fits, source)
+            fits[key] = replace(f if f is not None else _identity(raw, ref), ions=ions, source=source)
+    return Calibration(fits, describe(fits) if fits else source)
 
 
 def merged(shipped: Calibration | None, new: Calibration, models: set[str]) -> Calibration:
-    """The fits of ``new`` for ``models`` (the models whose results were given, fitted or found
-    to need none) and the shipped fits of every other model, kept as they were: refitting
-    one model must not drop another's fit whose raw results are not at hand. The source says
-    which fits came from which run."""
+    """The fits of ``new`` for ``models`` (the models refitted, or found to need none) and the
+    shipped fits of every other model, kept as they were: refitting one model must not drop
+    another's fit whose raw results are not at hand. Each fit keeps its own source."""
     if shipped is None:
         return new
-    def model(key: str) -> str:
-        return key.split("@")[0]
-
-    kept = {k: f for k, f in shipped.fits.items() if model(k) not in models}
-    if not kept:
-        return new
-    # the shipped source is "models: source" parts, or (never merged) one source for all
-    parts = [p for p in shipped.source.split("; ") if p]
-    if not all(p.split(": ")[0].split(", ")[0] in {model(k) for k in shipped.fits} for p in parts):
-        parts = [", ".join(sorted({model(k) for k in shipped.fits})) + ": " + shipped.source]
-    old = [p for p in parts if not set(p.split(": ")[0].split(", ")) <= models]
-    return Calibration({**kept, **new.fits}, "; ".join([f"{', '.join(sorted(models))}: "
-                                                        f"{new.source}", *old]), new.weighting)
+    fits = {**new.fits, **{k: f for k, f in shipped.fits.items() if k.split("@")[0] not in models}}
+    return Calibration(fits, describe(fits), new.weighting)
 
 
 def committee_estimates(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -47,6 +47,7 @@ class LinearFit:
     cv_mae: float  # eV, k-fold cross-validated mean absolute error on those paths
     cv_rmse: float  # eV, the same as RMSE: the calibration's own uncertainty
     ions: tuple[str, ...] = ()  # the ions of its calibration paths (empty: not recorded)
+    source: str = ""  # what it was fitted on (dataset, split, paths, date)
 
     def __call__(self, raw: float) -> float:
         # a calibrated barrier is never negative (a barrier of zero is a flat path)
@@ -65,6 +66,9 @@ class Calibration(MSONable):
     weighting: str = "equal"
 
     def __post_init__(self) -> None:
+        # a fit without its own source was fitted on the calibration's (files before 0.3)
+        object.__setattr__(self, "fits", {k: f if f.source else replace(f, source=self.source)
+                                          for k, f in self.fits.items()})
         if self.weighting not in WEIGHTINGS:
             raise IonscreenError(f"unknown committee weighting {self.weighting!r}; "
                                  f"use one of {', '.join(WEIGHTINGS)}")
@@ -105,6 +109,17 @@ class Calibration(MSONable):
             with open(path) as fh:
                 text = fh.read()
         return cls.from_dict(json.loads(text))
+
+
+def describe(fits: Mapping[str, LinearFit]) -> str:
+    """A calibration's source from its fits': "model, model: source; model: source" (models
+    grouped by what they were fitted on, in the order of ``fits``)."""
+    groups: dict[str, list[str]] = {}
+    for key, f in fits.items():
+        models = groups.setdefault(f.source, [])
+        if key.split("@")[0] not in models:
+            models.append(key.split("@")[0])
+    return "; ".join(f"{', '.join(m)}: {src}" for src, m in groups.items())
 
 
 def model_key(model: str) -> str:

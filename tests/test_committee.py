@@ -155,15 +155,21 @@ def test_a_refit_of_one_model_keeps_the_shipped_fits_of_the_others():
     raw barriers are not at hand), and the source says which run fitted which model."""
     mod = _fit_module()
     f = LinearFit(1.4, 0.0, 19, 0.19, 0.24, ("Ca",))
+    # a calibration whose fits carry no source of their own (files before 0.3): its source
     shipped = Calibration({"chgnet:0.3.0@Ca": f, "chgnet:r2scan": f}, "set A, 2026-12-06")
-    new = Calibration({"sevennet:7net-0@Ca": replace(f, slope=1.2)}, "set A, 2026-12-07")
+    assert shipped.fits["chgnet:r2scan"].source == "set A, 2026-12-06"
+    new = Calibration({"sevennet:7net-0@Ca": replace(f, slope=1.2, source="set A, 2026-12-07")},
+                      "set A, 2026-12-07", "inverse-variance")
     out = mod.merged(shipped, new, {"sevennet:7net-0"})
     assert set(out.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan", "sevennet:7net-0@Ca"}
     assert out.source == ("sevennet:7net-0: set A, 2026-12-07; "
                           "chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06")
-    again = mod.merged(out, Calibration({}, "set A, 2026-12-08"), {"sevennet:7net-0"})
-    assert set(again.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan"}  # refit to "none": dropped
-    assert again.source == "sevennet:7net-0: set A, 2026-12-08; chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06"
+    assert out.weighting == "inverse-variance"
+    back = Calibration.from_dict(json.loads(json.dumps(out.as_dict())))
+    assert back == out and back.fits["chgnet:0.3.0@Ca"].source == "set A, 2026-12-06"
+    again = mod.merged(back, Calibration({}, "set A, 2026-12-08"), {"sevennet:7net-0"})
+    assert set(again.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan"}  # no fit any more: dropped
+    assert again.source == "chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06"
     assert mod.merged(None, new, {"sevennet:7net-0"}) is new
 
 
