@@ -99,3 +99,27 @@ def test_metrics_on_a_hand_example():
     assert m["Mg"]["mean_signed_error"] == pytest.approx(0.0)
     empty = dft_neb.metrics({}, ref[:1])["all"]
     assert empty["found"] == 0 and empty["mae"] is None
+
+
+def test_merged_barrier_files_keep_no_dft_value_and_keep_what_was_kept(tmp_path):
+    """merge_barriers joins parallel runs per tier and path, never stores the DFT barrier and
+    keeps a path already kept unless asked to replace it."""
+    spec = importlib.util.spec_from_file_location("merge_barriers", BENCH / "merge_barriers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import json
+
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps({"results": {"chgnet": {"a": {"barrier": 0.3, "dft_barrier": 0.5}}},
+                                "metrics": {"chgnet": {}}}))
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"results": {"chgnet": {"a": {"barrier": 0.9, "dft_barrier": 0.5},
+                                                      "b": {"barrier": 0.4, "dft_barrier": 0.6}},
+                                           "bvse": {"a": {"barrier": 1.0, "dft_barrier": 0.5}}}}))
+    assert mod.main([str(kept), str(run)]) == 0
+    doc = json.loads(kept.read_text())
+    assert doc["results"]["chgnet"] == {"a": {"barrier": 0.3}, "b": {"barrier": 0.4}}
+    assert doc["results"]["bvse"] == {"a": {"barrier": 1.0}} and "metrics" not in doc
+    assert "dft_barrier" not in kept.read_text()
+    mod.main([str(kept), str(run), "--replace"])
+    assert json.loads(kept.read_text())["results"]["chgnet"]["a"] == {"barrier": 0.9}
