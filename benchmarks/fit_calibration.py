@@ -4,10 +4,13 @@ tier on the held-out paths: each model raw and calibrated, the committee raw and
 
 Reads the result files of ``validate_barriers.py`` (one per tier, or one holding several),
 chooses per ML model among no calibration, a scale and a line ``calibrated = slope * raw +
-intercept`` by 5-fold cross-validated MAE on the paths whose split is "calibration", writes the fits to
-``screening/data/calibration.json`` (``--write``; the product applies them), and prints the
-held-out table. A held-out path never enters a fit: the fit sees only ids whose split is
-"calibration" (``tests/test_committee.py`` holds this).
+intercept`` by 5-fold cross-validated MAE on the paths whose split is "calibration", chooses the
+committee's weighting (equal or inverse-variance) on the same paths, writes the fits to
+``screening/data/calibration.json`` (``--write``; the product applies them; the shipped fits of
+models without calibration paths in the files are kept), and prints the held-out table with
+how often the committee's stated uncertainty covers the DFT barrier. A held-out path never
+enters a fit or a choice: they see only ids whose split is "calibration"
+(``tests/test_committee.py`` holds this).
 
     python benchmarks/fit_calibration.py /work/val/chgnet.json /work/val/chgnet_r2scan.json \\
         --write --markdown out/heldout.md
@@ -71,11 +74,14 @@ def _identity(raw: list[float], ref: list[float]) -> LinearFit:
 def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
         source: str, per_ion: bool = True) -> Calibration:
     """Per-model fits on the calibration paths that model has a barrier for, and with
-    ``per_ion`` one per model and ion that has :data:`MIN_ION_PATHS` calibration paths."""
+    ``per_ion`` one per model and ion that has :data:`MIN_ION_PATHS` calibration paths. Each
+    fit's source is ``source`` with ``{n}`` replaced by the calibration paths its model ran."""
     fits = {}
     for tier, res in results.items():
         if tier not in ML_TIERS:
             continue
+        ran = sum(1 for pid in res if pid in paths and paths[pid].split == "calibration")
+        tier_source = source.replace("{n}", str(ran))
         pairs = [(b, paths[pid].dft_barrier, paths[pid].ion) for pid, b in barriers(res, tier).items()
                  if b is not None and pid in paths and paths[pid].split == "calibration"]
         groups = {"all": pairs}
@@ -95,14 +101,16 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
             ions = tuple(sorted({p[2] for p in sub}))
             # "none" is recorded too (slope 1, the raw error as uncertainty): the model was
             # checked on these ions, so a committee with it is calibrated
-            fits[key] = replace(f if f is not None else _identity(raw, ref), ions=ions, source=source)
+            fits[key] = replace(f if f is not None else _identity(raw, ref), ions=ions,
+                                source=tier_source)
     return Calibration(fits, describe(fits) if fits else source)
 
 
 def merged(shipped: Calibration | None, new: Calibration, models: set[str]) -> Calibration:
     """The fits of ``new`` for ``models`` (the models refitted, or found to need none) and the
     shipped fits of every other model, kept as they were: refitting one model must not drop
-    another's fit whose raw results are not at hand. Each fit keeps its own source."""
+    another's fit whose raw results are not at hand. Each fit keeps its own source. The
+    weighting is ``new``'s (:func:`calibration` then chooses it)."""
     if shipped is None:
         return new
     fits = {**new.fits, **{k: f for k, f in shipped.fits.items() if k.split("@")[0] not in models}}
@@ -124,7 +132,8 @@ def choose_weighting(results: dict[str, dict[str, dict[str, Any]]], cal: Calibra
                      paths: dict[str, ReferencePath]) -> tuple[str, dict[str, float]]:
     """The committee weighting (equal or inverse-variance) with the lower MAE of the
     calibrated committee on the calibration paths (never held-out ones); equal unless the
-    other is better by 0.005 eV. Returns it and the MAE of each."""
+    other is better by 0.005 eV. Returns it and the MAE of each. The fits are scored on the
+    paths they were fitted on: a choice of one of two, not an error estimate."""
     mae = {}
     for w in ("equal", "inverse-variance"):
         est = committee_estimates(results, replace(cal, weighting=w), paths)
@@ -144,9 +153,10 @@ def coverage(estimates: dict[str, Any], paths: list[ReferencePath]) -> tuple[int
 
 
 def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
-                     paths: dict[str, ReferencePath]) -> dict[str, dict[str, float | None]]:
+                     paths: dict[str, ReferencePath], estimates: dict[str, Any] | None = None,
+                     ) -> dict[str, dict[str, float | None]]:
     """Predictions per tier name: every tier raw, each ML model calibrated, the committee of
-    the ML models (raw mean and calibrated mean), per path."""
+    the ML models (raw mean and calibrated mean, from ``estimates`` when given), per path."""
     preds: dict[str, dict[str, float | None]] = {t: barriers(r, t) for t, r in results.items()}
     ml = [t for t in results if t in ML_TIERS]
     def one(t: str, pid: str, b: float | None) -> float | None:
@@ -158,7 +168,7 @@ def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibra
                for k in cal.fits):
             preds[f"{t} calibrated"] = {p: one(t, p, b) for p, b in preds[t].items()}
     if len(ml) > 1:
-        est = committee_estimates(results, cal, paths)
+        est = estimates if estimates is not None else committee_estimates(results, cal, paths)
         preds[f"committee ({', '.join(ml)})"] = {k: e.barrier for k, e in est.items()}
         preds[f"committee ({', '.join(ml)}) calibrated"] = {k: e.calibrated for k, e in est.items()}
     return preds
@@ -179,7 +189,9 @@ def calibration(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, 
     cal = merged(shipped, new, {k.split("@")[0] for k in new.fits})
     if weighting != "auto":
         return replace(cal, weighting=weighting)
-    if sum(t in ML_TIERS for t in results) > 1:
+    with_cal = [t for t in results if t in ML_TIERS
+                and any(paths[p].split == "calibration" for p in results[t] if p in paths)]
+    if len({ML_TIERS[t] for t in with_cal}) > 1:  # a committee to choose on
         w, mae = choose_weighting(results, cal, paths)
         print("committee on the calibration paths, MAE (eV): " + ", ".join(
             f"{k} {v:.3f}" for k, v in mae.items()) + f" -> {w}")
@@ -202,18 +214,17 @@ def main() -> None:
     args = ap.parse_args()
     results = read_results(args.results)
     every = {p.id: p for p in load_paths(None)}
-    n_cal = {t: sum(1 for pid in r if pid in every and every[pid].split == "calibration")
-             for t, r in results.items()}
     shipped = Calibration.load(str(PACKAGE_DATA)) if PACKAGE_DATA.exists() else None
-    cal = calibration(results, every, shipped, f"DFT-NEB set of Devi et al. (arXiv:2508.06459), "
-                      f"calibration split, {max(n_cal.values(), default=0)} paths, {date.today()}",
+    cal = calibration(results, every, shipped, "DFT-NEB set of Devi et al. (arXiv:2508.06459), "
+                      f"calibration split, {{n}} paths, {date.today()}",
                       per_ion=not args.model_wide, weighting=args.weighting)
     n_ml = sum(t in ML_TIERS for t in results)
     if args.write:
         PACKAGE_DATA.parent.mkdir(parents=True, exist_ok=True)
         PACKAGE_DATA.write_text(json.dumps(cal.as_dict(), indent=1) + "\n")
         print(f"written {PACKAGE_DATA} ({len(cal.fits)} fits)")
-    preds = tier_predictions(results, cal, every)
+    est = committee_estimates(results, cal, every)
+    preds = tier_predictions(results, cal, every, est)
     held = [p for p in every.values() if p.split == "held-out" and p.counted]
     run_ids = set.intersection(*(set(r) for r in results.values())) if args.common else None
     parts = []
@@ -223,7 +234,7 @@ def main() -> None:
             parts.append(markdown_table(metrics(pred, ran), f"{name} — held-out, {len(ran)} paths run"))
     if n_ml > 1:
         ids = [p for p in held if run_ids is None or p.id in run_ids]
-        hit, n = coverage(committee_estimates(results, cal, every), ids)
+        hit, n = coverage(est, ids)
         if n:
             parts.append(f"Calibrated committee ({cal.weighting} weights): {hit}/{n} held-out "
                          f"barriers ({hit / n:.0%}) within their stated uncertainty of DFT "

@@ -23,9 +23,11 @@ from typing import Any
 DROPPED = ("dft_barrier",)
 
 
-def merge(kept: dict[str, Any], runs: list[dict[str, Any]], replace: bool = False) -> dict[str, int]:
-    """Add the results of ``runs`` to ``kept`` (in place); returns the paths added per tier."""
-    added: dict[str, int] = {}
+def merge(kept: dict[str, Any], runs: list[dict[str, Any]], replace: bool = False,
+          ) -> dict[str, dict[str, int]]:
+    """Add the results of ``runs`` to ``kept`` (in place); returns per tier how many paths
+    were added and how many replaced."""
+    counts: dict[str, dict[str, int]] = {}
     out = kept.setdefault("results", {})
     for run in runs:
         for tier, res in run.get("results", {}).items():
@@ -33,14 +35,18 @@ def merge(kept: dict[str, Any], runs: list[dict[str, Any]], replace: bool = Fals
             for pid, r in res.items():
                 if pid in into and not replace:
                     continue
+                how = "replaced" if pid in into else "added"
                 into[pid] = {k: v for k, v in r.items() if k not in DROPPED}
-                added[tier] = added.get(tier, 0) + 1
+                c = counts.setdefault(tier, {"added": 0, "replaced": 0})
+                c[how] += 1
+    # a run's header and metrics describe that run's paths, not the kept file's
     kept.pop("metrics", None)
+    kept.pop("run", None)
     for res in out.values():
         for r in res.values():
             for k in DROPPED:
                 r.pop(k, None)
-    return added
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replace", action="store_true", help="a run's result replaces a kept one")
     args = ap.parse_args(argv)
     kept = json.loads(args.kept.read_text()) if args.kept.exists() else {"results": {}}
-    added = merge(kept, [json.loads(f.read_text()) for f in args.runs], args.replace)
+    counts = merge(kept, [json.loads(f.read_text()) for f in args.runs], args.replace)
     args.kept.write_text(json.dumps(kept, indent=1) + "\n")
     total = {t: len(r) for t, r in kept["results"].items()}
-    print(f"{args.kept}: added {added or 'nothing'}; now {total}")
+    print(f"{args.kept}: {counts or 'nothing new'}; now {total}")
     return 0
 
 

@@ -59,16 +59,19 @@ class Calibration(MSONable):
     """Per-model linear corrections of ML barriers, fitted on calibration paths only."""
 
     fits: dict[str, LinearFit]  # model key (see :func:`model_key`), or "key@Ion" -> fit
-    source: str  # what it was fitted on (dataset, split, seed, date)
+    source: str  # what it was fitted on: :func:`describe` of the fits' own sources
     #: how a committee averages its calibrated members: "equal", or "inverse-variance"
     #: (each member weighted by 1 / its fit's CV RMSE², so the member that did best on the
     #: calibration paths of that ion counts most); chosen on calibration paths only
     weighting: str = "equal"
 
     def __post_init__(self) -> None:
-        # a fit without its own source was fitted on the calibration's (files before 0.3)
-        object.__setattr__(self, "fits", {k: f if f.source else replace(f, source=self.source)
-                                          for k, f in self.fits.items()})
+        # files before 0.3 kept one source for all fits: give each fit its own part of it
+        if any(not f.source for f in self.fits.values()):
+            own = _split_source(self.source, {k.split("@")[0] for k in self.fits})
+            object.__setattr__(self, "fits", {
+                k: f if f.source else replace(f, source=own.get(k.split("@")[0], self.source))
+                for k, f in self.fits.items()})
         if self.weighting not in WEIGHTINGS:
             raise IonscreenError(f"unknown committee weighting {self.weighting!r}; "
                                  f"use one of {', '.join(WEIGHTINGS)}")
@@ -109,6 +112,18 @@ class Calibration(MSONable):
             with open(path) as fh:
                 text = fh.read()
         return cls.from_dict(json.loads(text))
+
+
+def _split_source(source: str, models: set[str]) -> dict[str, str]:
+    """Model -> its part of a source written by :func:`describe` ("m1, m2: src; m3: src"),
+    or {} when ``source`` is not such a text for these models (then it is every fit's)."""
+    own = {}
+    for part in source.split("; "):
+        names, sep, text = part.partition(": ")
+        if not sep or not text:
+            return {}
+        own.update({m: text for m in names.split(", ")})
+    return own if models <= set(own) else {}
 
 
 def describe(fits: Mapping[str, LinearFit]) -> str:
@@ -193,7 +208,8 @@ def choose_fit(raw: Iterable[float], ref: Iterable[float], forms: tuple[str, ...
 class CommitteeBarrier(MSONable):
     """The barrier of one path from several ML potentials: raw mean ± spread of the members
     that gave one, and the calibrated mean ± uncertainty (spread and the calibration's own
-    cross-validated RMSE in quadrature) when every such member is calibrated."""
+    cross-validated RMSE in quadrature; both averaged with the calibration's ``weighting``)
+    when every such member is calibrated."""
 
     members: dict[str, float | None]  # model identity -> raw barrier (None: no barrier)
     barrier: float | None  # eV, raw mean
@@ -216,7 +232,10 @@ class CommitteeBarrier(MSONable):
 def combine(members: Mapping[str, float | None], calibration: Calibration | None = None,
             reasons: Mapping[str, str] | None = None, ion: str | None = None) -> CommitteeBarrier:
     """Combine per-path member barriers (model identity -> barrier or None) of ``ion`` (its
-    per-ion fits where the calibration has them)."""
+    per-ion fits where the calibration has them). The raw barrier is the members' mean; the
+    calibrated one their calibrated values averaged with the calibration's ``weighting``
+    (inverse-variance: by 1 / CV RMSE², an RMSE below 0.01 eV counted as 0.01 so that one
+    member cannot take all the weight on a fit of few paths)."""
     got = {k: float(v) for k, v in members.items() if v is not None and math.isfinite(v)}
     names = ", ".join(members)
     if not got:
@@ -231,14 +250,18 @@ def combine(members: Mapping[str, float | None], calibration: Calibration | None
         c = np.array([fits[k](v) for k, v in got.items()])
         r = np.array([fits[k].cv_rmse for k in got])
         inverse = calibration.weighting == "inverse-variance"
-        w = 1.0 / np.maximum(r, 0.01) ** 2 if inverse else np.ones_like(c)
-        w /= w.sum()
-        cal = float(w @ c)
-        # the weighted spread (the sample standard deviation for equal weights) and the
-        # members' calibration error, in quadrature
         n = len(c)
-        spread_c = math.sqrt(float(w @ (c - cal) ** 2) * n / (n - 1)) if n > 1 else 0.0
-        unc = math.hypot(spread_c, math.sqrt(float(w @ r ** 2)))
+        if inverse:
+            w = 1.0 / np.maximum(r, 0.01) ** 2
+            w /= w.sum()
+            cal = float(w @ c)
+            # the weighted spread (n / (n - 1) as in the sample standard deviation) and the
+            # members' weighted calibration error, in quadrature
+            spread_c = math.sqrt(float(w @ (c - cal) ** 2) * n / (n - 1)) if n > 1 else 0.0
+            unc = math.hypot(spread_c, math.sqrt(float(w @ r ** 2)))
+        else:
+            cal = float(c.mean())
+            unc = math.hypot(float(c.std(ddof=1)) if n > 1 else 0.0, float(np.sqrt(np.mean(r ** 2))))
         label += (f"; calibrated linearly per model{', weighted by 1/(CV RMSE)²' if inverse else ''}"
                   f" ({calibration.source})")
     return CommitteeBarrier(dict(members), mean, spread, cal, unc, label, dict(reasons or {}))

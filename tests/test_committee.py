@@ -205,8 +205,10 @@ def test_an_inverse_variance_committee_weights_the_better_member():
 
 def test_a_model_without_calibration_paths_keeps_its_shipped_fit_and_weighting_is_chosen():
     """fit_calibration scores with what the product would use: a model given only held-out
-    results is not refitted (its shipped fit stays), and "auto" picks the committee weighting
-    on calibration paths: here member b is exact and a errs, so the weighted mean wins."""
+    results is not refitted (its shipped fit and the shipped weighting stay), and "auto" picks
+    the committee weighting on calibration paths only: there member b is exact and a errs,
+    so the weighted mean wins; on the held-out paths it is the other way round, so a held-out
+    path entering the choice would flip it."""
     from dataclasses import dataclass
 
     mod = _fit_module()
@@ -219,16 +221,42 @@ def test_a_model_without_calibration_paths_keeps_its_shipped_fit_and_weighting_i
         ion: str = "Mg"
 
     paths = {f"c{i}": P(f"c{i}", 0.3 + 0.1 * i, "calibration") for i in range(10)}
-    paths.update({f"h{i}": P(f"h{i}", 0.5, "held-out") for i in range(4)})
+    paths.update({f"h{i}": P(f"h{i}", 0.3 + 0.05 * i, "held-out") for i in range(30)})
     rng = np.random.default_rng(0)
-    a = {k: {"barrier": p.dft_barrier + rng.choice([-0.3, 0.3])} for k, p in paths.items()}
-    b = {k: {"barrier": p.dft_barrier} for k, p in paths.items()}
+    # held-out: a exact on h0-h14, and off by as much as b (both +0.6) on h15-h29
+    a = {k: {"barrier": p.dft_barrier + (rng.choice([-0.3, 0.3]) if k[0] == "c" else
+                                         0.6 * (int(k[1:]) >= 15))} for k, p in paths.items()}
+    b = {k: {"barrier": p.dft_barrier + (0.0 if k[0] == "c" else 0.6)} for k, p in paths.items()}
     held_only = {k: v for k, v in b.items() if k.startswith("h")}
-    shipped = Calibration({"chgnet:r2scan": LinearFit(1.7, 0.0, 50, 0.19, 0.25, ("Mg",))}, "old")
-    cal = mod.calibration({"chgnet": a, "chgnet:r2scan": held_only}, paths, shipped, "new")
-    assert cal.fits["chgnet:r2scan"].slope == 1.7 and "chgnet:0.3.0" in cal.fits
-    assert cal.weighting == "equal"  # r2scan has no calibration paths here: nothing to choose on
-    cal = mod.calibration({"chgnet": a, "chgnet:r2scan": b}, paths, shipped, "new")
+    shipped = Calibration({"chgnet:r2scan": LinearFit(1.7, 0.0, 50, 0.19, 0.25, ("Mg",))}, "old",
+                          "inverse-variance")
+    cal = mod.calibration({"chgnet": a, "chgnet:r2scan": held_only}, paths, shipped, "new {n}")
+    assert cal.fits["chgnet:r2scan"].slope == 1.7 and cal.fits["chgnet:r2scan"].source == "old"
+    assert cal.fits["chgnet:0.3.0"].source == "new 10"  # its own count of calibration paths
+    assert cal.weighting == "inverse-variance"  # one model on calibration paths: nothing to choose
+    cal = mod.calibration({"chgnet": a, "chgnet:r2scan": b}, paths, shipped, "new {n}")
     assert cal.fits["chgnet:r2scan"].slope == 1.0 and cal.weighting == "inverse-variance"
-    assert mod.calibration({"chgnet": a, "chgnet:r2scan": b}, paths, shipped, "new",
-                           weighting="equal").weighting == "equal"
+    equal = mod.calibration({"chgnet": a, "chgnet:r2scan": b}, paths, None, "new {n}",
+                            weighting="equal")
+    assert equal.weighting == "equal"
+    # the stated uncertainty of the committee covers DFT on a share of the held-out paths
+    est = mod.committee_estimates({"chgnet": a, "chgnet:r2scan": b}, equal, paths)
+    held = [p for p in paths.values() if p.split == "held-out"]
+    hit, n = mod.coverage(est, held)
+    err = [abs(est[p.id].calibrated - p.dft_barrier) <= est[p.id].uncertainty for p in held]
+    assert n == 30 and hit == sum(err) == 15  # h15-h29: both members off alike, no spread
+
+
+def test_an_old_calibration_file_gives_each_fit_its_own_source():
+    """Files before 0.3 kept one source for all fits, written "models: source; models:
+    source" once merged: each fit gets its model's part, and merging again keeps it."""
+    f = LinearFit(1.4, 0.0, 19, 0.19, 0.24, ("Ca",))
+    old = Calibration.from_dict({"source": "sevennet:7net-0: run B; chgnet:0.3.0, chgnet:r2scan: run A",
+                                 "fits": {k: {**vars(f), "ions": ["Ca"]} | {"source": None}
+                                          for k in ("chgnet:0.3.0@Ca", "chgnet:r2scan", "sevennet:7net-0")}})
+    assert old.fits["chgnet:r2scan"].source == "run A" and old.fits["sevennet:7net-0"].source == "run B"
+    new = Calibration({"chgnet:0.3.0": replace(f, source="run C")}, "run C")
+    out = _fit_module().merged(old, new, {"chgnet:0.3.0"})
+    assert out.source == "chgnet:0.3.0: run C; chgnet:r2scan: run A; sevennet:7net-0: run B"
+    plain = Calibration({"chgnet:0.3.0": f}, "one run for all")  # not a describe() text
+    assert plain.fits["chgnet:0.3.0"].source == "one run for all"
