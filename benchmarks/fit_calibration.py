@@ -199,6 +199,61 @@ def calibration(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, 
     return replace(cal, weighting=shipped.weighting if shipped else "equal")
 
 
+ION_COLOURS = {"Mg": "tab:green", "Ca": "tab:blue", "Zn": "tab:purple", "Al": "tab:orange"}
+
+
+def _ml_panel(name: str, preds: dict[str, dict[str, float | None]]) -> bool:
+    """Whether tier ``name`` gets a panel: the ML tiers and the committee, but not a
+    calibrated one identical to its raw one (a model shipped as "none")."""
+    base = name.removesuffix(" calibrated")
+    ml = base.split(" ")[0] in ML_TIERS or base.startswith("committee")
+    return ml and (name == base or preds[name] != preds.get(base))
+
+
+def parity_figure(panels: dict[str, dict[str, float | None]], held: list[ReferencePath],
+                  estimates: dict[str, Any] | None = None, committee: str = "") -> bytes:
+    """PNG of predicted against DFT-NEB barriers on ``held`` for each panel (tier name ->
+    predictions), coloured by ion; the ``committee`` panel gets the estimates' stated
+    uncertainty as error bars. The diagonal and a ±0.15 eV band (the goal's MAE) are drawn;
+    each panel says n found, Spearman and MAE."""
+    from matplotlib.figure import Figure
+
+    from ionscreen.screening.plots import png_bytes
+
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig = Figure(figsize=(4.2 * cols, 4.0 * rows), layout="constrained")
+    top = max([p.dft_barrier for p in held] + [v for pr in panels.values() for v in pr.values()
+                                              if v is not None] + [0.5]) * 1.05
+    for k, (name, pred) in enumerate(panels.items()):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.fill_between([0, top], [-0.15, top - 0.15], [0.15, top + 0.15], color="0.9")
+        ax.plot([0, top], [0, top], color="0.4", lw=0.8)
+        for ion, colour in ION_COLOURS.items():
+            pts = [(p.dft_barrier, pred[p.id], p.id) for p in held
+                   if p.ion == ion and pred.get(p.id) is not None]
+            if not pts:
+                continue
+            x, y, ids = zip(*pts)
+            err = None
+            if name == committee and estimates:
+                err = [estimates[i].uncertainty or 0.0 for i in ids]
+            ax.errorbar(x, y, yerr=err, fmt="o", ms=4, color=colour, ecolor=colour, elinewidth=0.6,
+                        alpha=0.85, label=f"{ion}²⁺" if ion != "Al" else "Al³⁺")
+        m = metrics(pred, held)["all"]
+        sp = "–" if m["spearman"] is None else f"{m['spearman']:.2f}"
+        mae = "–" if m["mae"] is None else f"{m['mae']:.3f}"
+        ax.set_title(f"{name}\n{m['found']}/{m['n']} found, Spearman {sp}, MAE {mae} eV", fontsize=9)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_aspect("equal")
+        ax.set_xlabel("DFT-NEB barrier (eV)")
+        ax.set_ylabel("predicted barrier (eV)")
+        if k == 0:
+            ax.legend(fontsize=8, loc="upper left")
+    return png_bytes(fig, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("results", nargs="+", type=Path)
@@ -208,6 +263,8 @@ def main() -> None:
                     help="one fit per model only (no per-ion fits)")
     ap.add_argument("--common", action="store_true",
                     help="score only paths every tier has run (the same paths for each)")
+    ap.add_argument("--plot", type=Path, default=None,
+                    help="PNG: predicted against DFT for each ML tier and the committee, held-out")
     ap.add_argument("--weighting", choices=["auto", "equal", "inverse-variance"], default="auto",
                     help="how the committee averages its members (auto: the better on the "
                          "calibration paths; with one ML model, the shipped one is kept)")
@@ -239,6 +296,12 @@ def main() -> None:
             parts.append(f"Calibrated committee ({cal.weighting} weights): {hit}/{n} held-out "
                          f"barriers ({hit / n:.0%}) within their stated uncertainty of DFT "
                          "(an honest 1σ: about 68 %).")
+    if args.plot:
+        shown = [p for p in held if run_ids is None or p.id in run_ids]
+        panels = {k: v for k, v in preds.items() if _ml_panel(k, preds)}
+        committee = next((k for k in panels if k.startswith("committee") and k.endswith("calibrated")), "")
+        args.plot.write_bytes(parity_figure(panels, shown, est, committee))
+        print(f"written {args.plot}")
     text = "\n\n".join(parts)
     print(text)
     if args.markdown:

@@ -260,3 +260,21 @@ def test_an_old_calibration_file_gives_each_fit_its_own_source():
     assert out.source == "chgnet:0.3.0: run C; chgnet:r2scan: run A; sevennet:7net-0: run B"
     plain = Calibration({"chgnet:0.3.0": f}, "one run for all")  # not a describe() text
     assert plain.fits["chgnet:0.3.0"].source == "one run for all"
+
+
+def test_the_parity_figure_is_a_png_with_one_panel_per_tier():
+    from dataclasses import dataclass
+
+    mod = _fit_module()
+
+    @dataclass
+    class P:
+        id: str
+        dft_barrier: float
+        ion: str
+
+    held = [P("a", 0.4, "Mg"), P("b", 1.2, "Ca"), P("c", 0.8, "Zn")]
+    est = {"a": combine({"x": 0.3, "y": 0.5}), "b": combine({"x": 1.0, "y": 1.1}), "c": combine({"x": None})}
+    png = mod.parity_figure({"chgnet": {"a": 0.3, "b": 1.0, "c": None},
+                             "committee": {k: e.barrier for k, e in est.items()}}, held, est, "committee")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
