@@ -174,3 +174,27 @@ def markdown_table(table: dict[str, dict[str, Any]], title: str = "") -> str:
                  for v in row.values()]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def summary_table(preds: dict[str, dict[str, float | None]], ref: list[ReferencePath],
+                  ions: tuple[str, ...] = ("Mg", "Ca", "Zn")) -> str:
+    """One Markdown row per tier over the same paths ``ref``: found, Spearman, Pearson, MAE,
+    mean signed error, good/bad accuracy, and the MAE of each of ``ions``."""
+    head = ["tier", "found", "Spearman", "Pearson", "MAE", "mean signed", "acc@0.5", "acc@0.65",
+            *(f"MAE {ion}" for ion in ions)]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+
+    def num(v: Any, signed: bool = False) -> str:
+        return "–" if v is None else (f"{v:+.3f}" if signed else f"{v:.3f}").replace("-", "−")
+
+    for name, pred in preds.items():
+        m = metrics(pred, ref)
+        a = m["all"]
+        cells = [name, f"{a['found']}/{a['n']}", num(a["spearman"]), num(a["pearson"]),
+                 num(a["mae"]), num(a["mean_signed_error"], True), num(a.get("accuracy@0.5")),
+                 num(a.get("accuracy@0.65"))]
+        cells += [num(m[ion]["mae"]) + f" ({m[ion]['found']}/{m[ion]['n']})" if ion in m else "–"
+                  for ion in ions]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+

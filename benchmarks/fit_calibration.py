@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dft_neb import ReferencePath, load_paths, markdown_table, metrics, ranked_barrier
+from dft_neb import (
+    ReferencePath,
+    load_paths,
+    markdown_table,
+    metrics,
+    ranked_barrier,
+    summary_table,
+)
 
 from ionscreen.screening.committee import (
     CALIBRATION_FILE,
@@ -289,6 +296,10 @@ def main() -> None:
         ran = [p for p in held if p.id in (run_ids if run_ids is not None else pred)]
         if ran:
             parts.append(markdown_table(metrics(pred, ran), f"{name} — held-out, {len(ran)} paths run"))
+    if run_ids is not None:
+        same = [p for p in held if p.id in run_ids]
+        parts.insert(0, f"**Every tier on the same {len(same)} held-out paths**\n\n"
+                        + summary_table(preds, same))
     if n_ml > 1:
         ids = [p for p in held if run_ids is None or p.id in run_ids]
         hit, n = coverage(est, ids)

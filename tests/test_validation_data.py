@@ -97,6 +97,9 @@ def test_metrics_on_a_hand_example():
     ca = m["Ca"]
     assert (ca["n"], ca["found"], ca["spearman"], ca["mae"]) == (3, 1, None, pytest.approx(0.5))
     assert m["Mg"]["mean_signed_error"] == pytest.approx(0.0)
+    rows = dft_neb.summary_table({"x": pred, "y": {}}, ref).splitlines()
+    assert len(rows) == 4 and rows[2].startswith("| x | 3/5 | 1.000 |")
+    assert "| 0.500 (1/3) |" in rows[2] and rows[3].startswith("| y | 0/5 | – |")
     empty = dft_neb.metrics({}, ref[:1])["all"]
     assert empty["found"] == 0 and empty["mae"] is None
 
