@@ -118,12 +118,12 @@ def _stats(pairs: list[tuple[float, float]], n: int, thresholds: tuple[float, ..
 
 def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
     """The barrier of one ``validate_barriers`` result as the product would rank it: None when
-    the band gave none, or when the NEB refused it (a ``noise`` or ``below-floor`` flag,
-    :data:`ionscreen.screening.neb.flags.REFUSED`). Results stored before the flags were
-    recorded get the floor rule from their barrier and ion (the same rule; a noisy band is in
-    practice also below the floor)."""
+    the band gave none, or when the NEB refused it (``noise``, ``below-floor``, a
+    ``no-saddle`` below 0.65 eV: :func:`ionscreen.screening.neb.flags.refuses`). Results
+    stored before the flags were recorded get the floor rule from their barrier and ion (the
+    same rule; a noisy band is in practice also below the floor)."""
     from ionscreen.screening.ion_models import ion_model
-    from ionscreen.screening.neb.flags import REFUSED, floor_for
+    from ionscreen.screening.neb.flags import floor_for, refuses
 
     b = result.get("barrier")
     if b is None or not math.isfinite(b):
@@ -132,7 +132,7 @@ def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
         return float(b)
     flags = (result.get("extra") or {}).get("flags")
     if flags is not None:
-        return None if set(flags) & set(REFUSED) else float(b)
+        return None if any(refuses(c, b) for c in flags) else float(b)
     ion = result.get("ion")
     return None if ion and b < floor_for(ion_model(ion).charge) else float(b)
 

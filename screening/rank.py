@@ -7,7 +7,8 @@ structured :class:`~ionscreen.screening.records.Note` s). A failed record is ref
 
 Barrier (``barrier``, ``barrier_tier``)
     The best tier available: the NEB barrier when the NEB converged (``"BVFF CI-NEB (<calculator>)"``,
-    ``"MLIP CI-NEB (<calculator>)"``...) and is not flagged ``noise`` or ``below-floor`` (such
+    ``"MLIP CI-NEB (<calculator>)"``...) and is not refused by a flag (``noise``, ``below-floor``,
+    ``no-saddle`` below 0.65 eV; such
     a barrier is no evidence of a fast conductor: note ``neb_flagged``; an ML barrier whose
     uncertainty — committee spread and calibration error — exceeds :data:`UNCERTAIN` eV is
     ranked with note ``neb_uncertain``), else the BVSE
@@ -144,7 +145,8 @@ def clip_words(text: str, n: int, tail: str = " …") -> str:
 
 
 def _neb_refusal(neb: Any, barrier: float | None) -> Note:
-    """Why a NEB gives no ranked barrier: flagged (noise, below-floor), not converged, failed."""
+    """Why a NEB gives no ranked barrier: flagged (noise, below-floor, a low no-saddle), not
+    converged, failed."""
     if barrier is not None and neb.converged:  # a flagged barrier is no evidence of a fast conductor
         why = clip_words("; ".join(f"{f['code']}: {f['text']}" for f in neb.refused), 300)
         return Note("neb_flagged", f"{neb.label} barrier {barrier:.3f} eV not ranked ({why}); "
@@ -168,8 +170,8 @@ def barrier_of(record: HostRecord) -> tuple[float | None, str | None, str | None
     """(barrier eV, tier label, tier key, notes) for one record.
 
     The tier key groups records whose barriers share a producer: ``"BVSE"`` or
-    ``"<tier> CI-NEB (<calculator>)"``. A NEB barrier flagged ``noise`` or ``below-floor``
-    (:data:`ionscreen.screening.neb.flags.REFUSED`) is not ranked: the BVSE barrier stands in,
+    ``"<tier> CI-NEB (<calculator>)"``. A NEB barrier refused by a flag (noise, below-floor, a
+    no-saddle below 0.65 eV: :func:`ionscreen.screening.neb.flags.refuses`) is not ranked: the BVSE barrier stands in,
     with a ``neb_flagged`` note.
     """
     notes: list[Note] = []

@@ -24,6 +24,7 @@ from ionscreen.screening.neb.flags import (
     floor_for,
     framework_change,
     noise_flag,
+    refuses,
 )
 from ionscreen.screening.neb.setup import HopSetup
 from ionscreen.screening.rank import barrier_of, rank
@@ -200,11 +201,19 @@ def test_noise_rule_on_profiles():
     assert noise_flag(clear, s, fmax) is None
     assert noise_flag(0.2 * clear, s, fmax) is None  # 0.080 eV peak: just above the noise
     assert noise_flag(0.18 * clear, s, fmax)["code"] == "noise"  # 0.072 eV: within it
-    uphill = np.linspace(0.0, 0.5, 9)  # highest point at an endpoint: no saddle
-    f = noise_flag(uphill, s, fmax)
-    assert f is not None and "at an endpoint" in f["text"]
+    # highest point at an endpoint: no saddle, the energy difference a lower bound; refused
+    # below 0.65 eV (it cannot show a mobile ion), ranked above (the ion is slow either way)
+    f = noise_flag(np.linspace(0.0, 0.5, 9), s, fmax)
+    assert f["code"] == "no-saddle" and "at an endpoint" in f["text"] and refuses(f)
+    f = noise_flag(np.linspace(0.0, 1.5, 9), s, fmax)
+    assert f["code"] == "no-saddle" and not refuses(f) and "slow either way" in f["text"]
+    assert refuses("no-saddle", 0.5) and not refuses("no-saddle", 1.5) and refuses("noise", 3.0)
+    assert not refuses("merged-hops", 0.01)
+    # an inner minimum deeper than both endpoints (neither endpoint is a minimum): no saddle
+    well = np.array([0.0, -0.3, -0.8, -0.3, 0.02, 0.0, 0.01, 0.0, 0.0])
+    assert noise_flag(well, s, fmax)["code"] == "no-saddle"
     wiggles = np.array([0, 0.03, 0.0, 0.04, 0.01, 0.05, 0.0, 0.02, 0.0])
-    assert noise_flag(wiggles, s, fmax) is not None
+    assert noise_flag(wiggles, s, fmax)["code"] == "noise"  # spans 0.05 eV: within the noise
     assert NOISE_K == 0.5
 
 

@@ -12,8 +12,9 @@ A BVSE site that is no minimum for the calculator (its endpoint relaxes onto the
 or onto a neighbouring site) is not dropped: the hop is joined with the next hops of the BVSE
 hop graph into one band between true minima (:mod:`.merge`). Every hop says where its relaxed
 endpoints went and carries structured ``flags`` (:mod:`.flags`: noise, below-floor,
-endpoint-moved, framework-changed, merged-hops, fixed-host-fallback, not-converged); ranking
-refuses a barrier flagged noise or below-floor.
+no-saddle, endpoint-moved, framework-changed, merged-hops, fixed-host-fallback,
+not-converged); ranking refuses a barrier flagged noise or below-floor, or no-saddle (a lower
+bound) below 0.65 eV.
 
 Practice from HPC NEB work: one calculator per image; explicit NEB method; the rank/image split
 is checked (ASE's own parallel NEB does not check it). Under MPI (``comm`` with size > 1) the

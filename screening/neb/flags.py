@@ -3,14 +3,20 @@
 Codes (:data:`CODES`):
 
 ``noise``
-    The band has no clear maximum above its noise. With a force tolerance ``fmax`` the
-    optimiser cannot tell a profile whose force along the path never exceeds ``fmax`` from a
-    flat one; along a path of length ``L`` between two minima such a profile rises at most
-    ``fmax · L / 2`` (up at slope ``fmax`` for half the path, down for the other half). So a
-    band is noise when no inner image rises more than ``NOISE_K · fmax · L`` with
-    :data:`NOISE_K` = 0.5 above the lowest image on each side of it: this covers a barrier of
-    that order, a profile whose highest point is an endpoint (an energy difference, not a
-    saddle) and a band of wiggles.
+    The band is flat within its noise. With a force tolerance ``fmax`` the optimiser cannot
+    tell a profile whose force along the path never exceeds ``fmax`` from a flat one; along a
+    path of length ``L`` between two minima such a profile rises at most ``fmax · L / 2`` (up
+    at slope ``fmax`` for half the path, down for the other half). So a band is noise when no
+    inner image rises more than ``NOISE_K · fmax · L`` (:data:`NOISE_K` = 0.5) above the
+    lowest image on each side of it and the whole band spans no more than that: a barrier of
+    that order, or a band of wiggles.
+``no-saddle``
+    No inner image rises above the noise on both sides, but the band spans more than the
+    noise: its highest point is an endpoint (or a plateau next to one), so the "barrier" is the
+    energy difference between the two sites, or the way out of an inner minimum deeper than
+    both endpoints. That is a lower bound of the hop's barrier: it can show an ion slow, never
+    fast, so it is refused (the flag's ``refuses``) below :data:`NO_SADDLE_RANKED` and ranked,
+    flagged, above it.
 ``below-floor``
     The barrier is below :data:`FLOORS` for the ion's charge (see there).
 ``endpoint-moved``
@@ -25,7 +31,8 @@ Codes (:data:`CODES`):
 ``not-converged``
     The band did not converge: no barrier.
 
-``noise`` and ``below-floor`` (:data:`REFUSED`) make a barrier unfit to rank a host as a fast
+``noise`` and ``below-floor`` (:data:`REFUSED`), and ``no-saddle`` below
+:data:`NO_SADDLE_RANKED` (:func:`refuses`), make a barrier unfit to rank a host as a fast
 conductor; the others say how to read it.
 """
 
@@ -39,10 +46,14 @@ from ase.geometry import find_mic, get_distances
 
 from ionscreen.structures.convert import MOBILE_TAG
 
-CODES = ("noise", "below-floor", "endpoint-moved", "framework-changed", "merged-hops",
-         "fixed-host-fallback", "not-converged")
+CODES = ("noise", "below-floor", "no-saddle", "endpoint-moved", "framework-changed",
+         "merged-hops", "fixed-host-fallback", "not-converged")
 #: flags that keep a barrier from being ranked as a fast conductor
 REFUSED = ("noise", "below-floor")
+#: eV: a ``no-saddle`` barrier (a lower bound) below this cannot tell a mobile ion from an
+#: immobile one and is refused; above it the ion is immobile either way (the nano-particle
+#: threshold of Rong et al., Chem. Mater. 2015, ``screening/mobility.py``)
+NO_SADDLE_RANKED = 0.65
 
 #: noise threshold: a band is noise unless one maximum rises more than NOISE_K · fmax · L
 NOISE_K = 0.5
@@ -68,11 +79,25 @@ BOND_FACTOR = 1.25
 BOND_HYSTERESIS = 1.1
 
 
-def flag(code: str, text: str) -> dict[str, str]:
-    """One flag; ``code`` must be one of :data:`CODES`."""
+def flag(code: str, text: str, refuses: bool | None = None) -> dict[str, Any]:
+    """One flag; ``code`` must be one of :data:`CODES`. ``refuses`` is given for a flag whose
+    refusal depends on the barrier (``no-saddle``)."""
     if code not in CODES:
         raise ValueError(f"unknown NEB flag {code!r}; known: {', '.join(CODES)}")
-    return {"code": code, "text": text}
+    return {"code": code, "text": text} | ({} if refuses is None else {"refuses": bool(refuses)})
+
+
+def refuses(f: dict[str, Any] | str, barrier: float | None = None) -> bool:
+    """Whether flag ``f`` (a flag, or its code with the band's ``barrier``) keeps the barrier
+    from being ranked: :data:`REFUSED`, and ``no-saddle`` below :data:`NO_SADDLE_RANKED`."""
+    code = f if isinstance(f, str) else f.get("code")
+    if code in REFUSED:
+        return True
+    if code != "no-saddle":
+        return False
+    if not isinstance(f, str) and "refuses" in f:
+        return bool(f["refuses"])
+    return barrier is None or barrier < NO_SADDLE_RANKED
 
 
 def floor_for(charge: float) -> float:
@@ -81,10 +106,10 @@ def floor_for(charge: float) -> float:
     return FLOORS.get(z, round(0.05 + 0.10 * (z - 1), 2))
 
 
-def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float) -> dict[str, str] | None:
-    """The ``noise`` flag of a band (energies per image, cumulative ion path length in Å),
-    or None when one inner image rises more than NOISE_K · fmax · L above the lowest image
-    on each side of it."""
+def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float) -> dict[str, Any] | None:
+    """The ``noise`` or ``no-saddle`` flag of a band (energies per image, cumulative ion path
+    length in Å), or None when one inner image rises more than NOISE_K · fmax · L above the
+    lowest image on each side of it (a saddle)."""
     e = np.asarray(energies, dtype=float)
     length = float(path[-1]) if len(path) else 0.0
     delta = NOISE_K * fmax * length
@@ -94,9 +119,18 @@ def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float) -> dict[str,
         return None
     barrier = float(e.max() - e.min())
     where = "an endpoint" if int(np.argmax(e)) in (0, len(e) - 1) else "an inner image"
-    return flag("noise", f"no maximum rises above the noise of the band: the largest rise of an inner "
-                         f"image is {rise:.3f} eV <= {NOISE_K} x fmax {fmax} eV/Å x path {length:.2f} Å "
-                         f"= {delta:.3f} eV (barrier {barrier:.3f} eV, highest point at {where})")
+    noise = (f"the largest rise of an inner image is {rise:.3f} eV <= {NOISE_K} x fmax {fmax} eV/Å x "
+             f"path {length:.2f} Å = {delta:.3f} eV")
+    if barrier <= delta:
+        return flag("noise", f"the band is flat within its noise: {noise} and the band spans "
+                             f"{barrier:.3f} eV")
+    low = barrier < NO_SADDLE_RANKED
+    return flag("no-saddle", f"no saddle: {noise}, and the highest point is at {where}, so the "
+                             f"barrier {barrier:.3f} eV is an energy difference between sites (or "
+                             f"out of an inner minimum), a lower bound of the hop's barrier: "
+                             + (f"below {NO_SADDLE_RANKED} eV it cannot tell a mobile ion, not ranked"
+                                if low else f"at least {NO_SADDLE_RANKED} eV, the ion is slow either way"),
+                refuses=low)
 
 
 def floor_flag(barrier: float | None, charge: float, label: str) -> dict[str, str] | None:

@@ -15,7 +15,7 @@ from monty.json import MSONable
 
 from ionscreen._json import jsonable
 
-from .flags import REFUSED
+from .flags import refuses
 
 
 def _plain_fields(obj: Any, skip: str) -> dict[str, Any]:
@@ -119,8 +119,9 @@ class NEBSummary(MSONable):
 
     @property
     def refused(self) -> list[dict[str, Any]]:
-        """The flags that keep this barrier from being ranked (noise, below-floor)."""
-        return [f for f in self.flags if f.get("code") in REFUSED]
+        """The flags that keep this barrier from being ranked (noise, below-floor, a low
+        no-saddle: :func:`.flags.refuses`)."""
+        return [f for f in self.flags if refuses(f)]
 
     @property
     def label(self) -> str:
@@ -183,11 +184,11 @@ class NEBReport(MSONable):
         return [{**f, "hop": h.hop.get("index", k)} for k, h in enumerate(self.hops) for f in h.flags]
 
     def barrier_flags(self) -> list[dict[str, Any]]:
-        """The flags that bear on the reported barrier: noise and below-floor of the
-        rate-limiting hop (another hop's noise does not change the highest barrier), every
-        other flag of any hop."""
+        """The flags that bear on the reported barrier: the refusing ones (noise,
+        below-floor, a low no-saddle) of the rate-limiting hop (another hop's noise does not
+        change the highest barrier), every other flag of any hop."""
         return [f for f in self.flags
-                if f["code"] not in REFUSED or (self.barrier is not None and f["hop"] == self.rate_limiting_hop)]
+                if not refuses(f) or (self.barrier is not None and f["hop"] == self.rate_limiting_hop)]
 
     def as_dict(self, with_images: bool = False) -> dict[str, Any]:
         """The report as a document (the stored NEB report); :meth:`from_dict` reads it back."""
