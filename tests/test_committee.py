@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,16 @@ def test_model_keys_and_committee_specs():
     assert committee_members("chgnet") is None and committee_members(None) is None
 
 
+@dataclass
+class P:
+    """A stand-in reference path: what the fit reads of one."""
+
+    id: str
+    dft_barrier: float
+    split: str
+    ion: str = "Mg"
+
+
 def _fit_module():
     sys.path.insert(0, str(BENCH))
     spec = importlib.util.spec_from_file_location("fit_calibration", BENCH / "fit_calibration.py")
@@ -76,17 +86,7 @@ def _fit_module():
 
 def test_the_fit_sees_calibration_paths_only():
     """Held-out paths with absurd barriers must not move the fit: the split holds."""
-    from dataclasses import dataclass
-
     mod = _fit_module()
-
-    @dataclass
-    class P:
-        id: str
-        dft_barrier: float
-        split: str
-        ion: str = "Mg"
-
     paths = {f"c{i}": P(f"c{i}", 0.2 + 0.1 * i, "calibration") for i in range(8)}
     paths.update({f"h{i}": P(f"h{i}", 0.5, "held-out") for i in range(8)})
     res = {pid: {"barrier": p.dft_barrier / 2 if p.split == "calibration" else 9.0}
@@ -209,17 +209,7 @@ def test_a_model_without_calibration_paths_keeps_its_shipped_fit_and_weighting_i
     the committee weighting on calibration paths only: there member b is exact and a errs,
     so the weighted mean wins; on the held-out paths it is the other way round, so a held-out
     path entering the choice would flip it."""
-    from dataclasses import dataclass
-
     mod = _fit_module()
-
-    @dataclass
-    class P:
-        id: str
-        dft_barrier: float
-        split: str
-        ion: str = "Mg"
-
     paths = {f"c{i}": P(f"c{i}", 0.3 + 0.1 * i, "calibration") for i in range(10)}
     paths.update({f"h{i}": P(f"h{i}", 0.3 + 0.05 * i, "held-out") for i in range(30)})
     rng = np.random.default_rng(0)
@@ -263,17 +253,8 @@ def test_an_old_calibration_file_gives_each_fit_its_own_source():
 
 
 def test_the_parity_figure_is_a_png_with_one_panel_per_tier():
-    from dataclasses import dataclass
-
     mod = _fit_module()
-
-    @dataclass
-    class P:
-        id: str
-        dft_barrier: float
-        ion: str
-
-    held = [P("a", 0.4, "Mg"), P("b", 1.2, "Ca"), P("c", 0.8, "Zn")]
+    held = [P("a", 0.4, "held-out"), P("b", 1.2, "held-out", "Ca"), P("c", 0.8, "held-out", "Zn")]
     est = {"a": combine({"x": 0.3, "y": 0.5}), "b": combine({"x": 1.0, "y": 1.1}), "c": combine({"x": None})}
     png = mod.parity_figure({"chgnet": {"a": 0.3, "b": 1.0, "c": None},
                              "committee": {k: e.barrier for k, e in est.items()}}, held, est, "committee")
