@@ -6,8 +6,8 @@ Reads the result files of ``validate_barriers.py`` (one per tier, or one holding
 chooses per ML model among no calibration, a scale and a line ``calibrated = slope * raw +
 intercept`` by 5-fold cross-validated MAE on the paths whose split is "calibration", chooses the
 committee's weighting (equal or inverse-variance) on the same paths, writes the fits to
-``screening/data/calibration.json`` (``--write``; the product applies them; the shipped fits of
-models without calibration paths in the files are kept), and prints the held-out table with
+``screening/data/calibration.json`` (``--write``; the product applies them; a shipped fit of a
+model, or of a model and ion, without calibration paths in the files is kept), and prints the held-out table with
 how often the committee's stated uncertainty covers the DFT barrier. A held-out path never
 enters a fit or a choice: they see only ids whose split is "calibration"
 (``tests/test_committee.py`` holds this).
@@ -113,14 +113,15 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
     return Calibration(fits, describe(fits) if fits else source)
 
 
-def merged(shipped: Calibration | None, new: Calibration, models: set[str]) -> Calibration:
-    """The fits of ``new`` for ``models`` (the models refitted, or found to need none) and the
-    shipped fits of every other model, kept as they were: refitting one model must not drop
-    another's fit whose raw results are not at hand. Each fit keeps its own source. The
-    weighting is ``new``'s (:func:`calibration` then chooses it)."""
+def merged(shipped: Calibration | None, new: Calibration) -> Calibration:
+    """The fits of ``new`` and every shipped fit ``new`` has no fit for (same key: model, or
+    model and ion), kept as it was: refitting one model must not drop another's fit whose raw
+    results are not at hand, and a refit on part of the calibration paths (no Ca²⁺ among them,
+    say) must not drop the model's Ca²⁺ fit. Each fit keeps its own source. The weighting is
+    ``new``'s (:func:`calibration` then chooses it)."""
     if shipped is None:
         return new
-    fits = {**new.fits, **{k: f for k, f in shipped.fits.items() if k.split("@")[0] not in models}}
+    fits = {**new.fits, **{k: f for k, f in shipped.fits.items() if k not in new.fits}}
     return Calibration(fits, describe(fits), new.weighting)
 
 
@@ -192,8 +193,8 @@ def calibration(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, 
     for k, f in new.fits.items():
         print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
               f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
-    # a model given without calibration paths is not refitted: its shipped fits stay
-    cal = merged(shipped, new, {k.split("@")[0] for k in new.fits})
+    # a model (or ion) without calibration paths here is not refitted: its shipped fits stay
+    cal = merged(shipped, new)
     if weighting != "auto":
         return replace(cal, weighting=weighting)
     with_cal = [t for t in results if t in ML_TIERS

@@ -127,13 +127,16 @@ def _split_source(source: str, models: set[str]) -> dict[str, str]:
 
 
 def describe(fits: Mapping[str, LinearFit]) -> str:
-    """A calibration's source from its fits': "model, model: source; model: source" (models
-    grouped by what they were fitted on, in the order of ``fits``)."""
+    """A calibration's source from its fits': "key, key: source; key: source" (fit keys,
+    ``model`` or ``model@Ion``, grouped by what they were fitted on, in the order of ``fits``;
+    a model all of whose fits share a source is named once)."""
     groups: dict[str, list[str]] = {}
     for key, f in fits.items():
-        models = groups.setdefault(f.source, [])
-        if key.split("@")[0] not in models:
-            models.append(key.split("@")[0])
+        model = key.split("@")[0]
+        whole = all(g.source == f.source for k, g in fits.items() if k.split("@")[0] == model)
+        name = model if whole else key
+        if name not in groups.setdefault(f.source, []):
+            groups[f.source].append(name)
     return "; ".join(f"{', '.join(m)}: {src}" for src, m in groups.items())
 
 

@@ -160,17 +160,22 @@ def test_a_refit_of_one_model_keeps_the_shipped_fits_of_the_others():
     assert shipped.fits["chgnet:r2scan"].source == "set A, 2026-12-06"
     new = Calibration({"sevennet:7net-0@Ca": replace(f, slope=1.2, source="set A, 2026-12-07")},
                       "set A, 2026-12-07", "inverse-variance")
-    out = mod.merged(shipped, new, {"sevennet:7net-0"})
+    out = mod.merged(shipped, new)
     assert set(out.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan", "sevennet:7net-0@Ca"}
     assert out.source == ("sevennet:7net-0: set A, 2026-12-07; "
                           "chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06")
     assert out.weighting == "inverse-variance"
     back = Calibration.from_dict(json.loads(json.dumps(out.as_dict())))
     assert back == out and back.fits["chgnet:0.3.0@Ca"].source == "set A, 2026-12-06"
-    again = mod.merged(back, Calibration({}, "set A, 2026-12-08"), {"sevennet:7net-0"})
-    assert set(again.fits) == {"chgnet:0.3.0@Ca", "chgnet:r2scan"}  # no fit any more: dropped
-    assert again.source == "chgnet:0.3.0, chgnet:r2scan: set A, 2026-12-06"
-    assert mod.merged(None, new, {"sevennet:7net-0"}) is new
+    # a refit on paths without Ca (only a model-wide fit): the shipped Ca fit stays, with its source
+    part = Calibration({"chgnet:0.3.0": replace(f, ions=("Mg",), source="set A, 2026-12-08")}, "x")
+    again = mod.merged(back, part)
+    assert set(again.fits) == {"chgnet:0.3.0", "chgnet:0.3.0@Ca", "chgnet:r2scan", "sevennet:7net-0@Ca"}
+    assert again.get("chgnet:0.3.0", "Ca").source == "set A, 2026-12-06"
+    assert again.get("chgnet:0.3.0", "Mg").source == "set A, 2026-12-08"
+    assert again.source == ("chgnet:0.3.0: set A, 2026-12-08; sevennet:7net-0: set A, 2026-12-07; "
+                            "chgnet:0.3.0@Ca, chgnet:r2scan: set A, 2026-12-06")
+    assert mod.merged(None, new) is new
 
 
 def test_a_bare_committee_is_calibrated_for_the_multivalent_ions():
@@ -246,8 +251,9 @@ def test_an_old_calibration_file_gives_each_fit_its_own_source():
                                           for k in ("chgnet:0.3.0@Ca", "chgnet:r2scan", "sevennet:7net-0")}})
     assert old.fits["chgnet:r2scan"].source == "run A" and old.fits["sevennet:7net-0"].source == "run B"
     new = Calibration({"chgnet:0.3.0": replace(f, source="run C")}, "run C")
-    out = _fit_module().merged(old, new, {"chgnet:0.3.0"})
-    assert out.source == "chgnet:0.3.0: run C; chgnet:r2scan: run A; sevennet:7net-0: run B"
+    out = _fit_module().merged(old, new)
+    assert out.source == ("chgnet:0.3.0: run C; chgnet:0.3.0@Ca, chgnet:r2scan: run A; "
+                          "sevennet:7net-0: run B")
     plain = Calibration({"chgnet:0.3.0": f}, "one run for all")  # not a describe() text
     assert plain.fits["chgnet:0.3.0"].source == "one run for all"
 
