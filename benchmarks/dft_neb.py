@@ -119,9 +119,10 @@ def _stats(pairs: list[tuple[float, float]], n: int, thresholds: tuple[float, ..
 def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
     """The barrier of one ``validate_barriers`` result as the product would rank it: None when
     the band gave none, or when the NEB refused it (``noise``, ``below-floor``, a
-    ``no-saddle`` below 0.65 eV: :func:`ionscreen.screening.neb.flags.refuses`). Results
-    stored before the flags were recorded get the floor rule from their barrier and ion (the
-    same rule; a noisy band is in practice also below the floor)."""
+    ``no-saddle`` below 0.65 eV or of the BVFF: :func:`ionscreen.screening.neb.flags.refuses`).
+    Results stored before the flags were recorded get the floor rule only, from their barrier
+    and ion: a noisy band is in practice also below the floor, but a no-saddle band between
+    the floor and 0.65 eV cannot be told from them and is counted."""
     from ionscreen.screening.ion_models import ion_model
     from ionscreen.screening.neb.flags import floor_for, refuses
 
@@ -130,9 +131,14 @@ def ranked_barrier(result: dict[str, Any], tier: str) -> float | None:
         return None
     if tier == "bvse":  # every other tier is a NEB with its flags; BVSE has its own rules
         return float(b)
-    flags = (result.get("extra") or {}).get("flags")
+    extra = result.get("extra") or {}
+    if extra.get("refused") is not None:  # the flags that refused it, as the NEB decided
+        return None if extra["refused"] else float(b)
+    flags = extra.get("flags")
     if flags is not None:
-        return None if any(refuses(c, b) for c in flags) else float(b)
+        # codes only (stored before the refusals were): a no-saddle band is refused below
+        # 0.65 eV, and at any height for the BVFF (flags.noise_flag, ranked=False)
+        return None if any(refuses(c, None if tier == "bvff" else b) for c in flags) else float(b)
     ion = result.get("ion")
     return None if ion and b < floor_for(ion_model(ion).charge) else float(b)
 

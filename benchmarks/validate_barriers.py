@@ -35,6 +35,7 @@ from dft_neb import ReferencePath, load_paths, markdown_table, metrics, ranked_b
 from pymatgen.core import Structure  # noqa: E402
 
 from ionscreen.screening.ion_models import ion_model  # noqa: E402
+from ionscreen.screening.neb.flags import refuses  # noqa: E402
 from ionscreen.structures.oxidation import assign_oxidation_states  # noqa: E402
 
 NEAREST_SITE = 1.0  # Å: a BVSE site this close to a DFT endpoint's ion position stands for it
@@ -183,7 +184,8 @@ def _neb_tier(calculator: str) -> Tier:
                         settings=None, mobile_index=path.moving_index, oxidation_states=oxi)
         extra = {"converged": r.converged, "status": r.status,
                  "barrier_forward": r.barrier_forward, "barrier_reverse": r.barrier_reverse,
-                 "steps": r.steps, "n_atoms": r.n_atoms, "flags": [f["code"] for f in r.flags]}
+                 "steps": r.steps, "n_atoms": r.n_atoms, "flags": [f["code"] for f in r.flags],
+                 "refused": [f["code"] for f in r.flags if refuses(f)]}
         return r.barrier, extra
     tier.__name__ = f"neb_{calculator}"
     return tier
@@ -253,7 +255,7 @@ def tables(doc: dict[str, Any], paths: list[ReferencePath], tiers: list[str]) ->
         doc["metrics"][name] = {"table": m, "core_seconds_total": sum(secs), "refused": refused,
                                 "core_seconds_median": float(np.median(secs)) if secs else None}
         parts.append(markdown_table(m, f"{name}: {len(ran)} paths run, {refused} barriers "
-                                       f"refused (noise, below-floor), {sum(secs):.0f} core-s"))
+                                       f"refused (noise, below-floor, no-saddle), {sum(secs):.0f} core-s"))
     return "\n\n".join(parts)
 
 

@@ -293,16 +293,21 @@ def single_estimate(calculator: str, tier: str, barrier: float | None,
 def committee_report(reports: list[Any], calibration: Calibration | None,
                      reasons: Mapping[str, str] | None = None) -> Any:
     """One NEB report of a committee from its members' reports of the same host, ion and
-    path: the raw barrier is the members' mean, the estimate holds mean ± spread and the
-    calibrated value; every member's hops are kept, each naming its model."""
+    path: the raw barrier is the mean of the members whose barrier their flags do not refuse,
+    the estimate holds mean ± spread and the calibrated value; every member's hops are kept,
+    each naming its model."""
     from .neb.results import NEBReport
 
     if not reports:
         raise IonscreenError("no committee member ran: " + "; ".join(
             f"{k}: {v}" for k, v in (reasons or {}).items()))
-    members = {r.calculator: r.barrier for r in reports}
+    # a member whose barrier its own flags refuse (noise, below-floor, a low no-saddle) gives
+    # none: the committee must not average in what a single model would not rank
+    refused = {r.calculator: r.summary().refused for r in reports}
+    members = {r.calculator: None if refused[r.calculator] else r.barrier for r in reports}
     members.update({k: None for k in (reasons or {})})
-    why = {**(reasons or {}), **{r.calculator: r.summary().status for r in reports if r.barrier is None}}
+    why = {**(reasons or {}), **{r.calculator: r.summary().status for r in reports if r.barrier is None},
+           **{k: "refused: " + "; ".join(f["code"] for f in v) for k, v in refused.items() if v}}
     first = reports[0]
     est = combine(members, calibration, why, ion=first.ion)
     names = ", ".join(members)

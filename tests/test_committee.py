@@ -125,8 +125,10 @@ def test_committee_neb_reports_members_and_a_nonzero_spread(tmp_path):
     from ionscreen.structures.prototypes import get_prototype, host_for_ion
 
     s, _ = host_for_ion(get_prototype("LiMn2O4"), "Mg")
+    # fmax 0.05: at 0.1 eV/Å r2scan's 8a->16c band (its top 0.05 eV above the shallow 16c
+    # end) is within the noise, flagged no-saddle below 0.65 eV and left out of the committee
     rep = run_neb(s, "Mg", "committee:chgnet:0.3.0,chgnet:r2scan",
-                  settings=NEBSettings(images=3, relax_host=False, fmax=0.1))
+                  settings=NEBSettings(images=3, relax_host=False, fmax=0.05))
     est = rep.estimate
     assert len(est["members"]) == 2 and all(v is not None for v in est["members"].values())
     assert est["spread"] > 0.005 and rep.barrier == pytest.approx(np.mean(list(est["members"].values())))
@@ -265,3 +267,30 @@ def test_the_parity_figure_is_a_png_with_one_panel_per_tier():
     png = mod.parity_figure({"chgnet": {"a": 0.3, "b": 1.0, "c": None},
                              "committee": {k: e.barrier for k, e in est.items()}}, held, est, "committee")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def _report(calculator: str, barrier: float, flags: list[dict]) -> object:
+    """A one-hop NEB report of ``calculator`` whose band carries ``flags``."""
+    from ionscreen.screening.neb.results import NEBReport, NEBResult
+
+    hop = NEBResult("CaMn2O4", "Ca", calculator, "MLIP", "CI-NEB", True, barrier, barrier, 0.0,
+                    [0.0, barrier], [0.0, 3.0], [[0, 0, 0], [3, 0, 0]], {}, 0.01, {"index": 0},
+                    [1, 1, 1], 40, 9.0, {}, {}, flags=flags)
+    return NEBReport("CaMn2O4", "Ca", calculator, "MLIP", barrier, 0, "3D", [hop], {})
+
+
+def test_a_committee_leaves_out_a_member_whose_own_flags_refuse_its_barrier():
+    """A member's no-saddle band below 0.65 eV (or noise, below-floor) is what a single model
+    would not rank: the committee takes the other members' mean and says why."""
+    from ionscreen.screening.committee import committee_report
+    from ionscreen.screening.neb.flags import noise_flag
+
+    low = noise_flag(np.linspace(0.0, 0.3, 9), np.linspace(0.0, 3.0, 9), 0.03)
+    high = noise_flag(np.linspace(0.0, 1.2, 9), np.linspace(0.0, 3.0, 9), 0.03)
+    assert low["refuses"] and not high["refuses"]
+    rep = committee_report([_report("A", 0.8, []), _report("B", 0.3, [low]), _report("C", 1.2, [high])],
+                           None)
+    assert rep.estimate["members"] == {"A": 0.8, "B": None, "C": 1.2}
+    assert rep.barrier == pytest.approx(1.0) and "refused: no-saddle" in rep.estimate["reasons"]["B"]
+    # the BVFF's no-saddle band is refused at any height
+    assert noise_flag(np.linspace(0.0, 1.2, 9), np.linspace(0.0, 3.0, 9), 0.03, ranked=False)["refuses"]

@@ -378,20 +378,23 @@ def band_result(attempt: _Attempt, factory: CalculatorFactory, ion: IonModel, mo
         warnings=attempt.warnings,
         images=images,
         approximate=factory.approximate,
-        flags=_flags(attempt, ion, e_rel, path_length(ion_path), barrier if run.converged else None, status),
+        flags=_flags(attempt, ion, e_rel, path_length(ion_path), barrier if run.converged else None, status,
+                     ml=factory.tier == "MLIP"),
         endpoints=attempt.endpoints,
         merged=attempt.merged,
     )
 
 
 def _flags(attempt: _Attempt, ion: IonModel, e_rel: np.ndarray, s: np.ndarray,
-           barrier: float | None, status: str) -> list[dict[str, str]]:
-    """The flags of one band (:mod:`.flags`)."""
-    out: list[dict[str, str] | None] = []
+           barrier: float | None, status: str, ml: bool = True) -> list[dict[str, Any]]:
+    """The flags of one band (:mod:`.flags`); ``ml``: an ML potential's band (a no-saddle
+    band of any other tier is refused whatever its height, see :func:`.flags.noise_flag`)."""
+    out: list[dict[str, Any] | None] = []
     if barrier is None:
         out.append(flag("not-converged", status))
     else:
-        out += [noise_flag(e_rel, s, attempt.settings.fmax), floor_flag(barrier, ion.charge, ion.label())]
+        out += [noise_flag(e_rel, s, attempt.settings.fmax, ranked=ml),
+                floor_flag(barrier, ion.charge, ion.label())]
     if attempt.merged:
         joined = " + ".join(f"{h['site_i']}->{h['site_j']}" for h in attempt.merged["hops"])
         out.append(flag("merged-hops", f"the band joins the BVSE hops {joined}: {attempt.merged['reason']}"))

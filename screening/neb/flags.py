@@ -14,9 +14,10 @@ Codes (:data:`CODES`):
     No inner image rises above the noise on both sides, but the band spans more than the
     noise: its highest point is an endpoint (or a plateau next to one), so the "barrier" is the
     energy difference between the two sites, or the way out of an inner minimum deeper than
-    both endpoints. That is a lower bound of the hop's barrier: it can show an ion slow, never
-    fast, so it is refused (the flag's ``refuses``) below :data:`NO_SADDLE_RANKED` and ranked,
-    flagged, above it.
+    both endpoints. That is a lower bound of the hop's barrier on that potential: it can show
+    an ion slow, never fast, so an ML potential's is refused (the flag's ``refuses``) below
+    :data:`NO_SADDLE_RANKED` and ranked, flagged, above it; another tier's (the BVFF, whose
+    site energies are not trusted that far) is always refused.
 ``below-floor``
     The barrier is below :data:`FLOORS` for the ion's charge (see there).
 ``endpoint-moved``
@@ -106,10 +107,13 @@ def floor_for(charge: float) -> float:
     return FLOORS.get(z, round(0.05 + 0.10 * (z - 1), 2))
 
 
-def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float) -> dict[str, Any] | None:
+def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float,
+               ranked: bool = True) -> dict[str, Any] | None:
     """The ``noise`` or ``no-saddle`` flag of a band (energies per image, cumulative ion path
     length in Å), or None when one inner image rises more than NOISE_K · fmax · L above the
-    lowest image on each side of it (a saddle)."""
+    lowest image on each side of it (a saddle). ``ranked=False`` refuses a no-saddle band at
+    any height: the BVFF's site energies are not trusted that far (on the held-out DFT-NEB
+    paths 13 of its 15 no-saddle bands lay above DFT, 4 of them for DFT barriers < 0.65 eV)."""
     e = np.asarray(energies, dtype=float)
     length = float(path[-1]) if len(path) else 0.0
     delta = NOISE_K * fmax * length
@@ -125,12 +129,13 @@ def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float) -> dict[str,
         return flag("noise", f"the band is flat within its noise: {noise} and the band spans "
                              f"{barrier:.3f} eV")
     low = barrier < NO_SADDLE_RANKED
+    why = ("not ranked for this tier (its site energies are not trusted that far)" if not ranked
+           else f"below {NO_SADDLE_RANKED} eV it cannot tell a mobile ion, not ranked" if low
+           else f"at least {NO_SADDLE_RANKED} eV, the ion is slow on this potential either way")
     return flag("no-saddle", f"no saddle: {noise}, and the highest point is at {where}, so the "
                              f"barrier {barrier:.3f} eV is an energy difference between sites (or "
-                             f"out of an inner minimum), a lower bound of the hop's barrier: "
-                             + (f"below {NO_SADDLE_RANKED} eV it cannot tell a mobile ion, not ranked"
-                                if low else f"at least {NO_SADDLE_RANKED} eV, the ion is slow either way"),
-                refuses=low)
+                             f"out of an inner minimum), a lower bound of the hop's barrier on this "
+                             f"potential: {why}", refuses=low or not ranked)
 
 
 def floor_flag(barrier: float | None, charge: float, label: str) -> dict[str, str] | None:
