@@ -292,27 +292,26 @@ def main() -> None:
     preds = tier_predictions(results, cal, every, est)
     held = [p for p in every.values() if p.split == "held-out" and p.counted]
     run_ids = set.intersection(*(set(r) for r in results.values())) if args.common else None
+    # the held-out paths of the summary, the coverage and the figure (all with --common)
+    scored = [p for p in held if run_ids is None or p.id in run_ids]
     parts = []
     for name, pred in preds.items():
         ran = [p for p in held if p.id in (run_ids if run_ids is not None else pred)]
         if ran:
             parts.append(markdown_table(metrics(pred, ran), f"{name} — held-out, {len(ran)} paths run"))
     if run_ids is not None:
-        same = [p for p in held if p.id in run_ids]
-        parts.insert(0, f"**Every tier on the same {len(same)} held-out paths**\n\n"
-                        + summary_table(preds, same))
+        parts.insert(0, f"**Every tier on the same {len(scored)} held-out paths**\n\n"
+                        + summary_table(preds, scored))
     if n_ml > 1:
-        ids = [p for p in held if run_ids is None or p.id in run_ids]
-        hit, n = coverage(est, ids)
+        hit, n = coverage(est, scored)
         if n:
             parts.append(f"Calibrated committee ({cal.weighting} weights): {hit}/{n} held-out "
                          f"barriers ({hit / n:.0%}) within their stated uncertainty of DFT "
                          "(an honest 1σ: about 68 %).")
     if args.plot:
-        shown = [p for p in held if run_ids is None or p.id in run_ids]
         panels = {k: v for k, v in preds.items() if _ml_panel(k, preds)}
         committee = next((k for k in panels if k.startswith("committee") and k.endswith("calibrated")), "")
-        args.plot.write_bytes(parity_figure(panels, shown, est, committee))
+        args.plot.write_bytes(parity_figure(panels, scored, est, committee))
         print(f"written {args.plot}")
     text = "\n\n".join(parts)
     print(text)
