@@ -36,12 +36,13 @@ def merge(kept: dict[str, Any], runs: list[dict[str, Any]], replace: bool = Fals
                 if pid in into and not replace:
                     continue
                 how = "replaced" if pid in into else "added"
-                into[pid] = {k: v for k, v in r.items() if k not in DROPPED}
+                into[pid] = dict(r)
                 c = counts.setdefault(tier, {"added": 0, "replaced": 0})
                 c[how] += 1
     # a run's header and metrics describe that run's paths, not the kept file's
     kept.pop("metrics", None)
     kept.pop("run", None)
+    # one pass over every result: the new ones and any the kept file still held with them
     for res in out.values():
         for r in res.values():
             for k in DROPPED:
