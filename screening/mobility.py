@@ -2,7 +2,7 @@
 carried into it, the diffusion coefficient it implies, and the plausibility flags that keep a
 number from being ranked as a finding.
 
-Thresholds (:data:`MICRON`, :data:`NANO`)
+Thresholds (:data:`MICRON`, :data:`NANO`, from :mod:`ionscreen.screening.thresholds`)
     Rong, Malik, Canepa, Sai Gautam, Liu, Persson, Ceder, *Chem. Mater.* 27 (2015) 6016: for
     an electrode to (dis)charge at about C/2, the ion must cross the particle within about two
     hours; with D ≈ a²ν exp(−Em/kT) this needs Em ≲ 525 meV for micron-sized particles and
@@ -38,13 +38,12 @@ import math
 
 from ionscreen.screening.bvse import diffusion_coefficient
 from ionscreen.screening.neb.flags import FLOORS
+from ionscreen.screening.thresholds import MICRON, NANO
 
 __all__ = ["CLASSES", "MICRON", "NANO", "PROMOTE_CUTOFF", "TIER_MAE", "UNDER_BONDED",
            "diffusivity", "mobility_class", "plausibility_flags", "promote_cutoff",
            "tier_uncertainty"]
 
-MICRON = 0.525  # eV: C/2 in micron-sized particles (Rong et al. 2015)
-NANO = 0.65  # eV: C/2 in nano-sized particles (Rong et al. 2015)
 CLASSES = ("mobile", "borderline", "immobile")
 
 #: the ion's BVS at its site below this fraction of its charge: under-bonded

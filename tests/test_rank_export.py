@@ -375,6 +375,24 @@ def test_tier_labels_and_one_tier_per_ranking():
     assert barrier_of(dataclasses.replace(odd, bvse=None, neb=None))[0] is None
 
 
+def test_ranked_no_saddle_row_follows_clean_rows_of_its_class():
+    """A ranked no-saddle barrier is a lower bound: after the clean rows of its class, whatever
+    its score; refused below 0.65 eV, so the BVSE barrier stands in there."""
+    def ml(b, flags=()):
+        return {"barrier": b, "converged": True, "calculator": "CHGNet 0.3.0", "tier": "MLIP",
+                "status": "converged", "flags": list(flags)}
+    no_saddle = [{"code": "no-saddle", "text": "no saddle", "refuses": False}]
+    rows = [make_row("ns", "A", e1d=0.9, cap=400.0, neb=ml(0.95, no_saddle)),
+            make_row("ok", "B", e1d=0.9, cap=100.0, neb=ml(1.20))]
+    out = rank(rows, "Mg")
+    assert [h.mobility for h in out] == ["immobile", "immobile"]
+    assert out[0].score < out[1].score  # the clean row is first although it scores lower
+    assert [h.record.job_id for h in out] == ["ok", "ns"] and "no-saddle" in out[1].flags
+    low = [{"code": "no-saddle", "text": "no saddle", "refuses": True}]
+    refused = rank([make_row("lo", "C", e1d=0.9, neb=ml(0.40, low))], "Mg", include_unranked=True)
+    assert refused[0].barrier_tier.startswith("BVSE")
+
+
 def test_mixed_ml_models_noted():
     rows = [make_row("x", "A", voltage_V=2.0, ml_model="CHGNet 0.3.0"),
             make_row("y", "B", voltage_V=2.1, ml_model="CHGNet 0.3.0"),

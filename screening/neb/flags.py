@@ -45,6 +45,7 @@ import numpy as np
 from ase import Atoms
 from ase.geometry import find_mic, get_distances
 
+from ionscreen.screening.thresholds import NANO
 from ionscreen.structures.convert import MOBILE_TAG
 
 CODES = ("noise", "below-floor", "no-saddle", "endpoint-moved", "framework-changed",
@@ -53,8 +54,8 @@ CODES = ("noise", "below-floor", "no-saddle", "endpoint-moved", "framework-chang
 REFUSED = ("noise", "below-floor")
 #: eV: a ``no-saddle`` barrier (a lower bound) below this cannot tell a mobile ion from an
 #: immobile one and is refused; above it the ion is immobile either way (the nano-particle
-#: threshold of Rong et al., Chem. Mater. 2015, ``screening/mobility.py``)
-NO_SADDLE_RANKED = 0.65
+#: threshold of Rong et al., Chem. Mater. 2015: :data:`ionscreen.screening.thresholds.NANO`)
+NO_SADDLE_RANKED = NANO
 
 #: noise threshold: a band is noise unless one maximum rises more than NOISE_K · fmax · L
 NOISE_K = 0.5
