@@ -125,6 +125,18 @@ def merged(shipped: Calibration | None, new: Calibration) -> Calibration:
     return Calibration(fits, describe(fits), new.weighting)
 
 
+def narrowed(shipped: Calibration | None, cal: Calibration,
+             ions: tuple[str, ...] = ("Mg", "Ca", "Zn", "Al")) -> list[str]:
+    """Warnings for every model and ion that ``shipped`` calibrates and ``cal`` no longer does
+    (a new model-wide fit fitted on fewer ions leaves the others raw)."""
+    if shipped is None:
+        return []
+    models = {k.split("@")[0] for k in shipped.fits}
+    return [f"{m}: {ion} was calibrated by the shipped file and is not any more (raw)"
+            for m in sorted(models) for ion in ions
+            if shipped.get(m, ion) is not None and cal.get(m, ion) is None]
+
+
 def committee_estimates(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,
                         paths: dict[str, ReferencePath]) -> dict[str, Any]:
     """Path id -> the committee estimate (:class:`CommitteeBarrier`) of the ML tiers in
@@ -195,6 +207,8 @@ def calibration(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, 
               f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
     # a model (or ion) without calibration paths here is not refitted: its shipped fits stay
     cal = merged(shipped, new)
+    for w in narrowed(shipped, cal):
+        print(f"WARNING: {w}")
     if weighting != "auto":
         return replace(cal, weighting=weighting)
     with_cal = [t for t in results if t in ML_TIERS

@@ -178,6 +178,11 @@ def test_a_refit_of_one_model_keeps_the_shipped_fits_of_the_others():
     assert again.source == ("chgnet:0.3.0: set A, 2026-12-08; sevennet:7net-0: set A, 2026-12-07; "
                             "chgnet:0.3.0@Ca, chgnet:r2scan: set A, 2026-12-06")
     assert mod.merged(None, new) is new
+    assert mod.narrowed(shipped, out) == [] and mod.narrowed(None, out) == []
+    # a new model-wide fit on fewer ions replaces the shipped one: the ions it lost are named
+    wide = Calibration({"chgnet:r2scan": replace(f, ions=("Mg", "Ca", "Zn", "Al"))}, "x")
+    fewer = mod.merged(wide, Calibration({"chgnet:r2scan": replace(f, ions=("Mg", "Ca"))}, "y"))
+    assert [w.split(":")[-1].split()[0] for w in mod.narrowed(wide, fewer)] == ["Zn", "Al"]
 
 
 def test_a_bare_committee_is_calibrated_for_the_multivalent_ions():
