@@ -139,6 +139,27 @@ def test_committee_neb_reports_members_and_a_nonzero_spread(tmp_path):
     assert {h.calculator.split(" ")[1] for h in rep.hops} == {"0.3.0", "r2scan"}
 
 
+def test_l1_scale_minimises_the_absolute_error_and_resists_one_outlier():
+    from ionscreen.screening.committee import l1_scale
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):  # against a brute-force scan of sum |s x - y|
+        x = rng.uniform(0.05, 1.5, rng.integers(3, 30))
+        y = rng.uniform(0.1, 2.0, len(x))
+        grid = np.linspace(0.0, 60.0, 600001)
+        cost = np.abs(grid[:, None] * x[None, :] - y[None, :]).sum(axis=1)
+        s = l1_scale(x, y)
+        assert np.abs(s * x - y).sum() <= cost.min() + 1e-9
+    # eight paths softened by 1.5 and one whose band found another hop (too high)
+    x = np.array([0.26, 0.35, 0.46, 0.61, 0.58, 0.52, 0.53, 0.46, 1.32])
+    y = np.r_[1.5 * x[:-1], 0.87]
+    assert l1_scale(x, y) == pytest.approx(1.5)
+    assert fit_linear(x, y, through_origin=True).slope < 1.3  # least squares is pulled down
+    assert l1_scale(np.array([0.0, -0.1]), np.array([0.3, 0.2])) == 1.0
+    with pytest.raises(IonscreenError, match="l1"):
+        fit_linear(x, y, loss="l1")
+
+
 def test_the_calibration_form_is_chosen_by_cross_validation():
     from ionscreen.screening.committee import choose_fit
 
