@@ -9,7 +9,8 @@ Run::
 Each tier in :data:`TIERS` maps a :class:`dft_neb.ReferencePath` to ``(barrier or None,
 extra)``. Every path and tier is timed in core-seconds (user + system CPU of this process and of
 its children) and saved to ``--out`` at once, so a run that stops resumes where it stopped: a
-path + tier already in ``--out`` is not run again. At the end the metrics (``dft_neb.metrics``)
+path + tier already in ``--out`` is not run again. Several runs may share one ``--out`` (each
+adds its results to what the others saved, under a lock file). At the end the metrics (``dft_neb.metrics``)
 are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the landscape of the host),
 ``bvff``, ``chgnet`` and ``chgnet:r2scan`` (NEB between the two DFT endpoints).
 """
@@ -17,6 +18,7 @@ are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the landscape 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
@@ -221,9 +223,27 @@ def _json_safe(x: Any) -> Any:
 
 
 def _save(out: Path, doc: dict[str, Any]) -> None:
-    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp = out.with_suffix(out.suffix + f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(_json_safe(doc), indent=1))
     tmp.replace(out)
+
+
+def _update(out: Path, doc: dict[str, Any], name: str | None = None, pid: str | None = None,
+            ) -> dict[str, Any]:
+    """Write ``doc`` to ``out`` with the results another process saved there meanwhile (two
+    runs may share one ``--out``: each adds its paths, none drops the other's), under a lock
+    file; ``name``/``pid`` is the result this process just added (it wins). Returns the
+    merged document."""
+    with open(out.with_suffix(out.suffix + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = json.loads(out.read_text()) if out.exists() else {"results": {}}
+        for tier, res in disk.get("results", {}).items():
+            mine = doc["results"].setdefault(tier, {})
+            for k, r in res.items():
+                if not (tier == name and k == pid):
+                    mine.setdefault(k, r)
+        _save(out, doc)
+    return doc
 
 
 def run_one(tier: Tier, path: ReferencePath) -> dict[str, Any]:
@@ -287,13 +307,13 @@ def main(argv: list[str] | None = None) -> int:
             if path.id in done:
                 continue
             done[path.id] = r = run_one(TIERS[name], path)
-            _save(args.out, doc)
+            _update(args.out, doc, name, path.id)
             b = "None" if r["barrier"] is None else f"{r['barrier']:.3f}"
             print(f"[{name} {k + 1}/{len(paths)}] {path.id} {path.ion} {path.formula}: {b} eV "
                   f"(DFT {path.dft_barrier:.3f}) {r['core_seconds']:.1f} core-s"
                   + (f" ERROR {r['error']}" if r["error"] else ""), flush=True)
-    text = tables(doc, paths, tiers)
-    _save(args.out, doc)
+    text = tables(_update(args.out, doc), paths, tiers)
+    _update(args.out, doc)
     print(text)
     return 0
 

@@ -126,3 +126,49 @@ def test_merged_barrier_files_keep_no_dft_value_and_keep_what_was_kept(tmp_path)
     assert "dft_barrier" not in kept.read_text()
     mod.main([str(kept), str(run), "--replace"])
     assert json.loads(kept.read_text())["results"]["chgnet"]["a"] == {"barrier": 0.9}
+
+
+def _validate_module():
+    spec = importlib.util.spec_from_file_location("validate_barriers", BENCH / "validate_barriers.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _add_results(out: str, who: str, n: int) -> None:
+    """One 'run' adding n results to a shared --out file, as validate_barriers.main does."""
+    mod = _validate_module()
+    import json
+
+    path = Path(out)
+    doc = json.loads(path.read_text()) if path.exists() else {"results": {}}
+    done = doc["results"].setdefault("chgnet", {})
+    for k in range(n):
+        done[f"{who}{k}"] = {"barrier": k / 10}
+        mod._update(path, doc, "chgnet", f"{who}{k}")
+
+
+def test_two_runs_sharing_one_out_file_keep_each_others_results(tmp_path):
+    """Each run read the file once at its start; saving its whole document used to drop what
+    the other had saved meanwhile (two results lost in a real run). Now both runs' results stay."""
+    import json
+    import multiprocessing
+
+    out = tmp_path / "shared.json"
+    mod = _validate_module()
+    a, b = {"results": {}}, {"results": {}}  # two runs that read the file before either saved
+    a["results"]["chgnet"] = {"x": {"barrier": 0.1}}
+    mod._update(out, a, "chgnet", "x")
+    b["results"]["chgnet"] = {"y": {"barrier": 0.2}}
+    mod._update(out, b, "chgnet", "y")
+    assert set(json.loads(out.read_text())["results"]["chgnet"]) == {"x", "y"}
+    assert set(b["results"]["chgnet"]) == {"x", "y"}  # the run sees the other's paths too
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_add_results, args=(str(out), w, 25)) for w in "pq"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    got = set(json.loads(out.read_text())["results"]["chgnet"])
+    assert got == {"x", "y"} | {f"{w}{k}" for w in "pq" for k in range(25)}
