@@ -128,13 +128,17 @@ def merged(shipped: Calibration | None, new: Calibration) -> Calibration:
 def narrowed(shipped: Calibration | None, cal: Calibration,
              ions: tuple[str, ...] = ("Mg", "Ca", "Zn", "Al")) -> list[str]:
     """Warnings for every model and ion that ``shipped`` calibrates and ``cal`` no longer does
-    (a new model-wide fit fitted on fewer ions leaves the others raw)."""
+    (a new model-wide fit fitted on fewer ions leaves the others raw), and for every fit that
+    replaces a shipped one fitted on more paths (a refit on part of the calibration paths)."""
     if shipped is None:
         return []
     models = {k.split("@")[0] for k in shipped.fits}
-    return [f"{m}: {ion} was calibrated by the shipped file and is not any more (raw)"
-            for m in sorted(models) for ion in ions
-            if shipped.get(m, ion) is not None and cal.get(m, ion) is None]
+    out = [f"{m}: {ion} was calibrated by the shipped file and is not any more (raw)"
+           for m in sorted(models) for ion in ions
+           if shipped.get(m, ion) is not None and cal.get(m, ion) is None]
+    return out + [f"{k}: refitted on {cal.fits[k].n} paths, the shipped fit had {f.n}"
+                  for k, f in sorted(shipped.fits.items())
+                  if k in cal.fits and cal.fits[k] is not f and cal.fits[k].n < f.n]
 
 
 def committee_estimates(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,

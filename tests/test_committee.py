@@ -204,6 +204,10 @@ def test_a_refit_of_one_model_keeps_the_shipped_fits_of_the_others():
     wide = Calibration({"chgnet:r2scan": replace(f, ions=("Mg", "Ca", "Zn", "Al"))}, "x")
     fewer = mod.merged(wide, Calibration({"chgnet:r2scan": replace(f, ions=("Mg", "Ca"))}, "y"))
     assert [w.split(":")[-1].split()[0] for w in mod.narrowed(wide, fewer)] == ["Zn", "Al"]
+    # a refit on fewer paths than the shipped fit had is named too
+    small = mod.merged(wide, Calibration({"chgnet:r2scan": replace(f, n=4, ions=wide.fits[
+        "chgnet:r2scan"].ions)}, "z"))
+    assert mod.narrowed(wide, small) == ["chgnet:r2scan: refitted on 4 paths, the shipped fit had 19"]
 
 
 def test_a_bare_committee_is_calibrated_for_the_multivalent_ions():
