@@ -3,14 +3,15 @@ tier on the held-out paths: each model raw and calibrated, the committee raw and
 (issue 13.3-13.4).
 
 Reads the result files of ``validate_barriers.py`` (one per tier, or one holding several),
-chooses per ML model among no calibration, a scale and a line ``calibrated = slope * raw +
-intercept`` by 5-fold cross-validated MAE on the paths whose split is "calibration", chooses the
-committee's weighting (equal or inverse-variance) on the same paths, writes the fits to
+chooses per ML model among no calibration and a scale ``calibrated = slope * raw`` fitted by
+least absolute deviations (least squares and a line with an intercept are printed beside it) by
+5-fold cross-validated MAE on the paths whose split is "calibration", chooses the committee's
+weighting (equal or inverse-variance) on the same paths, writes the fits to
 ``screening/data/calibration.json`` (``--write``; the product applies them; a shipped fit of a
-model, or of a model and ion, without calibration paths in the files is kept), and prints the held-out table with
-how often the committee's stated uncertainty covers the DFT barrier. A held-out path never
-enters a fit or a choice: they see only ids whose split is "calibration"
-(``tests/test_committee.py`` holds this).
+model, or of a model and ion, without calibration paths in the files is kept, and a warning
+names it), and prints the held-out table with how often the committee's stated uncertainty
+covers the DFT barrier. A held-out path never enters a fit or a choice: they see only ids
+whose split is "calibration" (``tests/test_committee.py`` holds this).
 
     python benchmarks/fit_calibration.py /work/val/chgnet.json /work/val/chgnet_r2scan.json \\
         --write --markdown out/heldout.md
@@ -75,7 +76,8 @@ def _identity(raw: list[float], ref: list[float]) -> LinearFit:
     so the model-wide fit is not applied to an ion whose raw barriers do best; for the model,
     so that it counts as checked (a committee with it is calibrated)."""
     err = np.asarray(raw) - np.asarray(ref)
-    return LinearFit(1.0, 0.0, len(raw), float(np.abs(err).mean()), float(np.sqrt((err ** 2).mean())))
+    return LinearFit(1.0, 0.0, len(raw), float(np.abs(err).mean()),
+                     float(np.sqrt((err ** 2).mean())), method="none")
 
 
 def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
@@ -125,20 +127,27 @@ def merged(shipped: Calibration | None, new: Calibration) -> Calibration:
     return Calibration(fits, describe(fits), new.weighting)
 
 
-def narrowed(shipped: Calibration | None, cal: Calibration,
-             ions: tuple[str, ...] = ("Mg", "Ca", "Zn", "Al")) -> list[str]:
+def narrowed(shipped: Calibration | None, cal: Calibration) -> list[str]:
     """Warnings for every model and ion that ``shipped`` calibrates and ``cal`` no longer does
-    (a new model-wide fit fitted on fewer ions leaves the others raw), and for every fit that
-    replaces a shipped one fitted on more paths (a refit on part of the calibration paths)."""
+    (a new model-wide fit fitted on fewer ions leaves the others raw), for every fit that
+    replaces a shipped one fitted on more paths (a refit on part of the calibration paths), and
+    for every shipped fit kept beside new fits of its model (fitted another day, maybe by
+    another rule)."""
     if shipped is None:
         return []
     models = {k.split("@")[0] for k in shipped.fits}
+    ions = sorted({i for f in shipped.fits.values() for i in f.ions} | {
+        k.split("@")[1] for k in shipped.fits if "@" in k})
     out = [f"{m}: {ion} was calibrated by the shipped file and is not any more (raw)"
            for m in sorted(models) for ion in ions
            if shipped.get(m, ion) is not None and cal.get(m, ion) is None]
-    return out + [f"{k}: refitted on {cal.fits[k].n} paths, the shipped fit had {f.n}"
-                  for k, f in sorted(shipped.fits.items())
-                  if k in cal.fits and cal.fits[k] is not f and cal.fits[k].n < f.n]
+    out += [f"{k}: refitted on {cal.fits[k].n} paths, the shipped fit had {f.n}"
+            for k, f in sorted(shipped.fits.items())
+            if k in cal.fits and cal.fits[k] is not f and cal.fits[k].n < f.n]
+    refit = {k.split("@")[0] for k, f in cal.fits.items() if shipped.fits.get(k) is not f}
+    return out + [f"{k}: kept from the shipped file ({f.method or 'least squares'}; {f.source}) "
+                  "beside new fits of its model" for k, f in sorted(cal.fits.items())
+                  if shipped.fits.get(k) is f and k.split("@")[0] in refit]
 
 
 def committee_estimates(results: dict[str, dict[str, dict[str, Any]]], cal: Calibration,

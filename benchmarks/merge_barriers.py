@@ -1,8 +1,8 @@
 """Merge ``validate_barriers.py --out`` files into one kept file of ``data/ml_barriers/``.
 
 Parallel runs write one file each (or share one), and runs of other days have files of their
-own; this joins their ``results`` per tier and path id and drops the DFT barrier of every result (it belongs to the
-fetched data set, not to this repository)::
+own; this joins their ``results`` per tier and path id and drops the DFT barrier of every
+result (it belongs to the fetched data set, not to this repository)::
 
     python benchmarks/merge_barriers.py benchmarks/data/ml_barriers/chgnet-r2scan.json \\
         run1.json run2.json

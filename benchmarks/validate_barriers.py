@@ -10,8 +10,8 @@ Each tier in :data:`TIERS` maps a :class:`dft_neb.ReferencePath` to ``(barrier o
 extra)``. Every path and tier is timed in core-seconds (user + system CPU of this process and of
 its children) and saved to ``--out`` at once, so a run that stops resumes where it stopped: a
 path + tier already in ``--out`` is not run again. Several runs may share one ``--out`` (each
-adds its results to what the others saved, under a lock file). At the end the metrics (``dft_neb.metrics``)
-are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the landscape of the host),
+adds its results to what the others saved, under a lock file). At the end the metrics
+(``dft_neb.metrics``) are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the landscape of the host),
 ``bvff``, ``chgnet`` and ``chgnet:r2scan`` (NEB between the two DFT endpoints).
 """
 
@@ -228,20 +228,23 @@ def _save(out: Path, doc: dict[str, Any]) -> None:
     tmp.replace(out)
 
 
-def _update(out: Path, doc: dict[str, Any], name: str | None = None, pid: str | None = None,
-            ) -> dict[str, Any]:
-    """Write ``doc`` to ``out`` with the results another process saved there meanwhile (two
-    runs may share one ``--out``: each adds its paths, none drops the other's), under a lock
-    file; ``name``/``pid`` is the result this process just added (it wins). Returns the
-    merged document."""
+def _update(out: Path, doc: dict[str, Any], ran: set[tuple[str, str]]) -> dict[str, Any]:
+    """Write to ``out`` what is there now (another run may share the file) with the results of
+    ``ran`` (tier, path id: those this run computed) from ``doc``, under a lock file, and make
+    ``doc`` hold the same (its results dicts updated in place). A result this run only read
+    stays as the file has it now: a path another run redid, or one deleted to be run again, is
+    not put back."""
     with open(out.with_suffix(out.suffix + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         disk = json.loads(out.read_text()) if out.exists() else {"results": {}}
-        for tier, res in disk.get("results", {}).items():
+        merged = {t: dict(r) for t, r in disk.get("results", {}).items()}
+        for tier, pid in ran:
+            merged.setdefault(tier, {})[pid] = doc["results"][tier][pid]
+        for tier in set(doc["results"]) | set(merged):
             mine = doc["results"].setdefault(tier, {})
-            for k, r in res.items():
-                if not (tier == name and k == pid):
-                    mine.setdefault(k, r)
+            mine.clear()
+            mine.update(merged.get(tier, {}))
+        doc["metrics"] = {**disk.get("metrics", {}), **doc.get("metrics", {})}
         _save(out, doc)
     return doc
 
@@ -264,7 +267,7 @@ def run_one(tier: Tier, path: ReferencePath) -> dict[str, Any]:
 def tables(doc: dict[str, Any], paths: list[ReferencePath], tiers: list[str]) -> str:
     """Metrics of every tier over ``paths`` (stored in ``doc``) as Markdown."""
     parts = []
-    doc["metrics"] = {}
+    doc.setdefault("metrics", {})  # per tier: another run's tiers in a shared file stay
     for name in tiers:
         done = doc["results"].get(name, {})
         pred = {pid: ranked_barrier(r, name) for pid, r in done.items()}
@@ -301,19 +304,21 @@ def main(argv: list[str] | None = None) -> int:
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"results": {}}
     doc["run"] = {"split": args.split, "tiers": tiers, "max_atoms": args.max_atoms,
                   "limit": args.limit, "ions": ions}
+    ran: set[tuple[str, str]] = set()
     for name in tiers:
         done = doc["results"].setdefault(name, {})
         for k, path in enumerate(paths):
             if path.id in done:
                 continue
             done[path.id] = r = run_one(TIERS[name], path)
-            _update(args.out, doc, name, path.id)
+            ran.add((name, path.id))
+            _update(args.out, doc, ran)
             b = "None" if r["barrier"] is None else f"{r['barrier']:.3f}"
             print(f"[{name} {k + 1}/{len(paths)}] {path.id} {path.ion} {path.formula}: {b} eV "
                   f"(DFT {path.dft_barrier:.3f}) {r['core_seconds']:.1f} core-s"
                   + (f" ERROR {r['error']}" if r["error"] else ""), flush=True)
-    text = tables(_update(args.out, doc), paths, tiers)
-    _update(args.out, doc)
+    text = tables(_update(args.out, doc, ran), paths, tiers)
+    _update(args.out, doc, ran)
     print(text)
     return 0
 

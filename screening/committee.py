@@ -6,11 +6,10 @@ up to ~0.9 eV/atom. Universal potentials run soft on migration barriers (too low
 large ones); :class:`Calibration` corrects that with one number per model (and per working
 ion where the calibration paths of that ion are enough to fit one: softening differs between
 ions), ``calibrated = slope * raw`` (a scale fitted by least absolute deviations; least squares and
-a line with an intercept are measured beside it),
-chosen and fitted by
-``benchmarks/fit_calibration.py`` on the calibration part of the public DFT-NEB set only (a
-model whose raw barriers cross-validate best gets no calibration) and stored with its cross-validated
-error in ``screening/data/calibration.json``. The product computes every barrier it reports:
+a line with an intercept are measured beside it; each fit records its ``method``), chosen and
+fitted by ``benchmarks/fit_calibration.py`` on the calibration part of the public DFT-NEB set
+only (a model whose raw barriers cross-validate best gets no calibration) and stored with its
+cross-validated error in ``screening/data/calibration.json``. The product computes every barrier it reports:
 the calibration is one number per model, never a table of published barriers.
 """
 
@@ -49,6 +48,9 @@ class LinearFit:
     cv_rmse: float  # eV, the same as RMSE: the calibration's own uncertainty
     ions: tuple[str, ...] = ()  # the ions of its calibration paths (empty: not recorded)
     source: str = ""  # what it was fitted on (dataset, split, paths, date)
+    #: how: "scale, least absolute deviations", "scale, least squares", "line, least squares",
+    #: "none" (the raw barrier checked and kept); "" in files before 0.3 (least squares)
+    method: str = ""
 
     def __call__(self, raw: float) -> float:
         # a calibrated barrier is never negative (a barrier of zero is a flat path)
@@ -181,8 +183,10 @@ def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed:
     x, y = np.asarray(list(raw), float), np.asarray(list(ref), float)
     if len(x) < 3:
         raise IonscreenError(f"a calibration needs at least 3 paths, got {len(x)}")
-    if loss not in ("l1", "l2") or (loss == "l1" and not through_origin):
-        raise IonscreenError(f"unknown fit loss {loss!r}: use 'l2', or 'l1' for a scale")
+    if loss not in ("l1", "l2"):
+        raise IonscreenError(f"unknown fit loss {loss!r}: use 'l2' or 'l1'")
+    if loss == "l1" and not through_origin:
+        raise IonscreenError("loss 'l1' is for a scale (through_origin=True); a line is 'l2'")
 
     def line(xs: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
         if through_origin and loss == "l1":
@@ -204,8 +208,10 @@ def fit_linear(raw: Iterable[float], ref: Iterable[float], folds: int = 5, seed:
         a, b = line(x[train], y[train])
         pred[test] = np.maximum(0.0, a * x[test] + b)
     err = pred - y
+    method = ("scale" if through_origin else "line") + (
+        ", least absolute deviations" if loss == "l1" else ", least squares")
     return LinearFit(slope, intercept, len(x), float(np.abs(err).mean()),
-                     float(np.sqrt((err ** 2).mean())))
+                     float(np.sqrt((err ** 2).mean())), method=method)
 
 
 def choose_fit(raw: Iterable[float], ref: Iterable[float], forms: tuple[str, ...] = ("scale",),

@@ -57,8 +57,8 @@ Weighted score (``score``, ``score_components``)
 Order (``rank``)
     By mobility class first (every mobile host before every borderline one, every borderline
     one before the immobile), then the rows without a :data:`DOUBTFUL` flag (under-bonded site,
-    framework changed, empty gap, a band without a saddle) before those with one, then by score; ties are broken by the lower
-    barrier, then by formula and candidate id. A high capacity never lifts an immobile host
+    framework changed, empty gap, a band without a saddle) before those with one, then by
+    score; ties are broken by the lower barrier, then by formula and candidate id. A high capacity never lifts an immobile host
     above a mobile one.
 
 Not ranked: a host without any barrier, and one whose capacity is formally zero (no
@@ -521,7 +521,7 @@ def _score(ranked: list[RankedHost], w: Mapping[str, float]) -> None:
 
 #: flags that put a row after the unflagged rows of its mobility class: the barrier stands on an
 #: under-bonded site or a host that changed its framework, or is a band without a saddle (a
-#: lower bound, ranked only at 0.65 eV and above), so it is the less certain finding
+#: lower bound, ranked only from flags.NO_SADDLE_RANKED up), so it is the less certain finding
 DOUBTFUL = ("under-bonded", "framework-changed", "empty-gap", "no-saddle")
 
 

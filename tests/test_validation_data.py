@@ -129,7 +129,8 @@ def test_merged_barrier_files_keep_no_dft_value_and_keep_what_was_kept(tmp_path)
 
 
 def _validate_module():
-    spec = importlib.util.spec_from_file_location("validate_barriers", BENCH / "validate_barriers.py")
+    spec = importlib.util.spec_from_file_location("validate_barriers",
+                                                  BENCH / "validate_barriers.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -142,15 +143,17 @@ def _add_results(out: str, who: str, n: int) -> None:
 
     path = Path(out)
     doc = json.loads(path.read_text()) if path.exists() else {"results": {}}
-    done = doc["results"].setdefault("chgnet", {})
+    done, ran = doc["results"].setdefault("chgnet", {}), set()
     for k in range(n):
         done[f"{who}{k}"] = {"barrier": k / 10}
-        mod._update(path, doc, "chgnet", f"{who}{k}")
+        ran.add(("chgnet", f"{who}{k}"))
+        mod._update(path, doc, ran)
 
 
 def test_two_runs_sharing_one_out_file_keep_each_others_results(tmp_path):
     """Each run read the file once at its start; saving its whole document used to drop what
-    the other had saved meanwhile (two results lost in a real run). Now both runs' results stay."""
+    the other had saved meanwhile (two results lost in a real run). Now both runs' results
+    stay, and a result a run only read never overwrites a newer one."""
     import json
     import multiprocessing
 
@@ -158,17 +161,27 @@ def test_two_runs_sharing_one_out_file_keep_each_others_results(tmp_path):
     mod = _validate_module()
     a, b = {"results": {}}, {"results": {}}  # two runs that read the file before either saved
     a["results"]["chgnet"] = {"x": {"barrier": 0.1}}
-    mod._update(out, a, "chgnet", "x")
+    mod._update(out, a, {("chgnet", "x")})
     b["results"]["chgnet"] = {"y": {"barrier": 0.2}}
-    mod._update(out, b, "chgnet", "y")
+    mod._update(out, b, {("chgnet", "y")})
     assert set(json.loads(out.read_text())["results"]["chgnet"]) == {"x", "y"}
     assert set(b["results"]["chgnet"]) == {"x", "y"}  # the run sees the other's paths too
+    # y is deleted and redone by a third run; b, which only read it, must not put it back
+    doc = json.loads(out.read_text())
+    doc["results"]["chgnet"]["y"] = {"barrier": 0.9}
+    mod._update(out, doc, {("chgnet", "y")})
+    b["results"]["chgnet"]["z"] = {"barrier": 0.3}
+    mod._update(out, b, {("chgnet", "z")})
+    got = json.loads(out.read_text())["results"]["chgnet"]
+    assert got == {"x": {"barrier": 0.1}, "y": {"barrier": 0.9}, "z": {"barrier": 0.3}}
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_add_results, args=(str(out), w, 25)) for w in "pq"]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
+        if p.is_alive():
+            p.terminate()
         assert p.exitcode == 0
     got = set(json.loads(out.read_text())["results"]["chgnet"])
-    assert got == {"x", "y"} | {f"{w}{k}" for w in "pq" for k in range(25)}
+    assert got == {"x", "y", "z"} | {f"{w}{k}" for w in "pq" for k in range(25)}

@@ -53,7 +53,8 @@ CODES = ("noise", "below-floor", "no-saddle", "endpoint-moved", "framework-chang
 #: flags that keep a barrier from being ranked as a fast conductor
 REFUSED = ("noise", "below-floor")
 #: eV: a ``no-saddle`` barrier (a lower bound) below this cannot tell a mobile ion from an
-#: immobile one and is refused; above it the ion is immobile either way (the nano-particle
+#: immobile one and is refused; above it the ion is slow on this potential either way (it is
+#: then classed by barrier ± uncertainty like any other barrier; the nano-particle
 #: threshold of Rong et al., Chem. Mater. 2015: :data:`ionscreen.screening.thresholds.NANO`)
 NO_SADDLE_RANKED = NANO
 
