@@ -81,7 +81,7 @@ def _identity(raw: list[float], ref: list[float]) -> LinearFit:
 
 
 def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
-        source: str, per_ion: bool = True) -> Calibration:
+        source: str, per_ion: bool = True, forms: tuple[str, ...] = ("scale",)) -> Calibration:
     """Per-model fits on the calibration paths that model has a barrier for, and with
     ``per_ion`` one per model and ion that has :data:`MIN_ION_PATHS` calibration paths. Each
     fit's source is ``source`` with ``{n}`` replaced by the calibration paths its model ran."""
@@ -103,7 +103,7 @@ def fit(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, Referenc
             if len(sub) < 3:
                 continue
             raw, ref = [p[0] for p in sub], [p[1] for p in sub]
-            f, scores = choose_fit(raw, ref)
+            f, scores = choose_fit(raw, ref, forms=forms)
             print(f"{tier} [{group}]: {len(sub)} calibration paths, CV MAE (eV) " + ", ".join(
                 f"{k} {v:.3f}" for k, v in scores.items()) + f" -> {'none' if f is None else 'kept'}")
             key = model_key(ML_TIERS[tier]) + ("" if group == "all" else f"@{group}")
@@ -209,12 +209,12 @@ def tier_predictions(results: dict[str, dict[str, dict[str, Any]]], cal: Calibra
 
 def calibration(results: dict[str, dict[str, dict[str, Any]]], paths: dict[str, ReferencePath],
                 shipped: Calibration | None, source: str, per_ion: bool = True,
-                weighting: str = "auto") -> Calibration:
+                weighting: str = "auto", forms: tuple[str, ...] = ("scale",)) -> Calibration:
     """The calibration the product would use: fits of the models with calibration paths in
     ``results``, the ``shipped`` fits of every other model, and the committee weighting
     (``auto``: chosen on the calibration paths when two or more ML models are given, else the
     shipped one)."""
-    new = fit(results, paths, source, per_ion=per_ion)
+    new = fit(results, paths, source, per_ion=per_ion, forms=forms)
     for k, f in new.fits.items():
         print(f"{k}: calibrated = {f.slope:.3f} * raw + {f.intercept:+.3f} eV  (n={f.n}, 5-fold CV "
               f"MAE {f.cv_mae:.3f}, RMSE {f.cv_rmse:.3f} eV)")
@@ -303,13 +303,19 @@ def main() -> None:
     ap.add_argument("--weighting", choices=["auto", "equal", "inverse-variance"], default="auto",
                     help="how the committee averages its members (auto: the better on the "
                          "calibration paths; with one ML model, the shipped one is kept)")
+    ap.add_argument("--least-squares", action="store_true",
+                    help="fit the scales by least squares (a comparison; not with --write)")
     args = ap.parse_args()
+    if args.least_squares and args.write:
+        ap.error("--least-squares is a comparison: the shipped scales are least absolute "
+                 "deviations; drop --write")
     results = read_results(args.results)
     every = {p.id: p for p in load_paths(None)}
     shipped = Calibration.load(str(PACKAGE_DATA)) if PACKAGE_DATA.exists() else None
     cal = calibration(results, every, shipped, "DFT-NEB set of Devi et al. (arXiv:2508.06459), "
                       f"calibration split, {{n}} paths, {date.today()}",
-                      per_ion=not args.model_wide, weighting=args.weighting)
+                      per_ion=not args.model_wide, weighting=args.weighting,
+                      forms=("scale-l2",) if args.least_squares else ("scale",))
     n_ml = sum(t in ML_TIERS for t in results)
     if args.write:
         PACKAGE_DATA.parent.mkdir(parents=True, exist_ok=True)
