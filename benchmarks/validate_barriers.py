@@ -11,8 +11,9 @@ extra)``. Every path and tier is timed in core-seconds (user + system CPU of thi
 its children) and saved to ``--out`` at once, so a run that stops resumes where it stopped: a
 path + tier already in ``--out`` is not run again. Several runs may share one ``--out`` (each
 adds its results to what the others saved, under a lock file). At the end the metrics
-(``dft_neb.metrics``) are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the landscape of the host),
-``bvff``, ``chgnet`` and ``chgnet:r2scan`` (NEB between the two DFT endpoints).
+(``dft_neb.metrics``) are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the
+landscape of the host), ``bvff``, ``chgnet`` and ``chgnet:r2scan`` (NEB between the two DFT
+endpoints).
 """
 
 from __future__ import annotations
@@ -277,8 +278,8 @@ def tables(doc: dict[str, Any], paths: list[ReferencePath], tiers: list[str]) ->
         secs = [done[p.id]["core_seconds"] for p in ran]
         doc["metrics"][name] = {"table": m, "core_seconds_total": sum(secs), "refused": refused,
                                 "core_seconds_median": float(np.median(secs)) if secs else None}
-        parts.append(markdown_table(m, f"{name}: {len(ran)} paths run, {refused} barriers "
-                                       f"refused (noise, below-floor, no-saddle), {sum(secs):.0f} core-s"))
+        parts.append(markdown_table(m, f"{name}: {len(ran)} paths run, {refused} barriers refused "
+                                       f"(noise, below-floor, no-saddle), {sum(secs):.0f} core-s"))
     return "\n\n".join(parts)
 
 
@@ -317,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{name} {k + 1}/{len(paths)}] {path.id} {path.ion} {path.formula}: {b} eV "
                   f"(DFT {path.dft_barrier:.3f}) {r['core_seconds']:.1f} core-s"
                   + (f" ERROR {r['error']}" if r["error"] else ""), flush=True)
-    text = tables(_update(args.out, doc, ran), paths, tiers)
+    # doc is current: every path of this run was either done on disk or run and saved here
+    text = tables(doc, paths, tiers)
     _update(args.out, doc, ran)
     print(text)
     return 0

@@ -5,12 +5,13 @@ and spread of their barriers), never through absolute energies, which differ bet
 up to ~0.9 eV/atom. Universal potentials run soft on migration barriers (too low, more so for
 large ones); :class:`Calibration` corrects that with one number per model (and per working
 ion where the calibration paths of that ion are enough to fit one: softening differs between
-ions), ``calibrated = slope * raw`` (a scale fitted by least absolute deviations; least squares and
-a line with an intercept are measured beside it; each fit records its ``method``), chosen and
-fitted by ``benchmarks/fit_calibration.py`` on the calibration part of the public DFT-NEB set
-only (a model whose raw barriers cross-validate best gets no calibration) and stored with its
-cross-validated error in ``screening/data/calibration.json``. The product computes every barrier it reports:
-the calibration is one number per model, never a table of published barriers.
+ions), ``calibrated = slope * raw`` (a scale fitted by least absolute deviations; least
+squares and a line with an intercept are measured beside it; each fit records its
+``method``), chosen and fitted by ``benchmarks/fit_calibration.py`` on the calibration part of
+the public DFT-NEB set only (a model whose raw barriers cross-validate best gets no
+calibration) and stored with its cross-validated error in ``screening/data/calibration.json``.
+The product computes every barrier it reports: the calibration is one number per model, never
+a table of published barriers.
 """
 
 from __future__ import annotations
@@ -336,7 +337,8 @@ def committee_report(reports: list[Any], calibration: Calibration | None,
     refused = {r.calculator: r.summary().refused for r in reports}
     members = {r.calculator: None if refused[r.calculator] else r.barrier for r in reports}
     members.update({k: None for k in (reasons or {})})
-    why = {**(reasons or {}), **{r.calculator: r.summary().status for r in reports if r.barrier is None},
+    why = {**(reasons or {}),
+           **{r.calculator: r.summary().status for r in reports if r.barrier is None},
            **{k: "refused: " + "; ".join(f["code"] for f in v) for k, v in refused.items() if v}}
     first = reports[0]
     est = combine(members, calibration, why, ion=first.ion)

@@ -58,8 +58,8 @@ Order (``rank``)
     By mobility class first (every mobile host before every borderline one, every borderline
     one before the immobile), then the rows without a :data:`DOUBTFUL` flag (under-bonded site,
     framework changed, empty gap, a band without a saddle) before those with one, then by
-    score; ties are broken by the lower barrier, then by formula and candidate id. A high capacity never lifts an immobile host
-    above a mobile one.
+    score; ties are broken by the lower barrier, then by formula and candidate id. A high
+    capacity never lifts an immobile host above a mobile one.
 
 Not ranked: a host without any barrier, and one whose capacity is formally zero (no
 reducible centre for an empty host, no removable ion for a discharged file: note

@@ -1,10 +1,6 @@
-"""Mobility thresholds of a migration barrier, in one place for the classes
-(:mod:`ionscreen.screening.mobility`) and the NEB flags (:mod:`ionscreen.screening.neb.flags`).
-
-Rong, Malik, Canepa, Sai Gautam, Liu, Persson, Ceder, *Chem. Mater.* 27 (2015) 6016: for an
-electrode to (dis)charge at about C/2, the ion must cross the particle within about two hours;
-with D ≈ a²ν exp(−Em/kT) this needs Em ≲ 525 meV for micron-sized particles and Em ≲ 650 meV
-for nano-sized ones (tens of nm).
+"""Mobility thresholds of a migration barrier (Rong et al., Chem. Mater. 2015; derived in
+:mod:`ionscreen.screening.mobility`), in one place for the mobility classes and the NEB flags
+(:mod:`ionscreen.screening.neb.flags`), which :mod:`~ionscreen.screening.mobility` imports.
 """
 
 from __future__ import annotations

@@ -378,8 +378,8 @@ def band_result(attempt: _Attempt, factory: CalculatorFactory, ion: IonModel, mo
         warnings=attempt.warnings,
         images=images,
         approximate=factory.approximate,
-        flags=_flags(attempt, ion, e_rel, path_length(ion_path), barrier if run.converged else None, status,
-                     ml=factory.tier == "MLIP"),
+        flags=_flags(attempt, ion, e_rel, path_length(ion_path),
+                     barrier if run.converged else None, status, ml=factory.tier == "MLIP"),
         endpoints=attempt.endpoints,
         merged=attempt.merged,
     )

@@ -136,8 +136,8 @@ def noise_flag(energies: np.ndarray, path: np.ndarray, fmax: float,
            else f"at least {NO_SADDLE_RANKED} eV, the ion is slow on this potential either way")
     return flag("no-saddle", f"no saddle: {noise}, and the highest point is at {where}, so the "
                              f"barrier {barrier:.3f} eV is an energy difference between sites (or "
-                             f"out of an inner minimum), a lower bound of the hop's barrier on this "
-                             f"potential: {why}", refuses=low or not ranked)
+                             f"out of an inner minimum), a lower bound of the hop's barrier on "
+                             f"this potential: {why}", refuses=low or not ranked)
 
 
 def floor_flag(barrier: float | None, charge: float, label: str) -> dict[str, str] | None:
