@@ -26,7 +26,7 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -229,12 +229,14 @@ def _save(out: Path, doc: dict[str, Any]) -> None:
     tmp.replace(out)
 
 
-def _update(out: Path, doc: dict[str, Any], ran: set[tuple[str, str]]) -> dict[str, Any]:
+def _update(out: Path, doc: dict[str, Any], ran: set[tuple[str, str]],
+            own_metrics: Iterable[str] = ()) -> dict[str, Any]:
     """Write to ``out`` what is there now (another run may share the file) with the results of
     ``ran`` (tier, path id: those this run computed) from ``doc``, under a lock file, and make
     ``doc`` hold the same (its results dicts updated in place). A result this run only read
     stays as the file has it now: a path another run redid, or one deleted to be run again, is
-    not put back."""
+    not put back. Likewise the stored metrics: only those of the tiers ``own_metrics`` (this
+    run's tables) come from ``doc``; another tier's stay as the file has them."""
     with open(out.with_suffix(out.suffix + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         disk = json.loads(out.read_text()) if out.exists() else {"results": {}}
@@ -245,7 +247,9 @@ def _update(out: Path, doc: dict[str, Any], ran: set[tuple[str, str]]) -> dict[s
             mine = doc["results"].setdefault(tier, {})
             mine.clear()
             mine.update(merged.get(tier, {}))
-        doc["metrics"] = {**disk.get("metrics", {}), **doc.get("metrics", {})}
+        mine = doc.get("metrics", {})
+        doc["metrics"] = {**disk.get("metrics", {}),
+                          **{t: mine[t] for t in own_metrics if t in mine}}
         _save(out, doc)
     return doc
 
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" ERROR {r['error']}" if r["error"] else ""), flush=True)
     # doc is current: every path of this run was either done on disk or run and saved here
     text = tables(doc, paths, tiers)
-    _update(args.out, doc, ran)
+    _update(args.out, doc, ran, own_metrics=tiers)
     print(text)
     return 0
 

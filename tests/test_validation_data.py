@@ -150,6 +150,24 @@ def _add_results(out: str, who: str, n: int) -> None:
         mod._update(path, doc, ran)
 
 
+def test_a_run_keeps_the_newer_metrics_of_another_runs_tier(tmp_path):
+    """A run read the file (with tier Y's metrics) at its start; another run then stored newer
+    metrics for Y. Saving the first run's own tables (tier X) must not put the old Y back."""
+    import json
+
+    out = tmp_path / "shared.json"
+    mod = _validate_module()
+    out.write_text(json.dumps({"results": {}, "metrics": {"Y": {"n": 1}}}))
+    first = json.loads(out.read_text())  # run 1 reads Y's metrics as they are now
+    other = json.loads(out.read_text())
+    other["metrics"]["Y"] = {"n": 2}  # run 2 stores newer metrics of its tier Y
+    mod._update(out, other, set(), own_metrics=["Y"])
+    first["metrics"]["X"] = {"n": 5}
+    mod._update(out, first, set(), own_metrics=["X"])
+    assert json.loads(out.read_text())["metrics"] == {"X": {"n": 5}, "Y": {"n": 2}}
+    assert first["metrics"]["Y"] == {"n": 2}
+
+
 def test_two_runs_sharing_one_out_file_keep_each_others_results(tmp_path):
     """Each run read the file once at its start; saving its whole document used to drop what
     the other had saved meanwhile (two results lost in a real run). Now both runs' results
