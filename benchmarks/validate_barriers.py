@@ -12,8 +12,8 @@ its children) and saved to ``--out`` at once, so a run that stops resumes where 
 path + tier already in ``--out`` is not run again. Several runs may share one ``--out`` (each
 adds its results to what the others saved, under a lock file). At the end the metrics
 (``dft_neb.metrics``) are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the
-landscape of the host), ``bvff``, ``chgnet`` and ``chgnet:r2scan`` (NEB between the two DFT
-endpoints).
+landscape of the host), and a NEB between the two DFT endpoints with ``bvff``, ``chgnet``,
+``chgnet:r2scan``, ``sevennet:7net-0`` or ``sevennet:7net-mf-0``.
 """
 
 from __future__ import annotations
@@ -247,9 +247,9 @@ def _update(out: Path, doc: dict[str, Any], ran: set[tuple[str, str]],
             mine = doc["results"].setdefault(tier, {})
             mine.clear()
             mine.update(merged.get(tier, {}))
-        mine = doc.get("metrics", {})
+        tabled = doc.get("metrics", {})
         doc["metrics"] = {**disk.get("metrics", {}),
-                          **{t: mine[t] for t in own_metrics if t in mine}}
+                          **{t: tabled[t] for t in own_metrics if t in tabled}}
         _save(out, doc)
     return doc
 
