@@ -146,10 +146,22 @@ def describe(fits: Mapping[str, LinearFit]) -> str:
 
 def model_key(model: str) -> str:
     """A stable key of a model from its identity ("CHGNet 0.3.0 (chgnet 0.4.2)") or spec
-    ("chgnet:0.3.0"): family and model version, without the package version."""
+    ("chgnet:0.3.0"): family and model version, without the package version. A
+    multi-fidelity model's modal is the same in both forms ("SevenNet 7net-mf-0, modal R2SCAN
+    (sevenn 0.13.0)" and "sevennet:7net-mf-0@R2SCAN" -> "sevennet:7net-mf-0:r2scan"), and its
+    default modal is the bare model ("sevennet:7net-mf-0"); never "@", which marks an ion."""
+    from ionscreen.screening.mlip_models import SEVENNET_MODELS
+
     m = model.strip().lower()
     m = m.split(" (", 1)[0]  # drop "(chgnet 0.4.2)"
-    return m.replace(" ", ":")
+    m, _, modal = m.partition(", modal ")  # an identity's modal
+    if not modal:
+        m, _, modal = m.partition("@")  # a spec's
+    key = m.strip().replace(" ", ":")
+    modals = SEVENNET_MODELS.get(key.partition(":")[2], ()) if key.startswith("sevennet:") else ()
+    if modal.strip() and modal.strip() != (modals[0].lower() if modals else ""):
+        key += f":{modal.strip()}"
+    return key
 
 
 def ion_key(ion: str) -> str:

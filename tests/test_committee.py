@@ -61,6 +61,17 @@ def test_fit_linear_recovers_a_line_and_cross_validates():
 def test_model_keys_and_committee_specs():
     assert model_key("CHGNet 0.3.0 (chgnet 0.4.2)") == "chgnet:0.3.0" == model_key("chgnet:0.3.0")
     assert model_key("SevenNet 7net-0 (sevenn 0.13.0)") == "sevennet:7net-0"
+    # a multi-fidelity model: identity and spec give one key, the default modal none of its
+    # own, and no "@" (that marks a per-ion fit)
+    pbe = "SevenNet 7net-mf-0, modal PBE (sevenn 0.13.0)"
+    assert model_key(pbe) == model_key("sevennet:7net-mf-0") == "sevennet:7net-mf-0"
+    assert model_key("sevennet:7net-mf-0@PBE") == "sevennet:7net-mf-0"
+    r2 = "SevenNet 7net-mf-0, modal R2SCAN (sevenn 0.13.0)"
+    assert model_key(r2) == model_key("sevennet:7net-mf-0@R2SCAN") == "sevennet:7net-mf-0:r2scan"
+    cal = Calibration({"sevennet:7net-mf-0": LinearFit(1.2, 0.0, 30, 0.1, 0.12, ions=("Mg",)),
+                       "sevennet:7net-mf-0@Mg": LinearFit(1.3, 0.0, 20, 0.1, 0.12)}, "test")
+    assert cal.get(pbe, "Mg").slope == 1.3 and cal.get(pbe).slope == 1.2
+    assert cal.get(r2, "Mg") is None  # the r2SCAN modal is another model: not calibrated
     assert committee_members("committee")[:2] == ["chgnet:0.3.0", "chgnet:r2scan"]
     assert committee_members("committee:chgnet, sevennet") == ["chgnet", "sevennet"]
     assert committee_members("chgnet") is None and committee_members(None) is None
