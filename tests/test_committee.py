@@ -341,3 +341,20 @@ def test_a_committee_leaves_out_a_member_whose_own_flags_refuse_its_barrier():
     assert rep.barrier == pytest.approx(1.0) and "refused: no-saddle" in rep.estimate["reasons"]["B"]
     # the BVFF's no-saddle band is refused at any height
     assert noise_flag(np.linspace(0.0, 1.2, 9), np.linspace(0.0, 3.0, 9), 0.03, ranked=False)["refuses"]
+
+
+def test_a_calibrated_report_labels_its_raw_barrier_raw_and_the_batch_line_shows_both():
+    """The stored report's ``barrier`` is the raw one: its label must not say "calibrated";
+    the line ``ionscreen neb --out`` prints is the ranked (calibrated) number with the raw."""
+    from ionscreen.screening.committee import committee_report
+    from ionscreen.workflows.cli_neb import _ranked_line
+
+    cal = Calibration({k: LinearFit(1.5, 0.0, 20, 0.1, 0.12, ions=("Ca",)) for k in ("a", "b")},
+                      "test")
+    d = committee_report([_report("A", 0.4, []), _report("B", 0.6, [])], cal).as_dict()
+    assert d["barrier"] == pytest.approx(0.5) and d["estimate"]["calibrated"] == pytest.approx(0.75)
+    assert ", raw (the calibrated value" in d["barrier_label"]
+    line = _ranked_line(d)
+    assert "0.750 ±" in line and "calibrated (raw 0.500 eV)" in line
+    raw = committee_report([_report("A", 0.4, [])], None).as_dict()
+    assert "raw" not in raw["barrier_label"] and "0.400 eV raw, not calibrated" in _ranked_line(raw)

@@ -244,6 +244,9 @@ def test_mpi_batch_shares_pairs_and_keeps_failures(lfp_cif, tmp_path):
     assert docs[0]["report"]["barrier"] is not None and docs[1]["error"] == "StructureReadError"
     # the local engine's MPI executor: rank 0 stores, the other rank computed both jobs
     assert "mpi(2 ranks)" in r.stdout and "1 NEB jobs done, 1 failed" in r.stdout
+    # each pair's line gives the ranked barrier with its unit and what produced it
+    b = docs[0]["report"]["barrier"]
+    assert f"BVFF CI-NEB ({docs[0]['report']['calculator']}): {b:.3f} eV" in r.stdout
     from ionscreen.workflows.store_sqlite import SQLiteStore
 
     ro = SQLiteStore.open_readonly(tmp_path / "batch" / "ionscreen.sqlite")

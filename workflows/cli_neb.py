@@ -222,6 +222,21 @@ def _endpoints(files: tuple[str, str], ion: str, calculator: str, mobile_index: 
     _output(rep, json_out, plot_out)
 
 
+def _ranked_line(report: dict[str, Any]) -> str:
+    """One line of a stored NEB report: the barrier that is ranked (calibrated ± uncertainty
+    when the ML tier has one, with the raw one beside it) and what produced it."""
+    from ionscreen.screening.neb import NEBReport
+
+    s = NEBReport.from_dict(report).summary()
+    head = f"{s.tier} CI-NEB ({s.calculator})"
+    if s.barrier is None:
+        return f"{head}: no barrier ({s.status})"
+    if s.calibrated:
+        return (f"{head}: {s.barrier:.3f} ± {s.uncertainty:.3f} eV calibrated "
+                f"(raw {s.raw_barrier:.3f} eV)")
+    return f"{head}: {s.barrier:.3f} eV" + ("" if s.tier != "MLIP" else " raw, not calibrated")
+
+
 def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
     """Several host–ion NEBs as jobs of the local engine, stored in ``out`` (resumable)."""
     from .local import LocalEngine
@@ -245,7 +260,7 @@ def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
                "job_id": rec.id, "worker": rec.worker}
         if rec.state == "done":
             doc["report"] = rec.result
-            msg = f"{rec.result['barrier_label']}: {rec.result['barrier']}"
+            msg = _ranked_line(rec.result)
         else:
             doc.update(error=rec.error, reason=rec.reason)
             msg = f"{rec.state}: {rec.reason}"

@@ -174,9 +174,12 @@ class NEBReport(MSONable):
 
     @property
     def barrier_label(self) -> str:
+        """What the document's ``barrier`` is: always the raw NEB barrier; when the ML tier
+        has a calibrated value it is in ``estimate`` (and ranked), and the label says so."""
         est = self.estimate or {}
         return f"{self.tier} CI-NEB barrier ({self.calculator})" + (
-            ", calibrated" if est.get("calibrated") is not None else "")
+            ", raw (the calibrated value, the one ranked, is estimate.calibrated)"
+            if est.get("calibrated") is not None else "")
 
     @property
     def flags(self) -> list[dict[str, Any]]:
