@@ -264,7 +264,7 @@ def _batch(docs: list[dict[str, Any]], out: Path, comm: Any) -> None:
         else:
             doc.update(error=rec.error, reason=rec.reason)
             msg = f"{rec.state}: {rec.reason}"
-        console.print(f"{Path(d['path']).name} {d['ion']}: {msg}", markup=False)
+        console.print(f"{Path(d['path']).name} {d['ion']}: {msg}", markup=False, soft_wrap=True)
         results.append(doc)
     store.close()
     (out / "neb_results.json").write_text(json.dumps(results, indent=1, default=str))
