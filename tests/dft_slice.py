@@ -1,6 +1,6 @@
 """Loader for the committed slice of public DFT-NEB migration paths (tests/data/dft_neb_slice.json).
 
-The slice is six vacancy hops of Mg, Ca or Zn from the test file of
+The slice is nine vacancy hops (eight of Mg, Ca or Zn, one Na reference) from the test file of
 sai-mat-group/predicting-migration-barriers (MIT; Devi et al., arXiv:2508.06459); see
 tests/data/DFT_NEB_SLICE.md. The full set is built by benchmarks/curate_dft_neb.py.
 """
