@@ -124,3 +124,33 @@ def test_cli_endpoints(lfp_hop, tmp_path):
     p = subprocess.run([*exe, "A.vasp", "--endpoints", "A.vasp", "B.vasp", "--ion", "Li"],
                        cwd=tmp_path, capture_output=True, text=True)
     assert p.returncode != 0 and "not both" in p.stderr + p.stdout
+
+
+def test_an_endpoint_that_moves_says_where_it_went(lfp_hop):
+    """The initial endpoint put 1.2 Å off its site, towards the final one: it relaxes back, and
+    the result says how far it moved, to which fractional position, and how far that is from
+    the other endpoint's ion."""
+    from ionscreen.screening.neb.settings import MergedEndpointsError
+
+    a, b, _ = lfp_hop
+    k = len(a) - 1
+    step = b.cart_coords[k] - a.cart_coords[k]
+    # moved past half way, it relaxes onto the final site: one minimum, and the error says so
+    onto = a.copy()
+    onto.translate_sites([k], 0.7 * step, frac_coords=False)
+    with pytest.raises(MergedEndpointsError, match=r"initial ion moved .* fractional, 0\.\d\d Å "
+                       "from the final endpoint's given ion position"):
+        neb_between(onto, b, "Li", "bvff")
+    # moved 1.2 Å across the hop, it relaxes back onto its own site
+    side = np.cross(step, [0.0, 0.0, 1.0])
+    off = a.copy()
+    off.translate_sites([k], 1.2 * side / np.linalg.norm(side), frac_coords=False)
+    r = neb_between(off, b, "Li", "bvff")
+    start = r.endpoints[0]
+    assert start["moved"] > 1.0 and start["left_site"]
+    went = start["relaxed_to"]
+    back = np.array(went["frac"]) - a[k].frac_coords
+    assert np.abs(back - np.round(back)).max() < 0.05  # back on its own site
+    assert went["to_other_end"] == pytest.approx(a[k].distance(b[k]), abs=0.1)
+    moved = next(f for f in r.flags if f["code"] == "endpoint-moved")
+    assert "fractional" in moved["text"] and "final endpoint's given ion position" in moved["text"]

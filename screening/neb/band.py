@@ -400,7 +400,8 @@ def _flags(attempt: _Attempt, ion: IonModel, e_rel: np.ndarray, s: np.ndarray,
         out.append(flag("merged-hops", f"the band joins the BVSE hops {joined}: {attempt.merged['reason']}"))
     moved = [(f"{w['end']} endpoint moved {w['moved']:.2f} Å from BVSE site {w['bvse_site']} to "
               f"{w['relaxed_to']['text']}") if w.get("bvse_site") is not None else
-             f"{w['end']} endpoint: the ion moved {w['moved']:.2f} Å from its given position"
+             (f"{w['end']} endpoint: the ion moved {w['moved']:.2f} Å from its given position, "
+              f"{w['relaxed_to']['text']}")
              for w in attempt.endpoints if w["left_site"] or w["moved"] > _MOVED]
     if moved:
         out.append(flag("endpoint-moved", "; ".join(moved)))

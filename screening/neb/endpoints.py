@@ -98,6 +98,17 @@ def endpoint_atoms(initial: Structure, ion: IonModel, mobile: int, displacement:
     return a, b
 
 
+def _where(a: Atoms, mobile: int, other: np.ndarray, other_name: str) -> dict[str, Any]:
+    """Where the ion of relaxed endpoint ``a`` is: fractional coordinates and how far (minimum
+    image) from the other endpoint's given ion position ``other`` (near it: one minimum)."""
+    frac = a.cell.scaled_positions(a.positions[mobile:mobile + 1])[0] % 1.0
+    to_other = float(find_mic((other - a.positions[mobile])[None], a.cell, pbc=True)[1][0])
+    xyz = ", ".join(f"{x:.3f}" for x in frac)
+    return {"frac": [round(float(x), 4) for x in frac], "to_other_end": round(to_other, 4),
+            "text": f"to ({xyz}) fractional, {to_other:.2f} Å from the {other_name} "
+                    "endpoint's given ion position"}
+
+
 def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings,
                 mobile: int) -> tuple[dict[str, int], list[str], list[dict[str, Any]]]:
     """Relax both endpoints in place: steps, warnings, and per endpoint how far the ion moved
@@ -105,7 +116,8 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
     steps: dict[str, int] = {}
     warnings: list[str] = []
     info: list[dict[str, Any]] = []
-    for name, a in zip(("initial", "final"), ends):
+    given = [a.positions[mobile].copy() for a in ends]
+    for k, (name, a) in enumerate(zip(("initial", "final"), ends)):
         start = a.positions[mobile].copy()
         before = a.copy()
         if not settings.relax_host:
@@ -116,11 +128,12 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
         moved = float(np.linalg.norm(a.positions[mobile] - start))
         if not ok:
             warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
+        went = _where(a, mobile, given[1 - k], "final" if k == 0 else "initial")
         if moved > _MOVED:
             warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its given "
-                            "position on relaxing")
+                            f"position on relaxing, {went['text']}")
         w = {"end": name, "moved": round(moved, 4), "left_site": moved > _MOVED, "bvse_site": None,
-             "relaxed_to": {"text": f"{moved:.2f} Å from its given position"}}
+             "relaxed_to": went}
         if settings.relax_host:
             w["framework"] = framework_change(before, a, mobile)
         info.append(w)
@@ -168,9 +181,13 @@ def neb_between(
     steps, warnings, ends_info = _relax_ends(ends, factory, settings, mobile)
     sep = float(np.linalg.norm(ends[1].positions[mobile] - ends[0].positions[mobile]))
     if sep < settings.min_endpoint_distance:
+        where = "; ".join(f"the {w['end']} ion moved {w['moved']:.2f} Å, "
+                          f"{w['relaxed_to']['text']}" for w in ends_info)
         raise MergedEndpointsError(
             f"after relaxation both endpoints hold the ion within {sep:.2f} Å of each other: "
-            "for this calculator the two positions are one minimum")
+            f"for this calculator the two positions are one minimum ({where}). Give endpoints "
+            "on two distinct minima of this calculator (relax each alone and check where the "
+            "ion stays)")
     t_end = time.perf_counter()
     n = settings.images + 2
     fallback = settings.relax_host and settings.fallback_fixed_host
