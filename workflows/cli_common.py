@@ -207,7 +207,10 @@ _STAGE_OPTIONS = [
                       f"pre-screen). Default {NEB_TOP}, or {NEB_TOP_WITH_VOLTAGE} when the ML "
                       "voltage runs (it costs about a CPU-minute per host)."),
     click.option("--neb-calculator", default="bvff", show_default=True,
-                 help="Calculator of the NEB stage: bvff, chgnet, sevennet or module:Class."),
+                 help="Calculator of the NEB stage: bvff, chgnet[:model], sevennet[:model], "
+                      "module:Class, or committee[:spec,spec...] (several ML potentials on the "
+                      "same path, calibrated: the ML tier's best-measured barriers; see "
+                      "'ionscreen neb --help')."),
     click.option("--voltage", "voltage_calc", default="auto", show_default=True,
                  envvar="IONSCREEN_VOLTAGE",
                  help="ML calculator (chgnet, sevennet...) for the average voltage, energy "

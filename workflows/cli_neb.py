@@ -13,6 +13,7 @@ import click
 from rich.table import Table
 
 from ionscreen.errors import IonscreenError
+from ionscreen.screening.committee import DEFAULT_MEMBERS
 
 from . import mpi
 from .cli_bvse import print_result
@@ -88,7 +89,7 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
               help="bvff, chgnet[:model] or sevennet[:model[@modal]] (pip install \"ionscreen[mlip]\"), "
                    "module:Class (any ASE calculator), or committee[:spec,spec...] (several ML "
                    "potentials on the same path: mean ± spread, calibrated where fitted; default "
-                   "members chgnet:0.3.0, chgnet:r2scan, sevennet:7net-0, sevennet:7net-mf-0).")
+                   f"members {', '.join(DEFAULT_MEMBERS)}).")
 @click.option("--images", type=int, default=None,
               help="Inner NEB images [default: 7 for the BVFF, 5 for an ML potential].")
 @click.option("--hop", type=int, default=None,
