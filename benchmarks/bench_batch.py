@@ -7,8 +7,9 @@ a ~100-atom cell (NaTi2(PO4)3 NASICON, 108 atoms), evaluated
 * ``calculators``: a new calculator from the factory per image, energy and forces (as a NEB
   band does without ``factory.batch``);
 * ``batch``: ``factory.batch(images)``, the factory's default;
-* ``merged`` (SevenNet only): all 7 graphs merged into one forward pass in sevenn's batch mode
-  (``sevennet_batch(..., graphs_per_pass=7)``), which the default does not do on the CPU.
+* ``merged``: all 7 graphs in one forward pass (``chgnet_batch(..., graphs_per_pass=7)``,
+  CHGNet's batched ``predict_graph``; ``sevennet_batch(..., graphs_per_pass=7)``, sevenn's
+  batch mode), which neither default does on the CPU.
 
 Each timing is the best of ``--repeat`` runs (wall seconds, and process CPU seconds, which
 another job on the machine disturbs less). Ratios are calculators / mode (> 1: mode faster).
@@ -30,7 +31,7 @@ from ase import Atoms  # noqa: E402
 from pymatgen.io.ase import AseAtomsAdaptor  # noqa: E402
 
 from ionscreen.screening.mlip import calculator_factory  # noqa: E402
-from ionscreen.screening.mlip_models import sevennet_batch  # noqa: E402
+from ionscreen.screening.mlip_models import chgnet_batch, sevennet_batch  # noqa: E402
 from ionscreen.structures.prototypes import get_prototype  # noqa: E402
 
 CELLS = {"MgMn2O4 (spinel)": ("LiMn2O4", "Mg"), "NaTi2(PO4)3 (NASICON)": ("NaTi2(PO4)3-NASICON", None)}
@@ -89,9 +90,9 @@ def main() -> None:
         for name, f in factories.items():
             modes = {"calculators": lambda f=f, imgs=imgs: per_calculator(f, imgs),
                      "batch": lambda f=f, imgs=imgs: f.batch(imgs)}
-            if name == "SevenNet":
-                merged = sevennet_batch(f.model, None, graphs_per_pass=len(imgs))
-                modes["merged"] = lambda merged=merged, imgs=imgs: merged(imgs)
+            merged = (sevennet_batch(f.model, None, graphs_per_pass=len(imgs)) if name == "SevenNet"
+                      else chgnet_batch(f.model, graphs_per_pass=len(imgs)))
+            modes["merged"] = lambda merged=merged, imgs=imgs: merged(imgs)
             f.batch(imgs[:1])  # warm-up
             times = {mode: best(fn, args.repeat) for mode, fn in modes.items()}
             ref_w, ref_c = times["calculators"]

@@ -81,6 +81,11 @@ _SEVENNET_MODEL_NOTES = {
 #: batch call runs one graph per pass through the one shared model, without ASE calculators.
 SEVENNET_GRAPHS_PER_PASS = 1
 
+#: Structures per CHGNet forward pass in ``factory.batch``, for the same reason: 5 images of
+#: a 49-atom spinel in one pass cost 1.6–1.9× the CPU time per image of single passes on one
+#: thread (benchmarks/bench_batch.py, "merged"), most of it in the backward pass for forces.
+CHGNET_GRAPHS_PER_PASS = 1
+
 
 def missing(what: str, err: BaseException) -> MissingDependencyError:
     """The error for a model whose package (or torch) cannot be imported."""
@@ -134,13 +139,18 @@ def chgnet_factory(spec: str, model_name: str | None, threads: int) -> Calculato
                              batch=chgnet_batch(model))
 
 
-def chgnet_batch(model: Any) -> Callable[[Sequence[Atoms]], tuple[np.ndarray, list[np.ndarray]]]:
-    """Energies and forces of many structures in CHGNet's batched forward passes.
+def chgnet_batch(model: Any, graphs_per_pass: int | None = None,
+                 ) -> Callable[[Sequence[Atoms]], tuple[np.ndarray, list[np.ndarray]]]:
+    """Energies and forces of many structures through one shared CHGNet, without ASE
+    calculators (energy and forces only: no stress).
 
-    The graphs of all structures go through ``CHGNet.predict_graph`` in one batch; CHGNet
-    predicts energy per atom, multiplied here by the number of atoms (as CHGNetCalculator does).
+    Groups of ``graphs_per_pass`` structures (default :data:`CHGNET_GRAPHS_PER_PASS`) go
+    through ``CHGNet.predict_graph`` together; CHGNet predicts energy per atom, multiplied here
+    by the number of atoms (as CHGNetCalculator does).
     """
     from pymatgen.core import Lattice, Structure
+
+    per_pass = max(1, graphs_per_pass or CHGNET_GRAPHS_PER_PASS)
 
     def batch(structures: Sequence[Atoms]) -> tuple[np.ndarray, list[np.ndarray]]:
         structures = list(structures)
@@ -152,8 +162,11 @@ def chgnet_batch(model: Any) -> Callable[[Sequence[Atoms]], tuple[np.ndarray, li
                                                   a.numbers, a.positions,
                                                   coords_are_cartesian=True))
                   for a in structures]
-        preds = model.predict_graph(graphs, task="ef", batch_size=len(graphs))
-        preds = [preds] if isinstance(preds, dict) else preds
+        preds = []
+        for start in range(0, len(graphs), per_pass):
+            group = graphs[start:start + per_pass]
+            out = model.predict_graph(group, task="ef", batch_size=len(group))
+            preds += [out] if isinstance(out, dict) else out
         factor = [len(a) if model.is_intensive else 1 for a in structures]
         energies = np.array([float(p["e"]) * k for p, k in zip(preds, factor)])
         return energies, [np.asarray(p["f"], dtype=float) for p in preds]

@@ -200,6 +200,17 @@ def test_sevennet_merged_forward_pass_equals_single_passes(three_structures):
         _assert_batch_matches_calculators(factory, three_structures, batch=merged)
 
 
+def test_chgnet_merged_forward_pass_equals_single_passes(three_structures):
+    """The default runs one graph per CHGNet pass (faster on one thread); several graphs in
+    one pass give the same numbers."""
+    _need("chgnet")
+    from ionscreen.screening.mlip_models import chgnet_batch
+
+    factory = calculator_factory("chgnet", threads=1)
+    _assert_batch_matches_calculators(factory, three_structures,
+                                      batch=chgnet_batch(factory.model, graphs_per_pass=3))
+
+
 def test_sevennet_specs_load_offline(monkeypatch):
     _need("sevenn")
 
