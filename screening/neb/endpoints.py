@@ -118,7 +118,7 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
     info: list[dict[str, Any]] = []
     given = [a.positions[mobile].copy() for a in ends]
     for k, (name, a) in enumerate(zip(("initial", "final"), ends)):
-        start = a.positions[mobile].copy()
+        start = given[k]
         before = a.copy()
         if not settings.relax_host:
             a.set_constraint(FixAtoms(indices=[i for i in range(len(a)) if i != mobile]))
