@@ -2,16 +2,16 @@
 and convergence (issue 13.5).
 
 Plain ASE NEB, as its documentation writes one: both endpoints relaxed with BFGS, one
-``CHGNetCalculator`` per image, IDPP band of 7 inner images, climbing image from the start,
-FIRE to ``--fmax`` (0.05 eV/Å by default). ionscreen: :func:`ionscreen.screening.neb.neb_between` with its ML
-defaults (:meth:`NEBSettings.for_ml`): energies and forces only (no stress), all moved images
-of a band in one batch call, denormals flushed, 5 inner images, here with the plain run's
-convergence (climbing image to ``--fmax``; ionscreen's own default is 0.03, which
-``--fmax 0.03`` gives both). Both start from the same unrelaxed
-endpoints (the hop's two BVSE sites in the host's NEB supercell). The runs alternate in one
-process (plain, ionscreen, plain, ionscreen...), one torch thread; CPU seconds are the
-process's own (time.process_time), which another job on the machine disturbs less than wall
-time.
+``CHGNetCalculator`` per image, IDPP band of 7 inner images, climbing image from the start, FIRE
+to ``--fmax`` (0.05 eV/Å by default). ionscreen: :func:`ionscreen.screening.neb.neb_between`
+with its ML defaults (:meth:`NEBSettings.for_ml`): energies and forces only (no stress), the
+moved images of a band through one shared model (``factory.batch``, one structure per pass),
+denormals flushed, 5 inner images, here with the plain run's convergence (climbing image to
+``--fmax``; ionscreen's own default is 0.03, which ``--fmax 0.03`` gives both). Both start from
+the same unrelaxed endpoints (the hop's two BVSE sites in the host's NEB supercell). The runs
+alternate in one process (plain, ionscreen, plain, ionscreen...), one torch thread; CPU seconds
+are the process's own (time.process_time), which another job on the machine disturbs less than
+wall time.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_ml_neb.py --repeat 2 --out bench_ml_neb.json
     OMP_NUM_THREADS=1 python benchmarks/bench_ml_neb.py --fmax 0.03 --cases LiMn2O4:Mg,LiMn2O4:Zn

@@ -157,10 +157,10 @@ def model_key(model: str) -> str:
     m, _, modal = m.partition(", modal ")  # an identity's modal
     if not modal:
         m, _, modal = m.partition("@")  # a spec's
-    key = m.strip().replace(" ", ":")
+    key, modal = m.strip().replace(" ", ":"), modal.strip()
     modals = SEVENNET_MODELS.get(key.partition(":")[2], ()) if key.startswith("sevennet:") else ()
-    if modal.strip() and modal.strip() != (modals[0].lower() if modals else ""):
-        key += f":{modal.strip()}"
+    if modal and modal != (modals[0].lower() if modals else ""):
+        key += f":{modal}"
     return key
 
 

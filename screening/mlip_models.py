@@ -81,9 +81,10 @@ _SEVENNET_MODEL_NOTES = {
 #: batch call runs one graph per pass through the one shared model, without ASE calculators.
 SEVENNET_GRAPHS_PER_PASS = 1
 
-#: Structures per CHGNet forward pass in ``factory.batch``, for the same reason: 5 images of
-#: a 49-atom spinel in one pass cost 1.6–1.9× the CPU time per image of single passes on one
-#: thread (benchmarks/bench_batch.py, "merged"), most of it in the backward pass for forces.
+#: Structures per CHGNet forward pass in ``factory.batch``, for the same reason: 7 images in
+#: one pass took 1.4× (56 atoms) and 2.0× (108 atoms) the CPU time of one pass each on one
+#: thread (benchmarks/bench_batch.py, "merged" against "batch"), most of it in the backward
+#: pass for the forces.
 CHGNET_GRAPHS_PER_PASS = 1
 
 
