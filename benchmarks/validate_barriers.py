@@ -169,6 +169,10 @@ def bvse_tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
     return (float(finite[0]) if finite else None), extra
 
 
+#: ``--whole-band``: evaluate every image even of a symmetric hop (as before the mirror)
+WHOLE_BAND = False
+
+
 def _neb_tier(calculator: str) -> Tier:
     def tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
         from ionscreen.screening.neb.endpoints import neb_between  # written for issue 13
@@ -183,12 +187,16 @@ def _neb_tier(calculator: str) -> Tier:
                 q = [site.specie.oxi_state for site in host]
                 q.insert(path.moving_index, float(ion_model(path.ion).charge))
                 initial.add_oxidation_state_by_site(q)
+        from ionscreen.screening.neb import NEBSettings
+
+        settings = NEBSettings.for_calculator(calculator, mirror=False) if WHOLE_BAND else None
         r = neb_between(initial, path.final, path.ion, calculator=calculator,
-                        settings=None, mobile_index=path.moving_index, oxidation_states=oxi)
+                        settings=settings, mobile_index=path.moving_index, oxidation_states=oxi)
         extra = {"converged": r.converged, "status": r.status,
                  "barrier_forward": r.barrier_forward, "barrier_reverse": r.barrier_reverse,
                  "steps": r.steps, "n_atoms": r.n_atoms, "flags": [f["code"] for f in r.flags],
-                 "refused": [f["code"] for f in r.flags if refuses(f)]}
+                 "refused": [f["code"] for f in r.flags if refuses(f)],
+                 "half_band": "half the band" in r.note}
         return r.barrier, extra
     tier.__name__ = f"neb_{calculator}"
     return tier
@@ -296,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first K paths only")
     ap.add_argument("--ids", default=None, help="comma-separated path ids only")
     ap.add_argument("--out", type=Path, default=Path("validate_barriers.json"))
+    ap.add_argument("--whole-band", action="store_true",
+                    help="evaluate the whole band of a symmetric hop too (no mirror)")
     args = ap.parse_args(argv)
+    global WHOLE_BAND
+    WHOLE_BAND = args.whole_band
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:

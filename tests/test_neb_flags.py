@@ -105,6 +105,22 @@ def test_a_site_that_is_a_saddle_is_merged_into_one_band(spinel):
     assert [f["code"] for f in rep.summary().flags] == ["merged-hops"]
 
 
+def test_the_merged_band_through_16c_is_computed_by_halves(spinel):
+    """The merged 8a→16c→8a' band is symmetric (16c is an inversion centre of the host): with
+    the mirror (the ML default) the final endpoint is the image of the relaxed initial one,
+    only the first half of the band is evaluated, and the barrier is the whole band's."""
+    s, b, hop, setup = spinel
+    far = 2 * setup.end - setup.start
+    calc = _factory([setup.start, far], [1.0, 1.0], sigma=0.9)
+    whole = neb_hop(s, "Li", hop, b, calc, NEBSettings(**QUICK, fmax=0.02), hop_index=0)
+    half = neb_hop(s, "Li", hop, b, calc, NEBSettings(**QUICK, fmax=0.02, mirror=True), hop_index=0)
+    assert half.merged is not None and whole.merged is not None
+    assert "half the band computed" in half.note and "half the band" not in whole.note
+    assert half.barrier == pytest.approx(whole.barrier, abs=2e-3)
+    assert half.timings["energy_force_calls"] < 0.8 * whole.timings["energy_force_calls"]
+    assert np.linalg.norm(np.array(half.ion_path[-1]) - far) < 0.15
+
+
 def test_an_endpoint_that_slides_onto_the_next_site_merges_with_that_hop(spinel):
     """The 8a' well deeper than the 8a one: the 16c endpoint slides on to 8a' (not back onto
     the start). The band is then 8a→16c→8a' along both grid paths, not 8a→(shifted 16c path)."""

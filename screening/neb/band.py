@@ -104,11 +104,13 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
         ends.append(a)
         if keys[k] in known:
             done[k] = (known[keys[k]][0], known[keys[k]][1], 0)
-        elif k % size == rank:
+        elif k % size == rank and not (k == 1 and setup.mirror is not None):
             done[k] = _relax_end(a, setup, k, factory, settings)
     if size > 1:
         for part in comm.allgather(done):
             done.update(part)
+    if 1 not in done:  # the final endpoint is the image of the relaxed initial one
+        done[1] = (setup.mirror.apply(done[0][0], near=ends[1].positions), done[0][1], 0)
     steps: dict[str, int] = {}
     warnings: list[str] = []
     for k, name in enumerate(_ENDS):
@@ -148,8 +150,8 @@ def initial_band(setup: HopSetup, ends: list[Atoms], factory: CalculatorFactory,
     for im in images:
         im.calc = _CachedCalculator(force_calculator(factory))
         _fix_host(im, settings, n_ion)
-    band = make_band(images, comm, batch=factory.batch, k=settings.spring, climb=False,
-                     method=settings.method)
+    band = make_band(images, comm, batch=factory.batch, mirror=setup.mirror, k=settings.spring,
+                     climb=False, method=settings.method)
     if settings.path in ("linear", "idpp"):
         band.interpolate(method=settings.path, mic=True, apply_constraint=False)
     return band
@@ -233,6 +235,7 @@ class _Attempt:
     hop: Hop | None = None
     merged: dict[str, Any] | None = None
     endpoints: list[dict[str, Any]] = field(default_factory=list)
+    mirror: str = ""  # what half the band computed (:mod:`.mirror`), "" for a whole band
 
 
 def _attempt(host: PreparedHost, hop: Hop, bvse: BVSEResult, factory: CalculatorFactory,
@@ -266,7 +269,8 @@ def optimise_attempt(band: NEB, settings: NEBSettings, steps: dict[str, int], wa
     return _Attempt(settings, band.images, run, steps, warnings,
                     {"endpoints": endpoint_seconds, "band": t_band, "total": endpoint_seconds + t_band,
                      "energy_force_calls": float(evals),
-                     "batch_calls": float(getattr(band, "batch_calls", 0))}, **about)
+                     "batch_calls": float(getattr(band, "batch_calls", 0))},
+                    mirror=getattr(band, "mirror_note", ""), **about)
 
 
 def neb_hop(
@@ -344,6 +348,8 @@ def band_result(attempt: _Attempt, factory: CalculatorFactory, ion: IonModel, mo
     note = "barrier = highest image minus lowest image on the band"
     if abs(barrier - fwd) > 1e-3:
         note += f"; it differs from highest minus initial endpoint ({fwd:.3f} eV)"
+    if attempt.mirror:
+        note += f"; {attempt.mirror}"
     if run.converged:
         status = "converged"
     elif run.diverged:

@@ -27,6 +27,7 @@ from ..ion_models import IonModel, ion_model
 from ..relax import relax
 from .band import _MOVED, band_result, optimise_attempt
 from .flags import flag, framework_change
+from .mirror import Mirror, find_mirrors
 from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
 from .results import NEBResult
 from .settings import MergedEndpointsError, NEBSettings, is_bvff
@@ -110,9 +111,11 @@ def _where(a: Atoms, mobile: int, other: np.ndarray, other_name: str) -> dict[st
 
 
 def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings,
-                mobile: int) -> tuple[dict[str, int], list[str], list[dict[str, Any]]]:
-    """Relax both endpoints in place: steps, warnings, and per endpoint how far the ion moved
-    from its given position and whether the host framework changed (:mod:`.flags`)."""
+                mobile: int, mirror: Mirror | None = None,
+                ) -> tuple[dict[str, int], list[str], list[dict[str, Any]]]:
+    """Relax both endpoints in place (with a ``mirror``, the initial one, the final one being
+    its image): steps, warnings, and per endpoint how far the ion moved from its given
+    position and whether the host framework changed (:mod:`.flags`)."""
     steps: dict[str, int] = {}
     warnings: list[str] = []
     info: list[dict[str, Any]] = []
@@ -122,8 +125,13 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
         before = a.copy()
         if not settings.relax_host:
             a.set_constraint(FixAtoms(indices=[i for i in range(len(a)) if i != mobile]))
-        _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints, steps=settings.steps,
-                         optimizer=settings.endpoint_optimizer, in_place=True, wrap_errors=False)
+        if k == 1 and mirror is not None:
+            a.positions = mirror.apply(ends[0].positions, near=a.positions)
+            ok, n = True, 0
+        else:
+            _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints,
+                             steps=settings.steps, optimizer=settings.endpoint_optimizer,
+                             in_place=True, wrap_errors=False)
         steps[f"relax_{name}"] = n
         moved = float(np.linalg.norm(a.positions[mobile] - start))
         if not ok:
@@ -178,7 +186,10 @@ def neb_between(
     given, mobile = mobile, len(initial) - 1  # the moving ion is last from here on
     factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)
     t0 = time.perf_counter()
-    steps, warnings, ends_info = _relax_ends(ends, factory, settings, mobile)
+    # the band picks among them once laid (mirror.best); the first gives the final endpoint
+    mirrors = find_mirrors(ends[0], ends[1], mobile) if settings.mirror else []
+    steps, warnings, ends_info = _relax_ends(ends, factory, settings, mobile,
+                                             mirrors[0] if mirrors else None)
     sep = float(np.linalg.norm(ends[1].positions[mobile] - ends[0].positions[mobile]))
     if sep < settings.min_endpoint_distance:
         where = "; ".join(f"the {w['end']} ion moved {w['moved']:.2f} Å, "
@@ -194,7 +205,7 @@ def neb_between(
     fell_back = ""
     for relax_host in ((True, False) if fallback else (settings.relax_host,)):
         attempt = _band(ends, factory, replace(settings, relax_host=relax_host), mobile, comm,
-                        dict(steps), list(warnings), t_end - t0, ends_info)
+                        dict(steps), list(warnings), t_end - t0, ends_info, mirrors)
         if not (attempt.run.diverged and relax_host and fallback):
             break
         # as run_neb does: the potential does not hold this host around the moving ion
@@ -215,7 +226,7 @@ def neb_between(
 
 def _band(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings, mobile: int,
           comm: Any, steps: dict[str, int], warnings: list[str], t_ends: float,
-          ends_info: list[dict[str, Any]]) -> Any:
+          ends_info: list[dict[str, Any]], mirrors: list[Mirror] | None = None) -> Any:
     """The band between the relaxed ``ends`` (copies: a retry starts from the same endpoints),
     interpolated and optimised (:func:`~.band.optimise_attempt`)."""
     images = [ends[0].copy(), *(ends[0].copy() for _ in range(settings.images)), ends[1].copy()]
@@ -224,8 +235,8 @@ def _band(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings, 
         im.calc = _CachedCalculator(force_calculator(factory))
         if not settings.relax_host:
             im.set_constraint(FixAtoms(indices=[i for i in range(len(im)) if i != mobile]))
-    band = make_band(images, comm, batch=factory.batch, k=settings.spring, climb=False,
-                     method=settings.method)
+    band = make_band(images, comm, batch=factory.batch, mirror=mirrors, k=settings.spring,
+                     climb=False, method=settings.method)
     band.interpolate(method=settings.path, mic=False, apply_constraint=False)
     return optimise_attempt(band, settings, steps, warnings, t_ends, endpoints=ends_info)
 

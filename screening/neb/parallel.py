@@ -14,6 +14,8 @@ from ase.mep import NEB
 
 from ionscreen.errors import CalculationError
 
+from .mirror import Mirror, best, symmetrise
+
 
 class _CachedCalculator(Calculator):
     """Holds energies and forces that another rank computed for exactly these positions."""
@@ -99,19 +101,74 @@ class BandNEB(NEB):
     Every image must carry a :class:`_CachedCalculator`, which the serial band uses too (it
     counts the energy-and-force calls)."""
 
-    def __init__(self, images, comm: Any = None, batch: Any = None, **kwargs: Any) -> None:
+    def __init__(self, images, comm: Any = None, batch: Any = None,
+                 mirror: Mirror | list[Mirror] | None = None, **kwargs: Any) -> None:
         super().__init__(images, parallel=False, **kwargs)
         self.comm = comm
         self.batch = batch
         self.batch_calls = 0
+        # one operation, or candidates of which the first force call picks one (mirror.best)
+        self.mirror: Mirror | None = None
+        self._candidates = list(mirror) if isinstance(mirror, list) else [mirror] if mirror else []
+        self.mirror_note = ""  # what the mirror did, for the result ("" when not used)
+        self._mirror_checked = False
+
+    def _use_mirror(self) -> int:
+        """Symmetrise the band under ``mirror`` and fill the second half's caches from the
+        first's; returns how many inner images to evaluate (all when there is no mirror)."""
+        n_inner = len(self.images) - 2
+        if not self._mirror_checked:
+            self._mirror_checked = True
+            # none when every operation maps this band onto another path, not its reverse
+            self.mirror = best(self._candidates, [im.positions for im in self.images])
+            if self.mirror is not None:
+                self.mirror_note = (f"half the band computed: a {self.mirror.describe()} maps "
+                                    "the hop onto its reverse")
+        if self.mirror is None:
+            return n_inner
+        pos = [im.positions.copy() for im in self.images]
+        symmetrise(pos, self.mirror)
+        for im, p in zip(self.images, pos):
+            # rounding alone must not make an image "moved" (and evaluated again)
+            if np.abs(im.positions - p).max() > 1e-9:
+                im.positions = p
+        first, last = self.images[0], self.images[-1]
+        if not last.calc.holds(last.positions) and isinstance(first.calc, _CachedCalculator):
+            first.get_potential_energy()
+            _, e, f = first.calc.cache
+            last.calc.cache = (last.positions.copy(), e, self.mirror.forces(f))
+        return (n_inner + 1) // 2
+
+    def _mirror_rest(self, own: int) -> None:
+        """Energies and forces of the second half of the band from their images in the first."""
+        inner = self.images[1:-1]
+        for k in range(own, len(inner)):
+            _, e, f = inner[len(inner) - 1 - k].calc.cache
+            inner[k].calc.cache = (inner[k].positions.copy(), e, self.mirror.forces(f))
+
+    def _mirror_neb_forces(self, forces: np.ndarray) -> np.ndarray:
+        """The NEB forces of one half mapped onto the other, from the half that holds the
+        climbing image: when the highest images are a symmetric pair (an intermediate minimum
+        half way) both climb, each to its saddle, and the band stays symmetric."""
+        n = len(self.images) - 2
+        f = forces.reshape(n, -1, 3)
+        climbing = self.climb and self.imax - 1 > (n - 1) / 2
+        for k in range(n // 2):
+            src, dst = (n - 1 - k, k) if climbing else (k, n - 1 - k)
+            f[dst] = self.mirror.forces(f[src])
+        # ASE's residuals (the ODE optimiser's convergence) leave out the climbing image
+        skip = {self.imax - 1, n - self.imax} if self.climb else set()
+        self.residuals = [float(np.linalg.norm(f[k], axis=1).max()) for k in range(n) if k not in skip]
+        return f.reshape(-1, 3)
 
     def get_forces(self):
         inner = self.images[1:-1]
         if not all(isinstance(im.calc, _CachedCalculator) for im in inner):
             return super().get_forces()  # ASE's IDPP interpolation optimises a copy of this band
         rank, size = rank_and_size(self.comm)
+        own = self._use_mirror()
         # every rank holds the same band, so every rank agrees on which images moved
-        todo = [k for k in range(len(inner)) if not inner[k].calc.holds(inner[k].positions)]
+        todo = [k for k in range(own) if not inner[k].calc.holds(inner[k].positions)]
         if todo:
             mine = [k for k in todo if k % size == rank]
             got = dict(zip(mine, _evaluate_many([inner[k] for k in mine], self.batch)))
@@ -122,14 +179,19 @@ class BandNEB(NEB):
             for k, (e, f) in got.items():
                 inner[k].calc.cache = (inner[k].positions.copy(), e, f)
                 inner[k].calc.evaluations += 1
-        return super().get_forces()
+        if self.mirror is None:
+            return super().get_forces()
+        self._mirror_rest(own)
+        return self._mirror_neb_forces(super().get_forces())
 
 
-def make_band(images: list[Atoms], comm: Any, batch: Any = None, **kwargs: Any) -> NEB:
+def make_band(images: list[Atoms], comm: Any, batch: Any = None, mirror: Mirror | None = None,
+              **kwargs: Any) -> NEB:
     """A :class:`BandNEB` when the images are evaluated together (more than one rank in
-    ``comm``, or a ``batch`` evaluator), else ASE's NEB."""
-    if batch is not None or (comm is not None and comm.Get_size() > 1):
-        return BandNEB(images, comm, batch=batch, **kwargs)
+    ``comm``, or a ``batch`` evaluator) or half of them stand for the rest (``mirror``, see
+    :mod:`.mirror`), else ASE's NEB."""
+    if batch is not None or mirror or (comm is not None and comm.Get_size() > 1):
+        return BandNEB(images, comm, batch=batch, mirror=mirror, **kwargs)
     return NEB(images, **kwargs)
 
 

@@ -71,6 +71,9 @@ class NEBSettings(TypedSettings):
     """When the band diverges with the host relaxing, redo the hop with the host fixed (said so)."""
     min_endpoint_distance: float = 0.5
     """Endpoints closer than this (Å, mobile ion) are refused."""
+    mirror: bool = False
+    """When a symmetry operation of the host maps the hop onto its reverse, relax one endpoint
+    and evaluate half the band, the rest being its image (:mod:`.mirror`); the ML default."""
     derive_nitride: bool = False
     """BVFF only: derive a missing ion–N3- row from the ion's O2- row, as BVSE's
     ``--derive-nitride`` does; the calculator label and the result say it is approximate."""
@@ -100,9 +103,10 @@ class NEBSettings(TypedSettings):
         one-saddle hop with 5 as with 7), the climbing stage to 0.03 eV/Å (at 0.05 the host
         around the saddle is left visibly unrelaxed and barriers come out too high),
         endpoints to 0.02 eV/Å with BFGS (fewer calls than FIRE near a minimum), at most 400
-        optimiser steps per stage (a band that needs more is not converging)."""
+        optimiser steps per stage (a band that needs more is not converging), half the band
+        for a symmetric hop (``mirror``)."""
         return cls(**{"images": 5, "fmax": 0.03, "fmax_endpoints": 0.02, "relax_optimizer": "BFGS",
-                      "steps": 400, **changes})  # type: ignore[arg-type]
+                      "steps": 400, "mirror": True, **changes})  # type: ignore[arg-type]
 
     @classmethod
     def for_calculator(cls, calculator: object, **changes: object) -> NEBSettings:

@@ -21,6 +21,7 @@ from ionscreen.structures.convert import MOBILE_TAG, to_atoms
 from ..bvse import BVSEResult, BVSESettings, Hop, PreparedHost, prepare_host
 from ..calculators import CalculatorFactory, bvff_factory, mobile_symbol
 from ..ion_models import IonModel
+from .mirror import Mirror, best, find_mirrors
 from .settings import NEBSettings
 
 # a host ion this close (Å) to the start site of a dilute-vacancy hop is the one that moves
@@ -68,6 +69,7 @@ class HopSetup:
     grid_energy: np.ndarray
     supercell: list[int]
     ion_distance: float  # Å, smallest distance between periodic images of the moving ion
+    mirror: Mirror | None = None  # an operation of the host mapping the hop onto its reverse
 
     @classmethod
     def from_hop(cls, host: PreparedHost, hop: Hop, bvse: BVSEResult, settings: NEBSettings) -> HopSetup:
@@ -93,8 +95,15 @@ class HopSetup:
             atoms = _supercell_atoms(host.framework, sc)
         else:
             atoms = _one_vacancy(host, sc, start, end)
-        return cls(host.ion, atoms, start, end, path, np.array(hop.path_energy, dtype=float), sc,
-                   float(min(perpendicular_heights(atoms.cell.array))))
+        setup = cls(host.ion, atoms, start, end, path, np.array(hop.path_energy, dtype=float), sc,
+                    float(min(perpendicular_heights(atoms.cell.array))))
+        if settings.mirror:  # the operation that maps the BVSE path best onto its reverse
+            a, b = setup.with_ion(start), setup.with_ion(end)
+            band = [a.positions.copy() for _ in path]
+            for p, x in zip(band, path):
+                p[-1] = x
+            setup.mirror = best(find_mirrors(a, b, len(atoms)), band)
+        return setup
 
     def with_ion(self, pos: np.ndarray) -> Atoms:
         """The host with the moving ion (tagged mobile) appended at ``pos``: it is the last atom."""
