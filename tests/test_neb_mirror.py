@@ -1,9 +1,12 @@
-"""Half the band for a symmetric hop (:mod:`ionscreen.screening.neb.mirror`): the operation
-found, energies and forces that map exactly under it with a real force field, and the half
-band reaching the whole band's barrier with about half the force calls.
+"""Fewer force calls in a NEB.
 
-The hop is Mg²⁺ in spinel λ-MnO2 (conventional cell, 48 host atoms) from one 8a site through
-16c to the 8a site beyond it; the inversion centre on 16c maps it onto its reverse."""
+Half the band for a symmetric hop (:mod:`ionscreen.screening.neb.mirror`): the operation
+found, energies and forces that map exactly under it with a real force field, and the half
+band reaching the whole band's barrier with about half the force calls. The hop is Mg²⁺ in
+spinel λ-MnO2 (conventional cell, 48 host atoms) from one 8a site through 16c to the 8a site
+beyond it; the inversion centre on 16c maps it onto its reverse.
+
+An endpoint shared by two hops of a host-alone NEB is relaxed once."""
 
 from __future__ import annotations
 
@@ -104,3 +107,22 @@ def test_half_the_band_gives_the_whole_bands_barrier(spinel_ends):
 def test_the_ml_defaults_use_the_mirror_and_a_user_can_turn_it_off():
     assert NEBSettings.for_ml().mirror and not NEBSettings().mirror
     assert not NEBSettings.for_ml(mirror=False).mirror
+
+
+def test_a_site_shared_by_two_hops_relaxes_once():
+    """Host-alone NEB of Mg²⁺ in anatase (BVFF): the second hop starts where the first ends;
+    that endpoint is relaxed once and reused, and the second hop's barrier is the one it gets
+    when computed alone."""
+    from ionscreen.screening.bvse import compute_landscape
+    from ionscreen.screening.neb import neb_hop, run_neb
+
+    s, _ = host_for_ion(get_prototype("TiO2-anatase"), "Mg")
+    b = compute_landscape(s, "Mg", resolution=0.15)
+    rep = run_neb(s, "Mg", "bvff", bvse=b)
+    first, second = rep.hops[:2]
+    assert first.hop["site_j"] == second.hop["site_i"]
+    assert first.steps["relax_final"] > 0 and second.steps["relax_initial"] == 0
+    hop = next(h for h in b.distinct_hops if h.distinct == second.hop["distinct"])
+    alone = neb_hop(s, "Mg", hop, b, "bvff")
+    assert alone.steps["relax_initial"] > 0
+    assert second.barrier == pytest.approx(alone.barrier, abs=1e-3)

@@ -239,9 +239,10 @@ class _Attempt:
 
 
 def _attempt(host: PreparedHost, hop: Hop, bvse: BVSEResult, factory: CalculatorFactory,
-             settings: NEBSettings, comm: Any) -> _Attempt:
+             settings: NEBSettings, comm: Any,
+             known: dict[tuple, tuple[np.ndarray, bool, int]] | None = None) -> _Attempt:
     t0 = time.perf_counter()
-    known: dict[tuple, tuple[np.ndarray, bool, int]] = {}
+    known = {} if known is None else known
     ends_of = resolve(host, hop, bvse, settings,
                       lambda st: relax_endpoints(st, factory, settings, comm, known, check=False))
     setup, steps, warnings = ends_of.setup, ends_of.steps, ends_of.warnings
@@ -283,10 +284,12 @@ def neb_hop(
     comm: Any = None,
     oxidation_states: dict[str, float] | None = None,
     hop_index: int | None = None,
+    known: dict[bool, dict[tuple, Any]] | None = None,
 ) -> NEBResult:
     """CI-NEB of one BVSE hop. ``host``: a :class:`PreparedHost` or a Structure (then prepared
     here, with ``oxidation_states`` and the settings of ``bvse``). ``comm``: an mpi4py
-    communicator to share the images over.
+    communicator to share the images over. ``known``: endpoints relaxed by earlier hops of
+    this host with this calculator (per ``relax_host``), reused and filled.
 
     When the band diverges with the host relaxing (and ``fallback_fixed_host``), the hop is
     computed again with the host fixed, and the result says so."""
@@ -301,7 +304,8 @@ def neb_hop(
     fallback = settings.relax_host and settings.fallback_fixed_host
     fell_back = ""
     for relax_host in ((True, False) if fallback else (settings.relax_host,)):
-        attempt = _attempt(host, hop, bvse, factory, replace(settings, relax_host=relax_host), comm)
+        attempt = _attempt(host, hop, bvse, factory, replace(settings, relax_host=relax_host), comm,
+                           None if known is None else known.setdefault(relax_host, {}))
         if not (attempt.run.diverged and relax_host and fallback):
             break
         # the force field does not hold this host around the ion: redo the hop with the host fixed

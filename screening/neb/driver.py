@@ -127,6 +127,7 @@ def _run_hops(host: PreparedHost, bvse: BVSEResult, distinct: dict[int, Hop], ch
     failures: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     covered: dict[int, int] = {}  # hop class -> the hop whose merged band holds it
+    known: dict[bool, dict] = {}  # endpoints relaxed so far: a site shared by hops relaxes once
     for k in chosen:
         if k in covered:
             skipped.append(_skip(distinct[k], f"inside the merged band of hop {covered[k]}"))
@@ -134,7 +135,8 @@ def _run_hops(host: PreparedHost, bvse: BVSEResult, distinct: dict[int, Hop], ch
         if progress:
             progress(f"hop {k}: {distinct[k].length:.2f} Å, BVSE {distinct[k].barrier:.3f} eV")
         try:
-            r = neb_hop(host, host.ion, distinct[k], bvse, calculator, settings, comm, hop_index=k)
+            r = neb_hop(host, host.ion, distinct[k], bvse, calculator, settings, comm, hop_index=k,
+                        known=known)
         except MergedEndpointsError as exc:
             if one_hop:
                 raise
