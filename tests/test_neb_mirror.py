@@ -126,3 +126,28 @@ def test_a_site_shared_by_two_hops_relaxes_once():
     alone = neb_hop(s, "Mg", hop, b, "bvff")
     assert alone.steps["relax_initial"] > 0
     assert second.barrier == pytest.approx(alone.barrier, abs=1e-3)
+
+
+def test_cli_uses_the_mirror_for_a_non_bvff_calculator_unless_told(spinel_ends, tmp_path):
+    """`ionscreen neb --endpoints` with any calculator but the BVFF takes the ML defaults, the
+    mirror among them; --whole-band turns it off. (Lennard-Jones with the host fixed: a cheap
+    real ASE calculator, whose barrier here means nothing.)"""
+    import json
+    import subprocess
+    import sys
+
+    a, b, _ = spinel_ends
+    a.to(filename=str(tmp_path / "A.vasp"), fmt="poscar")
+    b.to(filename=str(tmp_path / "B.vasp"), fmt="poscar")
+    base = [sys.executable, "-m", "ionscreen.workflows.cli", "neb", "--endpoints", "A.vasp",
+            "B.vasp", "--ion", "Mg", "--calculator", "ase.calculators.lj:LennardJones",
+            "--fixed-host"]
+    for extra, mirror in (([], True), (["--whole-band"], False)):
+        out = tmp_path / f"r{mirror}.json"
+        p = subprocess.run([*base, *extra, "--json", str(out)], cwd=tmp_path, capture_output=True,
+                           text=True)
+        assert p.returncode in (0, 3), p.stderr + p.stdout
+        hop = json.loads(out.read_text())["hops"][0]
+        assert hop["settings"]["mirror"] is mirror
+        assert ("half the band computed" in hop["note"]) is mirror
+        assert (hop["steps"]["relax_final"] == 0) or not mirror

@@ -97,6 +97,10 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
                    "lowest-barrier percolating path.")
 @click.option("--list-hops", is_flag=True, help="Print the BVSE hops and stop.")
 @click.option("--fixed-host", is_flag=True, help="Keep the host atoms fixed (only the ion moves).")
+@click.option("--whole-band", is_flag=True,
+              help="Evaluate every image of a symmetric hop too. By default an ML NEB whose hop an "
+                   "operation of the host maps onto its reverse relaxes one endpoint and computes "
+                   "half the band (the rest is its image; the result's note says so).")
 @click.option("--limit", type=click.Choice(["dilute-ion", "dilute-vacancy"]), default="dilute-ion",
               show_default=True, help="One ion in the empty host, or one vacancy in the full host.")
 @click.option("--path", "path_kind", type=click.Choice(["bvse", "idpp", "linear"]), default="bvse",
@@ -117,7 +121,7 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Batch of several files/ions: folder for the result store (ionscreen.sqlite: "
                    "run again to resume), the run log and neb_results.json. Default: here.")
-def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop, list_hops, fixed_host, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
+def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop, list_hops, fixed_host, whole_band, limit, path_kind, fmax, steps,  # type: ignore[no-untyped-def]
         min_distance, resolution, oxi, derive_nitride, json_out, plot_out, out_dir):
     """Climbing-image NEB of the working ion in each host FILE, seeded from BVSE.
 
@@ -140,7 +144,8 @@ def neb(files, endpoints, mobile_index, optimizer, ions, calculator, images, hop
                     fmax_pre=max(0.3, fmax), steps=steps, min_image_distance=min_distance,
                     derive_nitride=derive_nitride, optimizer=optimizer,
                     fmax_endpoints=min(tier_default.fmax_endpoints, fmax),
-                    relax_optimizer=tier_default.relax_optimizer)
+                    relax_optimizer=tier_default.relax_optimizer,
+                    mirror=tier_default.mirror and not whole_band)
     try:
         NEBSettings(**settings).validate()
     except ValueError as exc:
