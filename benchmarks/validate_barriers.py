@@ -13,7 +13,9 @@ path + tier already in ``--out`` is not run again. Several runs may share one ``
 adds its results to what the others saved, under a lock file). At the end the metrics
 (``dft_neb.metrics``) are printed as Markdown and stored in ``--out``. Tiers: ``bvse`` (the
 landscape of the host), and a NEB between the two DFT endpoints with ``bvff``, ``chgnet``,
-``chgnet:r2scan``, ``sevennet:7net-0`` or ``sevennet:7net-mf-0``.
+``chgnet:r2scan``, ``sevennet:7net-0`` or ``sevennet:7net-mf-0``, with the tier's defaults
+(``--whole-band``: every image of a symmetric hop evaluated, as before the mirror of
+``screening/neb/mirror.py``; ``compare_half_band.py`` sets the two side by side).
 """
 
 from __future__ import annotations
