@@ -122,8 +122,10 @@ class BandNEB(NEB):
             # none when every operation maps this band onto another path, not its reverse
             self.mirror = best(self._candidates, [im.positions for im in self.images])
             if self.mirror is not None:
-                self.mirror_note = (f"half the band computed: a {self.mirror.describe()} maps "
-                                    "the hop onto its reverse")
+                what = self.mirror.describe()
+                article = "an" if what[0] in "aeiou" else "a"
+                self.mirror_note = (f"half the band computed: {article} {what} maps the hop onto "
+                                    "its reverse")
         if self.mirror is None:
             return n_inner
         pos = [im.positions.copy() for im in self.images]
@@ -185,8 +187,8 @@ class BandNEB(NEB):
         return self._mirror_neb_forces(super().get_forces())
 
 
-def make_band(images: list[Atoms], comm: Any, batch: Any = None, mirror: Mirror | None = None,
-              **kwargs: Any) -> NEB:
+def make_band(images: list[Atoms], comm: Any, batch: Any = None,
+              mirror: Mirror | list[Mirror] | None = None, **kwargs: Any) -> NEB:
     """A :class:`BandNEB` when the images are evaluated together (more than one rank in
     ``comm``, or a ``batch`` evaluator) or half of them stand for the rest (``mirror``, see
     :mod:`.mirror`), else ASE's NEB."""
