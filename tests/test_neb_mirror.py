@@ -149,6 +149,32 @@ def test_cli_uses_the_mirror_for_a_non_bvff_calculator_unless_told(spinel_ends, 
                            text=True)
         assert p.returncode in (0, 3), p.stderr + p.stdout
         hop = json.loads(out.read_text())["hops"][0]
-        assert hop["settings"]["mirror"] is mirror
+        assert hop["settings"]["mirror"] is mirror and hop["settings"]["half_band_used"] is mirror
         assert ("half the band computed" in hop["note"]) is mirror
         assert (hop["steps"]["relax_final"] == 0) or not mirror
+
+
+def test_what_the_operation_must_keep(spinel_ends):
+    """An operation the cell only nearly has (b stretched by 0.6 %: spglib at 0.05 Å still
+    sees a cubic cell, but an operation that turns b into a or c would map the structure onto a
+    strained one) or that swaps atoms a calculator tells apart (charges) is refused; an even
+    number of inner images is never halved."""
+    a, b, _ = spinel_ends
+    x, y = _atoms(a, b)
+    cubic = find_mirrors(x, y, len(x) - 1)
+    sa, sb = a.copy(), b.copy()
+    for st in (sa, sb):
+        st.lattice = st.lattice.__class__(st.lattice.matrix * np.array([[1.0], [1.006], [1.0]]))
+    xs, ys = _atoms(sa, sb)
+    strained = find_mirrors(xs, ys, len(xs) - 1)
+    assert 0 < len(strained) < len(cubic)
+    for m in strained:  # what is left keeps b along b
+        assert np.abs(m.linear @ m.linear.T - np.eye(3)).max() < 1e-3
+        assert abs(abs(m.linear[1, 1]) - 1) < 1e-9
+    q = x.get_initial_charges()
+    q[0] += 1.0  # one Mn told apart, in both endpoints
+    x.set_initial_charges(q)
+    y.set_initial_charges(q)
+    assert len(find_mirrors(x, y, len(x) - 1)) < len(find_mirrors(*_atoms(a, b), len(x) - 1))
+    even = neb_between(a, b, "Mg", "bvff", settings=NEBSettings(mirror=True, images=4, fmax=0.1))
+    assert not even.settings["half_band_used"] and even.steps["relax_final"] > 0

@@ -30,6 +30,8 @@ from .setup import HopSetup, as_prepared, choose_calculator, path_length, resamp
 _ENDS = ("initial", "final")
 # the mobile ion moving farther than this (Å) from its BVSE site on relaxing is worth a warning
 _MOVED = 1.0
+#: a relaxed endpoint: positions, converged, steps, relaxed on into its hop from a saddle
+Relaxed = tuple[np.ndarray, bool, int, bool]
 # a band is judged diverging only after this many optimiser steps
 _DIVERGE_AFTER = 10
 # a relaxed endpoint is probed this far (Å) into the hop; an energy drop larger than
@@ -59,30 +61,33 @@ def _inward(setup: HopSetup, k: int) -> np.ndarray:
 
 
 def _relax_end(a: Atoms, setup: HopSetup, k: int, factory: CalculatorFactory,
-               settings: NEBSettings) -> tuple[np.ndarray, bool, int]:
+               settings: NEBSettings) -> tuple[np.ndarray, bool, int, bool]:
     """Relax one endpoint in place; when the ion then sits on a saddle of the path (moving it
-    ``_PROBE`` Å into the hop lowers the energy), relax again from there."""
+    ``_PROBE`` Å into the hop lowers the energy), relax again from there. Returns (positions,
+    converged, steps, probed: whether it was relaxed on into this hop)."""
     n_ion = len(setup.host)
     _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints, steps=settings.steps,
                      optimizer=settings.endpoint_optimizer, in_place=True, wrap_errors=False)
     probe = a.copy()
     probe.positions[n_ion] += _PROBE * _inward(setup, k)
-    if _energy(probe, factory) < _energy(a, factory) - _PROBE_DROP:
+    probed = _energy(probe, factory) < _energy(a, factory) - _PROBE_DROP
+    if probed:
         _, ok, m = relax(probe, force_calculator(factory), fmax=settings.fmax_endpoints,
                          steps=settings.steps, optimizer=settings.endpoint_optimizer, in_place=True,
                          wrap_errors=False)
         a.positions = probe.positions
         n += m
-    return a.positions.copy(), ok, n
+    return a.positions.copy(), ok, n, probed
 
 
 def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSettings,
-                    comm: Any = None, known: dict[tuple, tuple[np.ndarray, bool, int]] | None = None,
+                    comm: Any = None, known: dict[tuple, Relaxed] | None = None,
                     check: bool = True) -> tuple[list[Atoms], dict[str, int], list[str]]:
     """The two endpoints, nudged off their BVSE sites (seeded) and relaxed; an endpoint that
     is a saddle along the hop is relaxed on from a point ``_PROBE`` Å into the hop. Under MPI
     the two relaxations run on different ranks. ``known`` holds endpoints relaxed before (by
-    the ion's start position), reused and filled. Returns (endpoints, steps, warnings).
+    the ion's start position), reused and filled. With ``setup.mirror`` only the initial
+    endpoint is relaxed, the final one is its image. Returns (endpoints, steps, warnings).
 
     Raises :class:`MergedEndpointsError` when both relax into one minimum (unless ``check``
     is False: :func:`~.merge.resolve` merges hops instead)."""
@@ -95,7 +100,7 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
     host_key = hash(setup.host.positions.round(4).tobytes() + setup.host.numbers.tobytes())
     keys = [(host_key, *np.round(p, 3)) for p in (setup.start, setup.end)]
     ends = []
-    done: dict[int, tuple[np.ndarray, bool, int]] = {}
+    done: dict[int, Relaxed] = {}
     for k, pos in enumerate((setup.start, setup.end)):
         a = setup.with_ion(pos)
         if settings.nudge > 0:
@@ -103,23 +108,26 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
         _fix_host(a, settings, n_ion)
         ends.append(a)
         if keys[k] in known:
-            done[k] = (known[keys[k]][0], known[keys[k]][1], 0)
+            done[k] = (*known[keys[k]][:2], 0, known[keys[k]][3])
         elif k % size == rank and not (k == 1 and setup.mirror is not None):
             done[k] = _relax_end(a, setup, k, factory, settings)
     if size > 1:
         for part in comm.allgather(done):
             done.update(part)
     if 1 not in done:  # the final endpoint is the image of the relaxed initial one
-        done[1] = (setup.mirror.apply(done[0][0], near=ends[1].positions), done[0][1], 0)
+        done[1] = (setup.mirror.apply(done[0][0], near=ends[1].positions), done[0][1], 0, done[0][3])
     steps: dict[str, int] = {}
     warnings: list[str] = []
     for k, name in enumerate(_ENDS):
-        pos_k, ok, n = done[k]
+        pos_k, ok, n, _ = done[k]
         known.setdefault(keys[k], done[k])
         ends[k].positions = pos_k
         steps[f"relax_{name}"] = n
-        if not ok:
+        if not ok and n:  # (a reused endpoint or the initial one's image: said where it was made)
             warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
+        elif not ok and not (k == 1 and setup.mirror is not None):
+            warnings.append(f"{name} endpoint (reused from an earlier relaxation) not relaxed to "
+                            f"fmax {settings.fmax_endpoints}")
         moved = float(np.linalg.norm(pos_k[n_ion] - (setup.start, setup.end)[k]))
         if moved > _MOVED:
             warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its BVSE site on relaxing")
@@ -152,6 +160,8 @@ def initial_band(setup: HopSetup, ends: list[Atoms], factory: CalculatorFactory,
         _fix_host(im, settings, n_ion)
     band = make_band(images, comm, batch=factory.batch, mirror=setup.mirror, k=settings.spring,
                      climb=False, method=settings.method)
+    if setup.mirror is not None:
+        band.candidates_total = setup.mirror_candidates
     if settings.path in ("linear", "idpp"):
         band.interpolate(method=settings.path, mic=True, apply_constraint=False)
     return band
@@ -239,12 +249,17 @@ class _Attempt:
 
 
 def _attempt(host: PreparedHost, hop: Hop, bvse: BVSEResult, factory: CalculatorFactory,
-             settings: NEBSettings, comm: Any,
-             known: dict[tuple, tuple[np.ndarray, bool, int]] | None = None) -> _Attempt:
+             settings: NEBSettings, comm: Any, shared: dict[tuple, Relaxed] | None = None,
+             ) -> _Attempt:
+    """One NEB of ``hop``. ``shared``: endpoints relaxed by earlier hops, reused here and
+    filled with this hop's, except one relaxed on into this hop from a saddle (another hop
+    leaves that site in another direction)."""
     t0 = time.perf_counter()
-    known = {} if known is None else known
+    known = dict(shared or {})
     ends_of = resolve(host, hop, bvse, settings,
                       lambda st: relax_endpoints(st, factory, settings, comm, known, check=False))
+    if shared is not None:
+        shared.update({k: v for k, v in known.items() if not v[3] and k not in shared})
     setup, steps, warnings = ends_of.setup, ends_of.steps, ends_of.warnings
     endpoints = ends_of.endpoints
     if settings.relax_host:
@@ -381,7 +396,7 @@ def band_result(attempt: _Attempt, factory: CalculatorFactory, ion: IonModel, mo
         supercell=supercell,
         n_atoms=len(images[0]),
         ion_image_distance=ion_image_distance,
-        settings=settings.as_dict(),
+        settings={**settings.as_dict(), "half_band_used": bool(attempt.mirror)},
         timings=attempt.timings,
         status=status,
         note=note + (f". {factory.note}" if factory.note else ""),

@@ -15,6 +15,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.constraints import FixAtoms
 from ase.geometry import find_mic
+from ase.mep import NEB
 from pymatgen.core import Structure
 
 from ionscreen.errors import IonscreenError, StructureValidationError
@@ -27,7 +28,7 @@ from ..ion_models import IonModel, ion_model
 from ..relax import relax
 from .band import _MOVED, band_result, optimise_attempt
 from .flags import flag, framework_change
-from .mirror import Mirror, find_mirrors
+from .mirror import Mirror, best, find_mirrors
 from .parallel import _CachedCalculator, check_ranks, force_calculator, make_band
 from .results import NEBResult
 from .settings import MergedEndpointsError, NEBSettings, is_bvff
@@ -148,6 +149,24 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
     return steps, warnings, info
 
 
+def _choose_mirror(ends: list[Atoms], settings: NEBSettings, mobile: int) -> tuple[Mirror | None, int]:
+    """The operation of the host that swaps the two given endpoints and maps their band (laid
+    as the NEB will lay it, ``settings.path``, between the unrelaxed endpoints) most closely
+    onto its reverse, and how many swap them; (None, n) when the mirror is off, the image
+    count even, or no operation maps the band onto its reverse (:mod:`.mirror`)."""
+    if not settings.mirror or settings.images % 2 == 0:
+        return None, 0
+    found = find_mirrors(ends[0], ends[1], mobile)
+    if not found:
+        return None, 0
+    images = [ends[0].copy(), *(ends[0].copy() for _ in range(settings.images)), ends[1].copy()]
+    for im in images:
+        im.set_constraint()
+    band = NEB(images, method=settings.method)
+    band.interpolate(method=settings.path, mic=False, apply_constraint=False)
+    return best(found, [im.positions for im in images]), len(found)
+
+
 def neb_between(
     initial: Structure,
     final: Structure,
@@ -186,10 +205,8 @@ def neb_between(
     given, mobile = mobile, len(initial) - 1  # the moving ion is last from here on
     factory = choose_calculator(calculator, ends[0], ion, derive_nitride=settings.derive_nitride)
     t0 = time.perf_counter()
-    # the band picks among them once laid (mirror.best); the first gives the final endpoint
-    mirrors = find_mirrors(ends[0], ends[1], mobile) if settings.mirror else []
-    steps, warnings, ends_info = _relax_ends(ends, factory, settings, mobile,
-                                             mirrors[0] if mirrors else None)
+    mirror, n_ops = _choose_mirror(ends, settings, mobile)
+    steps, warnings, ends_info = _relax_ends(ends, factory, settings, mobile, mirror)
     sep = float(np.linalg.norm(ends[1].positions[mobile] - ends[0].positions[mobile]))
     if sep < settings.min_endpoint_distance:
         where = "; ".join(f"the {w['end']} ion moved {w['moved']:.2f} Å, "
@@ -205,7 +222,7 @@ def neb_between(
     fell_back = ""
     for relax_host in ((True, False) if fallback else (settings.relax_host,)):
         attempt = _band(ends, factory, replace(settings, relax_host=relax_host), mobile, comm,
-                        dict(steps), list(warnings), t_end - t0, ends_info, mirrors)
+                        dict(steps), list(warnings), t_end - t0, ends_info, mirror, n_ops)
         if not (attempt.run.diverged and relax_host and fallback):
             break
         # as run_neb does: the potential does not hold this host around the moving ion
@@ -226,7 +243,7 @@ def neb_between(
 
 def _band(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings, mobile: int,
           comm: Any, steps: dict[str, int], warnings: list[str], t_ends: float,
-          ends_info: list[dict[str, Any]], mirrors: list[Mirror] | None = None) -> Any:
+          ends_info: list[dict[str, Any]], mirror: Mirror | None = None, n_ops: int = 0) -> Any:
     """The band between the relaxed ``ends`` (copies: a retry starts from the same endpoints),
     interpolated and optimised (:func:`~.band.optimise_attempt`)."""
     images = [ends[0].copy(), *(ends[0].copy() for _ in range(settings.images)), ends[1].copy()]
@@ -235,8 +252,10 @@ def _band(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings, 
         im.calc = _CachedCalculator(force_calculator(factory))
         if not settings.relax_host:
             im.set_constraint(FixAtoms(indices=[i for i in range(len(im)) if i != mobile]))
-    band = make_band(images, comm, batch=factory.batch, mirror=mirrors, k=settings.spring,
+    band = make_band(images, comm, batch=factory.batch, mirror=mirror, k=settings.spring,
                      climb=False, method=settings.method)
+    if mirror is not None:
+        band.candidates_total = n_ops
     band.interpolate(method=settings.path, mic=False, apply_constraint=False)
     return optimise_attempt(band, settings, steps, warnings, t_ends, endpoints=ends_info)
 

@@ -11,9 +11,11 @@ between given endpoints) most closely onto its reverse, and none is used when ev
 the ion by more than ``ION_TOL``.
 
 The optimisers (FIRE, BFGS, ASE's ODE) are equivariant under the operation, so a symmetric band
-stays symmetric and the result is the one a whole band would reach from the same start. When
-the highest images are a symmetric pair (an intermediate minimum half way), both climb, each
-to its saddle."""
+stays symmetric: the result is the one a whole band reaches from the same symmetric start
+while it keeps the symmetry. When the highest images are a symmetric pair (an intermediate
+minimum half way), both climb, each to its saddle (a whole ASE band climbs one of them). Only
+an odd number of inner images is halved: with an even number the two middle images would be a
+mirrored pair that climbs onto one saddle."""
 
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ HOST_TOL = 0.1
 ION_TOL = 0.3
 #: spglib's tolerance on the averaged host (Å)
 SYMPREC = 0.05
+#: the Cartesian linear part must be orthogonal to this: an operation the cell only nearly has
+#: (a strained cell) maps a structure onto a strained one, whose energy is not the same
+ORTHO_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,16 @@ def _match(y: np.ndarray, target: np.ndarray, numbers: np.ndarray, cell: np.ndar
     return perm
 
 
+def _labels(a: Atoms) -> np.ndarray:
+    """One integer per atom for what a calculator may tell apart: element, charge (the BVFF
+    reads it), initial magnetic moment and tag."""
+    keys = list(zip(a.numbers.tolist(), np.round(a.get_initial_charges(), 2).tolist(),
+                    np.round(a.get_initial_magnetic_moments().reshape(len(a), -1), 1).sum(1).tolist(),
+                    a.get_tags().tolist()))
+    index = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
+    return np.array([index[k] for k in keys])
+
+
 def find_mirrors(a: Atoms, b: Atoms, mobile: int, host_tol: float = HOST_TOL,
                  ion_tol: float = ION_TOL) -> list[Mirror]:
     """Every involution of the host that maps endpoint ``a`` onto endpoint ``b`` (the moving
@@ -107,7 +122,10 @@ def find_mirrors(a: Atoms, b: Atoms, mobile: int, host_tol: float = HOST_TOL,
     host = np.arange(len(a)) != mobile
     mean = a.positions[host] + 0.5 * _cell_mic(b.positions[host] - a.positions[host], cell)
     frac = mean @ np.linalg.inv(cell)
-    sym = spglib.get_symmetry((cell, frac % 1.0, a.numbers[host]), symprec=SYMPREC)
+    labels = _labels(a)
+    if not np.array_equal(labels, _labels(b)):
+        return []
+    sym = spglib.get_symmetry((cell, frac % 1.0, labels[host]), symprec=SYMPREC)
     if sym is None:
         return []
     inv = np.linalg.inv(cell)
@@ -120,11 +138,14 @@ def find_mirrors(a: Atoms, b: Atoms, mobile: int, host_tol: float = HOST_TOL,
         back = rot @ trans + trans
         if np.abs(back - np.round(back)).max() > 1e-3:  # not its own inverse
             continue
+        lin = inv @ rot.T @ cell
+        if np.abs(lin @ lin.T - np.eye(3)).max() > ORTHO_TOL:
+            continue
         y = (fa @ rot.T + trans) @ cell
         ion = _cell_mic(y[mobile] - b.positions[mobile], cell)
         if np.linalg.norm(ion) > ion_tol:
             continue
-        perm_host = _match(y[host], b.positions[host], a.numbers[host], cell, host_tol)
+        perm_host = _match(y[host], b.positions[host], labels[host], cell, host_tol)
         if perm_host is None:
             continue
         perm = np.arange(len(a))
@@ -150,6 +171,17 @@ def best(mirrors: list[Mirror], positions: list[np.ndarray], tol: float = ION_TO
     return mirrors[min(scored)[1]]
 
 
+def half_band_note(mirror: Mirror, candidates: int = 1) -> str:
+    """What a result says when half its band was computed with ``mirror``."""
+    what = mirror.describe()
+    text = (f"half the band computed: {'an' if what[0] in 'aeiou' else 'a'} {what} maps the hop "
+            "onto its reverse; the final endpoint is the image of the relaxed initial one")
+    if candidates > 1:
+        text += (f" (of {candidates} operations that swap the endpoints, the one that maps the "
+                 "initial band best onto its reverse)")
+    return text
+
+
 def symmetrise(positions: list[np.ndarray], mirror: Mirror) -> float:
     """Make a band of positions symmetric in place: image N-1-k becomes the image of k under
     ``mirror`` (k in the first half), the middle image the mean of itself and its image.
@@ -168,4 +200,4 @@ def symmetrise(positions: list[np.ndarray], mirror: Mirror) -> float:
     return worst
 
 
-__all__ = ["Mirror", "best", "find_mirror", "find_mirrors", "symmetrise"]
+__all__ = ["Mirror", "best", "find_mirror", "find_mirrors", "half_band_note", "symmetrise"]

@@ -14,7 +14,7 @@ from ase.mep import NEB
 
 from ionscreen.errors import CalculationError
 
-from .mirror import Mirror, best, symmetrise
+from .mirror import Mirror, best, half_band_note, symmetrise
 
 
 class _CachedCalculator(Calculator):
@@ -111,6 +111,7 @@ class BandNEB(NEB):
         self.mirror: Mirror | None = None
         self._candidates = list(mirror) if isinstance(mirror, list) else [mirror] if mirror else []
         self.mirror_note = ""  # what the mirror did, for the result ("" when not used)
+        self.candidates_total = len(self._candidates)  # operations found (the note says)
         self._mirror_checked = False
 
     def _use_mirror(self) -> int:
@@ -119,13 +120,12 @@ class BandNEB(NEB):
         n_inner = len(self.images) - 2
         if not self._mirror_checked:
             self._mirror_checked = True
-            # none when every operation maps this band onto another path, not its reverse
-            self.mirror = best(self._candidates, [im.positions for im in self.images])
+            # none when every operation maps this band onto another path, not its reverse, and
+            # none for an even image count (the two middle images would climb onto one saddle)
+            if n_inner % 2:
+                self.mirror = best(self._candidates, [im.positions for im in self.images])
             if self.mirror is not None:
-                what = self.mirror.describe()
-                article = "an" if what[0] in "aeiou" else "a"
-                self.mirror_note = (f"half the band computed: {article} {what} maps the hop onto "
-                                    "its reverse")
+                self.mirror_note = half_band_note(self.mirror, self.candidates_total)
         if self.mirror is None:
             return n_inner
         pos = [im.positions.copy() for im in self.images]
@@ -158,9 +158,11 @@ class BandNEB(NEB):
         for k in range(n // 2):
             src, dst = (n - 1 - k, k) if climbing else (k, n - 1 - k)
             f[dst] = self.mirror.forces(f[src])
-        # ASE's residuals (the ODE optimiser's convergence) leave out the climbing image
+        m = n // 2  # the middle image: its force made exactly symmetric (noise, other tangents)
+        f[m] = 0.5 * (f[m] + self.mirror.forces(f[m]))
+        # ASE's residuals (the ODE optimiser's convergence): its measure, without the climbers
         skip = {self.imax - 1, n - self.imax} if self.climb else set()
-        self.residuals = [float(np.linalg.norm(f[k], axis=1).max()) for k in range(n) if k not in skip]
+        self.residuals = [float(np.abs(f[k]).max()) for k in range(n) if k not in skip]
         return f.reshape(-1, 3)
 
     def get_forces(self):

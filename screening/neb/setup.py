@@ -70,6 +70,7 @@ class HopSetup:
     supercell: list[int]
     ion_distance: float  # Å, smallest distance between periodic images of the moving ion
     mirror: Mirror | None = None  # an operation of the host mapping the hop onto its reverse
+    mirror_candidates: int = 0  # how many swapped the endpoints (mirror maps the path best)
 
     @classmethod
     def from_hop(cls, host: PreparedHost, hop: Hop, bvse: BVSEResult, settings: NEBSettings) -> HopSetup:
@@ -97,12 +98,13 @@ class HopSetup:
             atoms = _one_vacancy(host, sc, start, end)
         setup = cls(host.ion, atoms, start, end, path, np.array(hop.path_energy, dtype=float), sc,
                     float(min(perpendicular_heights(atoms.cell.array))))
-        if settings.mirror:  # the operation that maps the BVSE path best onto its reverse
+        if settings.mirror and settings.images % 2:  # the operation mapping the BVSE path best
             a, b = setup.with_ion(start), setup.with_ion(end)
             band = [a.positions.copy() for _ in path]
             for p, x in zip(band, path):
                 p[-1] = x
-            setup.mirror = best(find_mirrors(a, b, len(atoms)), band)
+            found = find_mirrors(a, b, len(atoms))
+            setup.mirror, setup.mirror_candidates = best(found, band), len(found)
         return setup
 
     def with_ion(self, pos: np.ndarray) -> Atoms:
