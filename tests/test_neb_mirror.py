@@ -178,3 +178,37 @@ def test_what_the_operation_must_keep(spinel_ends):
     assert len(find_mirrors(x, y, len(x) - 1)) < len(find_mirrors(*_atoms(a, b), len(x) - 1))
     even = neb_between(a, b, "Mg", "bvff", settings=NEBSettings(mirror=True, images=4, fmax=0.1))
     assert not even.settings["half_band_used"] and even.steps["relax_final"] > 0
+
+
+def test_half_the_band_under_mpi_is_the_serial_band(spinel_ends, tmp_path):
+    """`mpiexec -n 2`: the ranks share the first half of the band and every rank maps the
+    same second half; barrier, steps and calls are the serial run's. (A stiff Lennard-Jones
+    wall, host fixed: a real calculation whose 7 eV barrier means nothing.)"""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = shutil.which("mpiexec") or str(Path(sys.executable).parent / "mpiexec")
+    assert Path(exe).exists(), "mpiexec not found: pip install mpich (the test extra installs it)"
+    a, b, _ = spinel_ends
+    a.to(filename=str(tmp_path / "A.vasp"), fmt="poscar")
+    b.to(filename=str(tmp_path / "B.vasp"), fmt="poscar")
+    cmd = [sys.executable, "-m", "ionscreen.workflows", "neb", "--endpoints", "A.vasp", "B.vasp",
+           "--ion", "Mg", "--calculator", "ase.calculators.lj:LennardJones?sigma=2.0&epsilon=0.5&rc=6.0",
+           "--fixed-host", "--images", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    docs = []
+    for name, pre in (("serial", []), ("mpi", [exe, "-n", "2"])):
+        p = subprocess.run([*pre, *cmd, "--json", f"{name}.json"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode in (0, 3), p.stderr + p.stdout
+        docs.append(json.loads((tmp_path / f"{name}.json").read_text())["hops"][0])
+    serial, mpi = docs
+    assert serial["settings"]["half_band_used"] and mpi["settings"]["half_band_used"]
+    assert serial["barrier"] is not None and serial["steps"]["climb"] > 0
+    assert mpi["barrier"] == pytest.approx(serial["barrier"], abs=1e-6)
+    assert mpi["steps"] == serial["steps"]
+    assert mpi["timings"]["energy_force_calls"] == serial["timings"]["energy_force_calls"]
