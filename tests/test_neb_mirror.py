@@ -151,6 +151,7 @@ def test_cli_uses_the_mirror_for_a_non_bvff_calculator_unless_told(spinel_ends, 
         hop = json.loads(out.read_text())["hops"][0]
         assert hop["settings"]["mirror"] is mirror and hop["settings"]["half_band_used"] is mirror
         assert ("half the band computed" in hop["note"]) is mirror
+        assert ("half the band computed" in p.stdout) is mirror  # the CLI says so too
         assert (hop["steps"]["relax_final"] == 0) or not mirror
 
 

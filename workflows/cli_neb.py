@@ -59,6 +59,10 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
     for model, why in (est.get("reasons") or {}).items():
         console.print(f"[yellow]{model}:[/] {why}", markup=True)
     for h in rep.hops:
+        start = h.note.find("half the band computed")
+        if start >= 0:  # what stands for the second half (screening/neb/mirror.py)
+            end = h.note.find(". ", start)
+            console.print(f"[cyan]hop {h.hop['index']}:[/] {h.note[start:end if end > 0 else None]}")
         for w in h.warnings:
             console.print(f"[yellow]note (hop {h.hop['index']}):[/] {w}")
         for fl in h.flags:
