@@ -107,9 +107,11 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
             a.positions[n_ion] += settings.nudge * kicks[k] / np.linalg.norm(kicks[k])
         _fix_host(a, settings, n_ion)
         ends.append(a)
+        if k == 1 and setup.mirror is not None:
+            continue  # the image of the initial endpoint (below), so that the band is symmetric
         if keys[k] in known:
             done[k] = (*known[keys[k]][:2], 0, known[keys[k]][3])
-        elif k % size == rank and not (k == 1 and setup.mirror is not None):
+        elif k % size == rank:
             done[k] = _relax_end(a, setup, k, factory, settings)
     if size > 1:
         for part in comm.allgather(done):
