@@ -126,23 +126,23 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
         before = a.copy()
         if not settings.relax_host:
             a.set_constraint(FixAtoms(indices=[i for i in range(len(a)) if i != mobile]))
-        if k == 1 and mirror is not None:
+        if k == 1 and mirror is not None:  # as relaxed as the initial one, of which it is the image
             a.positions = mirror.apply(ends[0].positions, near=a.positions)
-            ok, n = True, 0
+            n = 0
         else:
             _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints,
                              steps=settings.steps, optimizer=settings.endpoint_optimizer,
                              in_place=True, wrap_errors=False)
         steps[f"relax_{name}"] = n
         moved = float(np.linalg.norm(a.positions[mobile] - start))
-        if not ok:
+        if not ok and n:
             warnings.append(f"{name} endpoint not relaxed to fmax {settings.fmax_endpoints} in {n} steps")
         went = _where(a, mobile, given[1 - k], "final" if k == 0 else "initial")
         if moved > _MOVED:
             warnings.append(f"{name} endpoint: the ion moved {moved:.2f} Å from its given "
                             f"position on relaxing, {went['text']}")
         w = {"end": name, "moved": round(moved, 4), "left_site": moved > _MOVED, "bvse_site": None,
-             "relaxed_to": went}
+             "relaxed_to": went, "image_of_initial": k == 1 and mirror is not None}
         if settings.relax_host:
             w["framework"] = framework_change(before, a, mobile)
         info.append(w)
