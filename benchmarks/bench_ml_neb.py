@@ -103,8 +103,8 @@ def ours(initial, final, ion: str, fmax: float = 0.05, mirror: bool = True) -> d
         v for k, v in r.steps.items() if not k.startswith("relax")),
         "calls": int(r.timings["energy_force_calls"]), "batch_calls": int(r.timings.get("batch_calls", 0)),
         "relax_steps": {k: v for k, v in r.steps.items() if k.startswith("relax")},
-        "wall_endpoints_s": round(r.timings["endpoints"], 1), "wall_band_s": round(r.timings["band"], 1),
-        "half_band": "half the band" in r.note}
+        "wall_endpoints_s": round(r.timings["endpoints"], 1),
+        "wall_band_s": round(r.timings["band"], 1), "half_band": r.settings["half_band_used"]}
 
 
 def timed(fn, *args) -> dict:

@@ -4,7 +4,8 @@ computes half its band, :mod:`ionscreen.screening.neb.mirror`) and one with ``--
 side by side on one machine. Prints how many paths used half the band, the barrier differences
 and the core-seconds::
 
-    python benchmarks/compare_half_band.py benchmarks/data/ml_barriers/half_band/chgnet-0.3.0-half.json \\
+    python benchmarks/compare_half_band.py \\
+        benchmarks/data/ml_barriers/half_band/chgnet-0.3.0-half.json \\
         benchmarks/data/ml_barriers/half_band/chgnet-0.3.0-whole.json
 """
 
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 
-def compare(half: dict, whole: dict) -> dict:
+def compare(half: dict[str, Any], whole: dict[str, Any]) -> dict[str, Any]:
     """Counts, barrier differences (half − whole, eV) and core-seconds over the shared paths."""
     ids = [i for i in half if i in whole]
     both = [i for i in ids if half[i]["barrier"] is not None and whole[i]["barrier"] is not None]
@@ -42,6 +44,7 @@ def compare(half: dict, whole: dict) -> dict:
 
 
 def main() -> None:
+    """Compare every tier the two files share."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("half", type=Path)
     ap.add_argument("whole", type=Path)

@@ -171,11 +171,9 @@ def bvse_tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
     return (float(finite[0]) if finite else None), extra
 
 
-#: ``--whole-band``: evaluate every image even of a symmetric hop (as before the mirror)
-WHOLE_BAND = False
-
-
-def _neb_tier(calculator: str) -> Tier:
+def _neb_tier(calculator: str, whole_band: bool = False) -> Tier:
+    """The NEB tier of ``calculator`` with its defaults; ``whole_band``: every image of a
+    symmetric hop evaluated too (as before the mirror of ``screening/neb/mirror.py``)."""
     def tier(path: ReferencePath) -> tuple[float | None, dict[str, Any]]:
         from ionscreen.screening.neb.endpoints import neb_between  # written for issue 13
 
@@ -191,7 +189,7 @@ def _neb_tier(calculator: str) -> Tier:
                 initial.add_oxidation_state_by_site(q)
         from ionscreen.screening.neb import NEBSettings
 
-        settings = NEBSettings.for_calculator(calculator, mirror=False) if WHOLE_BAND else None
+        settings = NEBSettings.for_calculator(calculator, mirror=False) if whole_band else None
         r = neb_between(initial, path.final, path.ion, calculator=calculator,
                         settings=settings, mobile_index=path.moving_index, oxidation_states=oxi)
         extra = {"converged": r.converged, "status": r.status,
@@ -307,10 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ids", default=None, help="comma-separated path ids only")
     ap.add_argument("--out", type=Path, default=Path("validate_barriers.json"))
     ap.add_argument("--whole-band", action="store_true",
-                    help="evaluate the whole band of a symmetric hop too (no mirror)")
+                    help="evaluate the whole band of a symmetric hop too (no mirror); give it an "
+                         "--out of its own (paths already in --out are not run again)")
     args = ap.parse_args(argv)
-    global WHOLE_BAND
-    WHOLE_BAND = args.whole_band
+    # a path + tier already in --out is not run again: a --whole-band run needs its own --out
+    table = {n: _neb_tier(n, whole_band=True) if args.whole_band and n != "bvse" else t
+             for n, t in TIERS.items()}
     tiers = [t.strip() for t in args.tiers.split(",") if t.strip()]
     unknown = [t for t in tiers if t not in TIERS]
     if unknown:
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, path in enumerate(paths):
             if path.id in done:
                 continue
-            done[path.id] = r = run_one(TIERS[name], path)
+            done[path.id] = r = run_one(table[name], path)
             ran.add((name, path.id))
             _update(args.out, doc, ran)
             b = "None" if r["barrier"] is None else f"{r['barrier']:.3f}"

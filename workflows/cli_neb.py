@@ -62,7 +62,8 @@ def _print_report(rep) -> None:  # type: ignore[no-untyped-def]
         start = h.note.find("half the band computed")
         if start >= 0:  # what stands for the second half (screening/neb/mirror.py)
             end = h.note.find(". ", start)
-            console.print(f"[cyan]hop {h.hop['index']}:[/] {h.note[start:end if end > 0 else None]}")
+            which = "given endpoints" if h.hop.get("given_endpoints") else f"hop {h.hop['index']}"
+            console.print(f"[cyan]{which}:[/] {h.note[start:end if end > 0 else None]}")
         for w in h.warnings:
             console.print(f"[yellow]note (hop {h.hop['index']}):[/] {w}")
         for fl in h.flags:

@@ -61,13 +61,18 @@ def _inward(setup: HopSetup, k: int) -> np.ndarray:
 
 
 def _relax_end(a: Atoms, setup: HopSetup, k: int, factory: CalculatorFactory,
-               settings: NEBSettings) -> tuple[np.ndarray, bool, int, bool]:
-    """Relax one endpoint in place; when the ion then sits on a saddle of the path (moving it
-    ``_PROBE`` Å into the hop lowers the energy), relax again from there. Returns (positions,
-    converged, steps, probed: whether it was relaxed on into this hop)."""
+               settings: NEBSettings, reused: Relaxed | None = None) -> Relaxed:
+    """Relax one endpoint in place (or take ``reused``, relaxed for another hop); when the ion
+    then sits on a saddle of this path (moving it ``_PROBE`` Å into the hop lowers the
+    energy), relax again from there. Returns (positions, converged, steps, probed: whether it
+    was relaxed on into this hop)."""
     n_ion = len(setup.host)
-    _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints, steps=settings.steps,
-                     optimizer=settings.endpoint_optimizer, in_place=True, wrap_errors=False)
+    if reused is None:
+        _, ok, n = relax(a, force_calculator(factory), fmax=settings.fmax_endpoints,
+                         steps=settings.steps, optimizer=settings.endpoint_optimizer,
+                         in_place=True, wrap_errors=False)
+    else:  # a minimum along the other hop may be a saddle along this one: probed again
+        a.positions, ok, n = reused[0].copy(), reused[1], 0
     probe = a.copy()
     probe.positions[n_ion] += _PROBE * _inward(setup, k)
     probed = _energy(probe, factory) < _energy(a, factory) - _PROBE_DROP
@@ -110,14 +115,15 @@ def relax_endpoints(setup: HopSetup, factory: CalculatorFactory, settings: NEBSe
         if k == 1 and setup.mirror is not None:
             continue  # the image of the initial endpoint (below), so that the band is symmetric
         if keys[k] in known:
-            done[k] = (*known[keys[k]][:2], 0, known[keys[k]][3])
+            done[k] = _relax_end(a, setup, k, factory, settings, reused=known[keys[k]])
         elif k % size == rank:
             done[k] = _relax_end(a, setup, k, factory, settings)
     if size > 1:
         for part in comm.allgather(done):
             done.update(part)
     if 1 not in done:  # the final endpoint is the image of the relaxed initial one
-        done[1] = (setup.mirror.apply(done[0][0], near=ends[1].positions), done[0][1], 0, done[0][3])
+        pos = setup.mirror.apply(done[0][0], near=ends[1].positions)
+        done[1] = (pos, done[0][1], 0, done[0][3])
     steps: dict[str, int] = {}
     warnings: list[str] = []
     for k, name in enumerate(_ENDS):
@@ -160,10 +166,9 @@ def initial_band(setup: HopSetup, ends: list[Atoms], factory: CalculatorFactory,
     for im in images:
         im.calc = _CachedCalculator(force_calculator(factory))
         _fix_host(im, settings, n_ion)
-    band = make_band(images, comm, batch=factory.batch, mirror=setup.mirror, k=settings.spring,
-                     climb=False, method=settings.method)
-    if setup.mirror is not None:
-        band.candidates_total = setup.mirror_candidates
+    band = make_band(images, comm, batch=factory.batch, mirror=setup.mirror,
+                     mirror_candidates=setup.mirror_candidates, k=settings.spring, climb=False,
+                     method=settings.method)
     if settings.path in ("linear", "idpp"):
         band.interpolate(method=settings.path, mic=True, apply_constraint=False)
     return band
@@ -301,7 +306,7 @@ def neb_hop(
     comm: Any = None,
     oxidation_states: dict[str, float] | None = None,
     hop_index: int | None = None,
-    known: dict[bool, dict[tuple, Any]] | None = None,
+    known: dict[bool, dict[tuple, Relaxed]] | None = None,
 ) -> NEBResult:
     """CI-NEB of one BVSE hop. ``host``: a :class:`PreparedHost` or a Structure (then prepared
     here, with ``oxidation_states`` and the settings of ``bvse``). ``comm``: an mpi4py

@@ -149,7 +149,8 @@ def _relax_ends(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSett
     return steps, warnings, info
 
 
-def _choose_mirror(ends: list[Atoms], settings: NEBSettings, mobile: int) -> tuple[Mirror | None, int]:
+def _choose_mirror(ends: list[Atoms], settings: NEBSettings, mobile: int,
+                   ) -> tuple[Mirror | None, int]:
     """The operation of the host that swaps the two given endpoints and maps their band (laid
     as the NEB will lay it, ``settings.path``, between the unrelaxed endpoints) most closely
     onto its reverse, and how many swap them; (None, n) when the mirror is off, the image
@@ -252,10 +253,8 @@ def _band(ends: list[Atoms], factory: CalculatorFactory, settings: NEBSettings, 
         im.calc = _CachedCalculator(force_calculator(factory))
         if not settings.relax_host:
             im.set_constraint(FixAtoms(indices=[i for i in range(len(im)) if i != mobile]))
-    band = make_band(images, comm, batch=factory.batch, mirror=mirror, k=settings.spring,
-                     climb=False, method=settings.method)
-    if mirror is not None:
-        band.candidates_total = n_ops
+    band = make_band(images, comm, batch=factory.batch, mirror=mirror, mirror_candidates=n_ops,
+                     k=settings.spring, climb=False, method=settings.method)
     band.interpolate(method=settings.path, mic=False, apply_constraint=False)
     return optimise_attempt(band, settings, steps, warnings, t_ends, endpoints=ends_info)
 

@@ -75,6 +75,7 @@ class Mirror:
 
 
 def _cell_mic(d: np.ndarray, cell: np.ndarray) -> np.ndarray:
+    """Cartesian differences ``d`` to their nearest periodic copy (fractional rounding)."""
     inv = np.linalg.inv(cell)
     f = d @ inv
     return (f - np.round(f)) @ cell
@@ -97,9 +98,9 @@ def _match(y: np.ndarray, target: np.ndarray, numbers: np.ndarray, cell: np.ndar
 def _labels(a: Atoms) -> np.ndarray:
     """One integer per atom for what a calculator may tell apart: element, charge (the BVFF
     reads it), initial magnetic moment and tag."""
+    magmoms = np.round(a.get_initial_magnetic_moments().reshape(len(a), -1), 1).sum(axis=1)
     keys = list(zip(a.numbers.tolist(), np.round(a.get_initial_charges(), 2).tolist(),
-                    np.round(a.get_initial_magnetic_moments().reshape(len(a), -1), 1).sum(1).tolist(),
-                    a.get_tags().tolist()))
+                    magmoms.tolist(), a.get_tags().tolist()))
     index = {k: i + 1 for i, k in enumerate(sorted(set(keys)))}
     return np.array([index[k] for k in keys])
 

@@ -102,7 +102,8 @@ class BandNEB(NEB):
     counts the energy-and-force calls)."""
 
     def __init__(self, images, comm: Any = None, batch: Any = None,
-                 mirror: Mirror | list[Mirror] | None = None, **kwargs: Any) -> None:
+                 mirror: Mirror | list[Mirror] | None = None, mirror_candidates: int = 0,
+                 **kwargs: Any) -> None:
         super().__init__(images, parallel=False, **kwargs)
         self.comm = comm
         self.batch = batch
@@ -111,7 +112,8 @@ class BandNEB(NEB):
         self.mirror: Mirror | None = None
         self._candidates = list(mirror) if isinstance(mirror, list) else [mirror] if mirror else []
         self.mirror_note = ""  # what the mirror did, for the result ("" when not used)
-        self.candidates_total = len(self._candidates)  # operations found (the note says)
+        # how many operations swapped the endpoints (the note says, when more than one)
+        self.candidates_total = mirror_candidates or len(self._candidates)
         self._mirror_checked = False
 
     def _use_mirror(self) -> int:
@@ -190,12 +192,14 @@ class BandNEB(NEB):
 
 
 def make_band(images: list[Atoms], comm: Any, batch: Any = None,
-              mirror: Mirror | list[Mirror] | None = None, **kwargs: Any) -> NEB:
+              mirror: Mirror | list[Mirror] | None = None, mirror_candidates: int = 0,
+              **kwargs: Any) -> NEB:
     """A :class:`BandNEB` when the images are evaluated together (more than one rank in
     ``comm``, or a ``batch`` evaluator) or half of them stand for the rest (``mirror``, see
     :mod:`.mirror`), else ASE's NEB."""
     if batch is not None or mirror or (comm is not None and comm.Get_size() > 1):
-        return BandNEB(images, comm, batch=batch, mirror=mirror, **kwargs)
+        return BandNEB(images, comm, batch=batch, mirror=mirror,
+                       mirror_candidates=mirror_candidates, **kwargs)
     return NEB(images, **kwargs)
 
 

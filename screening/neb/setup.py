@@ -100,8 +100,9 @@ class HopSetup:
                     float(min(perpendicular_heights(atoms.cell.array))))
         if settings.mirror and settings.images % 2:  # the operation mapping the BVSE path best
             a, b = setup.with_ion(start), setup.with_ion(end)
-            band = [a.positions.copy() for _ in path]
-            for p, x in zip(band, path):
+            ion = resample(path, settings.images + 2)  # as initial_band lays it
+            band = [a.positions.copy() for _ in ion]
+            for p, x in zip(band, ion):
                 p[-1] = x
             found = find_mirrors(a, b, len(atoms))
             setup.mirror, setup.mirror_candidates = best(found, band), len(found)
