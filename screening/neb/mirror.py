@@ -121,15 +121,15 @@ def find_mirrors(a: Atoms, b: Atoms, mobile: int, host_tol: float = HOST_TOL,
         return []
     cell = a.cell.array
     host = np.arange(len(a)) != mobile
+    inv = np.linalg.inv(cell)
     mean = a.positions[host] + 0.5 * _cell_mic(b.positions[host] - a.positions[host], cell)
-    frac = mean @ np.linalg.inv(cell)
+    frac = mean @ inv
     labels = _labels(a)
     if not np.array_equal(labels, _labels(b)):
         return []
     sym = spglib.get_symmetry((cell, frac % 1.0, labels[host]), symprec=SYMPREC)
     if sym is None:
         return []
-    inv = np.linalg.inv(cell)
     fa = a.positions @ inv
     found = []
     for rot, trans in zip(sym["rotations"], sym["translations"]):
